@@ -1,0 +1,49 @@
+"""Machine-readable reasons an event is rejected, filtered or dead-lettered.
+
+They travel as the ``reason`` message attribute of DLQ messages, as the ``reason`` of ``tools.transform`` lines
+and as a metric dimension, so on-call can group and replay by reason (see docs/DESIGN.md).
+
+Example:
+    >>> is_replayable(INVALID_EVENT), is_replayable(MISSING_APP_ID)
+    (False, True)
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Enricher: the event itself is wrong. Replaying cannot help; the sender must be fixed.
+INVALID_JSON: Final = "invalid_json"
+INVALID_BODY: Final = "invalid_body"
+INVALID_EVENT: Final = "invalid_event"
+NO_DEVICE_IDENTIFIER: Final = "no_device_identifier"
+# Enricher: configuration is missing; replay after deploying the missing Kochava app GUID.
+MISSING_APP_ID: Final = "missing_app_id"
+# Deliberately not delivered (counted, never dead-lettered).
+FILTERED_EVENT: Final = "filtered_event"
+# Deliverer.
+KOCHAVA_REJECTED: Final = "kochava_rejected"
+KOCHAVA_BAD_RESPONSE: Final = "kochava_bad_response"
+RETRIES_EXHAUSTED: Final = "retries_exhausted"
+# Moved by SQS redrive after maxReceiveCount: the message carries no reason attribute of its own.
+REDRIVEN: Final = "redriven"
+
+NOT_REPLAYABLE: Final = frozenset({INVALID_JSON, INVALID_BODY, INVALID_EVENT, NO_DEVICE_IDENTIFIER})
+DEAD_LETTER_REASONS: Final = frozenset(
+    {
+        INVALID_JSON,
+        INVALID_BODY,
+        INVALID_EVENT,
+        NO_DEVICE_IDENTIFIER,
+        MISSING_APP_ID,
+        KOCHAVA_REJECTED,
+        KOCHAVA_BAD_RESPONSE,
+        RETRIES_EXHAUSTED,
+        REDRIVEN,
+    }
+)
+
+
+def is_replayable(reason: str | None) -> bool:
+    """True when replaying a dead-lettered message can succeed (the fault was not in the event itself)."""
+    return reason not in NOT_REPLAYABLE

@@ -1,0 +1,102 @@
+"""Typed settings shared by the Lambdas and the tools, built from environment variables.
+
+The pipeline never reads ``os.environ`` itself: handlers and tools call :meth:`Settings.from_env` with the
+environment and pass the result in. Variable names are fixed in ``infra/resources.py`` (``ENV_*``).
+
+Example:
+    >>> s = Settings.from_env({"KOCHAVA_APP_ID_IOS": "koios-guid", "FILTERED_EVENTS": "heartbeat, ping"})
+    >>> s.app_id_for("ios", bundle_id=None), s.app_id_for("android", bundle_id=None)
+    ('koios-guid', None)
+    >>> sorted(s.filtered_events)
+    ['heartbeat', 'ping']
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+DEFAULT_KOCHAVA_URL = "https://control.kochava.com/track/json"
+DEFAULT_KOCHAVA_IDENTITYLINK_URL = "https://control.kochava.com/v1/cpi/identityLink.php"
+DEFAULT_ADSERVICES_URL = "https://api-adservices.apple.com/api/v1/"
+DEFAULT_FILTERED_EVENTS = frozenset({"heartbeat"})
+
+
+class SettingsError(ValueError):
+    """A configuration value is malformed; the message names the variable."""
+
+
+class Settings(BaseModel):
+    """What the mapping and the adapters need to know about the deployment."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kochava_app_id_ios: str | None = None
+    kochava_app_id_android: str | None = None
+    # {"com.example.app": "<guid>"}: wins over the per-platform GUID for that bundle id.
+    kochava_app_ids_by_bundle: dict[str, str] = Field(default_factory=dict)
+    kochava_url: str = DEFAULT_KOCHAVA_URL
+    kochava_identitylink_url: str = DEFAULT_KOCHAVA_IDENTITYLINK_URL
+    # Lower-cased event names dropped on purpose (and counted), e.g. the seed-003 heartbeat.
+    filtered_events: frozenset[str] = DEFAULT_FILTERED_EVENTS
+    # Lower-cased input name -> Kochava event name; extends and overrides the standard names.
+    event_name_map: dict[str, str] = Field(default_factory=dict)
+    adservices_url: str = DEFAULT_ADSERVICES_URL
+    adservices_resolve: bool = True
+
+    def app_id_for(self, platform: str, bundle_id: str | None) -> str | None:
+        """The Kochava app GUID for an event: per bundle id first, else per platform, else None."""
+        if bundle_id and bundle_id in self.kochava_app_ids_by_bundle:
+            return self.kochava_app_ids_by_bundle[bundle_id]
+        return self.kochava_app_id_ios if platform == "ios" else self.kochava_app_id_android
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Build from environment variables; raise :class:`SettingsError` naming the bad variable."""
+        values: dict[str, Any] = {}
+        plain = {
+            "KOCHAVA_APP_ID_IOS": "kochava_app_id_ios",
+            "KOCHAVA_APP_ID_ANDROID": "kochava_app_id_android",
+            "KOCHAVA_URL": "kochava_url",
+            "KOCHAVA_IDENTITYLINK_URL": "kochava_identitylink_url",
+            "ADSERVICES_URL": "adservices_url",
+        }
+        for var, field in plain.items():
+            value = env.get(var, "").strip()
+            if value:
+                values[field] = value
+        bundles = _json_object(env, "KOCHAVA_APP_IDS_BY_BUNDLE")
+        if bundles is not None:
+            values["kochava_app_ids_by_bundle"] = bundles
+        names = _json_object(env, "EVENT_NAME_MAP")
+        if names is not None:
+            values["event_name_map"] = {key.strip().lower(): name for key, name in names.items()}
+        if "FILTERED_EVENTS" in env:
+            values["filtered_events"] = frozenset(
+                name.strip().lower() for name in env["FILTERED_EVENTS"].split(",") if name.strip()
+            )
+        if env.get("ADSERVICES_RESOLVE", "").strip():
+            flag = env["ADSERVICES_RESOLVE"].strip().lower()
+            if flag not in {"true", "false", "1", "0", "yes", "no", "on", "off"}:
+                raise SettingsError(f"ADSERVICES_RESOLVE: must be true or false, got {flag!r}")
+            values["adservices_resolve"] = flag in {"true", "1", "yes", "on"}
+        try:
+            return cls(**values)
+        except ValidationError as exc:  # pragma: no cover - every field is pre-checked above
+            raise SettingsError(str(exc)) from exc
+
+
+def _json_object(env: Mapping[str, str], var: str) -> dict[str, str] | None:
+    raw = env.get(var, "").strip()
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{var}: not valid JSON ({exc})") from exc
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise SettingsError(f'{var}: must be a JSON object of strings, e.g. {{"com.example.app": "kochava-guid"}}')
+    return value
