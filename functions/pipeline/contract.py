@@ -1,0 +1,367 @@
+"""The ingest contract as pydantic v2 models: the native event and the Segment-spec event (spec section 2).
+
+``NativeEvent`` is both the wire model of ``POST /v1/events`` and the pipeline's internal event: its validators
+normalise every accepted form (aliases, timestamp formats, platform case) so the mapping sees one shape.
+``SegmentEvent`` is the wire model of ``POST /v1/segment``; ``functions.pipeline.events`` converts it into a
+``NativeEvent``.
+
+The JSON schemas of the HTTP bodies are generated from these models (``python -m functions.pipeline.contract
+DIR``, i.e. ``make schemas``) and converted to JSON Schema draft 4, the dialect API Gateway request models use.
+A test regenerates them and fails on any drift from ``infra/schemas/``.
+
+Example:
+    >>> e = NativeEvent.model_validate({"uuid": "u1", "type": "track", "action": "level_up",
+    ...     "timestamp": "2024-01-02 03:04:05", "device": {"platform": "iOS", "id": "idfv-1"}})
+    >>> e.name, e.timestamp, e.device.platform
+    ('level_up', 1704164645.0, 'ios')
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+MIN_EPOCH_S = 946_684_800.0  # 2000-01-01: anything earlier is a client bug (or seconds sent as something else)
+MAX_EPOCH_S = 4_102_444_800.0  # 2100-01-01
+EPOCH_MS_THRESHOLD = 1e12  # numbers above this are milliseconds (spec section 2)
+MAX_ID_LENGTH = 128
+MAX_TEXT_LENGTH = 8192
+
+
+def parse_timestamp(value: Any) -> float:
+    """Any accepted timestamp form -> epoch seconds (float, UTC).
+
+    Accepts ISO-8601 (``Z`` or offset; naive means UTC), ``YYYY-MM-DD HH:MM:SS`` (UTC), epoch seconds and epoch
+    milliseconds as numbers or numeric strings (values above 1e12 are milliseconds).
+
+    >>> parse_timestamp("2020-07-10 15:00:00"), parse_timestamp(1594393200000), parse_timestamp("1594393200")
+    (1594393200.0, 1594393200.0, 1594393200.0)
+    >>> parse_timestamp("2020-07-10T17:00:00+02:00")
+    1594393200.0
+    """
+    if isinstance(value, bool):
+        raise ValueError("must be a timestamp (ISO-8601, 'YYYY-MM-DD HH:MM:SS', epoch seconds or ms), got a boolean")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            seconds = float(text)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(text)
+            except ValueError:
+                raise ValueError(
+                    f"must be ISO-8601, 'YYYY-MM-DD HH:MM:SS' (UTC), or epoch seconds / ms, got {text[:40]!r}"
+                ) from None
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            seconds = parsed.timestamp()
+    else:
+        raise ValueError("must be a timestamp string or number")
+    if seconds != seconds:  # NaN
+        raise ValueError("must be a finite number")
+    if seconds > EPOCH_MS_THRESHOLD:
+        seconds /= 1000.0
+    if not MIN_EPOCH_S <= seconds <= MAX_EPOCH_S:
+        raise ValueError("is out of range (must be between 2000-01-01 and 2100-01-01)")
+    return seconds
+
+
+Timestamp = Annotated[
+    float,
+    BeforeValidator(parse_timestamp),
+    WithJsonSchema(
+        {
+            "type": ["string", "number"],
+            "description": "ISO-8601, 'YYYY-MM-DD HH:MM:SS' (UTC), epoch seconds, or epoch milliseconds (> 1e12)",
+        }
+    ),
+]
+
+
+def _lower_stripped(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def _id_to_str(value: Any) -> Any:
+    """Backends send numeric ids now and then; ids are strings on the wire to Kochava."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+Platform = Annotated[Literal["ios", "android"], BeforeValidator(_lower_stripped)]
+Text = Annotated[str, Field(max_length=MAX_TEXT_LENGTH)]
+_ID_SCHEMA = {"type": ["string", "integer"], "minLength": 1, "maxLength": MAX_ID_LENGTH}
+Identifier = Annotated[
+    str, BeforeValidator(_id_to_str), Field(min_length=1, max_length=MAX_ID_LENGTH), WithJsonSchema(_ID_SCHEMA)
+]
+OptionalId = Annotated[
+    str | None,
+    BeforeValidator(_id_to_str),
+    Field(max_length=MAX_ID_LENGTH),
+    WithJsonSchema({"type": ["string", "integer", "null"], "maxLength": MAX_ID_LENGTH}),
+]
+AttStatus = Annotated[Literal["authorized", "denied", "restricted", "not_determined"], BeforeValidator(_lower_stripped)]
+
+
+class _Model(BaseModel):
+    # Unknown fields are ignored (backends add their own); a wrong type in a known field is an error.
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+class Att(_Model):
+    """App Tracking Transparency answer on iOS 14+."""
+
+    status: AttStatus | None = None
+    time: Timestamp | None = None  # when the user answered the prompt
+    duration: Annotated[float, Field(ge=0)] | None = None  # seconds the user took to answer
+
+
+class Device(_Model):
+    platform: Platform
+    id: OptionalId = None  # iOS: IDFV; Android: Android ID
+    advertising_id: OptionalId = None  # iOS: IDFA; Android: Google advertising id (ADID)
+    kochava_device_id: OptionalId = None
+    ip: Annotated[str, Field(max_length=64)] | None = None
+    user_agent: Text | None = None
+    model: Annotated[str, Field(max_length=256)] | None = None
+    os_version: Annotated[str, Field(max_length=64)] | None = None
+    limit_ad_tracking: bool | None = None
+    att: Att | None = None
+
+
+class App(_Model):
+    bundle_id: Annotated[str, Field(max_length=256)] | None = None
+    version: Annotated[str, Field(max_length=64)] | None = None
+    build: Annotated[str, BeforeValidator(_id_to_str), Field(max_length=64)] | None = None
+
+
+class AdServices(_Model):
+    token: Annotated[str, Field(max_length=MAX_TEXT_LENGTH)] | None = None
+    generated_at: Timestamp | None = None  # when the app called AAAttribution.attributionToken()
+    attribution: dict[str, Any] | None = None  # what the client already fetched from Apple
+
+
+class Consent(_Model):
+    """Google DMA consent signals, sent to Kochava as ``gdpr_privacy_consent``."""
+
+    gdpr_applies: bool | None = None
+    tc_string: Text | None = None
+    ad_user_data: bool | None = None
+    ad_personalization: bool | None = None
+
+
+class InstallReferrer(_Model):
+    referrer: Text
+    click_time: Timestamp | None = None
+
+
+EventType = Literal["install", "track", "screen", "identify"]
+
+
+class NativeEvent(_Model):
+    """One native event; also the pipeline's internal event (Segment events are converted into it)."""
+
+    uuid: Identifier
+    type: Annotated[EventType, BeforeValidator(_lower_stripped)]
+    name: Annotated[str, Field(min_length=1, max_length=256)] | None = Field(
+        default=None, validation_alias=AliasChoices("event", "action", "name")
+    )
+    timestamp: Timestamp
+    properties: dict[str, Any] = Field(
+        default_factory=dict, validation_alias=AliasChoices("properties", "action_properties")
+    )
+    user_id: OptionalId = None
+    session_id: OptionalId = None
+    ref: Annotated[str, Field(max_length=256)] | None = None
+    offset: float | None = None
+    app: App | None = None
+    device: Device
+    adservices: AdServices | None = None
+    iad_attribution_details: dict[str, Any] | None = None
+    consent: Consent | None = None
+    install_referrer: InstallReferrer | None = None
+
+    @field_validator("properties", mode="before")
+    @classmethod
+    def _null_properties_are_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    @model_validator(mode="after")
+    def _name_required_for_track(self) -> NativeEvent:
+        if self.type == "track" and not self.name:
+            raise ValueError("event: is required for track events (alias: action)")
+        if self.type == "identify" and not self.user_id:
+            raise ValueError("user_id: is required for identify events")
+        return self
+
+
+class NativeBatch(_Model):
+    batch: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=100)]
+
+
+# --- Segment spec ------------------------------------------------------------------------------------------------
+
+
+def _segment_platform(value: Any) -> Any:
+    """Segment libraries send ``ios``/``iOS``/``android``/``Android``."""
+    return _lower_stripped(value)
+
+
+class SegmentDevice(_Model):
+    type: Annotated[Literal["ios", "android"], BeforeValidator(_segment_platform)]
+    id: OptionalId = None
+    advertisingId: OptionalId = None
+    adTrackingEnabled: bool | None = None
+    model: Annotated[str, Field(max_length=256)] | None = None
+    attTrackingStatus: Annotated[int, Field(ge=0, le=3)] | None = None
+
+
+class SegmentOS(_Model):
+    name: Annotated[str, Field(max_length=64)] | None = None
+    version: Annotated[str, Field(max_length=64)] | None = None
+
+
+class SegmentApp(_Model):
+    version: Annotated[str, Field(max_length=64)] | None = None
+    build: Annotated[str, BeforeValidator(_id_to_str), Field(max_length=64)] | None = None
+    namespace: Annotated[str, Field(max_length=256)] | None = None
+
+
+class SegmentContext(_Model):
+    device: SegmentDevice
+    os: SegmentOS | None = None
+    app: SegmentApp | None = None
+    ip: Annotated[str, Field(max_length=64)] | None = None
+    userAgent: Text | None = None
+    traits: dict[str, Any] | None = None
+
+
+class SegmentEvent(_Model):
+    """One Segment-spec call (track / screen / identify)."""
+
+    type: Annotated[Literal["track", "screen", "identify"], BeforeValidator(_lower_stripped)]
+    messageId: Identifier
+    event: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    name: Annotated[str, Field(max_length=256)] | None = None  # screen name
+    properties: dict[str, Any] | None = None
+    traits: dict[str, Any] | None = None
+    timestamp: Timestamp
+    userId: OptionalId = None
+    anonymousId: OptionalId = None
+    context: SegmentContext
+
+    @model_validator(mode="after")
+    def _event_required_for_track(self) -> SegmentEvent:
+        if self.type == "track" and not self.event:
+            raise ValueError("event: is required for track calls")
+        if self.type == "identify" and not self.userId:
+            raise ValueError("userId: is required for identify calls")
+        return self
+
+
+# --- JSON schema export (API Gateway request models) ---------------------------------------------------------------
+
+SCHEMA_FILES = {"native": "native_body.schema.json", "segment": "segment_body.schema.json"}
+
+
+def body_schema(route: Literal["native", "segment"]) -> dict[str, Any]:
+    """Draft-4 JSON schema of a request body: one event, or ``{"batch": [event, ...]}`` (1..100 events).
+
+    API Gateway checks the outer shape and every event in the batch; the enricher still validates each event
+    on its own (it is the authority, and gives per-event reasons).
+    """
+    model: type[BaseModel] = NativeEvent if route == "native" else SegmentEvent
+    event_schema = model.model_json_schema(mode="validation", ref_template="#/definitions/{model}")
+    definitions = event_schema.pop("$defs", {})
+    event_name = model.__name__
+    definitions[event_name] = event_schema
+    batch = {
+        "type": "object",
+        "required": ["batch"],
+        "properties": {
+            "batch": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 100,
+                "items": {"$ref": f"#/definitions/{event_name}"},
+            }
+        },
+    }
+    schema = {
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "title": f"{route} ingest body",
+        "type": "object",
+        "oneOf": [{"$ref": f"#/definitions/{event_name}"}, batch],
+        "definitions": definitions,
+    }
+    converted: dict[str, Any] = _to_draft4(schema)
+    return converted
+
+
+def _to_draft4(node: Any) -> Any:
+    """Convert the JSON Schema 2020-12 constructs pydantic emits into draft 4 (API Gateway's dialect)."""
+    if isinstance(node, list):
+        return [_to_draft4(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "const":
+            out["enum"] = [value]
+        elif key == "exclusiveMinimum" and not isinstance(value, bool):
+            out["minimum"], out["exclusiveMinimum"] = value, True
+        elif key == "exclusiveMaximum" and not isinstance(value, bool):
+            out["maximum"], out["exclusiveMaximum"] = value, True
+        elif key in {"examples", "discriminator", "prefixItems", "$defs"}:
+            continue
+        elif key == "title" and isinstance(value, str) and "properties" not in node and "$ref" not in node:
+            continue  # pydantic's per-field titles are noise in an API Gateway model
+        elif key == "default" and value is None:
+            continue
+        else:
+            out[key] = _to_draft4(value)
+    # anyOf [X, {"type": "null"}] -> X with a nullable type (draft 4 has no "null" in anyOf shortcuts issue)
+    any_of = out.get("anyOf")
+    if isinstance(any_of, list) and any(item == {"type": "null"} for item in any_of):
+        rest = [item for item in any_of if item != {"type": "null"}]
+        if len(rest) == 1 and isinstance(rest[0], dict) and isinstance(rest[0].get("type"), str | list):
+            merged = copy.deepcopy(rest[0])
+            types = merged["type"] if isinstance(merged["type"], list) else [merged["type"]]
+            merged["type"] = [*types, "null"]
+            del out["anyOf"]
+            out.update(merged)
+    return out
+
+
+def write_schemas(directory: Path) -> list[Path]:
+    """Write both body schemas into ``directory`` (``make schemas``); returns the files written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for route, filename in SCHEMA_FILES.items():
+        path = directory / filename
+        path.write_text(json.dumps(body_schema(route), indent=2, sort_keys=True) + "\n")  # type: ignore[arg-type]
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised through `make schemas` and the drift test
+    for written_path in write_schemas(Path(sys.argv[1] if len(sys.argv) > 1 else "infra/schemas")):
+        print(f"wrote {written_path}")

@@ -1,0 +1,208 @@
+"""Both request shapes -> one internal :data:`Event`, one item per event, never an exception.
+
+``parse_body`` takes an HTTP body exactly as API Gateway put it on the ingest queue and returns, in order, an
+:data:`Event` or a :class:`Rejection` for every event in it. A rejection names the field and the problem in
+words a mobile developer understands (``device.platform: must be ios or android``) and keeps the raw event so
+it can be dead-lettered as it was received.
+
+Example:
+    >>> items = parse_body(b'{"batch": [{"uuid": "a", "type": "track", "event": "x", "timestamp": 1700000000,'
+    ...                    b' "device": {"platform": "ios", "id": "V"}}, {"uuid": "b"}]}')
+    >>> [type(i).__name__ for i in items]
+    ['NativeEvent', 'Rejection']
+    >>> items[1].field, items[1].message
+    ('type', 'type: is required')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+from pydantic import ValidationError
+
+from functions.pipeline import reasons
+from functions.pipeline.contract import (
+    AdServices,
+    App,
+    Att,
+    Device,
+    EventType,
+    NativeBatch,
+    NativeEvent,
+    SegmentEvent,
+)
+
+Event = NativeEvent
+"""The internal event: a validated, normalised native event (Segment calls are converted into it)."""
+
+Route = Literal["native", "segment"]
+AttStatusName = Literal["authorized", "denied", "restricted", "not_determined"]
+
+_ATT_BY_SEGMENT_STATUS: dict[int, AttStatusName] = {
+    0: "not_determined",
+    1: "restricted",
+    2: "denied",
+    3: "authorized",
+}
+_SEGMENT_INSTALL_EVENT = "application installed"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An event (or a whole body) that cannot be processed; it goes to the ingest DLQ with this reason."""
+
+    reason: str  # see functions.pipeline.reasons
+    message: str  # "device.platform: must be ios or android"
+    field: str | None  # "device.platform"; None when the body as a whole is wrong
+    raw: Any  # the event as received (or the whole body when it is not JSON)
+    uuid: str | None = None
+    event_name: str | None = None
+
+
+Parsed = NativeEvent | Rejection
+
+
+def parse_body(body: bytes | str, route: Route = "native") -> list[Parsed]:
+    """Parse an ingest body (one event or ``{"batch": [...]}``) into one item per event, in order."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+        return [Rejection(reasons.INVALID_JSON, f"body: not valid JSON ({exc})", None, raw)]
+    if isinstance(document, dict) and "batch" in document:
+        try:
+            NativeBatch.model_validate(document)
+        except ValidationError as exc:
+            field, message = describe_error(exc)
+            return [Rejection(reasons.INVALID_BODY, message, field, document)]
+        return [parse_event(raw_event, route) for raw_event in document["batch"]]
+    return [parse_event(document, route)]
+
+
+def parse_event(raw: Any, route: Route = "native") -> Parsed:
+    """Validate and normalise one event of either shape; never raises."""
+    if not isinstance(raw, dict):
+        return Rejection(reasons.INVALID_EVENT, "event: must be a JSON object", None, raw)
+    try:
+        if route == "segment":
+            return segment_to_event(SegmentEvent.model_validate(raw))
+        return NativeEvent.model_validate(raw)
+    except ValidationError as exc:
+        field, message = describe_error(exc)
+        uuid = raw.get("messageId" if route == "segment" else "uuid")
+        name = raw.get("event") or raw.get("action") or raw.get("type")
+        return Rejection(
+            reasons.INVALID_EVENT,
+            message,
+            field,
+            raw,
+            uuid=uuid if isinstance(uuid, str) else None,
+            event_name=name if isinstance(name, str) else None,
+        )
+
+
+def segment_to_event(call: SegmentEvent) -> NativeEvent:
+    """Convert a validated Segment call into the internal event (no second validation)."""
+    context = call.context
+    seg_device = context.device
+    event_type: EventType = call.type
+    name = call.event
+    properties = dict(call.properties or {})
+    if call.type == "track" and name and name.strip().lower() == _SEGMENT_INSTALL_EVENT:
+        event_type = "install"
+    elif call.type == "screen":
+        name = call.name or _str_or_none(properties.get("name"))
+    elif call.type == "identify":
+        properties = {**(context.traits or {}), **(call.traits or {})}
+    att = None
+    if seg_device.attTrackingStatus is not None:
+        att = Att.model_construct(status=_ATT_BY_SEGMENT_STATUS[seg_device.attTrackingStatus], time=None, duration=None)
+    device = Device.model_construct(
+        platform=seg_device.type,
+        id=seg_device.id,
+        advertising_id=seg_device.advertisingId,
+        kochava_device_id=None,
+        ip=context.ip,
+        user_agent=context.userAgent,
+        model=seg_device.model,
+        os_version=context.os.version if context.os else None,
+        limit_ad_tracking=None if seg_device.adTrackingEnabled is None else not seg_device.adTrackingEnabled,
+        att=att,
+    )
+    app = None
+    if context.app is not None:
+        app = App.model_construct(bundle_id=context.app.namespace, version=context.app.version, build=context.app.build)
+    return NativeEvent.model_construct(
+        uuid=call.messageId,
+        type=event_type,
+        name=name,
+        timestamp=call.timestamp,
+        properties=properties,
+        user_id=call.userId,
+        session_id=None,
+        ref=None,
+        offset=None,
+        app=app,
+        device=device,
+        adservices=_segment_adservices(properties) if event_type == "install" else None,
+        iad_attribution_details=None,
+        consent=None,
+        install_referrer=None,
+    )
+
+
+def _segment_adservices(properties: dict[str, Any]) -> AdServices | None:
+    """Segment has no AdServices field; apps that send the token put it in the install's properties."""
+    token = properties.get("ad_services_token") or properties.get("adservices_token")
+    if not isinstance(token, str) or not token:
+        return None
+    return AdServices.model_construct(token=token, generated_at=None, attribution=None)
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+_MESSAGES = {
+    "missing": "is required",
+    "string_type": "must be a string",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "dict_type": "must be an object",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "list_type": "must be an array",
+    "string_too_short": "must not be empty",
+}
+
+
+def describe_error(exc: ValidationError) -> tuple[str | None, str]:
+    """The first validation error as ``(field, "field: problem")`` in the contract's own field names."""
+    error = exc.errors(include_url=False, include_context=True)[0]
+    loc = [str(part) for part in error["loc"]]
+    field = ".".join(loc) if loc else None
+    kind = error["type"]
+    if kind == "value_error":
+        text = str(error["msg"]).removeprefix("Value error, ")
+        if not loc and ": " in text:  # model-level rule that names its field: "event: is required ..."
+            field = text.split(": ", 1)[0]
+            return field, text
+        problem = text
+    elif kind == "literal_error":
+        expected = str(error.get("ctx", {}).get("expected", "")).replace("'", "")
+        problem = f"must be {expected}"
+    elif kind in {"string_too_long", "too_long"}:
+        problem = f"is too long (at most {error.get('ctx', {}).get('max_length', '?')})"
+    elif kind == "too_short":
+        problem = f"must have at least {error.get('ctx', {}).get('min_length', '?')} item(s)"
+    elif kind in {"greater_than_equal", "less_than_equal"}:
+        problem = str(error["msg"]).lower()
+    else:
+        problem = _MESSAGES.get(kind, str(error["msg"]).lower())
+    return field, f"{field}: {problem}" if field else problem

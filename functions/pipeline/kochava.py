@@ -1,0 +1,438 @@
+"""Internal event -> Kochava ``install`` / ``event`` / ``identityLink`` payload (spec section 3), as pure functions.
+
+:func:`to_kochava` is the hot path: it reads the validated event's attributes directly and builds plain dicts.
+It never raises for a valid event: a problem becomes an :class:`Outcome` with ``status="rejected"`` and a
+machine-readable ``reason``; a deliberately dropped event (``heartbeat``) becomes ``status="filtered"``.
+
+Example:
+    >>> from functions.pipeline.settings import Settings
+    >>> from functions.pipeline.events import parse_event
+    >>> event = parse_event({"uuid": "u1", "type": "track", "event": "Order Completed",
+    ...     "timestamp": 1700000000, "properties": {"revenue": "9.99", "currency": "USD", "cart": {"items": 2}},
+    ...     "device": {"platform": "android", "id": "a-1", "advertising_id": "ABCD-EF"}})
+    >>> out = to_kochava(event, Settings(kochava_app_id_android="ko-guid"), now=1700000100.0)
+    >>> out.payload["data"]["event_name"], out.payload["data"]["event_data"]
+    ('Purchase', {'revenue': '9.99', 'currency': 'USD', 'cart_items': 2, 'sum': 9.99})
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from typing import Any, Final, Literal
+from urllib.parse import quote
+
+import orjson
+
+from functions.pipeline import adservices, reasons
+from functions.pipeline.contract import NativeEvent
+from functions.pipeline.settings import Settings
+
+Status = Literal["ok", "rejected", "filtered"]
+Kind = Literal["install", "event", "identityLink"]
+
+# Kochava's standard event names (input compared case-insensitively); other names are kept exactly as sent.
+STANDARD_EVENT_NAMES: Final[Mapping[str, str]] = {
+    "order completed": "Purchase",
+    "purchase": "Purchase",
+    "monetization_web2": "Purchase",
+    "monetization_web3": "Purchase",
+    "product added": "Add to Cart",
+    "product added to wishlist": "Add to Wish List",
+    "checkout started": "Checkout Start",
+    "product reviewed": "Rating",
+    "products searched": "Search",
+}
+PURCHASE = "Purchase"
+SCREEN_VIEW = "Screen View"
+
+# event_data keys Kochava reserves for its own attribution data: never sent under these names.
+RESERVED_EVENT_DATA_KEYS: Final = frozenset(
+    {
+        "network",
+        "source",
+        "fb_campaign",
+        "campaign",
+        "site",
+        "creative",
+        "attribution_type",
+        "integration_type",
+        "integration_version",
+        "cracked",
+        "jailbroken",
+    }
+)
+RESERVED_KEY_PREFIX = "custom_"
+
+# Where the Purchase fields come from, first present wins (Segment ecommerce spec, seed 003 monetization).
+SUM_SOURCES: Final = ("revenue", "total", "value", "price", "amount", "bundle_paid_amount")
+CURRENCY_SOURCES: Final = ("currency", "bundle_paid_currency")
+NAME_SOURCES: Final = ("product_name", "bundle_id", "name", "product_id", "sku")
+
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+_UA_SAFE = "!~*'()"  # what encodeURIComponent leaves alone
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What becomes of one event: a payload to POST, a rejection with a reason, or a deliberate filter."""
+
+    uuid: str | None
+    status: Status
+    kind: Kind | None = None
+    payload: dict[str, Any] | None = None
+    reason: str | None = None
+    field: str | None = None
+    message: str | None = None
+    warnings: list[str] = dataclass_field(default_factory=list)
+    event_name: str | None = None  # the Kochava event name (or the action for installs / identityLink)
+    adservices_generated_at: float | None = None  # set when the payload carries ad_services_token
+    adservices_expired: bool = False  # a token was present but past the 24 h window (counted by the enricher)
+
+    def to_line(self) -> dict[str, Any]:
+        """The ``tools.transform`` output line for this outcome."""
+        line: dict[str, Any] = {
+            "uuid": self.uuid,
+            "status": self.status,
+            "kind": self.kind,
+            "payload": self.payload,
+            "reason": self.reason,
+            "warnings": self.warnings,
+        }
+        if self.status == "rejected":
+            line["field"] = self.field
+            line["error"] = self.message
+        return line
+
+
+def kind_of(event: NativeEvent) -> Kind:
+    if event.type == "install":
+        return "install"
+    if event.type == "identify":
+        return "identityLink"
+    return "event"
+
+
+def event_name_for(event: NativeEvent, settings: Settings) -> str:
+    """The Kochava event name: configured overrides, then the standard names, else the name as sent."""
+    if event.type == "screen":
+        return settings.event_name_map.get("screen", SCREEN_VIEW)
+    name = event.name or ""
+    key = name.strip().lower()
+    return settings.event_name_map.get(key) or STANDARD_EVENT_NAMES.get(key) or name
+
+
+def to_kochava(
+    event: NativeEvent, settings: Settings, now: float, attribution: dict[str, Any] | None = None
+) -> Outcome:
+    """Map one validated event. ``now`` is the clock for the AdServices window; ``attribution`` is what Apple
+    answered for the event's token (resolved by the enricher), if anything."""
+    kind = kind_of(event)
+    device = event.device
+    if kind == "event" and event.type == "track" and (event.name or "").strip().lower() in settings.filtered_events:
+        return Outcome(event.uuid, "filtered", kind, reason=reasons.FILTERED_EVENT, event_name=event.name)
+    bundle_id = event.app.bundle_id if event.app else None
+    app_id = settings.app_id_for(device.platform, bundle_id)
+    if not app_id:
+        where = f"bundle {bundle_id!r} / " if bundle_id else ""
+        return _reject(
+            event,
+            reasons.MISSING_APP_ID,
+            "device.platform",
+            f"device.platform: no Kochava app GUID configured for {where}platform {device.platform!r}",
+        )
+    warnings: list[str] = []
+    device_ids, zero_ad_id = _device_ids(event, warnings)
+    if not device_ids:
+        return _reject(
+            event,
+            reasons.NO_DEVICE_IDENTIFIER,
+            "device.id",
+            "device.id: no usable device identifier (device.id or a non-zero device.advertising_id is required)",
+        )
+    if kind == "identityLink":
+        return Outcome(
+            event.uuid,
+            "ok",
+            kind,
+            payload=_identity_link(event, app_id, device_ids),
+            warnings=warnings,
+            event_name="identityLink",
+        )
+
+    data: dict[str, Any] = {"device_ids": device_ids}
+    if device.ip:
+        data["origination_ip"] = device.ip
+    if device.user_agent:
+        data["device_ua"] = encode_user_agent(device.user_agent)
+    data["device_ver"] = device_ver(device.model, device.platform, device.os_version)
+    if event.app and event.app.version:
+        data["app_version"] = event.app.version
+    data["usertime"] = int(event.timestamp)
+    limit_tracking = (
+        device.limit_ad_tracking if device.limit_ad_tracking is not None else (True if zero_ad_id else None)
+    )
+    if limit_tracking is not None:
+        data["device_limit_tracking"] = 1 if limit_tracking else 0
+
+    outcome = Outcome(event.uuid, "ok", kind, warnings=warnings)
+    if kind == "install":
+        _install_fields(event, data, device_ids, now, attribution, outcome)
+        outcome.event_name = "install"
+    else:
+        name = event_name_for(event, settings)
+        data["event_name"] = name
+        data["event_data"] = _event_data(event, name, warnings)
+        outcome.event_name = name
+    outcome.payload = {
+        "action": kind,
+        "kochava_app_id": app_id,
+        "kochava_device_id": device.kochava_device_id or device.id or _first_id(device_ids),
+        "data": data,
+    }
+    return outcome
+
+
+def _reject(event: NativeEvent, reason: str, field_name: str, message: str) -> Outcome:
+    return Outcome(event.uuid, "rejected", reason=reason, field=field_name, message=message, event_name=event.name)
+
+
+def _first_id(device_ids: dict[str, str]) -> str:
+    return next(iter(device_ids.values()))
+
+
+def is_zero_id(value: str) -> bool:
+    """An all-zero advertising id (``00000000-0000-...``) means limited ad tracking: it identifies nobody."""
+    stripped = value.replace("-", "")
+    return not stripped.strip("0")
+
+
+def _device_ids(event: NativeEvent, warnings: list[str]) -> tuple[dict[str, str], bool]:
+    """iOS ``{idfa, idfv}`` upper case; Android ``{adid, android_id}`` with ``adid`` lower case. Empty keys are
+    omitted; an all-zero advertising id is dropped. Returns the ids and whether a zero id was dropped."""
+    device = event.device
+    ids: dict[str, str] = {}
+    zero = False
+    ad_id = device.advertising_id
+    if ad_id and is_zero_id(ad_id):
+        zero = True
+        warnings.append("device.advertising_id is all zeros (limited ad tracking): not sent")
+        ad_id = None
+    if device.platform == "ios":
+        if ad_id:
+            ids["idfa"] = ad_id.upper()
+        if device.id:
+            ids["idfv"] = device.id.upper()
+    else:
+        if ad_id:
+            ids["adid"] = ad_id.lower()
+        if device.id:
+            ids["android_id"] = device.id
+    return ids, zero
+
+
+def encode_user_agent(user_agent: str) -> str:
+    """Percent-encode once, like ``encodeURIComponent``; a value that is already encoded is kept as is.
+
+    >>> encode_user_agent("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X)")
+    'Mozilla%2F5.0%20(iPhone%3B%20CPU%20iPhone%20OS%2017_1%20like%20Mac%20OS%20X)'
+    >>> encode_user_agent("Mozilla%2F5.0%20(iPhone)")
+    'Mozilla%2F5.0%20(iPhone)'
+    """
+    if " " not in user_agent and _PERCENT_ESCAPE.search(user_agent):
+        return user_agent
+    return quote(user_agent, safe=_UA_SAFE)
+
+
+def device_ver(model: str | None, platform: str, os_version: str | None) -> str:
+    """``{model}-{iOS|Android}-{os_version}`` as Kochava parses it, ``""`` when model or OS version is unknown.
+
+    >>> device_ver("iPhone14,2", "ios", "17.1"), device_ver(None, "android", "14")
+    ('iPhone14,2-iOS-17.1', '')
+    """
+    if not model or not os_version:
+        return ""
+    return f"{model}-{'iOS' if platform == 'ios' else 'Android'}-{os_version}"
+
+
+def _os_major(os_version: str | None) -> int | None:
+    if not os_version:
+        return None
+    head = os_version.strip().split(".", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def _install_fields(
+    event: NativeEvent,
+    data: dict[str, Any],
+    device_ids: dict[str, str],
+    now: float,
+    attribution: dict[str, Any] | None,
+    outcome: Outcome,
+) -> None:
+    device = event.device
+    if device.platform == "ios":
+        major = _os_major(device.os_version)
+        if major is None or major >= 14:
+            data["app_tracking_transparency"] = _att_block(event, "idfa" in device_ids, outcome.warnings)
+    if event.consent is not None:
+        consent = {
+            key: (int(value) if isinstance(value, bool) else value)
+            for key, value in event.consent.model_dump(exclude_none=True).items()
+        }
+        if consent:
+            data["gdpr_privacy_consent"] = consent
+    if event.iad_attribution_details:
+        data["iad_attribution_details"] = event.iad_attribution_details
+    if event.install_referrer is not None:
+        referrer: dict[str, Any] = {"referrer": event.install_referrer.referrer}
+        if event.install_referrer.click_time is not None:
+            referrer["referrer_click_time"] = int(event.install_referrer.click_time)
+        data["install_referrer"] = referrer
+    _adservices_fields(event, data, now, attribution, outcome)
+
+
+def _att_block(event: NativeEvent, has_idfa: bool, warnings: list[str]) -> dict[str, Any]:
+    att = event.device.att
+    status = att.status if att else None
+    if status is None:
+        status = "authorized" if has_idfa else "not_determined"
+        warnings.append(f"device.att.status missing: {status} inferred from the {'' if has_idfa else 'absent '}IDFA")
+    block: dict[str, Any] = {"att": status == "authorized"}
+    if att and att.time is not None:
+        block["att_time"] = int(att.time)
+    if att and att.duration is not None:
+        block["att_duration"] = int(att.duration)
+    block["att_detail"] = status
+    return block
+
+
+def _adservices_fields(
+    event: NativeEvent, data: dict[str, Any], now: float, attribution: dict[str, Any] | None, outcome: Outcome
+) -> None:
+    """Spec section 4: the token only while ``age < 24 h``; attribution never from developer mode."""
+    ads = event.adservices
+    if ads is None:
+        return
+    client_attribution = adservices.usable_attribution(ads.attribution)
+    resolved = adservices.usable_attribution(attribution)
+    if ads.attribution and client_attribution is None:
+        outcome.warnings.append("adservices.attribution is Apple's developer-mode test payload: not forwarded")
+    if attribution and resolved is None:
+        outcome.warnings.append("Apple answered with the developer-mode test payload: not forwarded")
+    if ads.token:
+        generated_at = ads.generated_at if ads.generated_at is not None else event.timestamp
+        if ads.generated_at is None:
+            outcome.warnings.append("adservices.generated_at missing: token age taken from the event timestamp")
+        if adservices.is_fresh(generated_at, now):
+            data[adservices.TOKEN_KEY] = ads.token
+            outcome.adservices_generated_at = generated_at
+        else:
+            outcome.adservices_expired = True
+            outcome.warnings.append("adservices.token is older than 24 h: not sent (Kochava could not use it)")
+    chosen = resolved or client_attribution
+    if chosen is not None:
+        data[adservices.ATTRIBUTION_KEY] = chosen
+
+
+def _identity_link(event: NativeEvent, app_id: str, device_ids: dict[str, str]) -> dict[str, Any]:
+    """Kochava IdentityLink S2S body: ``{"kochava_app_id", "device_id": {...}, "data": {"user_id", traits}}``."""
+    identity: dict[str, Any] = {"user_id": event.user_id}
+    for key, value in flatten(event.properties).items():
+        if key != "user_id" and value is not None:
+            identity[key] = _as_text(value)
+    return {"kochava_app_id": app_id, "device_id": device_ids, "data": identity}
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return orjson.dumps(value).decode() if isinstance(value, list | dict) else str(value)
+
+
+def flatten(properties: Mapping[str, Any]) -> dict[str, Any]:
+    """One level: nested keys joined with ``_``, lists JSON-encoded; the first writer of a key wins.
+
+    >>> flatten({"a": {"b": {"c": 1}}, "l": [1, {"x": 2}], "s": "t"})
+    {'a_b_c': 1, 'l': '[1,{"x":2}]', 's': 't'}
+    """
+    flat: dict[str, Any] = {}
+    _flatten_into(flat, "", properties)
+    return flat
+
+
+def _flatten_into(flat: dict[str, Any], prefix: str, node: Mapping[str, Any]) -> None:
+    for key, value in node.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            if value:
+                _flatten_into(flat, f"{name}_", value)
+            elif name not in flat:
+                flat[name] = "{}"
+        elif name not in flat:
+            flat[name] = orjson.dumps(value).decode() if isinstance(value, list) else value
+
+
+def _event_data(event: NativeEvent, name: str, warnings: list[str]) -> dict[str, Any]:
+    props = event.properties
+    flat = flatten(props) if props else {}
+    for key in [key for key in flat if key.lower() in RESERVED_EVENT_DATA_KEYS]:
+        renamed = f"{RESERVED_KEY_PREFIX}{key}"
+        warnings.append(f"properties.{key}: reserved by Kochava, sent as {renamed}")
+        flat[renamed] = flat.pop(key)
+    if event.type == "screen":
+        flat["screen_name"] = event.name or _first_text(props, ("name", "screen_name")) or ""
+    if name == PURCHASE:
+        _purchase_fields(props, flat, warnings)
+    if event.user_id and "user_id" not in flat:
+        flat["user_id"] = event.user_id
+    return flat
+
+
+def _first_text(props: Mapping[str, Any], keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        value = props.get(key)
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+    return None
+
+
+def _purchase_fields(props: Mapping[str, Any], flat: dict[str, Any], warnings: list[str]) -> None:
+    """Kochava's standard purchase keys ``sum`` (a number), ``currency`` and ``name`` from the price fields."""
+    if "sum" not in flat:
+        raw_sum = next((props[key] for key in SUM_SOURCES if props.get(key) not in (None, "")), None)
+        amount = _as_number(raw_sum)
+        if amount is not None:
+            flat["sum"] = amount
+        elif raw_sum is not None:
+            warnings.append(f"purchase amount {str(raw_sum)[:40]!r} is not a number: sum not sent")
+    if "currency" not in flat:
+        currency = _first_text(props, CURRENCY_SOURCES)
+        if currency:
+            flat["currency"] = currency
+    if "name" not in flat:
+        product = _first_text(props, NAME_SOURCES)
+        if product:
+            flat["name"] = product
+
+
+def _as_number(value: Any) -> int | float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+        if number != number or number in (float("inf"), float("-inf")):
+            return None
+        return int(number) if number.is_integer() and "." not in value else number
+    return None
