@@ -106,7 +106,14 @@ def _id_to_str(value: Any) -> Any:
     return value
 
 
-Platform = Annotated[Literal["ios", "android"], BeforeValidator(_lower_stripped)]
+# Platforms arrive as "ios", "iOS", "Android"...: any case is accepted, by the gateway (this pattern, as
+# API Gateway's JSON schema has no case-insensitive enum) and by the model (lower-cased before the check).
+_PLATFORM_SCHEMA = {
+    "type": "string",
+    "pattern": "^\\s*([iI][oO][sS]|[aA][nN][dD][rR][oO][iI][dD])\\s*$",
+    "description": "ios or android (any case)",
+}
+Platform = Annotated[Literal["ios", "android"], BeforeValidator(_lower_stripped), WithJsonSchema(_PLATFORM_SCHEMA)]
 Text = Annotated[str, Field(max_length=MAX_TEXT_LENGTH)]
 _ID_SCHEMA = {"type": ["string", "integer"], "minLength": 1, "maxLength": MAX_ID_LENGTH}
 Identifier = Annotated[
@@ -118,7 +125,7 @@ OptionalId = Annotated[
     Field(max_length=MAX_ID_LENGTH),
     WithJsonSchema({"type": ["string", "integer", "null"], "maxLength": MAX_ID_LENGTH}),
 ]
-AttStatus = Annotated[Literal["authorized", "denied", "restricted", "not_determined"], BeforeValidator(_lower_stripped)]
+AttStatus = Literal["authorized", "denied", "restricted", "not_determined"]
 
 
 class _Model(BaseModel):
@@ -180,7 +187,7 @@ class NativeEvent(_Model):
     """One native event; also the pipeline's internal event (Segment events are converted into it)."""
 
     uuid: Identifier
-    type: Annotated[EventType, BeforeValidator(_lower_stripped)]
+    type: EventType
     name: Annotated[str, Field(min_length=1, max_length=256)] | None = Field(
         default=None, validation_alias=AliasChoices("event", "action", "name")
     )
@@ -220,13 +227,8 @@ class NativeBatch(_Model):
 # --- Segment spec ------------------------------------------------------------------------------------------------
 
 
-def _segment_platform(value: Any) -> Any:
-    """Segment libraries send ``ios``/``iOS``/``android``/``Android``."""
-    return _lower_stripped(value)
-
-
 class SegmentDevice(_Model):
-    type: Annotated[Literal["ios", "android"], BeforeValidator(_segment_platform)]
+    type: Platform
     id: OptionalId = None
     advertisingId: OptionalId = None
     adTrackingEnabled: bool | None = None
@@ -257,7 +259,7 @@ class SegmentContext(_Model):
 class SegmentEvent(_Model):
     """One Segment-spec call (track / screen / identify)."""
 
-    type: Annotated[Literal["track", "screen", "identify"], BeforeValidator(_lower_stripped)]
+    type: Literal["track", "screen", "identify"]
     messageId: Identifier
     event: Annotated[str, Field(min_length=1, max_length=256)] | None = None
     name: Annotated[str, Field(max_length=256)] | None = None  # screen name

@@ -1,0 +1,143 @@
+"""What will Kochava receive? Events on stdin -> one JSON line per event on stdout, through the real mapping.
+
+Reads one event object, a JSON array of events, a ``{"batch": [...]}`` object, or JSON lines; writes, in input
+order, one line per event::
+
+    {"uuid": ..., "status": "ok"|"rejected"|"filtered", "kind": "install"|"event"|"identityLink",
+     "payload": {...exactly the body that would be POSTed...}, "reason": ..., "warnings": [...]}
+
+Rejected lines also carry ``field`` and ``error``. It reads the same ``KOCHAVA_APP_ID_*`` settings as the
+Lambdas (``--app-id-ios`` / ``--app-id-android`` override them) and never touches the network. Exit status: 0
+when nothing was rejected, 1 otherwise, 2 on a usage error.
+
+Example::
+
+    KOCHAVA_APP_ID_IOS=kotest-ios python -m tools.transform --now 2024-05-01T12:00:00Z < events/ios_install.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any, BinaryIO
+
+import orjson
+
+from functions.pipeline.contract import parse_timestamp
+from functions.pipeline.events import Parsed, Rejection, Route, parse_body, parse_event
+from functions.pipeline.kochava import to_kochava
+from functions.pipeline.settings import Settings, SettingsError
+
+WRITE_CHUNK = 512  # lines buffered per write
+
+
+def rejection_line(rejection: Rejection) -> dict[str, Any]:
+    """The output line for an event that failed validation."""
+    return {
+        "uuid": rejection.uuid,
+        "status": "rejected",
+        "kind": None,
+        "payload": None,
+        "reason": rejection.reason,
+        "warnings": [],
+        "field": rejection.field,
+        "error": rejection.message,
+    }
+
+
+def read_events(data: bytes, route: Route) -> Iterator[Parsed]:
+    """Every accepted stdin form -> parsed events in order (a bad line is a rejection, not a crash)."""
+    stripped = data.strip()
+    if not stripped:
+        return
+    try:
+        document = orjson.loads(stripped)
+    except orjson.JSONDecodeError:
+        document = None
+        if b"\n" not in stripped:  # one malformed document: report it as such
+            yield from parse_body(stripped, route)
+            return
+    if document is not None:
+        if isinstance(document, list):
+            yield from (parse_event(raw, route) for raw in document)
+        else:
+            yield from parse_body(stripped, route)
+        return
+    for line in stripped.splitlines():  # JSON lines
+        if line.strip():
+            yield from parse_body(line, route)
+
+
+def transform(items: Iterable[Parsed], settings: Settings, now: float) -> Iterator[dict[str, Any]]:
+    """Parsed events -> output lines."""
+    for item in items:
+        if isinstance(item, Rejection):
+            yield rejection_line(item)
+        else:
+            yield to_kochava(item, settings, now).to_line()
+
+
+def run(stdin: BinaryIO, stdout: BinaryIO, settings: Settings, route: Route, now: float) -> int:
+    """Transform stdin to stdout; returns the exit status (0: nothing rejected, 1: something was)."""
+    rejected = False
+    buffer: list[bytes] = []
+    for line in transform(read_events(stdin.read(), route), settings, now):
+        rejected = rejected or line["status"] == "rejected"
+        buffer.append(orjson.dumps(line))
+        if len(buffer) >= WRITE_CHUNK:
+            stdout.write(b"\n".join(buffer) + b"\n")
+            buffer.clear()
+    if buffer:
+        stdout.write(b"\n".join(buffer) + b"\n")
+    stdout.flush()
+    return 1 if rejected else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.transform",
+        description="Show exactly what Kochava would receive for the events on stdin (no network).",
+        epilog=(
+            "stdin: one event, a JSON array, {\"batch\": [...]}, or JSON lines. "
+            "Settings come from the same environment variables as the Lambdas "
+            "(KOCHAVA_APP_ID_IOS, KOCHAVA_APP_ID_ANDROID, KOCHAVA_APP_IDS_BY_BUNDLE, FILTERED_EVENTS, "
+            "EVENT_NAME_MAP). Exit 0 when nothing was rejected, 1 otherwise."
+        ),
+    )
+    parser.add_argument(
+        "--format",
+        choices=("native", "segment"),
+        default="native",
+        help="shape of the input events: native (POST /v1/events) or segment (POST /v1/segment)",
+    )
+    parser.add_argument(
+        "--now",
+        metavar="TIME",
+        help="the clock for the AdServices 24 h window (ISO-8601, 'YYYY-MM-DD HH:MM:SS' or epoch); default: now",
+    )
+    parser.add_argument("--app-id-ios", metavar="GUID", help="Kochava app GUID for iOS (overrides the environment)")
+    parser.add_argument("--app-id-android", metavar="GUID", help="Kochava app GUID for Android (overrides env)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    env = dict(os.environ)
+    if args.app_id_ios:
+        env["KOCHAVA_APP_ID_IOS"] = args.app_id_ios
+    if args.app_id_android:
+        env["KOCHAVA_APP_ID_ANDROID"] = args.app_id_android
+    try:
+        settings = Settings.from_env(env)
+        now = parse_timestamp(args.now) if args.now else time.time()
+    except (SettingsError, ValueError) as exc:
+        parser.error(str(exc))
+    return run(sys.stdin.buffer, sys.stdout.buffer, settings, args.format, now)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
