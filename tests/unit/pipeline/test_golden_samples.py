@@ -25,7 +25,11 @@ SAMPLES = sample_paths()
 def run_transform(sample: Path) -> tuple[int, list[dict[str, object]]]:
     out = io.BytesIO()
     status = transform.run(
-        io.BytesIO(sample.read_bytes()), out, Settings.from_env(DEMO_ENV), route_for(sample), parse_timestamp(GOLDEN_NOW)
+        io.BytesIO(sample.read_bytes()),
+        out,
+        Settings.from_env(DEMO_ENV),
+        route_for(sample),
+        parse_timestamp(GOLDEN_NOW),
     )
     return status, [orjson.loads(line) for line in out.getvalue().splitlines()]
 
