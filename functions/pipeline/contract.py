@@ -119,10 +119,9 @@ _ID_SCHEMA = {"type": ["string", "integer"], "minLength": 1, "maxLength": MAX_ID
 Identifier = Annotated[
     str, BeforeValidator(_id_to_str), Field(min_length=1, max_length=MAX_ID_LENGTH), WithJsonSchema(_ID_SCHEMA)
 ]
+_OptionalIdText = Annotated[str, BeforeValidator(_id_to_str), Field(max_length=MAX_ID_LENGTH)]
 OptionalId = Annotated[
-    str | None,
-    BeforeValidator(_id_to_str),
-    Field(max_length=MAX_ID_LENGTH),
+    _OptionalIdText | None,
     WithJsonSchema({"type": ["string", "integer", "null"], "maxLength": MAX_ID_LENGTH}),
 ]
 AttStatus = Literal["authorized", "denied", "restricted", "not_determined"]

@@ -98,7 +98,7 @@ def parse_event(raw: Any, route: Route = "native") -> Parsed:
             message,
             field,
             raw,
-            uuid=uuid if isinstance(uuid, str) else None,
+            uuid=uuid if isinstance(uuid, str) and uuid else None,
             event_name=name if isinstance(name, str) else None,
         )
 
@@ -199,6 +199,8 @@ def describe_error(exc: ValidationError) -> tuple[str | None, str]:
         problem = f"must be {expected}"
     elif kind in {"string_too_long", "too_long"}:
         problem = f"is too long (at most {error.get('ctx', {}).get('max_length', '?')})"
+    elif kind in {"too_short", "string_too_short"} and isinstance(error.get("input"), str):
+        problem = "must not be empty"
     elif kind == "too_short":
         problem = f"must have at least {error.get('ctx', {}).get('min_length', '?')} item(s)"
     elif kind in {"greater_than_equal", "less_than_equal"}:

@@ -1,0 +1,174 @@
+"""The ingest contract: aliases, timestamp forms, Segment conversion, clear errors, and the exported schemas."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from functions.pipeline import reasons
+from functions.pipeline.contract import SCHEMA_FILES, body_schema, parse_timestamp
+from functions.pipeline.events import Rejection, parse_body, parse_event
+
+SCHEMA_DIR = Path(__file__).resolve().parents[3] / "infra" / "schemas"
+BASE: dict[str, Any] = {
+    "uuid": "u-1",
+    "type": "track",
+    "event": "x",
+    "timestamp": 1_795_175_910,
+    "device": {"platform": "ios", "id": "v"},
+}
+
+
+def rejection(raw: Any, route: str = "native") -> Rejection:
+    item = parse_event(raw, route)  # type: ignore[arg-type]
+    assert isinstance(item, Rejection), item
+    return item
+
+
+def test_native_aliases_action_and_action_properties() -> None:
+    item = parse_event(
+        {**{k: v for k, v in BASE.items() if k != "event"}, "action": "a", "action_properties": {"k": 1}}
+    )
+    assert not isinstance(item, Rejection)
+    assert (item.name, item.properties) == ("a", {"k": 1})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2020-07-10 15:00:00", 1594393200.0),
+        ("2020-07-10T15:00:00Z", 1594393200.0),
+        ("2020-07-10T15:00:00.250Z", 1594393200.25),
+        ("2020-07-10T17:00:00+02:00", 1594393200.0),
+        (1594393200, 1594393200.0),
+        (1594393200.5, 1594393200.5),
+        (1594393200000, 1594393200.0),
+        ("1594393200123", 1594393200.123),
+    ],
+)
+def test_timestamp_forms(value: object, expected: float) -> None:
+    assert parse_timestamp(value) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("value", "problem"), [("yesterday", "must be ISO-8601"), (True, "boolean"), (5, "range")])
+def test_bad_timestamps_say_what_is_accepted(value: object, problem: str) -> None:
+    item = rejection({**BASE, "timestamp": value})
+    assert item.field == "timestamp"
+    assert problem in item.message
+
+
+@pytest.mark.parametrize(
+    ("patch", "field", "message"),
+    [
+        ({"device": {"platform": "windows"}}, "device.platform", "device.platform: must be ios or android"),
+        ({"device": None}, "device", "device: must be an object"),
+        ({"uuid": ""}, "uuid", "uuid: must not be empty"),
+        ({"type": "click"}, "type", "type: must be install, track, screen or identify"),
+        ({"event": None}, "event", "event: is required for track events (alias: action)"),
+        ({"properties": [1]}, "properties", "properties: must be an object"),
+        ({"device": {"platform": "ios", "limit_ad_tracking": "maybe"}}, "device.limit_ad_tracking", "true or false"),
+    ],
+)
+def test_a_bad_event_names_the_field_and_the_problem(patch: dict[str, Any], field: str, message: str) -> None:
+    item = rejection({**BASE, **patch})
+    assert item.reason == reasons.INVALID_EVENT
+    assert item.field == field
+    assert message in item.message
+    assert item.uuid == ({**BASE, **patch}.get("uuid") or None)
+
+
+def test_platform_is_case_insensitive() -> None:
+    item = parse_event({**BASE, "device": {"platform": " iOS ", "id": "v"}})
+    assert not isinstance(item, Rejection) and item.device.platform == "ios"
+
+
+def test_batch_items_are_judged_one_by_one_in_order() -> None:
+    body = json.dumps({"batch": [BASE, {**BASE, "uuid": "u-2", "type": "nope"}, {**BASE, "uuid": "u-3"}]})
+    items = parse_body(body)
+    assert [isinstance(item, Rejection) for item in items] == [False, True, False]
+    assert [getattr(item, "uuid", None) for item in items] == ["u-1", "u-2", "u-3"]
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"{not json", reasons.INVALID_JSON),
+        (b'{"batch": []}', reasons.INVALID_BODY),
+        (b"[1, 2]", reasons.INVALID_EVENT),
+    ],
+)
+def test_bodies_that_are_not_events_are_one_rejection(body: bytes, reason: str) -> None:
+    items = parse_body(body)
+    assert len(items) == 1 and isinstance(items[0], Rejection)
+    assert items[0].reason == reason
+
+
+def test_batch_over_100_events_is_rejected_whole() -> None:
+    items = parse_body(json.dumps({"batch": [BASE] * 101}))
+    assert len(items) == 1 and isinstance(items[0], Rejection)
+    assert items[0].message == "batch: is too long (at most 100)" or "100" in items[0].message
+
+
+SEGMENT: dict[str, Any] = {
+    "type": "track",
+    "event": "Application Installed",
+    "messageId": "m-1",
+    "timestamp": "2026-11-20T11:58:31Z",
+    "userId": "user-1",
+    "context": {
+        "device": {"type": "Android", "id": "aid", "advertisingId": "AD-1", "adTrackingEnabled": False},
+        "os": {"name": "Android", "version": "14"},
+        "app": {"version": "3.3.0", "namespace": "com.x"},
+        "ip": "198.51.100.1",
+        "userAgent": "Dalvik/2.1.0",
+    },
+}
+
+
+def test_segment_application_installed_is_an_install_with_context_fields() -> None:
+    item = parse_event(SEGMENT, "segment")
+    assert not isinstance(item, Rejection)
+    assert (item.uuid, item.type, item.user_id) == ("m-1", "install", "user-1")
+    device = item.device
+    assert (device.platform, device.id, device.advertising_id, device.limit_ad_tracking) == (
+        "android",
+        "aid",
+        "AD-1",
+        True,
+    )
+    assert (device.ip, device.user_agent, device.os_version) == ("198.51.100.1", "Dalvik/2.1.0", "14")
+    assert item.app is not None and (item.app.bundle_id, item.app.version) == ("com.x", "3.3.0")
+
+
+def test_segment_att_tracking_status_3_is_authorized() -> None:
+    call = {**SEGMENT, "context": {"device": {"type": "ios", "id": "v", "attTrackingStatus": 3}}}
+    item = parse_event(call, "segment")
+    assert not isinstance(item, Rejection) and item.device.att is not None
+    assert item.device.att.status == "authorized"
+
+
+def test_segment_errors_use_segment_field_names() -> None:
+    item = rejection({**SEGMENT, "context": {"device": {"type": "web"}}}, "segment")
+    assert item.field == "context.device.type"
+    assert item.uuid == "m-1"
+
+
+@pytest.mark.parametrize("route", ["native", "segment"])
+def test_exported_schema_files_match_the_models(route: str) -> None:
+    """`make schemas` output is committed; API Gateway and the local API validate with it."""
+    on_disk = json.loads((SCHEMA_DIR / SCHEMA_FILES[route]).read_text())
+    assert on_disk == body_schema(route)  # type: ignore[arg-type]
+    jsonschema.Draft4Validator.check_schema(on_disk)
+
+
+def test_schema_accepts_what_the_model_accepts_and_refuses_garbage() -> None:
+    validator = jsonschema.Draft4Validator(body_schema("native"))
+    assert validator.is_valid(BASE)
+    assert validator.is_valid({"batch": [BASE, {**BASE, "uuid": 7, "timestamp": "2026-01-01 00:00:00"}]})
+    assert not validator.is_valid({**BASE, "device": {"platform": "windows"}})
+    assert not validator.is_valid({"batch": []})
+    assert not validator.is_valid({**BASE, "uuid": None})
