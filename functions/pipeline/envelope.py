@@ -60,7 +60,7 @@ def build_body(
 
 def build(outcome: Outcome) -> str:
     """The delivery-queue body for a successful outcome (``status == "ok"``)."""
-    if outcome.status != "ok" or outcome.payload is None or outcome.kind is None:
+    if outcome.status != "ok" or outcome.payload is None or outcome.kind is None or outcome.uuid is None:
         raise EnvelopeError(f"only an ok outcome with a payload can be delivered, got status {outcome.status!r}")
     return build_body(
         uuid=outcome.uuid,
