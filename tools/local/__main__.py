@@ -1,0 +1,149 @@
+"""``python -m tools.local`` (``make local``): the whole pipeline on this machine, no AWS account.
+
+Starts moto (the AWS endpoint), creates the queues, DLQs and tables from ``infra/resources.py``, starts the local
+API, the Kochava sink, the Apple stub and the pollers running the real Lambda handlers, posts every sample in
+``events/``, waits until the pipeline is drained and prints a report. ``--once`` then exits (0 when every
+accepted event was delivered, filtered or dead-lettered with a reason); otherwise it keeps serving until Ctrl-C.
+See docs/local.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import shlex
+import signal
+import socket
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from tools.local import aws
+from tools.local.stack import DEFAULT_API_KEY, EVENTS_DIR, LocalConfig, LocalStack
+
+DEFAULT_API_PORT = 8080
+DEFAULT_AWS_PORT = 4566  # the port AWS emulators conventionally use
+
+
+def port_or_ephemeral(preferred: int) -> int:
+    """``preferred`` when it is free on 127.0.0.1, else 0 (the OS picks one; it is printed)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", preferred))
+        except OSError:
+            return 0
+    return preferred
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tools.local", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, help=f"local API port (default {DEFAULT_API_PORT}, or any free one)")
+    parser.add_argument("--api-key", default=DEFAULT_API_KEY, help="the x-api-key the local API requires")
+    parser.add_argument("--kochava-url", help="deliver to this URL instead of the local Kochava sink")
+    parser.add_argument("--identitylink-url", help="IdentityLink URL (default: --kochava-url's host, Kochava's path)")
+    parser.add_argument("--adservices-url", help="Apple AdServices URL instead of the local stub")
+    parser.add_argument(
+        "--aws-port", type=int, help=f"port of the emulated AWS endpoint (default {DEFAULT_AWS_PORT}, or any free one)"
+    )
+    parser.add_argument("--once", action="store_true", help="exit after the report (0: nothing lost)")
+    parser.add_argument("--no-samples", action="store_true", help="do not post the samples from events/")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the pipeline to drain")
+    parser.add_argument("--quiet", action="store_true", help="print the report only")
+    parser.add_argument("--verbose", action="store_true", help="show the Lambdas' logs (INFO) on the terminal")
+    parser.add_argument(
+        "--lambda-log",
+        default=str(Path(tempfile.gettempdir()) / "kochava-local-lambdas.log"),
+        help="where the Lambdas' JSON logs go (default: %(default)s)",
+    )
+    return parser.parse_args(argv)
+
+
+def curl_command(stack: LocalStack, api_key: str) -> str:
+    samples = sorted(p for p in EVENTS_DIR.glob("*.json") if not p.name.startswith(("segment_", "invalid_")))
+    data = f"@{samples[0].relative_to(EVENTS_DIR.parent)}" if samples else '{"batch": []}'
+    return (
+        f"curl -sS -X POST {stack.api_url}/v1/events -H {shlex.quote('x-api-key: ' + api_key)} "
+        f"-H 'content-type: application/json' --data {shlex.quote(data)}"
+    )
+
+
+def aws_hints(stack: LocalStack) -> list[str]:
+    creds = (
+        f"AWS_ACCESS_KEY_ID={aws.ACCESS_KEY_ID} AWS_SECRET_ACCESS_KEY={aws.SECRET_ACCESS_KEY} "
+        f"AWS_DEFAULT_REGION={aws.REGION}"
+    )
+    return [
+        f"  python -m tools.dlq --endpoint-url {stack.endpoint_url} --region {aws.REGION} list",
+        f"  {creds} aws --endpoint-url {stack.endpoint_url} sqs list-queues",
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    out = sys.stdout
+    # The Lambdas log JSON lines (and EMF metrics) to stdout as they would to CloudWatch: into a file here, so the
+    # terminal shows the report; --verbose keeps them on the terminal.
+    lambda_log = Path(args.lambda_log)
+    with contextlib.ExitStack() as cleanup:
+        if not args.verbose:
+            log_file = cleanup.enter_context(lambda_log.open("w", encoding="utf-8"))
+            cleanup.enter_context(contextlib.redirect_stdout(log_file))
+        return run(args, out, None if args.verbose else lambda_log)
+
+
+def run(args: argparse.Namespace, out: TextIO, lambda_log: Path | None) -> int:
+    def say(text: str) -> None:
+        if not args.quiet:
+            print(text, file=out, flush=True)
+
+    config = LocalConfig(
+        api_port=args.port if args.port is not None else port_or_ephemeral(DEFAULT_API_PORT),
+        aws_port=args.aws_port if args.aws_port is not None else port_or_ephemeral(DEFAULT_AWS_PORT),
+        api_key=args.api_key,
+        kochava_url=args.kochava_url,
+        identitylink_url=args.identitylink_url,
+        adservices_url=args.adservices_url,
+        log_level="INFO" if args.verbose else "WARNING",
+    )
+    with LocalStack(config) as stack:
+        say(f"AWS endpoint (moto)  {stack.endpoint_url}   queues and tables: {stack.names.prefix}-*")
+        say(f"local API            {stack.api_url}   x-api-key: {config.api_key}")
+        say(f"Kochava              {config.kochava_url or stack.sink.track_url + ' (local sink)'}")
+        say(f"Apple AdServices     {config.adservices_url or stack.apple.api_url + ' (local stub)'}")
+        if lambda_log is not None:
+            say(f"Lambda logs          {lambda_log}")
+        if not args.no_samples:
+            answers = stack.post_samples()
+            say(f"posted {len(answers)} samples from {EVENTS_DIR.name}/, waiting for the pipeline to drain...")
+        drained = stack.wait_drained(timeout_s=args.timeout)
+        report = stack.report()
+        print(report.text(), file=out, flush=True)
+        if not drained:
+            print(f"NOT DRAINED after {args.timeout:.0f} s: queue depths {stack.queue_depths()}", file=out, flush=True)
+        if args.once:
+            return 0 if drained and report.ok else 1
+        say("")
+        say(f"Serving: API {stack.api_url}, x-api-key {config.api_key}. Post an event:")
+        say(f"  {curl_command(stack, config.api_key)}")
+        say("Inspect the DLQs and queues:")
+        for line in aws_hints(stack):
+            say(line)
+        say("Ctrl-C to stop.")
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            while not stop.wait(1.0):
+                pass
+        except KeyboardInterrupt:
+            pass
+        say("stopping")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

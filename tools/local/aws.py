@@ -1,0 +1,139 @@
+"""The emulated AWS endpoint: moto in server mode, and the pipeline's resources created from infra/resources.py.
+
+Every queue, dead-letter queue, redrive policy and table comes from the specs in ``infra/resources.py`` with the
+stage ``local`` (``ResourceNames("local")``), so ``python -m tools.dlq --endpoint-url ...`` and the AWS CLI find
+them under the same names as on a deployed stage. The one deliberate difference is time: see
+:func:`local_visibility_timeout_s`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from moto.server import ThreadedMotoServer
+
+from infra.resources import MAX_BODY_BYTES, QUEUES, TABLES, QueueSpec, ResourceNames, TableSpec
+
+STAGE = "local"
+REGION = "us-east-1"
+# moto accepts any credentials; these are fixed so that the AWS CLI and tools.dlq can use the same ones.
+ACCESS_KEY_ID = "local"
+SECRET_ACCESS_KEY = "local"  # noqa: S105 - a dummy for the local emulator, never a real secret
+
+# Local time scale: SQS visibility timeouts are 6x the consumer's Lambda timeout (180 s / 360 s), which would make
+# a retried message reappear only after minutes. Locally they are divided by this factor (180 s -> 3 s, 360 s ->
+# 6 s); the pollers keep in-flight messages invisible for as long as the handler runs, so the AWS invariant
+# "a message never reappears while its consumer still works on it" still holds.
+TIME_SCALE = 60
+MIN_VISIBILITY_TIMEOUT_S = 2
+
+
+def local_visibility_timeout_s(spec: QueueSpec) -> int:
+    """The visibility timeout used locally: the spec's (6x the consumer timeout) divided by ``TIME_SCALE``."""
+    return max(MIN_VISIBILITY_TIMEOUT_S, spec.visibility_timeout_s // TIME_SCALE)
+
+
+def client(service: str, endpoint_url: str) -> Any:
+    """A boto3 client for the emulated endpoint (dummy credentials, no retries hiding failures)."""
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY_ID,
+        aws_secret_access_key=SECRET_ACCESS_KEY,
+        config=Config(retries={"max_attempts": 2, "mode": "standard"}, max_pool_connections=50),
+    )
+
+
+@dataclass(frozen=True)
+class QueueUrls:
+    queue: str
+    dlq: str
+    queue_arn: str
+    dlq_arn: str
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What :func:`create_resources` created: URLs by queue key and table names by table key."""
+
+    names: ResourceNames
+    queues: dict[str, QueueUrls]
+    tables: dict[str, str]
+
+
+class MotoServer:
+    """moto in server mode on 127.0.0.1 (``port=0``: an ephemeral port)."""
+
+    def __init__(self, port: int = 0) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per AWS call otherwise
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self.endpoint_url = ""
+
+    def start(self) -> str:
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        return self.endpoint_url
+
+    def reset(self) -> None:
+        """Forget every resource: moto keeps its state per process, shared by all servers of that process."""
+        req = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")  # noqa: S310 - local
+        with urllib.request.urlopen(req, timeout=10):  # noqa: S310 - http://127.0.0.1 only
+            pass
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+def create_queue(sqs: Any, names: ResourceNames, spec: QueueSpec) -> QueueUrls:
+    """The DLQ, then the queue redriving into it after ``spec.max_receive_count`` receives."""
+    dlq_url = sqs.create_queue(
+        QueueName=names.dlq(spec),
+        Attributes={"MessageRetentionPeriod": str(spec.dlq_retention_s), "MaximumMessageSize": str(MAX_BODY_BYTES)},
+    )["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": spec.max_receive_count}
+    url = sqs.create_queue(
+        QueueName=names.queue(spec),
+        Attributes={
+            "VisibilityTimeout": str(local_visibility_timeout_s(spec)),
+            "MessageRetentionPeriod": str(spec.retention_s),
+            "MaximumMessageSize": str(MAX_BODY_BYTES),
+            "RedrivePolicy": json.dumps(redrive),
+        },
+    )["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return QueueUrls(queue=url, dlq=dlq_url, queue_arn=arn, dlq_arn=dlq_arn)
+
+
+def create_table(dynamodb: Any, names: ResourceNames, spec: TableSpec) -> str:
+    """An on-demand table with a string partition key and, when the spec has one, TTL on its attribute."""
+    name = names.table(spec)
+    dynamodb.create_table(
+        TableName=name,
+        AttributeDefinitions=[{"AttributeName": spec.partition_key, "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": spec.partition_key, "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    if spec.ttl_attribute:
+        dynamodb.update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute}
+        )
+    return name
+
+
+def create_resources(endpoint_url: str, stage: str = STAGE) -> Resources:
+    """Every queue (with its DLQ and redrive) and every table of ``infra/resources.py``, for ``stage``."""
+    names = ResourceNames(stage)
+    sqs = client("sqs", endpoint_url)
+    dynamodb = client("dynamodb", endpoint_url)
+    queues = {spec.key: create_queue(sqs, names, spec) for spec in QUEUES}
+    tables = {spec.key: create_table(dynamodb, names, spec) for spec in TABLES}
+    return Resources(names=names, queues=queues, tables=tables)

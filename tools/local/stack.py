@@ -1,0 +1,422 @@
+"""The whole pipeline on one machine: :class:`LocalStack` composes moto, the local API, the pollers and the stubs.
+
+    >>> with LocalStack(LocalConfig()) as stack:                      # doctest: +SKIP
+    ...     stack.post("native", {"uuid": "...", ...})               # over real HTTP, with the API key
+    ...     stack.wait_drained()
+    ...     print(stack.report().text())
+
+Usable from tests and benchmarks (ephemeral ports by default, ``stack.sink`` can be told to fail or be slow) and
+from ``python -m tools.local``. The Lambda handlers run in this process, so their environment variables are set
+in ``os.environ`` (restored by :meth:`LocalStack.stop`) and the handler modules are (re)loaded at start, the way a
+cold start reads its configuration. One stack per process at a time: moto keeps its state per process.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+from functions.pipeline import envelope
+from infra import resources as r
+from tools.local import aws
+from tools.local.api import Accepted, ApiServer, IngestApi, load_validators
+from tools.local.pollers import BatchResult, Handler, QueuePoller
+from tools.local.report import (
+    FILTERED,
+    AcceptedEvent,
+    ApiAnswer,
+    Delivered,
+    DlqMessage,
+    Report,
+    account,
+)
+from tools.samples import DEMO_APP_ID_ANDROID, DEMO_APP_ID_IOS, SAMPLES_DIR, route_for, sample_paths
+
+log = logging.getLogger("tools.local")
+
+EVENTS_DIR = SAMPLES_DIR
+DEFAULT_API_KEY = "local-dev-key"
+IDENTITYLINK_PATH = "/v1/cpi/identityLink.php"
+_lock = threading.Lock()
+_running: list[LocalStack] = []
+
+
+@dataclass
+class LocalConfig:
+    api_port: int = 0  # 0: an ephemeral port
+    aws_port: int = 0
+    api_key: str = DEFAULT_API_KEY
+    kochava_url: str | None = None  # None: the local Kochava sink
+    identitylink_url: str | None = None  # None: same origin as kochava_url, Kochava's IdentityLink path
+    adservices_url: str | None = None  # None: the local Apple stub
+    concurrency: dict[str, int] = field(default_factory=dict)  # queue key -> poller threads (default 1)
+    log_level: str = "WARNING"  # the Lambdas' POWERTOOLS_LOG_LEVEL
+    env: dict[str, str] = field(default_factory=dict)  # extra Lambda environment (wins over everything)
+
+
+def identitylink_url_for(kochava_url: str) -> str:
+    """Kochava's IdentityLink endpoint on the same origin as ``kochava_url`` (the real one for the real host)."""
+    parts = urlsplit(kochava_url)
+    return urlunsplit((parts.scheme, parts.netloc, IDENTITYLINK_PATH, "", ""))
+
+
+def event_keys(body: bytes, route: str, request_id: str) -> list[AcceptedEvent]:
+    """The events of an accepted body, with what the pure mapping predicts (only "filtered" is used)."""
+    from functions.pipeline.events import Rejection, parse_body
+    from functions.pipeline.kochava import to_kochava
+    from functions.pipeline.settings import Settings
+
+    settings = Settings.from_env(os.environ)
+    out = []
+    for index, item in enumerate(parse_body(body, route="segment" if route == r.ROUTE_SEGMENT else "native")):
+        if isinstance(item, Rejection):
+            uuid, predicted, name = item.uuid, "rejected", item.event_name
+        else:
+            outcome = to_kochava(item, settings, now=time.time())
+            uuid, predicted, name = item.uuid, outcome.status, outcome.event_name
+        key = uuid or f"{request_id}#{index}"
+        out.append(AcceptedEvent(key, uuid, route, request_id, predicted, name))
+    return out
+
+
+class LocalStack:
+    """See the module docstring. ``start()`` / ``stop()`` or a ``with`` block."""
+
+    def __init__(self, config: LocalConfig | None = None) -> None:
+        self.config = config or LocalConfig()
+        self.moto = aws.MotoServer(self.config.aws_port)
+        self.sink: Any = None  # tools.local.kochava_sink.KochavaSink when no --kochava-url
+        self.apple: Any = None  # tools.local.apple_stub.AppleStub when no --adservices-url
+        self.resources: aws.Resources | None = None
+        self.api_server: ApiServer | None = None
+        self.pollers: dict[str, QueuePoller] = {}
+        self.answers: list[ApiAnswer] = []
+        self.accepted: list[AcceptedEvent] = []
+        self.delivered: dict[str, Delivered] = {}
+        self._saved_env: dict[str, str | None] = {}
+        self._ledger_lock = threading.Lock()
+        self._session = requests.Session()
+
+    # Lifecycle ----------------------------------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def endpoint_url(self) -> str:
+        return self.moto.endpoint_url
+
+    @property
+    def api_url(self) -> str:
+        assert self.api_server is not None, "start() first"
+        return self.api_server.url
+
+    @property
+    def names(self) -> r.ResourceNames:
+        return r.ResourceNames(aws.STAGE)
+
+    def start(self) -> Self:
+        with _lock:
+            if _running:
+                raise RuntimeError("a LocalStack is already running in this process (moto state is per process)")
+            _running.append(self)
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        self.moto.start()
+        self.moto.reset()
+        self.resources = aws.create_resources(self.endpoint_url)
+        self._start_stubs()
+        self._set_environment()
+        sqs = aws.client("sqs", self.endpoint_url)
+        ingest = self.resources.queues[r.INGEST_QUEUE.key]
+        api = IngestApi(sqs, ingest.queue, self.config.api_key, load_validators(), on_accepted=self._on_accepted)
+        self.api_server = ApiServer(api, self.config.api_port)
+        functions = {
+            r.INGEST_QUEUE.key: (r.FUNCTION_ENRICHER, r.HANDLER_ENRICHER),
+            r.DELIVERY_QUEUE.key: (r.FUNCTION_DELIVERER, r.HANDLER_DELIVERER),
+        }
+        for spec in r.QUEUES:
+            function, dotted = functions[spec.key]
+            # The per-function part of the environment is read at import (cold start), like Powertools does.
+            self._set_env(r.ENV_POWERTOOLS_SERVICE_NAME, function)
+            handler = load_handler(dotted)
+            urls = self.resources.queues[spec.key]
+            self.pollers[spec.key] = QueuePoller(
+                spec,
+                sqs,
+                urls.queue,
+                urls.queue_arn,
+                self.names.function(function),
+                handler,
+                region=aws.REGION,
+                visibility_timeout_s=aws.local_visibility_timeout_s(spec),
+                on_batch=self._on_batch,
+                concurrency=self.config.concurrency.get(spec.key, 1),
+            )
+        for poller in self.pollers.values():
+            poller.start()
+        self.api_server.start()
+
+    def _start_stubs(self) -> None:
+        if self.config.kochava_url is None:
+            from tools.local.kochava_sink import KochavaSink
+
+            self.sink = KochavaSink().start()
+        if self.config.adservices_url is None:
+            from tools.local.apple_stub import AppleStub, attribution_payload
+
+            self.apple = AppleStub(default=attribution_payload()).start()
+
+    def stop(self) -> None:
+        for poller in self.pollers.values():
+            poller.stop()
+        if self.api_server is not None:
+            self.api_server.stop()
+            self.api_server = None
+        for stub in (self.sink, self.apple):
+            if stub is not None:
+                stub.stop()
+        if self.moto.endpoint_url:
+            self.moto.stop()
+        self._restore_environment()
+        self._session.close()
+        with _lock:
+            if self in _running:
+                _running.remove(self)
+
+    # The Lambdas' environment -------------------------------------------------------------------------------
+
+    def lambda_environment(self) -> dict[str, str]:
+        """What the deployed functions get from the CDK stack, pointed at the local endpoints."""
+        assert self.resources is not None
+        queues, tables = self.resources.queues, self.resources.tables
+        kochava_url = self.config.kochava_url or self.sink.track_url
+        identitylink_url = self.config.identitylink_url or (
+            self.sink.identitylink_url if self.config.kochava_url is None else identitylink_url_for(kochava_url)
+        )
+        env = {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": aws.ACCESS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": aws.SECRET_ACCESS_KEY,
+            "AWS_DEFAULT_REGION": aws.REGION,
+            "AWS_REGION": aws.REGION,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            r.ENV_INGEST_QUEUE_URL: queues[r.INGEST_QUEUE.key].queue,
+            r.ENV_INGEST_DLQ_URL: queues[r.INGEST_QUEUE.key].dlq,
+            r.ENV_DELIVERY_QUEUE_URL: queues[r.DELIVERY_QUEUE.key].queue,
+            r.ENV_DELIVERY_DLQ_URL: queues[r.DELIVERY_QUEUE.key].dlq,
+            r.ENV_PROFILE_TABLE: tables[r.PROFILE_TABLE.key],
+            r.ENV_IDEMPOTENCY_TABLE: tables[r.IDEMPOTENCY_TABLE.key],
+            r.ENV_MAX_RECEIVE_COUNT: str(r.DELIVERY_QUEUE.max_receive_count),
+            r.ENV_KOCHAVA_URL: kochava_url,
+            r.ENV_KOCHAVA_IDENTITYLINK_URL: identitylink_url,
+            r.ENV_ADSERVICES_URL: self.config.adservices_url or self.apple.api_url,
+            r.ENV_KOCHAVA_APP_ID_IOS: os.environ.get(r.ENV_KOCHAVA_APP_ID_IOS) or DEMO_APP_ID_IOS,
+            r.ENV_KOCHAVA_APP_ID_ANDROID: os.environ.get(r.ENV_KOCHAVA_APP_ID_ANDROID) or DEMO_APP_ID_ANDROID,
+            r.ENV_POWERTOOLS_METRICS_NAMESPACE: r.METRICS_NAMESPACE,
+            r.ENV_POWERTOOLS_LOG_LEVEL: self.config.log_level,
+            "POWERTOOLS_METRICS_DISABLED": "true",  # no EMF blobs on stdout locally
+            "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
+        }
+        env.update(self.config.env)
+        return env
+
+    def _set_environment(self) -> None:
+        for name, value in self.lambda_environment().items():
+            self._set_env(name, value)
+
+    def _set_env(self, name: str, value: str) -> None:
+        if name not in self._saved_env:
+            self._saved_env[name] = os.environ.get(name)
+        os.environ[name] = self.config.env.get(name, value)
+
+    def _restore_environment(self) -> None:
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env.clear()
+
+    # Posting ------------------------------------------------------------------------------------------------
+
+    def post(
+        self,
+        route: str,
+        body: Any,
+        *,
+        api_key: str | None = None,
+        name: str = "",
+        headers: dict[str, str] | None = None,
+    ) -> requests.Response:
+        """POST a body (bytes/str as is, anything else as JSON) to the route's path over HTTP, with the API key."""
+        path = r.ROUTE_PATHS[route]
+        data = body if isinstance(body, bytes | str) else json.dumps(body)
+        sent_headers = {
+            "content-type": "application/json",
+            "x-api-key": self.config.api_key if api_key is None else api_key,
+        }
+        sent_headers.update(headers or {})
+        response = self._session.post(self.api_url + path, data=data, headers=sent_headers, timeout=30)
+        try:
+            document = response.json()
+        except ValueError:
+            document = {"message": response.text[:200]}
+        with self._ledger_lock:
+            self.answers.append(ApiAnswer(name or path, route, response.status_code, document))
+        return response
+
+    def post_samples(self, paths: list[Path] | None = None) -> list[tuple[Path, requests.Response]]:
+        """POST every sample of ``events/`` (``segment_*`` to the Segment route, the rest to native)."""
+        return [
+            (path, self.post(route_for(path), path.read_bytes(), name=path.name))
+            for path in (sample_paths() if paths is None else paths)
+        ]
+
+    # Observing ----------------------------------------------------------------------------------------------
+
+    def _on_accepted(self, accepted: Accepted) -> None:
+        events = event_keys(accepted.body, accepted.route, accepted.request_id)
+        with self._ledger_lock:
+            self.accepted.extend(events)
+
+    def _on_batch(self, result: BatchResult) -> None:
+        if result.queue_key != r.DELIVERY_QUEUE.key:
+            return
+        for record in result.succeeded:
+            try:
+                env = envelope.parse(record["body"])
+            except envelope.EnvelopeError:
+                continue
+            with self._ledger_lock:
+                self.delivered[env.uuid] = Delivered(env.uuid, env.kind, env.event_name, env.payload)
+
+    def queue_depths(self) -> dict[str, int]:
+        """Visible + in flight + delayed messages per (non-DLQ) queue."""
+        assert self.resources is not None
+        sqs = aws.client("sqs", self.endpoint_url)
+        depths = {}
+        for key, urls in self.resources.queues.items():
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=urls.queue,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                    "ApproximateNumberOfMessagesDelayed",
+                ],
+            )["Attributes"]
+            depths[key] = sum(int(value) for value in attributes.values())
+        return depths
+
+    def drained(self) -> bool:
+        return not any(p.busy for p in self.pollers.values()) and not any(self.queue_depths().values())
+
+    def wait_drained(self, timeout_s: float = 120.0, settle_s: float = 0.3) -> bool:
+        """Wait until both queues are empty and no handler is running (seen twice, ``settle_s`` apart)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.drained():
+                time.sleep(settle_s)
+                if self.drained():
+                    return True
+            else:
+                time.sleep(0.1)
+        return False
+
+    def dlq_messages(self) -> dict[str, list[DlqMessage]]:
+        """Every message in each DLQ, read without consuming them (made visible again right away)."""
+        assert self.resources is not None
+        sqs = aws.client("sqs", self.endpoint_url)
+        out: dict[str, list[DlqMessage]] = {}
+        for spec in r.QUEUES:
+            url = self.resources.queues[spec.key].dlq
+            seen: dict[str, DlqMessage] = {}
+            handles: list[str] = []
+            while True:
+                batch = sqs.receive_message(
+                    QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30, MessageAttributeNames=["All"]
+                ).get("Messages", [])
+                if not batch:
+                    break
+                for m in batch:
+                    handles.append(m["ReceiptHandle"])
+                    attributes = {
+                        name: value.get("StringValue", "") for name, value in m.get("MessageAttributes", {}).items()
+                    }
+                    seen[m["MessageId"]] = DlqMessage(
+                        spec.key, self.names.dlq(spec), m["MessageId"], m["Body"], attributes
+                    )
+            for start in range(0, len(handles), 10):
+                entries = [
+                    {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
+                    for i, h in enumerate(handles[start : start + 10])
+                ]
+                sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries)
+            out[spec.key] = list(seen.values())
+        return out
+
+    def report(self) -> Report:
+        dlq = self.dlq_messages()
+        with self._ledger_lock:
+            accepted = list(self.accepted)
+            delivered = dict(self.delivered)
+            answers = list(self.answers)
+        report = Report(
+            answers=answers,
+            accepted=accepted,
+            fates=account(accepted, dlq, delivered),
+            dlq=dlq,
+            dlq_names={spec.key: self.names.dlq(spec) for spec in r.QUEUES},
+            delivered=delivered,
+        )
+        samples: dict[str, Any] = {}
+        if self.sink is not None:
+            successes = self.sink.delivered
+            report.sink_requests = len(self.sink.requests)
+            report.sink_successes = len(successes)
+            report.sink_violations = list(self.sink.violations)
+            for request in successes:
+                action = "identityLink" if request.path.startswith(IDENTITYLINK_PATH) else None
+                if action is None and isinstance(request.json, dict):
+                    action = str(request.json.get("action"))
+                samples.setdefault(action or "?", request.json)
+        else:
+            for item in delivered.values():
+                samples.setdefault(item.kind, item.payload)
+        report.sample_payloads = samples
+        return report
+
+
+def load_handler(dotted: str) -> Handler:
+    """Import (or re-import: a cold start reads the fresh environment) ``module.attribute``."""
+    module_name, _, attribute = dotted.rpartition(".")
+    module = sys.modules.get(module_name)
+    module = importlib.reload(module) if module is not None else importlib.import_module(module_name)
+    handler: Handler = getattr(module, attribute)
+    return handler
+
+
+__all__ = ["FILTERED", "LocalConfig", "LocalStack"]
