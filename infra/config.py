@@ -1,0 +1,206 @@
+"""The deployment's configuration: CDK context keys (``cdk.json`` or ``-c key=value``) read into one typed object.
+
+Every key is documented in ``docs/deploy.md``. Values given with ``-c`` arrive as strings, values from ``cdk.json``
+as JSON types; :meth:`PipelineConfig.from_context` accepts both and fails with a message naming the key.
+
+Example:
+    >>> config = PipelineConfig.from_context({"stage": "prod", "maxReceiveCount": "3", "authMode": "iam"}.get)
+    >>> config.stage, config.max_receive_count, config.auth_mode
+    ('prod', 3, 'iam')
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from infra.resources import INGEST_QUEUE
+
+AuthMode = Literal["apiKey", "iam"]
+AUTH_MODES: tuple[AuthMode, ...] = ("apiKey", "iam")
+QUOTA_PERIODS = ("DAY", "WEEK", "MONTH")
+# The retention periods CloudWatch Logs accepts, in days, and their name in aws_cdk.aws_logs.RetentionDays.
+LOG_RETENTION_DAYS = {
+    1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH",
+    60: "TWO_MONTHS", 90: "THREE_MONTHS", 120: "FOUR_MONTHS", 150: "FIVE_MONTHS", 180: "SIX_MONTHS",
+    365: "ONE_YEAR", 400: "THIRTEEN_MONTHS", 545: "EIGHTEEN_MONTHS", 731: "TWO_YEARS", 1096: "THREE_YEARS",
+    1827: "FIVE_YEARS", 2192: "SIX_YEARS", 2557: "SEVEN_YEARS", 2922: "EIGHT_YEARS", 3288: "NINE_YEARS",
+    3653: "TEN_YEARS",
+}  # fmt: skip
+_STAGE_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+
+ContextGetter = Callable[[str], Any]
+
+
+class ConfigError(ValueError):
+    """A context value is missing or malformed; the message names the context key."""
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything a deployment can choose; defaults are what ``cdk deploy`` without ``-c`` gets."""
+
+    stage: str = "dev"
+    # Kochava app GUIDs: per platform, and per bundle id (wins over the platform GUID). Empty: not configured,
+    # events for that platform are dead-lettered with reason `missing_app_id` (replayable after a config deploy).
+    kochava_app_id_ios: str = ""
+    kochava_app_id_android: str = ""
+    kochava_app_ids_by_bundle: dict[str, str] = field(default_factory=dict)
+    # Empty: the Lambdas use their built-in defaults (functions/pipeline/settings.py).
+    kochava_url: str = ""
+    kochava_identitylink_url: str = ""
+    filtered_events: str | None = None  # comma list; None: the Lambda default ("heartbeat")
+    event_name_map: dict[str, str] = field(default_factory=dict)
+    adservices_url: str = ""  # empty: Apple's production endpoint (the Lambda default)
+    adservices_resolve: bool = True
+    alarm_email: str = ""
+    auth_mode: AuthMode = "apiKey"
+    throttle_rate_limit: float = 500.0  # requests per second, steady state (usage plan and stage)
+    throttle_burst_limit: int = 1000
+    quota_limit: int = 0  # requests per quota period per API key; 0: no quota
+    quota_period: str = "DAY"
+    max_receive_count: int = INGEST_QUEUE.max_receive_count
+    deliverer_max_concurrency: int = 5  # concurrent deliverer invocations (SQS event source maximum concurrency)
+    deliverer_max_workers: int = 10  # HTTP requests in flight per deliverer invocation
+    queue_age_alarm_seconds: int = 300  # alarm when the oldest message of a queue is older than this
+    log_retention_days: int = 30
+    log_level: str = "INFO"  # the Lambdas' Powertools log level
+    api_execution_log_level: str = "ERROR"  # API Gateway execution logging: ERROR or INFO (never bodies)
+    retain_tables: bool = True  # keep the DynamoDB tables when the stack is deleted
+
+    @classmethod
+    def from_context(cls, get: ContextGetter) -> PipelineConfig:
+        """Read every key with ``get`` (e.g. ``app.node.try_get_context``); absent keys keep their defaults."""
+        defaults = cls()
+        config = cls(
+            stage=_text(get, "stage", defaults.stage),
+            kochava_app_id_ios=_text(get, "kochavaAppIdIos", defaults.kochava_app_id_ios),
+            kochava_app_id_android=_text(get, "kochavaAppIdAndroid", defaults.kochava_app_id_android),
+            kochava_app_ids_by_bundle=_string_map(get, "kochavaAppIdsByBundle"),
+            kochava_url=_text(get, "kochavaUrl", defaults.kochava_url),
+            kochava_identitylink_url=_text(get, "kochavaIdentityLinkUrl", defaults.kochava_identitylink_url),
+            filtered_events=_optional_text(get, "filteredEvents"),
+            event_name_map=_string_map(get, "eventNameMap"),
+            adservices_url=_text(get, "adservicesUrl", defaults.adservices_url),
+            adservices_resolve=_boolean(get, "adservicesResolve", defaults.adservices_resolve),
+            alarm_email=_text(get, "alarmEmail", defaults.alarm_email),
+            auth_mode=_auth_mode(get),
+            throttle_rate_limit=_number(get, "throttleRateLimit", defaults.throttle_rate_limit, minimum=1),
+            throttle_burst_limit=_integer(get, "throttleBurstLimit", defaults.throttle_burst_limit, minimum=1),
+            quota_limit=_integer(get, "quotaLimit", defaults.quota_limit, minimum=0),
+            quota_period=_choice(get, "quotaPeriod", defaults.quota_period, QUOTA_PERIODS),
+            max_receive_count=_integer(get, "maxReceiveCount", defaults.max_receive_count, minimum=1, maximum=1000),
+            # SQS event sources accept a maximum concurrency between 2 and 1000.
+            deliverer_max_concurrency=_integer(
+                get, "delivererMaxConcurrency", defaults.deliverer_max_concurrency, minimum=2, maximum=1000
+            ),
+            deliverer_max_workers=_integer(
+                get, "delivererMaxWorkers", defaults.deliverer_max_workers, minimum=1, maximum=100
+            ),
+            queue_age_alarm_seconds=_integer(get, "queueAgeAlarmSeconds", defaults.queue_age_alarm_seconds, minimum=60),
+            log_retention_days=_integer(get, "logRetentionDays", defaults.log_retention_days, minimum=1),
+            log_level=_choice(get, "logLevel", defaults.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")),
+            api_execution_log_level=_choice(
+                get, "apiExecutionLogLevel", defaults.api_execution_log_level, ("ERROR", "INFO")
+            ),
+            retain_tables=_boolean(get, "retainTables", defaults.retain_tables),
+        )
+        if not _STAGE_PATTERN.match(config.stage):
+            raise ConfigError(f"context 'stage': {config.stage!r} must be lower-case letters, digits, '-' (<= 20)")
+        if config.log_retention_days not in LOG_RETENTION_DAYS:
+            allowed = ", ".join(map(str, LOG_RETENTION_DAYS))
+            raise ConfigError(f"context 'logRetentionDays': {config.log_retention_days} is not one of {allowed}")
+        return config
+
+    @property
+    def log_retention(self) -> str:
+        """The ``aws_logs.RetentionDays`` member name of ``log_retention_days``."""
+        return LOG_RETENTION_DAYS[self.log_retention_days]
+
+
+def _raw(get: ContextGetter, key: str) -> Any:
+    value = get(key)
+    return None if value is None or (isinstance(value, str) and not value.strip()) else value
+
+
+def _text(get: ContextGetter, key: str, default: str) -> str:
+    value = _raw(get, key)
+    return default if value is None else str(value).strip()
+
+
+def _optional_text(get: ContextGetter, key: str) -> str | None:
+    value = get(key)
+    return None if value is None else str(value).strip()
+
+
+def _integer(get: ContextGetter, key: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
+    value = _raw(get, key)
+    if value is None:
+        return default
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"context '{key}': {value!r} is not an integer") from None
+    if number < minimum or (maximum is not None and number > maximum):
+        raise ConfigError(f"context '{key}': {number} is outside {minimum}..{maximum if maximum else ''}")
+    return number
+
+
+def _number(get: ContextGetter, key: str, default: float, *, minimum: float) -> float:
+    value = _raw(get, key)
+    if value is None:
+        return default
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"context '{key}': {value!r} is not a number") from None
+    if number < minimum:
+        raise ConfigError(f"context '{key}': {number} is below {minimum}")
+    return number
+
+
+def _boolean(get: ContextGetter, key: str, default: bool) -> bool:
+    value = _raw(get, key)
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise ConfigError(f"context '{key}': {value!r} is not true/false")
+
+
+def _choice(get: ContextGetter, key: str, default: str, choices: tuple[str, ...]) -> str:
+    value = _text(get, key, default)
+    if value not in choices:
+        raise ConfigError(f"context '{key}': {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _auth_mode(get: ContextGetter) -> AuthMode:
+    value = _text(get, "authMode", "apiKey")
+    for mode in AUTH_MODES:
+        if value == mode:
+            return mode
+    raise ConfigError(f"context 'authMode': {value!r} is not one of {', '.join(AUTH_MODES)}")
+
+
+def _string_map(get: ContextGetter, key: str) -> dict[str, str]:
+    """A JSON object of strings, given as an object (cdk.json) or as a JSON string (``-c``)."""
+    value = _raw(get, key)
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"context '{key}': not valid JSON ({error})") from None
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ConfigError(f'context \'{key}\': must be a JSON object of strings, e.g. {{"com.example.app": "guid"}}')
+    return dict(value)

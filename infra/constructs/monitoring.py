@@ -1,0 +1,183 @@
+"""Operations: CloudWatch alarms to an SNS topic (email subscription when configured) and a dashboard.
+
+Alarms (all notify on ALARM and on OK):
+- each DLQ holds >= 1 visible message (something needs on-call: ``python -m tools.dlq list``);
+- each queue's oldest message is older than ``queueAgeAlarmSeconds`` (the consumer is stuck or too slow);
+- each function reported >= 1 error in 5 minutes;
+- the API answered >= 1 5xx in 5 minutes (the ingest queue refused or failed a SendMessage).
+
+The topic is encrypted with a customer-managed KMS key (rotation on) whose policy lets CloudWatch publish:
+alarms cannot publish to a topic encrypted with the AWS-managed SNS key.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from infra.config import PipelineConfig
+from infra.constructs.functions import PipelineFunction
+from infra.constructs.queues import QueueWithDlq
+from infra.resources import ResourceNames
+
+ALARM_PERIOD = Duration.minutes(5)
+DLQ_PERIOD = Duration.minutes(1)
+DASHBOARD_WIDGET_WIDTH = 8
+
+
+class PipelineMonitoring(Construct):
+    """Alarms, their topic and the dashboard of one pipeline stage."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: ResourceNames,
+        config: PipelineConfig,
+        queues: tuple[QueueWithDlq, ...],
+        functions: tuple[PipelineFunction, ...],
+        api: apigw.RestApi,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._prefix = names.prefix
+        self.topic_key = kms.Key(
+            self,
+            "AlarmTopicKey",
+            description=f"{names.prefix}: encrypts the alarm topic",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.DESTROY,
+            pending_window=Duration.days(7),
+        )
+        self.topic_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsToPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],  # in a key policy, "*" is this key
+            )
+        )
+        self.topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            topic_name=f"{names.prefix}-alarms",
+            display_name=f"{names.prefix} pipeline alarms",
+            master_key=self.topic_key,
+            enforce_ssl=True,
+        )
+        if config.alarm_email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+
+        self.alarms: list[cloudwatch.Alarm] = []
+        for pair in queues:
+            self._dlq_alarm(pair)
+            self._age_alarm(pair, config.queue_age_alarm_seconds)
+        for function in functions:
+            self._alarm(
+                f"{function.node.id}Errors",
+                function.function.metric_errors(period=ALARM_PERIOD, statistic="Sum"),
+                threshold=1,
+                description=f"{function.function.function_name}: invocation errors (see its log group)",
+            )
+        self._alarm(
+            "Api5xx",
+            api.metric_server_error(period=ALARM_PERIOD, statistic="Sum"),
+            threshold=1,
+            description="Ingest API answered 5xx: SendMessage to the ingest queue failed (access logs: "
+            "integrationStatus)",
+        )
+        for alarm in self.alarms:
+            alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.topic))
+            alarm.add_ok_action(cloudwatch_actions.SnsAction(self.topic))
+        self.dashboard = self._dashboard(queues, functions, api)
+
+    def _alarm(self, label: str, metric: cloudwatch.IMetric, *, threshold: float, description: str) -> None:
+        self.alarms.append(
+            cloudwatch.Alarm(
+                self,
+                label,
+                alarm_name=f"{self._prefix}-{label}",
+                alarm_description=description,
+                metric=metric,
+                threshold=threshold,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+        )
+
+    def _dlq_alarm(self, pair: QueueWithDlq) -> None:
+        label = pair.spec.key.capitalize()
+        self._alarm(
+            f"{label}DlqNotEmpty",
+            pair.dlq.metric_approximate_number_of_messages_visible(period=DLQ_PERIOD, statistic="Maximum"),
+            threshold=1,
+            description=f"{pair.dlq.queue_name} holds messages: inspect and replay with `python -m tools.dlq`",
+        )
+
+    def _age_alarm(self, pair: QueueWithDlq, max_age_s: int) -> None:
+        label = pair.spec.key.capitalize()
+        self._alarm(
+            f"{label}QueueOldestMessage",
+            pair.queue.metric_approximate_age_of_oldest_message(period=ALARM_PERIOD, statistic="Maximum"),
+            threshold=max_age_s,
+            description=f"{pair.queue.queue_name}: oldest message older than {max_age_s} s (consumer stuck or slow)",
+        )
+
+    def _dashboard(
+        self, queues: tuple[QueueWithDlq, ...], functions: tuple[PipelineFunction, ...], api: apigw.RestApi
+    ) -> cloudwatch.Dashboard:
+        dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"{self._prefix}-pipeline")
+
+        def graph(title: str, metrics: list[cloudwatch.IMetric]) -> cloudwatch.GraphWidget:
+            return cloudwatch.GraphWidget(title=title, left=metrics, width=DASHBOARD_WIDGET_WIDTH)
+
+        dashboard.add_widgets(
+            graph(
+                "API requests and errors",
+                [
+                    api.metric_count(statistic="Sum"),
+                    api.metric_client_error(statistic="Sum"),
+                    api.metric_server_error(statistic="Sum"),
+                ],
+            ),
+            graph(
+                "API latency (p99)",
+                [api.metric_latency(statistic="p99"), api.metric_integration_latency(statistic="p99")],
+            ),
+            cloudwatch.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=DASHBOARD_WIDGET_WIDTH),
+        )
+        dashboard.add_widgets(
+            graph(
+                "Queue depth (visible)",
+                [pair.queue.metric_approximate_number_of_messages_visible(statistic="Maximum") for pair in queues],
+            ),
+            graph(
+                "Age of oldest message (s)",
+                [pair.queue.metric_approximate_age_of_oldest_message(statistic="Maximum") for pair in queues],
+            ),
+            graph(
+                "DLQ depth (visible)",
+                [pair.dlq.metric_approximate_number_of_messages_visible(statistic="Maximum") for pair in queues],
+            ),
+        )
+        dashboard.add_widgets(
+            graph("Invocations", [f.function.metric_invocations(statistic="Sum") for f in functions]),
+            graph(
+                "Errors and throttles",
+                [
+                    m
+                    for f in functions
+                    for m in (f.function.metric_errors(statistic="Sum"), f.function.metric_throttles(statistic="Sum"))
+                ],
+            ),
+            graph("Duration (p99)", [f.function.metric_duration(statistic="p99") for f in functions]),
+        )
+        return dashboard
