@@ -1,0 +1,229 @@
+"""Device-profile rules: what the pipeline remembers about a device, what it fills in, and when it updates.
+
+A backend that only knows a device's id (a server-side purchase, a subscription renewal) can send
+``device.platform`` + ``device.id`` and nothing else: the enricher fills the advertising id, IP, user agent,
+ATT state... from the richest context it has seen for that device, so Kochava can still match and attribute it.
+
+The profile is keyed by app + platform + device id (:func:`profile_key`). Pure functions, no I/O, no clock read:
+the store is ``functions/adapters/profiles_dynamodb.py``; the enricher reads the profiles of a whole message,
+applies these rules event by event **in order** (an install early in a batch enriches a purchase later in it)
+and writes the changed profiles back.
+
+Rules (docs/enricher.md repeats them for mobile teams):
+
+* Remembered fields (:data:`FIELDS`): ``advertising_id`` (IDFA / ADID), ``kochava_device_id``, ``ip``,
+  ``user_agent``, ``model``, ``os_version``, ``app_version``, ``user_id``, ``limit_ad_tracking``, and the ATT
+  answer ``att_status`` / ``att_time`` / ``att_duration``. The device id itself (IDFV / Android ID, else the
+  Kochava device id) is the key.
+* **Fill** (:func:`fill_from_profile`): a field the event does not carry is taken from the profile; a field the
+  event carries is never touched (the event always wins). Exceptions:
+
+  - the ATT fields are one group: filled only when the event has no ATT status at all, and then together;
+  - ``advertising_id`` is never filled into an event that itself opts out (ATT ``denied``/``restricted``,
+    ``limit_ad_tracking`` true, or an all-zero advertising id);
+  - installs never get ``ip`` / ``user_agent`` from a profile: an install is attributed by the IP and user agent
+    *of the install*, and an old one could attribute it to the wrong click.
+* **Update** (:func:`updated_profile`): every accepted event (install or not) contributes the fields it carries.
+  An event at least as recent as the last one applied overwrites; an older event (arriving late) only fills
+  fields the profile lacks. An opt-out in a recent event removes the remembered advertising id, and a profile
+  whose consent state says opt-out never keeps one. An all-zero advertising id is never stored. The profile is
+  written only when a field changed, or once a day to push its expiry (``PROFILE_TTL_S``) forward.
+
+Example:
+    >>> old = {"advertising_id": "A-1", "ip": "1.2.3.4", "last_event_at": 100.0, "updated_at": 100.0}
+    >>> merge_context({"ip": "5.6.7.8"}, old)[0]
+    {'advertising_id': 'A-1', 'ip': '5.6.7.8', 'last_event_at': 100.0, 'updated_at': 100.0}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from functions.pipeline.contract import App, Att
+from functions.pipeline.contract import NativeEvent as Event
+from functions.pipeline.kochava import is_zero_id
+
+ProfileValue = str | int | float | bool
+Profile = dict[str, ProfileValue]
+
+# What a profile remembers, in the order docs/enricher.md lists them.
+ATT_FIELDS: Final = ("att_status", "att_time", "att_duration")
+FIELDS: Final = (
+    "advertising_id",
+    "kochava_device_id",
+    "ip",
+    "user_agent",
+    "model",
+    "os_version",
+    "app_version",
+    "user_id",
+    "limit_ad_tracking",
+    *ATT_FIELDS,
+)
+# Bookkeeping fields of a stored profile.
+LAST_EVENT_AT: Final = "last_event_at"  # timestamp (epoch s) of the most recent event applied
+UPDATED_AT: Final = "updated_at"  # when the profile was last written (epoch s, the enricher's clock)
+# An unchanged profile is still rewritten this often, so a device seen every day never expires.
+REFRESH_AFTER_S: Final = 24 * 3600
+# Never taken from a profile into an install (attribution must use the install's own network context).
+NOT_FILLED_ON_INSTALL: Final = frozenset({"ip", "user_agent"})
+OPT_OUT_ATT: Final = frozenset({"denied", "restricted"})
+ATT_STATUSES: Final = frozenset({"authorized", "denied", "restricted", "not_determined"})
+
+
+def profile_key(app_id: str, platform: str, device_id: str) -> str:
+    """The table key: ``{app}#{platform}#{device id}``.
+
+    >>> profile_key("koapp-guid", "ios", "IDFV-1")
+    'koapp-guid#ios#IDFV-1'
+    """
+    return f"{app_id}#{platform}#{device_id}"
+
+
+def device_key_id(event: Event) -> str | None:
+    """The id a profile is keyed by: ``device.id`` (IDFV / Android ID), else ``device.kochava_device_id``."""
+    return event.device.id or event.device.kochava_device_id or None
+
+
+def _opts_out(ctx: Mapping[str, ProfileValue]) -> bool:
+    advertising_id = ctx.get("advertising_id")
+    return (
+        ctx.get("att_status") in OPT_OUT_ATT
+        or ctx.get("limit_ad_tracking") is True
+        or (isinstance(advertising_id, str) and is_zero_id(advertising_id))
+    )
+
+
+def context_of(event: Event) -> Profile:
+    """The profile fields an event carries itself (absent / empty values left out)."""
+    device = event.device
+    values: dict[str, ProfileValue | None] = {
+        "advertising_id": device.advertising_id,
+        "kochava_device_id": device.kochava_device_id,
+        "ip": device.ip,
+        "user_agent": device.user_agent,
+        "model": device.model,
+        "os_version": device.os_version,
+        "app_version": event.app.version if event.app else None,
+        "user_id": event.user_id,
+        "limit_ad_tracking": device.limit_ad_tracking,
+    }
+    if device.att is not None and device.att.status is not None:
+        values["att_status"] = device.att.status
+        values["att_time"] = device.att.time
+        values["att_duration"] = device.att.duration
+    return {name: value for name, value in values.items() if value is not None and value != ""}
+
+
+def fillable(ctx: Mapping[str, ProfileValue], profile: Mapping[str, ProfileValue], *, install: bool) -> Profile:
+    """The fields to take from ``profile`` into an event whose own fields are ``ctx`` (rules in the module doc)."""
+    filled: Profile = {}
+    if "att_status" not in ctx and "att_status" in profile:
+        filled.update({name: profile[name] for name in ATT_FIELDS if name in profile})
+    for name in FIELDS:
+        if name in ATT_FIELDS or name == "advertising_id" or name in ctx or name not in profile:
+            continue
+        if install and name in NOT_FILLED_ON_INSTALL:
+            continue
+        filled[name] = profile[name]
+    if "advertising_id" not in ctx and "advertising_id" in profile and not _opts_out({**ctx, **filled}):
+        filled["advertising_id"] = profile["advertising_id"]
+    return filled
+
+
+def fill_from_profile(event: Event, profile: Mapping[str, ProfileValue] | None) -> tuple[Event, list[str]]:
+    """``(event with the missing fields filled from the profile, names of the fields filled)``.
+
+    The event is returned unchanged (same object) when nothing is filled.
+    """
+    if not profile:
+        return event, []
+    filled = fillable(context_of(event), profile, install=event.type == "install")
+    if not filled:
+        return event, []
+    return _with_fields(event, filled), [name for name in FIELDS if name in filled]
+
+
+def _with_fields(event: Event, filled: Mapping[str, ProfileValue]) -> Event:
+    device_update: dict[str, object] = {
+        name: filled[name]
+        for name in ("advertising_id", "kochava_device_id", "ip", "user_agent", "model", "os_version")
+        if name in filled
+    }
+    if "limit_ad_tracking" in filled:
+        device_update["limit_ad_tracking"] = bool(filled["limit_ad_tracking"])
+    if "att_status" in filled:
+        att_time, att_duration = filled.get("att_time"), filled.get("att_duration")
+        att_values: dict[str, Any] = {
+            "status": filled["att_status"] if filled["att_status"] in ATT_STATUSES else None,
+            "time": float(att_time) if isinstance(att_time, int | float) else None,
+            "duration": float(att_duration) if isinstance(att_duration, int | float) else None,
+        }
+        device_update["att"] = Att.model_construct(**att_values)
+    update: dict[str, object] = {}
+    if device_update:
+        update["device"] = event.device.model_copy(update=device_update)
+    if "user_id" in filled:
+        update["user_id"] = str(filled["user_id"])
+    if "app_version" in filled:
+        app = event.app or App.model_construct(bundle_id=None, version=None, build=None)
+        update["app"] = app.model_copy(update={"version": str(filled["app_version"])})
+    return event.model_copy(update=update)
+
+
+def merge_context(
+    ctx: Mapping[str, ProfileValue], old: Mapping[str, ProfileValue] | None, *, newer: bool = True
+) -> tuple[Profile, bool]:
+    """``(profile after applying an event's own fields, whether a remembered field changed)``.
+
+    ``newer``: the event is at least as recent as the last one applied (it overwrites; else it only fills gaps).
+    Bookkeeping fields are carried over untouched.
+    """
+    new: Profile = dict(old or {})
+    incoming = {
+        name: value
+        for name, value in ctx.items()
+        if name in FIELDS and not (name == "advertising_id" and isinstance(value, str) and is_zero_id(value))
+    }
+    if newer:
+        if "att_status" in incoming:  # one group: an answer without a time must not keep the old answer's time
+            for name in ATT_FIELDS:
+                new.pop(name, None)
+        new.update(incoming)
+        if _opts_out(ctx):
+            new.pop("advertising_id", None)
+    else:
+        if "att_status" in incoming and "att_status" not in new:
+            new.update({name: incoming[name] for name in ATT_FIELDS if name in incoming})
+        for name, value in incoming.items():
+            if name not in ATT_FIELDS:
+                new.setdefault(name, value)
+    if _opts_out(new):
+        new.pop("advertising_id", None)
+    before = {name: old.get(name) for name in FIELDS} if old else {}
+    after = {name: new.get(name) for name in FIELDS}
+    changed = {k: v for k, v in before.items() if v is not None} != {k: v for k, v in after.items() if v is not None}
+    return new, changed
+
+
+def updated_profile(event: Event, old: Mapping[str, ProfileValue] | None, now: float) -> Profile | None:
+    """The profile to store after ``event`` (its *own* fields, before any fill), or None when no write is needed.
+
+    A write is needed when a remembered field changed, or the stored profile was last written more than
+    :data:`REFRESH_AFTER_S` ago (its expiry must move forward while the device is active).
+    """
+    ctx = context_of(event)
+    event_at = min(float(event.timestamp), now)  # a device clock ahead of ours must not pin the profile
+    last = old.get(LAST_EVENT_AT) if old else None
+    newer = not isinstance(last, int | float) or event_at >= float(last)
+    new, changed = merge_context(ctx, old, newer=newer)
+    updated_at = old.get(UPDATED_AT) if old else None
+    stale = not isinstance(updated_at, int | float) or now - float(updated_at) >= REFRESH_AFTER_S
+    if old is not None and not changed and not stale:
+        return None
+    if old is None and not any(name in new for name in FIELDS):
+        return None  # nothing worth remembering (an event with the device id alone)
+    new[LAST_EVENT_AT] = max(event_at, float(last)) if isinstance(last, int | float) else event_at
+    new[UPDATED_AT] = now
+    return new
