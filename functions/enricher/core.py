@@ -1,0 +1,340 @@
+"""The enricher's work on one ingest message, with every dependency injected (no Powertools, no boto3 here).
+
+One SQS message is one HTTP body: one event or a batch of up to 100. :meth:`Enricher.process` handles every
+event of it **in order** and hands each one off exactly once:
+
+* invalid (a :class:`~functions.pipeline.events.Rejection`) or rejected by the mapping (``missing_app_id``,
+  ``no_device_identifier``) -> the ingest DLQ, as its own message with the reason attributes, at once;
+* filtered (``heartbeat``) -> counted, dropped on purpose;
+* ok -> device-profile enrichment, AdServices resolution for fresh install tokens, one delivery-queue message;
+* an install whose token Apple cannot answer yet -> re-queued alone to the ingest queue with a delay.
+
+It returns only when everything was handed to SQS; otherwise it raises and the caller reports the SQS record
+failed (SQS redelivers it; the deliverer is idempotent per uuid + kind, so a second copy is harmless).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from functions.adapters.profiles_dynamodb import ProfileStore, ProfileStoreError
+from functions.adapters.sqs import OutgoingMessage, SqsSender, dead_letter_message
+from functions.enricher import metrics as m
+from functions.enricher.adservices_flow import AdServicesFlow, Candidate, wants_resolution
+from functions.pipeline import envelope, profiles
+from functions.pipeline.events import Event, Rejection, Route, parse_body
+from functions.pipeline.kochava import Outcome, to_kochava
+from functions.pipeline.settings import Settings
+from infra.resources import (
+    ATTR_ADSERVICES_ATTEMPT,
+    ATTR_ERROR,
+    ATTR_EVENT_NAME,
+    ATTR_FIELD,
+    ATTR_KIND,
+    ATTR_RECEIVED_AT_MS,
+    ATTR_REQUEST_ID,
+    ATTR_ROUTE,
+    ATTR_UUID,
+    PROFILE_TTL_S,
+    ROUTE_SEGMENT,
+)
+
+STAGE = "enricher"
+
+
+class Log(Protocol):
+    """The slice of the Powertools ``Logger`` the enricher uses."""
+
+    def info(self, msg: object, *args: object, **kwargs: Any) -> None: ...
+    def warning(self, msg: object, *args: object, **kwargs: Any) -> None: ...
+    def set_correlation_id(self, value: str | None) -> None: ...
+
+
+@dataclass(frozen=True)
+class Queues:
+    ingest: str
+    ingest_dlq: str
+    delivery: str
+
+
+@dataclass(frozen=True)
+class MessageInfo:
+    """The ingest message attributes written by API Gateway (and by the enricher when it re-queues)."""
+
+    request_id: str | None = None
+    received_at_ms: int | None = None
+    route: Route = "native"
+    adservices_attempt: int = 0  # Apple calls already made for this (re-queued) install
+
+    def attributes(self) -> dict[str, str | int | float]:
+        out: dict[str, str | int | float] = {ATTR_ROUTE: self.route}
+        if self.request_id:
+            out[ATTR_REQUEST_ID] = self.request_id
+        if self.received_at_ms is not None:
+            out[ATTR_RECEIVED_AT_MS] = self.received_at_ms
+        return out
+
+
+@dataclass
+class Result:
+    """What one message became (the tally feeds the metrics)."""
+
+    tally: Counter[str] = field(default_factory=Counter)
+    rejected_by_reason: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class _Work:
+    """One valid event on its way through the message."""
+
+    index: int
+    event: Event  # after profile fill
+    original: Event  # as received (what a re-queue or a DLQ message carries)
+    outcome: Outcome
+
+
+class Enricher:
+    """Everything the enricher does with one message; built once per container, reused across invocations."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sender: SqsSender,
+        queues: Queues,
+        profile_store: ProfileStore | None,
+        adservices: Callable[[], AdServicesFlow] | None,
+        log: Log,
+    ) -> None:
+        self.settings = settings
+        self.sender = sender
+        self.queues = queues
+        self.profile_store = profile_store
+        self._adservices_factory = adservices  # built on first use: the HTTP client is imported only then
+        self._adservices: AdServicesFlow | None = None
+        self.log = log
+
+    @property
+    def adservices(self) -> AdServicesFlow | None:
+        if self._adservices is None and self._adservices_factory is not None:
+            self._adservices = self._adservices_factory()
+        return self._adservices
+
+    def process(
+        self,
+        body: str,
+        info: MessageInfo,
+        now: float,
+        remaining_s: Callable[[], float] | None = None,
+    ) -> Result:
+        """Handle every event of ``body``; raise when something could not be handed off (see module doc)."""
+        result = Result()
+        tally = result.tally
+        items = parse_body(body, route=info.route)
+        raws = _RawEvents(body, items)
+        if info.adservices_attempt == 0:  # a re-queued install was already counted when it first arrived
+            tally[m.EVENTS_RECEIVED] += len(items)
+        failed_at_ms = int(now * 1000)
+
+        dead: list[OutgoingMessage] = []
+        deliveries: list[OutgoingMessage] = []
+        requeues: list[OutgoingMessage] = []
+
+        keys = self._profile_keys(items)
+        store = self.profile_store
+        stored = store.get_many(set(keys.values())) if store is not None and keys else {}
+        current: dict[str, profiles.Profile] = dict(stored)
+        dirty: set[str] = set()
+
+        candidates: list[Candidate] = []
+        works: list[_Work] = []
+        for index, item in enumerate(items):
+            if isinstance(item, Rejection):
+                self._log_rejection(item.uuid, item.reason, item.field, item.message)
+                result.rejected_by_reason[item.reason] += 1
+                dead.append(
+                    dead_letter_message(
+                        _as_body(item.raw),
+                        stage=STAGE,
+                        reason=item.reason,
+                        failed_at_ms=failed_at_ms,
+                        **{
+                            ATTR_FIELD: item.field,
+                            ATTR_ERROR: item.message,
+                            ATTR_UUID: item.uuid,
+                            ATTR_EVENT_NAME: item.event_name,
+                            **info.attributes(),
+                        },
+                    )
+                )
+                continue
+            key = keys.get(index)
+            event, filled = profiles.fill_from_profile(item, current.get(key) if key else None)
+            if filled:
+                tally[m.PROFILE_FILLED] += 1
+            outcome = to_kochava(event, self.settings, now=now)
+            if outcome.status == "rejected":
+                reason = outcome.reason or "rejected"
+                self._log_rejection(item.uuid, reason, outcome.field, outcome.message)
+                result.rejected_by_reason[reason] += 1
+                dead.append(
+                    dead_letter_message(
+                        raws.body_of(index),
+                        stage=STAGE,
+                        reason=reason,
+                        failed_at_ms=failed_at_ms,
+                        **{
+                            ATTR_FIELD: outcome.field,
+                            ATTR_ERROR: outcome.message,
+                            ATTR_UUID: item.uuid,
+                            ATTR_EVENT_NAME: item.name or item.type,
+                            **info.attributes(),
+                        },
+                    )
+                )
+                continue
+            if key:  # accepted (ok or filtered): its own fields feed the profile, in batch order
+                new = profiles.updated_profile(item, current.get(key), now)
+                if new is not None:
+                    current[key] = new
+                    dirty.add(key)
+            if outcome.status == "filtered":
+                tally[m.EVENTS_FILTERED] += 1
+                continue
+            if outcome.adservices_expired:
+                tally[m.ADSERVICES_TOKEN_EXPIRED] += 1
+            work = _Work(index, event, item, outcome)
+            works.append(work)
+            if self._adservices_factory is not None and wants_resolution(self.settings, event, outcome):
+                candidates.append(Candidate(key=index, event=event, outcome=outcome))
+
+        replaced: dict[int, Outcome] = {}
+        requeued: set[int] = set()
+        flow = self.adservices if candidates else None
+        if flow is not None:
+            decisions = flow.resolve_all(candidates, now, info.adservices_attempt, remaining_s)
+            for decision in decisions:
+                tally.update(decision.counts)
+                self.log.set_correlation_id(decision.uuid)
+                self.log.info(
+                    "adservices",
+                    extra={
+                        "action": decision.action,
+                        "apple": decision.apple,
+                        "apple_http_status": decision.http_status,
+                        "attempt": decision.attempt or info.adservices_attempt + 1,
+                        "delay_s": decision.delay_s,
+                        "token": decision.token_fingerprint,
+                    },
+                )
+                if decision.action == "requeue":
+                    requeued.add(decision.key)
+                    attrs = {**info.attributes(), ATTR_ADSERVICES_ATTEMPT: decision.attempt}
+                    requeues.append(OutgoingMessage(raws.body_of(decision.key), attrs, delay_seconds=decision.delay_s))
+                elif decision.outcome is not None:
+                    replaced[decision.key] = decision.outcome
+            self.log.set_correlation_id(None)
+
+        for work in works:
+            if work.index in requeued:
+                continue
+            outcome = replaced.get(work.index, work.outcome)
+            deliveries.append(
+                OutgoingMessage(
+                    envelope.build(outcome),
+                    {
+                        ATTR_UUID: work.original.uuid,
+                        ATTR_KIND: outcome.kind or "",
+                        ATTR_EVENT_NAME: outcome.event_name or "",
+                        ATTR_REQUEST_ID: info.request_id or "",
+                        **({ATTR_RECEIVED_AT_MS: info.received_at_ms} if info.received_at_ms is not None else {}),
+                    },
+                )
+            )
+
+        # Hand-offs: any failure raises (the record is reported failed and redelivered as a whole).
+        retried_before = self.sender.retried_entries
+        if dead:
+            self.sender.send(self.queues.ingest_dlq, dead)
+        if deliveries:
+            self.sender.send(self.queues.delivery, deliveries)
+        if requeues:
+            self.sender.send(self.queues.ingest, requeues)
+        tally[m.SEND_RETRIES] += self.sender.retried_entries - retried_before
+        tally[m.EVENTS_REJECTED] += len(dead)
+        tally[m.EVENTS_FORWARDED] += len(deliveries)
+        tally[m.ADSERVICES_REQUEUED] += len(requeues)
+
+        if dirty and store is not None:
+            self._write_profiles(store, {key: current[key] for key in dirty}, now, tally)
+        return result
+
+    def _profile_keys(self, items: Sequence[Event | Rejection]) -> dict[int, str]:
+        """The profile key of each valid event that has one (needs a configured app GUID and a device id)."""
+        if self.profile_store is None:
+            return {}
+        keys: dict[int, str] = {}
+        for index, item in enumerate(items):
+            if isinstance(item, Rejection):
+                continue
+            device_id = profiles.device_key_id(item)
+            app_id = self.settings.app_id_for(item.device.platform, item.app.bundle_id if item.app else None)
+            if device_id and app_id:
+                keys[index] = profiles.profile_key(app_id, item.device.platform, device_id)
+        return keys
+
+    def _write_profiles(
+        self, store: ProfileStore, changed: Mapping[str, profiles.Profile], now: float, tally: Counter[str]
+    ) -> None:
+        """Profiles are an optimisation for later events: a failed write is counted and logged, never fatal."""
+        try:
+            store.put_many(changed, expires_at=int(now) + PROFILE_TTL_S)
+        except (ProfileStoreError, Exception) as exc:  # botocore errors included
+            tally[m.PROFILE_WRITE_FAILED] += len(changed)
+            self.log.warning("profile write failed", extra={"profiles": len(changed), "error": type(exc).__name__})
+            return
+        tally[m.PROFILE_UPDATED] += len(changed)
+
+    def _log_rejection(self, uuid: str | None, reason: str, field_name: str | None, message: str | None) -> None:
+        self.log.set_correlation_id(uuid)
+        self.log.warning("event dead-lettered", extra={"reason": reason, "field": field_name, "error": message})
+        self.log.set_correlation_id(None)
+
+
+def _as_body(raw: Any) -> str:
+    """A DLQ body: the text as received when it was not JSON, else the JSON of the raw event."""
+    if isinstance(raw, str):
+        return raw
+    return orjson.dumps(raw).decode()
+
+
+class _RawEvents:
+    """The raw JSON of each event of a body, by position, decoded only when a DLQ / re-queue message needs it.
+
+    ``parse_body`` keeps the raw event on rejections only; an event rejected by the mapping or re-queued must
+    also travel exactly as it was received, so the body is decoded again (once) for those rare cases.
+    """
+
+    def __init__(self, body: str, items: Sequence[object]) -> None:
+        self._body = body
+        self._count = len(items)
+        self._events: list[Any] | None = None
+
+    def body_of(self, index: int) -> str:
+        if self._events is None:
+            document = orjson.loads(self._body)
+            batch = document.get("batch") if isinstance(document, dict) else None
+            self._events = batch if isinstance(batch, list) else [document]
+            if len(self._events) != self._count:  # cannot happen with parse_body's one-item-per-event promise
+                raise RuntimeError("raw events and parsed events are not aligned")
+        return orjson.dumps(self._events[index]).decode()
+
+
+def segment_route(route: str | None) -> Route:
+    """The route attribute as the parser's literal (anything unknown is the native contract)."""
+    return "segment" if route == ROUTE_SEGMENT else "native"

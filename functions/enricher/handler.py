@@ -1,0 +1,188 @@
+"""Enricher Lambda: ingest queue -> validate, enrich, map -> delivery queue (or the ingest DLQ with a reason).
+
+Thin on purpose: Powertools wiring (``BatchProcessor`` with partial batch failure, JSON ``Logger`` with the
+event uuid as correlation id, EMF ``Metrics``, ``Tracer``) around :class:`functions.enricher.core.Enricher`.
+An SQS record is reported failed only when one of its events could not be handed off to SQS.
+
+Cold start: only what every path needs is imported at module load. boto3 clients are created on the first
+invocation and reused; the Apple client (and ``requests``) only when an install with a fresh token shows up.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+from functions.enricher import metrics as m
+from functions.enricher.core import Enricher, MessageInfo, Queues, segment_route
+from infra.resources import (
+    ATTR_ADSERVICES_ATTEMPT,
+    ATTR_RECEIVED_AT_MS,
+    ATTR_REQUEST_ID,
+    ATTR_ROUTE,
+    ENV_DELIVERY_QUEUE_URL,
+    ENV_INGEST_DLQ_URL,
+    ENV_INGEST_QUEUE_URL,
+    ENV_POWERTOOLS_METRICS_NAMESPACE,
+    ENV_POWERTOOLS_SERVICE_NAME,
+    ENV_PROFILE_TABLE,
+    FUNCTION_ENRICHER,
+    METRICS_NAMESPACE,
+)
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from functions.enricher.adservices_flow import AdServicesFlow
+    from functions.pipeline.settings import Settings
+
+SERVICE = os.environ.get(ENV_POWERTOOLS_SERVICE_NAME) or FUNCTION_ENRICHER
+NAMESPACE = os.environ.get(ENV_POWERTOOLS_METRICS_NAMESPACE) or METRICS_NAMESPACE
+
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+tracer = Tracer(service=SERVICE)
+processor = BatchProcessor(event_type=EventType.SQS)
+
+# The clock of the AdServices window and of DLQ timestamps; tests replace it.
+clock: Callable[[], float] = time.time
+
+_enricher: Enricher | None = None
+_context: LambdaContext | None = None
+_tally: Counter[str] = Counter()
+_rejected: Counter[str] = Counter()
+
+
+def build_enricher(env: os._Environ[str] | dict[str, str] | None = None) -> Enricher:
+    """Wire the real adapters from the environment (called once per container, on the first invocation)."""
+    import boto3
+    from botocore.config import Config
+
+    from functions.adapters.profiles_dynamodb import DynamoDbProfileStore
+    from functions.adapters.sqs import SqsSender
+    from functions.pipeline.settings import Settings
+
+    env = os.environ if env is None else env
+    settings = Settings.from_env(env)
+    config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)
+    sqs = boto3.client("sqs", config=config)
+    table = env.get(ENV_PROFILE_TABLE, "").strip()
+    store = DynamoDbProfileStore(boto3.client("dynamodb", config=config), table) if table else None
+    return Enricher(
+        settings=settings,
+        sender=SqsSender(sqs),
+        queues=Queues(
+            ingest=env[ENV_INGEST_QUEUE_URL], ingest_dlq=env[ENV_INGEST_DLQ_URL], delivery=env[ENV_DELIVERY_QUEUE_URL]
+        ),
+        profile_store=store,
+        adservices=(lambda: _adservices_flow(settings)) if settings.adservices_resolve else None,
+        log=logger,
+    )
+
+
+def _adservices_flow(settings: Settings) -> AdServicesFlow:
+    from functions.adapters import apple
+    from functions.enricher.adservices_flow import AdServicesFlow
+
+    client = apple.RequestsAdServicesClient(settings.adservices_url)
+    budget = apple.DEFAULT_CONNECT_TIMEOUT_S + apple.DEFAULT_READ_TIMEOUT_S + 1.0
+    return AdServicesFlow(settings, client, call_budget_s=budget)
+
+
+def enricher() -> Enricher:
+    global _enricher
+    if _enricher is None:
+        _enricher = build_enricher()
+    return _enricher
+
+
+def reset() -> None:
+    """Forget the wired enricher (tests change the environment between cases)."""
+    global _enricher
+    _enricher = None
+
+
+def _remaining_s() -> float:
+    return _context.get_remaining_time_in_millis() / 1000.0 if _context is not None else float("inf")
+
+
+def _message_info(record: SQSRecord) -> MessageInfo:
+    attrs = record.message_attributes
+
+    def text(name: str) -> str | None:
+        attr = attrs[name]  # Powertools' __getitem__ answers None for a missing attribute
+        return attr.string_value if attr is not None else None
+
+    def number(name: str) -> int | None:
+        value = text(name)
+        try:
+            return int(float(value)) if value else None
+        except ValueError:
+            return None
+
+    return MessageInfo(
+        request_id=text(ATTR_REQUEST_ID),
+        received_at_ms=number(ATTR_RECEIVED_AT_MS),
+        route=segment_route(text(ATTR_ROUTE)),
+        adservices_attempt=number(ATTR_ADSERVICES_ATTEMPT) or 0,
+    )
+
+
+@tracer.capture_method
+def record_handler(record: SQSRecord) -> None:
+    """One ingest message; raising marks it failed (SQS redelivers it, the rest of the batch is unaffected)."""
+    info = _message_info(record)
+    logger.append_keys(request_id=info.request_id, message_id=record.message_id)
+    try:
+        result = enricher().process(record.body, info, now=clock(), remaining_s=_remaining_s)
+    except Exception:
+        logger.exception("message not fully handed off: reported failed for redelivery")
+        raise
+    finally:
+        logger.remove_keys(["request_id", "message_id"])
+    _tally.update(result.tally)
+    _rejected.update(result.rejected_by_reason)
+    logger.info("message processed", extra={"counts": dict(result.tally)})
+
+
+def _emit_metrics() -> None:
+    for name in (m.EVENTS_RECEIVED, m.EVENTS_FORWARDED, m.EVENTS_REJECTED, m.EVENTS_FILTERED):
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=_tally.get(name, 0))
+    for name, value in sorted(_tally.items()):
+        if value and name not in (m.EVENTS_RECEIVED, m.EVENTS_FORWARDED, m.EVENTS_REJECTED, m.EVENTS_FILTERED):
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    for reason, value in sorted(_rejected.items()):
+        with single_metric(
+            name=m.EVENTS_REJECTED,
+            unit=MetricUnit.Count,
+            value=value,
+            namespace=NAMESPACE,
+            default_dimensions={"service": SERVICE},
+        ) as metric:
+            metric.add_dimension(name=m.REJECTED_REASON_DIMENSION, value=reason)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    global _context
+    _context = context
+    _tally.clear()
+    _rejected.clear()
+    try:
+        return process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    finally:
+        _emit_metrics()
+        _context = None

@@ -1,0 +1,98 @@
+"""The enricher Lambda against moto (real boto3 calls to emulated SQS and DynamoDB), with a controllable clock
+and the Powertools logger's output captured, so tests can check what a whole run logged."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable, Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from infra.resources import (
+    DELIVERY_QUEUE,
+    ENV_ADSERVICES_RESOLVE,
+    ENV_ADSERVICES_URL,
+    ENV_DELIVERY_QUEUE_URL,
+    ENV_INGEST_DLQ_URL,
+    ENV_INGEST_QUEUE_URL,
+    ENV_KOCHAVA_APP_ID_ANDROID,
+    ENV_KOCHAVA_APP_ID_IOS,
+    ENV_PROFILE_TABLE,
+    INGEST_QUEUE,
+    PROFILE_TABLE,
+    ResourceNames,
+)
+from tests.integration.enricher.support import ANDROID_APP, IOS_APP, Clock, Stack
+
+
+@pytest.fixture
+def env_vars(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    values = {
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_DEV": "false",
+        ENV_KOCHAVA_APP_ID_IOS: IOS_APP,
+        ENV_KOCHAVA_APP_ID_ANDROID: ANDROID_APP,
+        ENV_ADSERVICES_RESOLVE: "false",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv(ENV_ADSERVICES_URL, raising=False)
+    return values
+
+
+@pytest.fixture
+def make_stack(env_vars: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Stack]]:
+    """Start moto, create the resources, point the handler at them; call it with extra env vars."""
+    with mock_aws():
+        names = ResourceNames(stage="test")
+        sqs = boto3.client("sqs", region_name="eu-west-1")
+        dynamodb = boto3.client("dynamodb", region_name="eu-west-1")
+        urls = {
+            "ingest": sqs.create_queue(QueueName=names.queue(INGEST_QUEUE))["QueueUrl"],
+            "ingest_dlq": sqs.create_queue(QueueName=names.dlq(INGEST_QUEUE))["QueueUrl"],
+            "delivery": sqs.create_queue(QueueName=names.queue(DELIVERY_QUEUE))["QueueUrl"],
+        }
+        table = names.table(PROFILE_TABLE)
+        dynamodb.create_table(
+            TableName=table,
+            KeySchema=[{"AttributeName": PROFILE_TABLE.partition_key, "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": PROFILE_TABLE.partition_key, "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        from functions.enricher import handler
+
+        logs = io.StringIO()
+        capture = logging.StreamHandler(logs)
+        capture.setFormatter(handler.logger.registered_handler.formatter)
+        handler.logger.addHandler(capture)
+        clock = Clock()
+        monkeypatch.setattr(handler, "clock", clock)
+
+        def make(**extra_env: str) -> Stack:
+            monkeypatch.setenv(ENV_INGEST_QUEUE_URL, urls["ingest"])
+            monkeypatch.setenv(ENV_INGEST_DLQ_URL, urls["ingest_dlq"])
+            monkeypatch.setenv(ENV_DELIVERY_QUEUE_URL, urls["delivery"])
+            monkeypatch.setenv(ENV_PROFILE_TABLE, table)
+            for name, value in extra_env.items():
+                monkeypatch.setenv(name, value)
+            handler.reset()
+            return Stack(sqs, dynamodb, urls, table, clock, logs, handler)
+
+        try:
+            yield make
+        finally:
+            handler.logger.removeHandler(capture)
+            handler.reset()
+
+
+@pytest.fixture
+def stack(make_stack: Callable[..., Stack]) -> Stack:
+    return make_stack()

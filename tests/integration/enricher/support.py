@@ -1,0 +1,129 @@
+"""Helpers of the enricher integration tests: sample events, the controllable clock, a Lambda context, and
+:class:`Stack` (the moto resources plus ways to feed the handler and read what it produced)."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from infra.resources import ATTR_RECEIVED_AT_MS, ATTR_REQUEST_ID, ATTR_ROUTE
+
+NOW = 1_700_000_000.0  # the controllable clock's start (2023-11-14T22:13:20Z)
+IOS_APP = "koios-test-guid"
+ANDROID_APP = "koandroid-test-guid"
+IDFA = "6D92078A-8246-4BA4-AE5B-76104861E7DC"
+IDFV = "3B2F8C1E-5A8D-4C0E-9F4B-1D2E3F4A5B6C"
+IP = "203.0.113.77"
+UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X)"
+TOKEN = "AAAAaAaAtBu0AXztoAUKbX8RxE3DEbTHLxJxqDhz+tEUtWO1TqCJ0wLUHZOS+/aY+wThz8EBX6uv4TgET0jq4Us7AFTJ808m6QAAAVADAAAAzQ"
+
+_uuids = itertools.count(1)
+
+
+def native_event(kind: str = "track", **overrides: Any) -> dict[str, Any]:
+    """A valid native event; ``device`` overrides are merged into the default iOS device."""
+    event: dict[str, Any] = {
+        "uuid": f"evt-{next(_uuids):05d}",
+        "type": kind,
+        "timestamp": NOW - 60,
+        "device": {"platform": "ios", "id": IDFV, "advertising_id": IDFA, "ip": IP, "user_agent": UA},
+    }
+    if kind == "track":
+        event["event"] = "Level Up"
+    device = overrides.pop("device", None)
+    event.update(overrides)
+    if device is not None:
+        event["device"] = device
+    return event
+
+
+@dataclass
+class Clock:
+    now: float = NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class FakeContext:
+    """What Powertools reads from a Lambda context."""
+
+    remaining_ms: int = 30_000
+    function_name: str = "kochava-test-enricher"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:kochava-test-enricher"
+    aws_request_id: str = "lambda-req-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+@dataclass
+class Stack:
+    """The emulated queues and table, plus helpers to feed the handler and read what it produced."""
+
+    sqs: Any
+    dynamodb: Any
+    urls: dict[str, str]
+    table: str
+    clock: Clock
+    logs: io.StringIO
+    handler: Any
+    _message_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    def record(self, body: Any, route: str = "native", **attributes: str) -> dict[str, Any]:
+        """An SQS event record as Lambda delivers it from the ingest queue."""
+        text = body if isinstance(body, str) else json.dumps(body)
+        attrs = {
+            ATTR_REQUEST_ID: {"stringValue": "api-req-1", "dataType": "String"},
+            ATTR_RECEIVED_AT_MS: {"stringValue": str(int(self.clock.now * 1000)), "dataType": "Number"},
+            ATTR_ROUTE: {"stringValue": route, "dataType": "String"},
+        }
+        for name, value in attributes.items():
+            attrs[name] = {"stringValue": value, "dataType": "Number"}
+        n = next(self._message_ids)
+        return {
+            "messageId": f"msg-{n}",
+            "receiptHandle": f"rh-{n}",
+            "body": text,
+            "attributes": {"ApproximateReceiveCount": "1"},
+            "messageAttributes": attrs,
+            "md5OfBody": "",
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:kochava-test-ingest",
+            "awsRegion": "eu-west-1",
+        }
+
+    def invoke(self, *records: dict[str, Any], remaining_ms: int = 30_000) -> dict[str, Any]:
+        return dict(self.handler.lambda_handler({"Records": list(records)}, FakeContext(remaining_ms=remaining_ms)))
+
+    def drain(self, queue: str) -> list[dict[str, Any]]:
+        """Every message in a queue (received and deleted), with attributes flattened to plain values."""
+        out: list[dict[str, Any]] = []
+        while True:
+            response = self.sqs.receive_message(
+                QueueUrl=self.urls[queue],
+                MaxNumberOfMessages=10,
+                MessageAttributeNames=["All"],
+                AttributeNames=["All"],
+                WaitTimeSeconds=0,
+            )
+            messages = response.get("Messages", [])
+            if not messages:
+                return out
+            for message in messages:
+                attrs = {k: v["StringValue"] for k, v in message.get("MessageAttributes", {}).items()}
+                out.append({"body": message["Body"], "attributes": attrs, "raw": message})
+                self.sqs.delete_message(QueueUrl=self.urls[queue], ReceiptHandle=message["ReceiptHandle"])
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        """The delivery-queue envelopes (parsed JSON) with their attributes under ``_attributes``."""
+        return [{**json.loads(m["body"]), "_attributes": m["attributes"]} for m in self.drain("delivery")]
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.logs.getvalue().splitlines() if line.strip()]

@@ -1,0 +1,335 @@
+"""The enricher Lambda end to end on moto: partial batches, DLQ reasons, filtering, SendMessageBatch retries,
+device-profile enrichment, and logs free of raw identifiers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from functions.enricher import handler
+from functions.pipeline import reasons
+from infra.resources import (
+    ATTR_ERROR,
+    ATTR_EVENT_NAME,
+    ATTR_FAILED_AT_MS,
+    ATTR_FIELD,
+    ATTR_KIND,
+    ATTR_REASON,
+    ATTR_RECEIVED_AT_MS,
+    ATTR_REQUEST_ID,
+    ATTR_ROUTE,
+    ATTR_STAGE,
+    ATTR_UUID,
+)
+from tests.integration.enricher.support import IDFA, IDFV, IOS_APP, IP, NOW, TOKEN, UA, Stack, native_event
+
+
+def test_100_events_with_3_invalid_forwards_97_and_dead_letters_3_with_reason_and_field(stack: Stack) -> None:
+    events: list[Any] = [native_event() for _ in range(100)]
+    events[10].pop("timestamp")
+    events[50]["device"] = {**events[50]["device"], "platform": "windows"}
+    events[99] = {**events[99], "type": "track", "event": None}
+
+    response = stack.invoke(stack.record({"batch": events}))
+
+    assert response == {"batchItemFailures": []}
+    deliveries = stack.deliveries()
+    assert len(deliveries) == 97
+    assert {d["uuid"] for d in deliveries} == {e["uuid"] for i, e in enumerate(events) if i not in (10, 50, 99)}
+    dead = stack.drain("ingest_dlq")
+    assert len(dead) == 3
+    by_uuid = {d["attributes"][ATTR_UUID]: d for d in dead}
+    assert by_uuid[events[10]["uuid"]]["attributes"][ATTR_FIELD] == "timestamp"
+    assert by_uuid[events[50]["uuid"]]["attributes"][ATTR_FIELD] == "device.platform"
+    assert by_uuid[events[99]["uuid"]]["attributes"][ATTR_FIELD] == "event"
+    for index in (10, 50, 99):
+        message = by_uuid[events[index]["uuid"]]
+        attrs = message["attributes"]
+        assert attrs[ATTR_STAGE] == "enricher"
+        assert attrs[ATTR_REASON] == reasons.INVALID_EVENT
+        assert attrs[ATTR_ERROR].startswith(attrs[ATTR_FIELD] + ":")
+        assert attrs[ATTR_REQUEST_ID] == "api-req-1"
+        assert attrs[ATTR_ROUTE] == "native"
+        assert int(attrs[ATTR_RECEIVED_AT_MS]) == int(NOW * 1000)
+        assert int(attrs[ATTR_FAILED_AT_MS]) == int(NOW * 1000)
+        assert json.loads(message["body"]) == events[index]  # the original event, alone
+    assert stack.drain("ingest") == []
+
+
+def test_delivery_message_carries_the_envelope_and_its_attributes(stack: Stack) -> None:
+    event = native_event("track", event="Purchase", properties={"price": 9.99, "currency": "EUR"})
+    stack.invoke(stack.record(event))
+    [delivery] = stack.deliveries()
+    assert delivery["v"] == 1
+    assert delivery["kind"] == "event"
+    assert delivery["payload"]["kochava_app_id"] == IOS_APP
+    assert delivery["payload"]["data"]["event_name"] == "Purchase"
+    attrs = delivery["_attributes"]
+    assert attrs[ATTR_UUID] == event["uuid"]
+    assert attrs[ATTR_KIND] == "event"
+    assert attrs[ATTR_EVENT_NAME] == "Purchase"
+    assert attrs[ATTR_REQUEST_ID] == "api-req-1"
+    assert int(attrs[ATTR_RECEIVED_AT_MS]) == int(NOW * 1000)
+
+
+def test_unparseable_body_goes_whole_to_the_dlq(stack: Stack) -> None:
+    response = stack.invoke(stack.record("{not json"))
+    assert response == {"batchItemFailures": []}
+    [dead] = stack.drain("ingest_dlq")
+    assert dead["body"] == "{not json"
+    assert dead["attributes"][ATTR_REASON] == reasons.INVALID_JSON
+    assert stack.deliveries() == []
+
+
+def test_mapping_rejections_are_dead_lettered_with_their_reason(stack: Stack) -> None:
+    android = native_event(device={"platform": "android", "id": "a-1"})
+    no_id = native_event(device={"platform": "ios", "advertising_id": "00000000-0000-0000-0000-000000000000"})
+    stack.invoke(stack.record({"batch": [android, no_id]}))
+    dead = {d["attributes"][ATTR_UUID]: d for d in stack.drain("ingest_dlq")}
+    # ANDROID app id is configured: the android event is fine; the all-zero IDFA leaves no identifier.
+    assert set(dead) == {no_id["uuid"]}
+    assert dead[no_id["uuid"]]["attributes"][ATTR_REASON] == reasons.NO_DEVICE_IDENTIFIER
+    assert json.loads(dead[no_id["uuid"]]["body"]) == no_id
+    assert [d["uuid"] for d in stack.deliveries()] == [android["uuid"]]
+
+
+def test_missing_app_id_is_dead_lettered_with_the_original_event(make_stack: Any, monkeypatch: Any) -> None:
+    monkeypatch.delenv("KOCHAVA_APP_ID_ANDROID")
+    stack = make_stack()
+    event = native_event(device={"platform": "android", "id": "a-1"})
+    stack.invoke(stack.record(event))
+    [dead] = stack.drain("ingest_dlq")
+    assert dead["attributes"][ATTR_REASON] == reasons.MISSING_APP_ID
+    assert json.loads(dead["body"]) == event
+    assert stack.deliveries() == []
+
+
+def test_filtered_heartbeat_is_counted_and_not_forwarded(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    heartbeat = native_event(event="heartbeat")
+    kept = native_event()
+    stack.invoke(stack.record({"batch": [heartbeat, kept]}))
+    assert [d["uuid"] for d in stack.deliveries()] == [kept["uuid"]]
+    assert stack.drain("ingest_dlq") == []
+    emf = _emf(capsys.readouterr().out)
+    assert emf["EventsFiltered"] == 1
+    assert emf["EventsForwarded"] == 1
+    assert emf["EventsReceived"] == 2
+
+
+def test_rejections_are_counted_per_reason(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = native_event()
+    bad.pop("uuid")
+    stack.invoke(stack.record({"batch": [bad, native_event()]}))
+    out = capsys.readouterr().out
+    assert _emf(out)["EventsRejected"] == 1
+    [per_reason] = [doc for doc in _emf_docs(out) if "reason" in doc]
+    assert per_reason["reason"] == reasons.INVALID_EVENT
+    assert per_reason["EventsRejected"] in (1, [1])
+
+
+class FlakySqs:
+    """Wraps the real boto3 client: the first ``failures`` SendMessageBatch calls report their last entry Failed
+    (the other entries really are sent), as SQS does under partial failure."""
+
+    def __init__(self, real: Any, failures: int, *, raise_instead: bool = False) -> None:
+        self.real = real
+        self.failures = failures
+        self.raise_instead = raise_instead
+        self.calls: list[list[str]] = []
+
+    def send_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.calls.append([e["Id"] for e in Entries])
+        if self.failures <= 0:
+            return dict(self.real.send_message_batch(QueueUrl=QueueUrl, Entries=Entries))
+        self.failures -= 1
+        if self.raise_instead:
+            raise ConnectionError("injected")
+        *ok, failed = Entries
+        response = dict(self.real.send_message_batch(QueueUrl=QueueUrl, Entries=ok)) if ok else {"Successful": []}
+        response["Failed"] = [
+            {"Id": failed["Id"], "SenderFault": False, "Code": "InternalError", "Message": "injected"}
+        ]
+        return response
+
+
+def _wrap_sqs(stack: Stack, flaky: FlakySqs) -> None:
+    enricher = handler.enricher()
+    enricher.sender._client = flaky
+    enricher.sender._sleep = lambda _s: None
+
+
+def test_send_message_batch_partial_failure_is_retried_and_nothing_is_dropped(stack: Stack) -> None:
+    flaky = FlakySqs(stack.sqs, failures=3)
+    _wrap_sqs(stack, flaky)
+    events = [native_event() for _ in range(25)]
+    response = stack.invoke(stack.record({"batch": events}))
+    assert response == {"batchItemFailures": []}
+    assert sorted(d["uuid"] for d in stack.deliveries()) == sorted(e["uuid"] for e in events)
+    assert len(flaky.calls) > 3  # 3 chunks + the retries of the failed entries
+    for ids in flaky.calls:
+        assert len(ids) <= 10 and len(set(ids)) == len(ids)
+
+
+def test_record_reported_failed_only_when_a_hand_off_fails_for_good(stack: Stack) -> None:
+    doomed_event = native_event()
+    flaky = FlakySqs(stack.sqs, failures=0)
+    _wrap_sqs(stack, flaky)
+    real_send = flaky.send_message_batch
+
+    def refuse_doomed(*, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        doomed = [e for e in Entries if doomed_event["uuid"] in e["MessageBody"]]
+        rest = [e for e in Entries if e not in doomed]
+        response = real_send(QueueUrl=QueueUrl, Entries=rest) if rest else {"Successful": []}
+        failed = [{"Id": e["Id"], "SenderFault": False, "Code": "InternalError"} for e in doomed]
+        return {**response, "Failed": failed}
+
+    flaky.send_message_batch = refuse_doomed  # type: ignore[method-assign]
+    good, doomed, also_good = (
+        stack.record(native_event()),
+        stack.record({"batch": [native_event(), doomed_event]}),
+        stack.record(native_event("install")),
+    )
+    response = stack.invoke(good, doomed, also_good)
+    # Only the record whose event SQS kept refusing is reported; its other event may go twice (idempotent).
+    assert response == {"batchItemFailures": [{"itemIdentifier": doomed["messageId"]}]}
+    delivered = [d["uuid"] for d in stack.deliveries()]
+    assert doomed_event["uuid"] not in delivered
+    assert len(delivered) == 3
+
+
+def test_a_record_that_fails_alone_fails_the_invocation(stack: Stack) -> None:
+    flaky = FlakySqs(stack.sqs, failures=100, raise_instead=True)
+    _wrap_sqs(stack, flaky)
+    with pytest.raises(Exception, match="All records failed"):
+        stack.invoke(stack.record(native_event()))  # Lambda retries the whole batch: nothing lost
+
+
+def _server_side_purchase() -> dict[str, Any]:
+    return native_event(
+        "track",
+        event="Purchase",
+        properties={"price": 4.99, "currency": "USD"},
+        device={"platform": "ios", "id": IDFV},
+    )
+
+
+def test_server_side_event_with_only_platform_and_id_gets_ids_ip_and_ua_from_the_profile(stack: Stack) -> None:
+    install = native_event(
+        "install",
+        user_id="user-42",
+        app={"version": "3.1.0"},
+        device={
+            "platform": "ios",
+            "id": IDFV,
+            "advertising_id": IDFA,
+            "ip": IP,
+            "user_agent": UA,
+            "model": "iPhone14,2",
+            "os_version": "17.1",
+            "att": {"status": "authorized", "time": NOW - 3600, "duration": 4},
+        },
+    )
+    stack.invoke(stack.record(install))
+    stack.deliveries()
+
+    stack.clock.now += 3600
+    purchase = _server_side_purchase()
+    stack.invoke(stack.record(purchase))
+    [delivery] = stack.deliveries()
+    data = delivery["payload"]["data"]
+    assert data["device_ids"] == {"idfa": IDFA, "idfv": IDFV}
+    assert data["origination_ip"] == IP
+    assert data["device_ua"].startswith("Mozilla%2F5.0")
+    assert data["device_ver"] == "iPhone14,2-iOS-17.1"
+    assert data["app_version"] == "3.1.0"
+    assert data["event_data"]["user_id"] == "user-42"
+
+
+def test_install_earlier_in_the_same_message_enriches_a_later_event(stack: Stack) -> None:
+    install = native_event("install")
+    purchase = _server_side_purchase()
+    stack.invoke(stack.record({"batch": [install, purchase]}))
+    by_uuid = {d["uuid"]: d for d in stack.deliveries()}
+    assert by_uuid[purchase["uuid"]]["payload"]["data"]["device_ids"]["idfa"] == IDFA
+    assert by_uuid[purchase["uuid"]]["payload"]["data"]["origination_ip"] == IP
+
+
+def test_event_fields_win_over_the_profile(stack: Stack) -> None:
+    stack.invoke(stack.record(native_event("install")))
+    stack.deliveries()
+    own = native_event(device={"platform": "ios", "id": IDFV, "ip": "198.51.100.9", "user_agent": "Own/1.0"})
+    stack.invoke(stack.record(own))
+    [delivery] = stack.deliveries()
+    data = delivery["payload"]["data"]
+    assert data["origination_ip"] == "198.51.100.9"
+    assert data["device_ua"] == "Own%2F1.0"
+    assert data["device_ids"]["idfa"] == IDFA  # not carried by the event: filled
+
+
+def test_profile_is_written_only_when_something_changed(stack: Stack) -> None:
+    stack.invoke(stack.record(native_event("install")))
+    first = _profile_items(stack)
+    assert len(first) == 1
+    assert first[0]["pk"]["S"] == f"{IOS_APP}#ios#{IDFV}"
+    assert first[0]["ip"]["S"] == IP
+    written_at = first[0]["updated_at"]
+
+    stack.clock.now += 60
+    stack.invoke(stack.record(native_event()))  # same context: no write
+    assert _profile_items(stack)[0]["updated_at"] == written_at
+
+    stack.invoke(stack.record(native_event(device={"platform": "ios", "id": IDFV, "ip": "198.51.100.1"})))
+    assert _profile_items(stack)[0]["ip"]["S"] == "198.51.100.1"
+
+
+def test_att_denied_removes_the_remembered_advertising_id(stack: Stack) -> None:
+    stack.invoke(stack.record(native_event("install")))
+    stack.clock.now += 60
+    stack.invoke(
+        stack.record(native_event(timestamp=NOW, device={"platform": "ios", "id": IDFV, "att": {"status": "denied"}}))
+    )
+    stack.deliveries()
+    assert "advertising_id" not in _profile_items(stack)[0]
+    stack.invoke(stack.record(_server_side_purchase()))
+    [delivery] = stack.deliveries()
+    assert "idfa" not in delivery["payload"]["data"]["device_ids"]
+
+
+def test_logs_of_a_whole_run_contain_no_raw_idfa_ip_or_token(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    install = native_event("install", adservices={"token": TOKEN, "generated_at": NOW - 60})
+    invalid = native_event(device={"platform": "ios", "id": IDFV, "advertising_id": IDFA, "ip": 12})
+    stack.invoke(stack.record({"batch": [install, invalid, _server_side_purchase(), native_event()]}))
+    stack.invoke(stack.record("{broken"))
+    logged = stack.logs.getvalue() + capsys.readouterr().out
+    assert stack.log_lines(), "the run logged nothing: the capture is broken"
+    for secret in (IDFA, IDFA.lower(), IP, TOKEN, TOKEN[:24]):
+        assert secret not in logged
+    uuids = {line.get("correlation_id") for line in stack.log_lines()}
+    assert invalid["uuid"] in uuids  # the rejected event's log line is correlated by its uuid
+
+
+def _profile_items(stack: Stack) -> list[dict[str, Any]]:
+    return list(stack.dynamodb.scan(TableName=stack.table)["Items"])
+
+
+def _emf_docs(out: str) -> list[dict[str, Any]]:
+    docs = []
+    for line in out.splitlines():
+        line = line.strip()
+        if line.startswith("{") and '"_aws"' in line:
+            docs.append(json.loads(line))
+    return docs
+
+
+def _emf(out: str) -> dict[str, float]:
+    """The invocation's main EMF document (the one with EventsReceived): metric name -> summed value."""
+    for doc in _emf_docs(out):
+        if "EventsReceived" in doc:
+            return {
+                k: (sum(v) if isinstance(v, list) else v)
+                for k, v in doc.items()
+                if isinstance(v, int | float | list) and k != "_aws"
+            }
+    raise AssertionError(f"no EMF document in {out[:500]!r}")

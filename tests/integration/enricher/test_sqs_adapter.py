@@ -1,0 +1,177 @@
+"""functions/adapters/sqs.py and profiles_dynamodb.py against moto: batching by count and size, retries of
+Failed entries and of raising calls, never a silent drop; the profile store round trip."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from functions.adapters.profiles_dynamodb import DynamoDbProfileStore, ProfileStoreError
+from functions.adapters.sqs import (
+    MAX_TEXT_ATTRIBUTE_CHARS,
+    OutgoingMessage,
+    SendError,
+    SqsSender,
+    chunks,
+    dead_letter_message,
+)
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Any:
+    for name, value in {
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield
+
+
+def _all(sqs: Any, url: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]).get(
+            "Messages", []
+        )
+        if not messages:
+            return out
+        out.extend(messages)
+        for m in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+
+class Recorder:
+    def __init__(self, real: Any, fail_first: int = 0) -> None:
+        self.real, self.fail_first, self.calls = real, fail_first, []  # type: ignore[var-annotated]
+
+    def send_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.calls.append(Entries)
+        if self.fail_first > 0:
+            self.fail_first -= 1
+            return {"Successful": [], "Failed": [{"Id": e["Id"], "Code": "ServiceUnavailable"} for e in Entries]}
+        return dict(self.real.send_message_batch(QueueUrl=QueueUrl, Entries=Entries))
+
+
+def test_batches_of_ten_with_unique_valid_ids_and_typed_attributes(aws: Any) -> None:
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName="q")["QueueUrl"]
+    recorder = Recorder(sqs)
+    messages = [OutgoingMessage(f"body-{i}", {"uuid": f"u{i}", "received_at_ms": i, "empty": ""}) for i in range(23)]
+    SqsSender(recorder).send(url, messages)
+    assert [len(c) for c in recorder.calls] == [10, 10, 3]
+    for call in recorder.calls:
+        ids = [e["Id"] for e in call]
+        assert len(set(ids)) == len(ids)
+        assert all(len(i) <= 80 and i.replace("_", "").replace("-", "").isalnum() for i in ids)
+    received = _all(sqs, url)
+    assert sorted(m["Body"] for m in received) == sorted(f"body-{i}" for i in range(23))
+    attrs = received[0]["MessageAttributes"]
+    assert attrs["received_at_ms"]["DataType"] == "Number"
+    assert attrs["uuid"]["DataType"] == "String"
+    assert "empty" not in attrs  # SQS rejects empty attribute values
+
+
+def test_batches_are_split_by_total_size() -> None:
+    big = OutgoingMessage("x" * 300_000)
+    assert [len(c) for c in chunks([big] * 7)] == [3, 3, 1]  # 1 MiB per call
+    assert [len(c) for c in chunks([big] * 2, max_bytes=256 * 1024)] == [1, 1]
+
+
+def test_failed_entries_are_retried_until_accepted(aws: Any) -> None:
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName="q")["QueueUrl"]
+    recorder = Recorder(sqs, fail_first=2)
+    sleeps: list[float] = []
+    sender = SqsSender(recorder, sleep=sleeps.append)
+    sender.send(url, [OutgoingMessage(f"b{i}") for i in range(5)])
+    assert len(_all(sqs, url)) == 5
+    assert sleeps == [0.05, 0.1]  # exponential backoff
+    assert sender.retried_entries == 10
+
+
+def test_entries_failing_every_time_raise_instead_of_being_dropped() -> None:
+    class AlwaysFails:
+        def send_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+            return {"Successful": [], "Failed": [{"Id": e["Id"], "Code": "KmsThrottled"} for e in Entries]}
+
+    with pytest.raises(SendError, match="KmsThrottled") as info:
+        SqsSender(AlwaysFails(), sleep=lambda _s: None).send("url", [OutgoingMessage("b")])
+    assert len(info.value.failed) == 1
+
+
+def test_a_raising_call_is_retried_then_raised() -> None:
+    class Raises:
+        calls = 0
+
+        def send_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+            Raises.calls += 1
+            raise ConnectionError("down")
+
+    with pytest.raises(SendError):
+        SqsSender(Raises(), max_attempts=3, sleep=lambda _s: None).send("url", [OutgoingMessage("b")])
+    assert Raises.calls == 3
+
+
+def test_an_entry_missing_from_the_answer_is_not_assumed_sent() -> None:
+    class Forgetful:
+        calls = 0
+
+        def send_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+            Forgetful.calls += 1
+            return {"Successful": [{"Id": e["Id"]} for e in Entries[1:]]}
+
+    with pytest.raises(SendError):
+        SqsSender(Forgetful(), sleep=lambda _s: None).send("url", [OutgoingMessage("a"), OutgoingMessage("b")])
+    assert Forgetful.calls == 4
+
+
+def test_dead_letter_message_skips_missing_attributes_and_cuts_long_text() -> None:
+    msg = dead_letter_message(
+        "{}", stage="enricher", reason="invalid_event", failed_at_ms=5, field=None, error="e" * 5000, uuid=""
+    )
+    assert msg.attributes == {
+        "stage": "enricher",
+        "reason": "invalid_event",
+        "failed_at_ms": 5,
+        "error": "e" * MAX_TEXT_ATTRIBUTE_CHARS,
+    }
+
+
+def test_profile_store_round_trip_and_dedup(aws: Any) -> None:
+    dynamodb = boto3.client("dynamodb")
+    dynamodb.create_table(
+        TableName="profiles",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    store = DynamoDbProfileStore(dynamodb, "profiles")
+    profiles = {
+        f"k{i}": {"ip": f"10.0.0.{i}", "limit_ad_tracking": i % 2 == 0, "att_time": 1700000000 + i} for i in range(130)
+    }
+    store.put_many(profiles, expires_at=1_800_000_000)
+    got = store.get_many([*profiles, "k1", "k1", "missing"])
+    assert got == profiles
+    item = dynamodb.get_item(TableName="profiles", Key={"pk": {"S": "k3"}})["Item"]
+    assert item["expires_at"] == {"N": "1800000000"}
+
+
+def test_profile_store_raises_when_keys_stay_unprocessed() -> None:
+    class Throttled:
+        def batch_get_item(self, *, RequestItems: dict[str, Any]) -> dict[str, Any]:
+            return {"Responses": {}, "UnprocessedKeys": RequestItems}
+
+        def batch_write_item(self, *, RequestItems: dict[str, Any]) -> dict[str, Any]:
+            return {"UnprocessedItems": RequestItems}
+
+    store = DynamoDbProfileStore(Throttled(), "t", sleep=lambda _s: None)
+    with pytest.raises(ProfileStoreError):
+        store.get_many(["a"])
+    with pytest.raises(ProfileStoreError):
+        store.put_many({"a": {"ip": "1"}}, expires_at=1)
