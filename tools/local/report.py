@@ -122,10 +122,8 @@ class Report:
         lines.append(f"accepted     {len(self.accepted)} events")
         kinds = Counter(d.kind for key, d in self.delivered.items() if self.fates.get(key) == DELIVERED)
         lines.append(f"delivered    {self.count(DELIVERED)}  ({_counts(kinds)})")
-        filtered = Counter((e.uuid or e.key) for e in self.accepted if self.fates.get(e.key) == FILTERED)
-        lines.append(
-            f"filtered     {self.count(FILTERED)}" + (f"  ({', '.join(sorted(filtered))})" if filtered else "")
-        )
+        filtered = Counter(str(e.event_name) for e in self.accepted if self.fates.get(e.key) == FILTERED)
+        lines.append(f"filtered     {self.count(FILTERED)}  ({_counts(filtered)})")
         refused = [a for a in self.answers if a.status != 202]
         lines.append(f"rejected by the API: {len(refused)}")
         for answer in refused:

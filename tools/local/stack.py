@@ -16,10 +16,12 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import math
 import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -106,6 +108,7 @@ class LocalStack:
         self.accepted: list[AcceptedEvent] = []
         self.delivered: dict[str, Delivered] = {}
         self._saved_env: dict[str, str | None] = {}
+        self._undo: list[Callable[[], None]] = []
         self._ledger_lock = threading.Lock()
         self._session = requests.Session()
 
@@ -158,6 +161,7 @@ class LocalStack:
             r.INGEST_QUEUE.key: (r.FUNCTION_ENRICHER, r.HANDLER_ENRICHER),
             r.DELIVERY_QUEUE.key: (r.FUNCTION_DELIVERER, r.HANDLER_DELIVERER),
         }
+        self._scale_deliverer_backoff()
         for spec in r.QUEUES:
             function, dotted = functions[spec.key]
             # The per-function part of the environment is read at import (cold start), like Powertools does.
@@ -190,7 +194,31 @@ class LocalStack:
 
             self.apple = AppleStub(default=attribution_payload()).start()
 
+    def _scale_deliverer_backoff(self) -> None:
+        """Apply the local time scale to the deliverer's retry backoff too (30 s, 60 s, ... -> 1 s, 1 s, 2 s...).
+
+        The deliverer makes a transiently failed message invisible for ``retry_visibility_s`` (30 s doubling, up
+        to 15 min): minutes before a local run could drain. Scaled like the queues' visibility timeouts.
+        """
+        from functions.deliverer import delivery
+
+        original = getattr(delivery, "retry_visibility_s", None)
+        if original is None or getattr(original, "local_time_scale", False):
+            log.warning("functions.deliverer.delivery.retry_visibility_s not found: deliverer backoff not scaled")
+            return
+
+        def scaled(receive_count: int, retry_after_s: float | None = None) -> int:
+            wait_s: float = original(receive_count, retry_after_s)
+            return max(1, math.ceil(wait_s / aws.TIME_SCALE))
+
+        scaled.local_time_scale = True  # type: ignore[attr-defined]
+        delivery.retry_visibility_s = scaled
+        self._undo.append(lambda: setattr(delivery, "retry_visibility_s", original))
+
     def stop(self) -> None:
+        for undo in reversed(self._undo):
+            undo()
+        self._undo.clear()
         for poller in self.pollers.values():
             poller.stop()
         if self.api_server is not None:

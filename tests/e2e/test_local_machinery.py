@@ -1,0 +1,152 @@
+"""The local stack's own parts: the Lambda event shape, partial batch responses, redrive, the API's SQS call."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from infra.resources import QueueSpec, ResourceNames
+from tests.e2e.conftest import NATIVE_EVENT, Run
+from tools.local import aws
+from tools.local.api import IngestApi, load_validators
+from tools.local.pollers import BatchResult, LambdaContext, QueuePoller, failed_ids, lambda_record
+
+MESSAGE = {
+    "MessageId": "m-1",
+    "ReceiptHandle": "rh-1",
+    "Body": "{}",
+    "MD5OfBody": "99914b932bd37a50b983c5e7c90ae93b",
+    "Attributes": {"ApproximateReceiveCount": "3", "SentTimestamp": "1700000000000"},
+    "MessageAttributes": {
+        "route": {"DataType": "String", "StringValue": "native"},
+        "received_at_ms": {"DataType": "Number", "StringValue": "1700000000000"},
+        "blob": {"DataType": "Binary", "BinaryValue": b"\x00\x01"},
+    },
+}
+
+
+def test_lambda_record_has_the_sqs_event_source_shape() -> None:
+    record = lambda_record(MESSAGE, "arn:aws:sqs:us-east-1:123456789012:q", "us-east-1")
+    assert record["messageId"] == "m-1"
+    assert record["receiptHandle"] == "rh-1"
+    assert record["attributes"]["ApproximateReceiveCount"] == "3"
+    assert record["messageAttributes"]["route"] == {
+        "stringValue": "native",
+        "stringListValues": [],
+        "binaryListValues": [],
+        "dataType": "String",
+    }
+    assert record["messageAttributes"]["received_at_ms"]["dataType"] == "Number"
+    assert base64.b64decode(record["messageAttributes"]["blob"]["binaryValue"]) == b"\x00\x01"
+    assert record["eventSource"] == "aws:sqs"
+    assert record["eventSourceARN"].endswith(":q")
+
+
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        (None, set()),
+        ({}, set()),
+        ({"batchItemFailures": []}, set()),
+        ({"batchItemFailures": [{"itemIdentifier": "a"}]}, {"a"}),
+        ({"batchItemFailures": [{"itemIdentifier": "zzz"}]}, None),  # unknown id: Lambda fails the whole batch
+        ({"batchItemFailures": [{"itemIdentifier": ""}]}, None),
+        ("nonsense", None),
+    ],
+)
+def test_partial_batch_response_is_read_as_lambda_does(response: Any, expected: set[str] | None) -> None:
+    records = [{"messageId": "a"}, {"messageId": "b"}]
+    assert failed_ids(response, records) == expected
+
+
+def test_context_deadline_counts_down() -> None:
+    context = LambdaContext("f", timeout_s=30, region="us-east-1")
+    assert 29_000 < context.get_remaining_time_in_millis() <= 30_000
+    assert context.invoked_function_arn.endswith(":function:f")
+
+
+class RecordingSqs:
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.calls: list[dict[str, Any]] = []
+
+    def send_message(self, **kwargs: Any) -> dict[str, Any]:
+        if self.fail:
+            raise RuntimeError("SQS is down")
+        self.calls.append(kwargs)
+        return {"MessageId": "sqs-1"}
+
+
+def test_api_sends_the_body_as_received_with_the_integration_attributes() -> None:
+    sqs = RecordingSqs()
+    api = IngestApi(sqs, "http://q", "k", load_validators())
+    body = json.dumps(NATIVE_EVENT, indent=1).encode()
+    answer = api.handle("POST", "/v1/events", {"x-api-key": "k"}, body, len(body))
+    assert answer.status == 202
+    assert answer.document["message_id"] == "sqs-1"
+    (call,) = sqs.calls
+    assert call["MessageBody"] == body.decode()
+    attributes = call["MessageAttributes"]
+    assert attributes["route"] == {"DataType": "String", "StringValue": "native"}
+    assert attributes["request_id"] == {"DataType": "String", "StringValue": answer.document["request_id"]}
+    assert attributes["received_at_ms"]["DataType"] == "Number"
+    assert abs(int(attributes["received_at_ms"]["StringValue"]) - time.time() * 1000) < 60_000
+
+
+def test_api_never_answers_202_when_sqs_fails() -> None:
+    api = IngestApi(RecordingSqs(fail=True), "http://q", "k", load_validators())
+    body = json.dumps(NATIVE_EVENT).encode()
+    answer = api.handle("POST", "/v1/events", {"x-api-key": "k"}, body, len(body))
+    assert answer.status == 500
+
+
+def test_failed_records_are_retried_then_redriven_to_the_dlq(run: Run) -> None:
+    """Partial batch failure: the good record is deleted, the bad one comes back and SQS redrives it."""
+    spec = QueueSpec(key="redrive-test", consumer_timeout_s=1, batch_size=10, batching_window_s=0, max_receive_count=2)
+    sqs = aws.client("sqs", run.stack.endpoint_url)
+    urls = aws.create_queue(sqs, ResourceNames("e2e"), spec)
+    sqs.send_message(QueueUrl=urls.queue, MessageBody="good")
+    sqs.send_message(QueueUrl=urls.queue, MessageBody="bad")
+    seen: list[tuple[str, str]] = []
+    results: list[BatchResult] = []
+    done = threading.Event()
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        seen.extend((r["body"], r["attributes"]["ApproximateReceiveCount"]) for r in event["Records"])
+        return {
+            "batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"] if r["body"] == "bad"]
+        }
+
+    def on_batch(result: BatchResult) -> None:
+        results.append(result)
+
+    poller = QueuePoller(
+        spec,
+        sqs,
+        urls.queue,
+        urls.queue_arn,
+        "test",
+        handler,
+        region=aws.REGION,
+        visibility_timeout_s=aws.local_visibility_timeout_s(spec),
+        on_batch=on_batch,
+    )
+    poller.start()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not done.is_set():
+            dlq = sqs.receive_message(QueueUrl=urls.dlq, WaitTimeSeconds=1, MessageAttributeNames=["All"])
+            if dlq.get("Messages"):
+                done.set()
+                assert dlq["Messages"][0]["Body"] == "bad"
+    finally:
+        poller.stop()
+    assert done.is_set(), f"not redriven; handler saw {seen}"
+    assert ("good", "1") in seen
+    assert [count for body, count in seen if body == "bad"] == ["1", "2"]
+    assert poller.stats.succeeded == 1
