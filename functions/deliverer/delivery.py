@@ -1,0 +1,307 @@
+"""What the deliverer does with one SQS batch of delivery envelopes, without Powertools wiring or boto3.
+
+For each record, concurrently (a thread pool; the POSTs are I/O bound):
+
+1. parse the envelope (``pipeline.envelope``); a malformed one is dead-lettered at once (``invalid_body``);
+2. re-apply the AdServices 24-hour window at send time (``pipeline.adservices.apply_window_at_send``);
+3. send it **once** through the :class:`OnceSender` (idempotent on ``uuid`` + ``kind``): delivered, or already
+   delivered earlier (a duplicate, skipped), or still in flight elsewhere, or failed with a Kochava result;
+4. decide a :class:`Verdict` from the result and the SQS receive count (:func:`decide`).
+
+Then, once per batch and in the calling thread: dead-letter what must go to the delivery DLQ (one
+``SendMessageBatch`` per 10), extend the visibility of what will be retried (``ChangeMessageVisibilityBatch``)
+and build the partial-batch answer. A record is reported failed to SQS only when SQS must redeliver it.
+
+=====================================  ==============  ==========================  =============================
+case                                   verdict         reported to SQS             DLQ reason
+=====================================  ==============  ==========================  =============================
+2xx + ``{"success":"1"}``              delivered       success                     -
+already delivered (idempotency)        duplicate       success                     -
+429 / 5xx / timeout / network          retry           failed, visibility backoff  -
+  ... on receive >= MAX_RECEIVE_COUNT  dead_letter     success                     ``retries_exhausted``
+4xx (not 429), 3xx                     dead_letter     success                     ``kochava_rejected``
+2xx without the success answer         dead_letter     success                     ``kochava_bad_response``
+in flight in another invocation        retry           failed, visibility backoff  -
+malformed envelope                     dead_letter     success                     ``invalid_body``
+unexpected error (e.g. DynamoDB down)  failed          failed (SQS redrive later)  (``redriven`` by SQS)
+=====================================  ==============  ==========================  =============================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, Protocol
+
+from functions.adapters.kochava_http import Kind, KochavaResult
+from functions.adapters.sqs import OutgoingMessage, dead_letter_message
+from functions.pipeline import adservices, envelope, reasons
+from functions.pipeline.envelope import Envelope, EnvelopeError
+from infra.resources import (
+    ATTR_ERROR,
+    ATTR_EVENT_NAME,
+    ATTR_KIND,
+    ATTR_RESPONSE_BODY,
+    ATTR_STATUS,
+    ATTR_UUID,
+    FUNCTION_DELIVERER,
+)
+
+Verdict = Literal["delivered", "duplicate", "retry", "dead_letter", "failed"]
+
+# SQS backoff for a transient failure: visibility = BASE * 2**(receive_count - 1), capped. With the queue's
+# maxReceiveCount of 5 the waits are 30 s, 60 s, 120 s, 240 s before the last try (Kochava's own SDK retries
+# after 7 s, 30 s, 300 s, 1800 s). A longer Retry-After from Kochava wins, up to the cap.
+RETRY_VISIBILITY_BASE_S: Final = 30
+RETRY_VISIBILITY_CAP_S: Final = 900
+SQS_MAX_VISIBILITY_S: Final = 12 * 3600
+STAGE: Final = FUNCTION_DELIVERER  # the DLQ ``stage`` attribute
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """The parts of an SQS record the deliverer uses."""
+
+    message_id: str
+    receipt_handle: str
+    body: str
+    receive_count: int
+    event_source_arn: str = ""
+    attributes: Mapping[str, str] = field(default_factory=dict)  # message attributes, string values
+
+    @classmethod
+    def from_sqs(cls, record: Mapping[str, Any]) -> DeliveryRecord:
+        """From one entry of a Lambda SQS event's ``Records``."""
+        system = record.get("attributes") or {}
+        message_attributes = record.get("messageAttributes") or {}
+        return cls(
+            message_id=str(record["messageId"]),
+            receipt_handle=str(record.get("receiptHandle", "")),
+            body=str(record.get("body", "")),
+            receive_count=int(system.get("ApproximateReceiveCount", 1)),
+            event_source_arn=str(record.get("eventSourceARN", "")),
+            attributes={
+                name: str(value.get("stringValue", ""))
+                for name, value in message_attributes.items()
+                if isinstance(value, Mapping)
+            },
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SendAnswer:
+    """What the once-only sender reports for one envelope."""
+
+    status: Literal["delivered", "duplicate", "in_progress", "failed"]
+    result: KochavaResult | None = None  # the Kochava result of this invocation's POST (None: no POST made)
+
+
+class OnceSender(Protocol):
+    """Sends an envelope's payload at most once successfully per ``uuid`` + ``kind`` (see ``idempotency.py``)."""
+
+    def send_once(self, env: Envelope, payload: Mapping[str, Any], *, deadline: float) -> SendAnswer: ...
+
+
+class DeliveryQueue(Protocol):
+    """The SQS side effects of a batch (``queue_actions.py``; a fake in unit tests)."""
+
+    def dead_letter(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Send every message to the delivery DLQ or raise (nothing of the batch is then acknowledged)."""
+        ...
+
+    def back_off(self, record: DeliveryRecord, visibility_timeout_s: int) -> bool:
+        """Make ``record`` invisible for ``visibility_timeout_s``; False when SQS refused (logged by caller)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOutcome:
+    """The decision for one record, with everything the handler logs and counts."""
+
+    record: DeliveryRecord
+    verdict: Verdict
+    envelope: Envelope | None = None
+    result: KochavaResult | None = None
+    reason: str | None = None  # the DLQ reason when dead-lettered
+    error: str = ""
+    token_stripped: bool = False
+    visibility_timeout_s: int | None = None
+    dead_letter_sent: bool = False  # set after the DLQ send succeeded
+    back_off_applied: bool = False
+
+    @property
+    def reported_failed(self) -> bool:
+        """Whether SQS must redeliver the record (it appears in ``batchItemFailures``)."""
+        if self.verdict == "dead_letter":
+            return not self.dead_letter_sent
+        return self.verdict in ("retry", "failed")
+
+
+def retry_visibility_s(receive_count: int, retry_after_s: float | None = None) -> int:
+    """The visibility timeout before the next try: ``30 s * 2**(n-1)`` capped at 15 min, at least Retry-After.
+
+    >>> [retry_visibility_s(n) for n in (1, 2, 3, 4, 5, 10)]
+    [30, 60, 120, 240, 480, 900]
+    >>> retry_visibility_s(1, retry_after_s=90.5)
+    91
+    """
+    exponent = max(0, min(receive_count - 1, 20))
+    backoff: int = min(RETRY_VISIBILITY_CAP_S, RETRY_VISIBILITY_BASE_S * 2**exponent)
+    if retry_after_s is not None:
+        backoff = max(backoff, min(RETRY_VISIBILITY_CAP_S, math.ceil(retry_after_s)))
+    return min(SQS_MAX_VISIBILITY_S, backoff)
+
+
+def decide(
+    record: DeliveryRecord,
+    env: Envelope,
+    answer: SendAnswer,
+    *,
+    max_receive_count: int,
+    token_stripped: bool = False,
+) -> RecordOutcome:
+    """The verdict for a record whose envelope was sent (or skipped) by the once-only sender."""
+    common: dict[str, Any] = {
+        "record": record,
+        "envelope": env,
+        "result": answer.result,
+        "token_stripped": token_stripped,
+    }
+    if answer.status == "delivered":
+        return RecordOutcome(verdict="delivered", **common)
+    if answer.status == "duplicate":
+        return RecordOutcome(verdict="duplicate", **common)
+    result = answer.result
+    if answer.status == "failed" and result is not None:
+        if result.outcome == "permanent":
+            return RecordOutcome(verdict="dead_letter", reason=reasons.KOCHAVA_REJECTED, error=result.error, **common)
+        if result.outcome == "bad_response":
+            return RecordOutcome(
+                verdict="dead_letter", reason=reasons.KOCHAVA_BAD_RESPONSE, error=result.error, **common
+            )
+    # Transient (429 / 5xx / timeout / network) or in flight elsewhere: SQS tries again later, or gives up here.
+    error = result.error if result is not None else "a delivery of this uuid and kind is in progress elsewhere"
+    if record.receive_count >= max_receive_count:
+        return RecordOutcome(
+            verdict="dead_letter",
+            reason=reasons.RETRIES_EXHAUSTED,
+            error=f"receive {record.receive_count} of {max_receive_count}: {error}",
+            **common,
+        )
+    visibility = retry_visibility_s(record.receive_count, result.retry_after_s if result is not None else None)
+    return RecordOutcome(verdict="retry", error=error, visibility_timeout_s=visibility, **common)
+
+
+def dead_letter_for(outcome: RecordOutcome, failed_at_ms: int) -> OutgoingMessage:
+    """The delivery-DLQ message: the envelope unchanged plus the attributes of docs/DESIGN.md."""
+    env, result, record = outcome.envelope, outcome.result, outcome.record
+    return dead_letter_message(
+        record.body,
+        stage=STAGE,
+        reason=outcome.reason or reasons.RETRIES_EXHAUSTED,
+        failed_at_ms=failed_at_ms,
+        **{
+            ATTR_STATUS: result.http_status if result is not None else None,
+            ATTR_RESPONSE_BODY: result.response_body if result is not None else None,
+            ATTR_ERROR: outcome.error,
+            ATTR_UUID: env.uuid if env is not None else record.attributes.get(ATTR_UUID),
+            ATTR_KIND: env.kind if env is not None else record.attributes.get(ATTR_KIND),
+            ATTR_EVENT_NAME: env.event_name if env is not None else record.attributes.get(ATTR_EVENT_NAME),
+        },
+    )
+
+
+@dataclass
+class BatchReport:
+    """The outcomes of a batch and the Lambda answer for SQS."""
+
+    outcomes: list[RecordOutcome]
+    dead_letter_error: str = ""  # set when the DLQ send failed (those records are then reported failed)
+
+    @property
+    def batch_item_failures(self) -> list[dict[str, str]]:
+        return [{"itemIdentifier": o.record.message_id} for o in self.outcomes if o.reported_failed]
+
+    def response(self) -> dict[str, list[dict[str, str]]]:
+        """The ``ReportBatchItemFailures`` answer."""
+        return {"batchItemFailures": self.batch_item_failures}
+
+
+class Deliverer:
+    """Processes batches: concurrent sends, then the batch's DLQ and backoff actions."""
+
+    def __init__(
+        self,
+        sender: OnceSender,
+        queue: DeliveryQueue,
+        *,
+        max_receive_count: int,
+        max_workers: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._sender = sender
+        self._queue = queue
+        self._max_receive_count = max_receive_count
+        self._clock = clock
+        self._executor = ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="deliver")
+
+    def process_record(self, record: DeliveryRecord, *, deadline: float) -> RecordOutcome:
+        """Parse, re-apply the AdServices window, send once, decide. Never raises."""
+        try:
+            env = envelope.parse(record.body)
+        except EnvelopeError as exc:
+            return RecordOutcome(
+                record=record, verdict="dead_letter", reason=reasons.INVALID_BODY, error=f"not an envelope: {exc}"
+            )
+        try:
+            payload, stripped = adservices.apply_window_at_send(
+                env.payload, env.adservices_generated_at, now=self._clock()
+            )
+            answer = self._sender.send_once(env, payload, deadline=deadline)
+        except Exception as exc:  # DynamoDB trouble, a bug: SQS redelivers, and redrives after maxReceiveCount
+            return RecordOutcome(record=record, verdict="failed", envelope=env, error=f"{type(exc).__name__}: {exc}")
+        return decide(record, env, answer, max_receive_count=self._max_receive_count, token_stripped=stripped)
+
+    def process_batch(self, records: Sequence[DeliveryRecord], *, deadline: float) -> BatchReport:
+        """Send the records concurrently, then dead-letter and back off in one pass."""
+        outcomes = list(self._executor.map(lambda r: self.process_record(r, deadline=deadline), records))
+        report = BatchReport(outcomes)
+        to_dead_letter = [i for i, o in enumerate(outcomes) if o.verdict == "dead_letter"]
+        if to_dead_letter:
+            failed_at_ms = int(self._clock() * 1000)
+            try:
+                self._queue.dead_letter([dead_letter_for(outcomes[i], failed_at_ms) for i in to_dead_letter])
+            except Exception as exc:  # not in the DLQ: let SQS redeliver them rather than lose them
+                report.dead_letter_error = f"{type(exc).__name__}: {exc}"
+            else:
+                for i in to_dead_letter:
+                    outcomes[i] = _replace(outcomes[i], dead_letter_sent=True)
+        for i, outcome in enumerate(outcomes):
+            if outcome.verdict == "retry" and outcome.visibility_timeout_s is not None:
+                applied = self._queue.back_off(outcome.record, outcome.visibility_timeout_s)
+                outcomes[i] = _replace(outcome, back_off_applied=applied)
+        return report
+
+    def close(self) -> None:
+        """Stop the worker threads (tests; a Lambda container just freezes)."""
+        self._executor.shutdown(wait=True)
+
+
+def _replace(outcome: RecordOutcome, **changes: Any) -> RecordOutcome:
+    return dataclasses.replace(outcome, **changes)
+
+
+def kind_of(env: Envelope) -> Kind:
+    """The envelope's kind, typed for the HTTP client (``envelope.parse`` has checked it)."""
+    kind = env.kind
+    if kind == "install":
+        return "install"
+    if kind == "event":
+        return "event"
+    if kind == "identityLink":
+        return "identityLink"
+    raise EnvelopeError(f"kind: {kind!r}")

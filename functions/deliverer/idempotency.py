@@ -1,0 +1,115 @@
+"""At most one successful POST per event ``uuid`` + ``kind``: Powertools idempotency on DynamoDB.
+
+The key is the pair ``{"uuid", "kind"}`` (hashed by Powertools, under the fixed prefix :data:`KEY_PREFIX`, so a
+refactor of this module or a renamed function does not change keys). The table is ``IDEMPOTENCY_TABLE_NAME``
+(``infra/resources.IDEMPOTENCY_TABLE``); a record lives ``IDEMPOTENCY_TTL_S`` (15 days: longer than a DLQ keeps a
+message, so an on-call replay can never reach Kochava twice).
+
+How each case behaves:
+
+* first send: Powertools writes an ``INPROGRESS`` record, we POST; on delivery it becomes ``COMPLETED``.
+* any failure (transient, 4xx, bad 200) raises inside the idempotent function, so Powertools **deletes** the
+  record: nothing remembers a failure, and a later retry or replay sends again.
+* the same ``uuid`` + ``kind`` again after a delivery: Powertools returns the stored answer without calling us;
+  the response hook marks it ``duplicate`` (counted, acknowledged, no POST).
+* a crash mid-send (timeout, OOM) leaves ``INPROGRESS``; the Lambda context is registered, so the record carries
+  ``in_progress_expiration`` = the moment that invocation would have timed out. Until then a concurrent copy
+  gets ``in_progress`` (retried later by SQS); after it Powertools overwrites the record and sends again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+
+from functions.adapters.kochava_http import KochavaClient, KochavaResult
+from functions.deliverer.delivery import SendAnswer, kind_of
+from functions.pipeline.envelope import Envelope
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+KEY_PREFIX: Final = "kochava-delivery"
+_DUPLICATE_MARK: Final = "duplicate"
+
+
+class DeliveryFailedError(Exception):
+    """Raised inside the idempotent function so Powertools deletes the in-progress record."""
+
+    def __init__(self, result: KochavaResult) -> None:
+        super().__init__(result.error or result.outcome)
+        self.result = result
+
+
+def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
+    """Powertools calls this only when it answers from the store, i.e. for an already delivered event."""
+    stored = response if isinstance(response, dict) else {}
+    return {**stored, _DUPLICATE_MARK: True}
+
+
+class IdempotentSender:
+    """The :class:`~functions.deliverer.delivery.OnceSender` of the Lambda."""
+
+    def __init__(self, client: KochavaClient, persistence: BasePersistenceLayer, *, expires_after_s: int) -> None:
+        self._client = client
+        self.config = IdempotencyConfig(
+            expires_after_seconds=expires_after_s,
+            raise_on_no_idempotency_key=True,
+            response_hook=_mark_duplicate,
+        )
+        self._post_once = idempotent_function(
+            self._post,
+            data_keyword_argument="delivery_key",
+            persistence_store=persistence,
+            config=self.config,
+            key_prefix=KEY_PREFIX,
+        )
+
+    def register_lambda_context(self, context: LambdaContext) -> None:
+        """So an in-progress record expires when this invocation would time out (call once per invocation)."""
+        self.config.register_lambda_context(context)
+
+    def send_once(self, env: Envelope, payload: Mapping[str, Any], *, deadline: float) -> SendAnswer:
+        """POST unless this ``uuid`` + ``kind`` was delivered already; never records a failure."""
+        sent: list[KochavaResult] = []  # filled by _post when it runs (the stored answer is plain JSON)
+        try:
+            stored = self._post_once(
+                delivery_key={"uuid": env.uuid, "kind": env.kind},
+                env=env,
+                payload=payload,
+                deadline=deadline,
+                sent=sent,
+            )
+        except DeliveryFailedError as failed:
+            return SendAnswer("failed", failed.result)
+        except IdempotencyAlreadyInProgressError:
+            return SendAnswer("in_progress")
+        if not sent or (isinstance(stored, dict) and stored.get(_DUPLICATE_MARK)):
+            return SendAnswer("duplicate")
+        return SendAnswer("delivered", sent[-1])
+
+    def _post(
+        self,
+        *,
+        delivery_key: dict[str, str],
+        env: Envelope,
+        payload: Mapping[str, Any],
+        deadline: float,
+        sent: list[KochavaResult],
+    ) -> dict[str, Any]:
+        """The idempotent body: POST, raise unless delivered, return what the store keeps (plain JSON)."""
+        result = self._client.send(kind_of(env), payload, deadline=deadline)
+        sent.append(result)
+        if not result.delivered:
+            raise DeliveryFailedError(result)
+        return {
+            "http_status": result.http_status,
+            "attempts": result.attempts,
+            "delivered_at_ms": int(time.time() * 1000),
+        }

@@ -1,0 +1,46 @@
+"""Mask personal data in free text before it is logged (Kochava error bodies, exception messages).
+
+The deliverer never logs payloads, but an error body or an exception text may echo one. Device identifiers
+(IDFA, IDFV, Android ids: UUID-shaped), IP addresses and long opaque tokens (AdServices tokens) are replaced by
+a short SHA-256 fingerprint, so on-call can still see that two lines mention the same value without seeing it.
+
+Example:
+    >>> redact('{"idfa": "6D92078A-8246-4BA4-AE5B-76104861E7DC", "ip": "203.0.113.7"}')
+    '{"idfa": "<id:0b0b6f3a>", "ip": "<ip>"}'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+from typing import Final
+
+_UUID: Final = re.compile(r"\b[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\b")
+_HEX_ID: Final = re.compile(r"\b[0-9A-Fa-f]{16,}\b")  # android_id (16 hex), other hex device ids
+_IPV4: Final = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
+_IPV6_CANDIDATE: Final = re.compile(r"(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f.]{0,15}){2,8}(?![\w:])")
+_TOKEN: Final = re.compile(r"[A-Za-z0-9+/_=-]{40,}")  # AdServices tokens are long base64 strings
+
+
+def fingerprint(value: str) -> str:
+    """8 hex characters of SHA-256: enough to correlate log lines, useless to recover the value."""
+    return hashlib.sha256(value.encode()).hexdigest()[:8]
+
+
+def _mask_ipv6(match: re.Match[str]) -> str:
+    try:
+        ipaddress.IPv6Address(match.group())
+    except ValueError:
+        return match.group()
+    return "<ip>"
+
+
+def redact(text: str, limit: int = 512) -> str:
+    """``text`` with identifiers, IPs and tokens masked, cut to ``limit`` characters."""
+    text = _TOKEN.sub(lambda m: f"<token:{fingerprint(m.group())}>", text)
+    text = _UUID.sub(lambda m: f"<id:{fingerprint(m.group().upper())}>", text)
+    text = _HEX_ID.sub(lambda m: f"<id:{fingerprint(m.group().lower())}>", text)
+    text = _IPV6_CANDIDATE.sub(_mask_ipv6, text)
+    text = _IPV4.sub("<ip>", text)
+    return text if len(text) <= limit else text[:limit] + "..."

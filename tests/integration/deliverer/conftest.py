@@ -1,0 +1,99 @@
+"""The deliverer Lambda against moto (real boto3 calls to emulated SQS and DynamoDB) and a real local HTTP server
+standing in for Kochava (tools.local.kochava_sink). No mock of requests: the HTTP client, its pool, its timeouts
+and its urllib3 retries run for real over loopback."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from functions.deliverer import handler as deliverer_handler
+from infra.resources import (
+    DELIVERY_QUEUE,
+    ENV_DELIVERER_MAX_WORKERS,
+    ENV_DELIVERY_DLQ_URL,
+    ENV_IDEMPOTENCY_TABLE,
+    ENV_KOCHAVA_IDENTITYLINK_URL,
+    ENV_KOCHAVA_URL,
+    ENV_MAX_RECEIVE_COUNT,
+    IDEMPOTENCY_TABLE,
+    ResourceNames,
+)
+from tests.integration.deliverer.support import Clock, Stack
+from tools.local.kochava_sink import KochavaSink
+
+REGION = "eu-west-1"
+
+
+@pytest.fixture
+def sink() -> Iterator[KochavaSink]:
+    with KochavaSink() as server:
+        yield server
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch, sink: KochavaSink) -> Iterator[Stack]:
+    """Queues (with the real redrive settings), the idempotency table, the sink, and a fresh deliverer runtime."""
+    for name, value in {
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "AWS_LAMBDA_FUNCTION_NAME": "kochava-test-deliverer",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("POWERTOOLS_IDEMPOTENCY_DISABLED", raising=False)
+    with mock_aws():
+        names = ResourceNames(stage="test")
+        sqs = boto3.client("sqs", region_name=REGION)
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        dlq_url = sqs.create_queue(QueueName=names.dlq(DELIVERY_QUEUE))["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        queue_url = sqs.create_queue(
+            QueueName=names.queue(DELIVERY_QUEUE),
+            Attributes={
+                "VisibilityTimeout": str(DELIVERY_QUEUE.visibility_timeout_s),
+                "RedrivePolicy": (
+                    f'{{"deadLetterTargetArn": "{dlq_arn}", "maxReceiveCount": "{DELIVERY_QUEUE.max_receive_count}"}}'
+                ),
+            },
+        )["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        table = names.table(IDEMPOTENCY_TABLE)
+        dynamodb.create_table(
+            TableName=table,
+            KeySchema=[{"AttributeName": IDEMPOTENCY_TABLE.partition_key, "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": IDEMPOTENCY_TABLE.partition_key, "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        env = {
+            ENV_KOCHAVA_URL: sink.track_url,
+            ENV_KOCHAVA_IDENTITYLINK_URL: sink.identitylink_url,
+            ENV_DELIVERY_DLQ_URL: dlq_url,
+            ENV_IDEMPOTENCY_TABLE: table,
+            ENV_MAX_RECEIVE_COUNT: str(DELIVERY_QUEUE.max_receive_count),
+            ENV_DELIVERER_MAX_WORKERS: "10",
+        }
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+
+        logs = io.StringIO()
+        capture = logging.StreamHandler(logs)
+        capture.setFormatter(deliverer_handler.logger.registered_handler.formatter)
+        deliverer_handler.logger.addHandler(capture)
+        built = Stack(sqs, dynamodb, queue_url, queue_arn, dlq_url, table, sink, Clock(), logs, env)
+        built.use_runtime()
+        try:
+            yield built
+        finally:
+            deliverer_handler.logger.removeHandler(capture)
+            deliverer_handler.set_runtime(None)
+            for runtime in built.runtimes:
+                runtime.close()

@@ -1,0 +1,257 @@
+"""The deliverer Lambda end to end: SQS (moto) -> handler -> real HTTP to the local Kochava sink -> DLQ / backoff."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+
+from functions.pipeline import reasons
+from infra.resources import (
+    ATTR_ERROR,
+    ATTR_EVENT_NAME,
+    ATTR_FAILED_AT_MS,
+    ATTR_KIND,
+    ATTR_REASON,
+    ATTR_RESPONSE_BODY,
+    ATTR_STAGE,
+    ATTR_STATUS,
+    ATTR_UUID,
+    DELIVERY_QUEUE,
+)
+from tests.integration.deliverer.support import FakeContext, Stack, event_body
+from tools.local.kochava_sink import IDENTITYLINK_PATH, TRACK_PATH
+from tools.local.stub_http import Reply
+
+
+def test_success_posts_the_payload_once_and_acknowledges(stack: Stack) -> None:
+    stack.send(event_body("u-1"))
+    response = stack.run_once()
+
+    assert response == {"batchItemFailures": []}
+    assert len(stack.sink.delivered) == 1
+    posted = stack.sink.requests[0]
+    assert posted.path == TRACK_PATH
+    assert posted.json["data"]["event_name"] == "Purchase"
+    assert posted.headers["content-type"] == "application/json"
+    assert stack.sink.violations == []
+    assert stack.queue_depth() == (0, 0)
+    assert stack.dlq_messages() == []
+    assert len(stack.idempotency_items()) == 1  # the delivery is remembered
+    assert stack.idempotency_items()[0]["status"]["S"] == "COMPLETED"
+
+
+def test_identity_link_goes_to_the_identitylink_endpoint(stack: Stack) -> None:
+    from functions.pipeline import envelope
+
+    payload = {"kochava_app_id": "koios-test-guid", "device_id": {"idfv": "X-1"}, "data": {"user_id": "user-9"}}
+    stack.send(
+        envelope.build_body(
+            uuid="u-id", kind="identityLink", event_name="identify", payload=payload, adservices_generated_at=None
+        )
+    )
+    assert stack.run_once() == {"batchItemFailures": []}
+    assert [r.path for r in stack.sink.requests] == [IDENTITYLINK_PATH]
+    assert stack.sink.requests[0].json == payload
+    assert stack.sink.violations == []
+
+
+def test_500_then_200_is_retried_inside_the_invocation(stack: Stack) -> None:
+    stack.sink.script([500, 200])
+    stack.send(event_body("u-2"))
+
+    assert stack.run_once() == {"batchItemFailures": []}
+    assert [r.reply_status for r in stack.sink.requests] == [500, 200]
+    assert stack.dlq_messages() == []
+    assert any(line.get("attempts") == 2 for line in stack.log_lines())
+
+
+def test_429_waits_for_retry_after_then_delivers(stack: Stack) -> None:
+    stack.sink.script([Reply.json(429, {"error": "slow down"}, {"Retry-After": "1"}), 200])
+    stack.send(event_body("u-3"))
+
+    started = time.monotonic()
+    assert stack.run_once() == {"batchItemFailures": []}
+    elapsed = time.monotonic() - started
+
+    first, second = stack.sink.requests
+    assert (first.reply_status, second.reply_status) == (429, 200)
+    assert second.received_at - first.received_at >= 0.95  # Retry-After honoured, not the tiny test backoff
+    assert elapsed < 5
+
+
+def test_429_with_a_retry_after_beyond_the_deadline_backs_off_through_sqs(stack: Stack) -> None:
+    stack.sink.script([Reply.json(429, {"error": "slow down"}, {"Retry-After": "120"})])
+    stack.send(event_body("u-4"))
+    event = stack.receive()
+
+    started = time.monotonic()
+    response = stack.invoke(event, FakeContext(remaining_ms=8_000))
+    assert time.monotonic() - started < 2  # did not sleep 120 s, nor until the deadline
+
+    assert response["batchItemFailures"] == [{"itemIdentifier": event["Records"][0]["messageId"]}]
+    assert len(stack.sink.requests) == 1
+    retry_line = next(line for line in stack.log_lines() if line.get("verdict") == "retry")
+    assert retry_line["visibility_timeout_s"] == 120  # Kochava's Retry-After beats the 30 s first backoff
+    assert stack.queue_depth() == (0, 1)  # hidden by ChangeMessageVisibility, not visible again at once
+    assert stack.idempotency_items() == []  # a failure leaves no record
+
+
+def test_read_timeout_is_transient_and_backs_off_with_the_receive_count(stack: Stack) -> None:
+    stack.sink.script([Reply.hanging(3)])
+    stack.send(event_body("u-5"))
+    event = stack.receive()
+
+    started = time.monotonic()
+    response = stack.invoke(event)
+    assert time.monotonic() - started < 2  # one read timeout (0.5 s), no immediate re-POST
+
+    assert len(response["batchItemFailures"]) == 1
+    assert len(stack.sink.requests) == 1  # a read timeout is never re-POSTed at once
+    retry_line = next(line for line in stack.log_lines() if line.get("verdict") == "retry")
+    assert retry_line["visibility_timeout_s"] == 30
+    assert retry_line["back_off_applied"] is True
+    assert "timeout" in retry_line["error"].lower()
+    assert stack.idempotency_items() == []
+
+    # Time passes; Kochava is down (503 on every retry) and the second receive backs off twice as long.
+    stack.make_visible(event)
+    stack.sink.add_rule(lambda r: True, [503])
+    event = stack.receive()
+    assert event["Records"][0]["attributes"]["ApproximateReceiveCount"] == "2"
+    stack.invoke(event)
+    retry_lines = [line for line in stack.log_lines() if line.get("verdict") == "retry"]
+    assert retry_lines[-1]["visibility_timeout_s"] == 60
+
+
+def test_400_goes_to_the_dlq_at_once_with_reason_status_and_body(stack: Stack) -> None:
+    stack.sink.script([Reply.json(400, {"success": "0", "error": "invalid kochava_app_id"})])
+    body = event_body("u-6", event_name="Signup")
+    stack.send(body)
+
+    assert stack.run_once() == {"batchItemFailures": []}  # acknowledged: it is in the DLQ with its reason
+
+    assert len(stack.sink.requests) == 1  # a 4xx is not retried
+    [dead] = stack.dlq_messages()
+    assert dead["body"] == body  # the envelope unchanged, replayable
+    attrs = dead["attributes"]
+    assert attrs[ATTR_STAGE] == "deliverer"
+    assert attrs[ATTR_REASON] == reasons.KOCHAVA_REJECTED
+    assert attrs[ATTR_STATUS] == 400
+    assert "invalid kochava_app_id" in attrs[ATTR_RESPONSE_BODY]
+    assert attrs[ATTR_UUID] == "u-6"
+    assert attrs[ATTR_KIND] == "event"
+    assert attrs[ATTR_EVENT_NAME] == "Signup"
+    assert attrs[ATTR_FAILED_AT_MS] > 0
+    assert attrs[ATTR_ERROR]
+    assert stack.queue_depth() == (0, 0)
+    assert stack.idempotency_items() == []  # a replay after the fix can still send it
+
+
+def test_a_long_error_body_is_cut_to_1_kib_in_the_dlq(stack: Stack) -> None:
+    stack.sink.script([Reply(status=422, body=b"x" * 5000, content_type="text/plain")])
+    stack.send(event_body("u-7"))
+    stack.run_once()
+    [dead] = stack.dlq_messages()
+    assert len(dead["attributes"][ATTR_RESPONSE_BODY]) == 1024
+
+
+def test_200_without_the_success_answer_is_dead_lettered_with_the_body(stack: Stack) -> None:
+    stack.sink.script([Reply.json(200, {"success": "0", "error": "unknown app"})])
+    stack.send(event_body("u-8"))
+
+    assert stack.run_once() == {"batchItemFailures": []}
+    [dead] = stack.dlq_messages()
+    assert dead["attributes"][ATTR_REASON] == reasons.KOCHAVA_BAD_RESPONSE
+    assert dead["attributes"][ATTR_STATUS] == 200
+    assert "unknown app" in dead["attributes"][ATTR_RESPONSE_BODY]
+    assert stack.idempotency_items() == []
+
+
+def test_success_answer_is_accepted_as_a_number_too(stack: Stack) -> None:
+    stack.sink.script([Reply.json(200, {"success": 1})])
+    stack.send(event_body("u-9"))
+    assert stack.run_once() == {"batchItemFailures": []}
+    assert stack.dlq_messages() == []
+
+
+def test_one_bad_record_in_a_batch_only_it_is_reported(stack: Stack) -> None:
+    stack.sink.add_rule(lambda r: r.json["data"]["event_name"] == "Broken", [503])
+    stack.send(*[event_body(f"ok-{i}") for i in range(9)], event_body("bad-1", event_name="Broken"))
+    event = stack.receive()
+    assert len(event["Records"]) == 10
+    bad_id = next(r["messageId"] for r in event["Records"] if "bad-1" in r["body"])
+
+    response = stack.invoke(event)
+
+    assert response["batchItemFailures"] == [{"itemIdentifier": bad_id}]
+    assert len(stack.sink.delivered) == 9
+    assert stack.queue_depth() == (0, 1)  # only the bad one is left, hidden until its backoff ends
+    assert stack.dlq_messages() == []
+
+
+def test_retries_exhausted_on_the_last_receive_goes_to_the_dlq_with_the_last_status(stack: Stack) -> None:
+    stack.sink.add_rule(lambda r: True, [500])
+    body = event_body("u-10")
+    stack.send(body)
+
+    responses = []
+    for _ in range(DELIVERY_QUEUE.max_receive_count):
+        event = stack.receive()
+        assert len(event["Records"]) == 1
+        responses.append(stack.invoke(event))
+        if responses[-1]["batchItemFailures"]:
+            stack.make_visible(event)  # time passes until the backoff ends
+
+    assert all(len(r["batchItemFailures"]) == 1 for r in responses[:-1])
+    assert responses[-1] == {"batchItemFailures": []}  # the last receive: DLQ'd by us, with a reason
+    [dead] = stack.dlq_messages()
+    assert dead["body"] == body
+    assert dead["attributes"][ATTR_REASON] == reasons.RETRIES_EXHAUSTED
+    assert dead["attributes"][ATTR_STATUS] == 500
+    assert "receive 5 of 5" in dead["attributes"][ATTR_ERROR]
+    assert stack.queue_depth() == (0, 0)
+
+
+def test_a_body_that_is_not_an_envelope_is_dead_lettered_at_once(stack: Stack) -> None:
+    stack.send('{"not": "an envelope"}')
+    assert stack.run_once() == {"batchItemFailures": []}
+    [dead] = stack.dlq_messages()
+    assert dead["attributes"][ATTR_REASON] == reasons.INVALID_BODY
+    assert stack.sink.requests == []
+
+
+def test_records_are_sent_concurrently_over_kept_alive_connections(stack: Stack) -> None:
+    stack.sink.latency_s = 0.3
+    stack.send(*[event_body(f"c-{i}") for i in range(10)])
+    event = stack.receive()
+    assert len(event["Records"]) == 10
+
+    started = time.monotonic()
+    assert stack.invoke(event) == {"batchItemFailures": []}
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.5, f"10 records x 0.3 s took {elapsed:.2f} s: not concurrent"
+    first_connections = stack.sink.connections_opened
+    assert first_connections <= 10
+
+    stack.send(*[event_body(f"d-{i}") for i in range(10)])
+    assert stack.run_once() == {"batchItemFailures": []}
+    assert stack.sink.connections_opened == first_connections  # the second batch reused the pool
+    assert len(stack.sink.delivered) == 20
+
+
+def test_emf_metrics_are_emitted(stack: Stack, capsys: object) -> None:
+    import pytest
+
+    assert isinstance(capsys, pytest.CaptureFixture)
+    stack.sink.add_rule(lambda r: r.json["data"]["event_name"] == "Rejected", [400])
+    stack.send(event_body("m-1"), event_body("m-2", event_name="Rejected"))
+    stack.run_once()
+    documents = [orjson.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    values: dict[str, object] = {}
+    for document in documents:
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                values[f"{metric['Name']}|{document.get('reason', '')}"] = document[metric["Name"]]
+    assert values["Delivered|"] == [1.0] or values["Delivered|"] == 1.0
+    assert values[f"DeadLettered|{reasons.KOCHAVA_REJECTED}"] in (1.0, [1.0])

@@ -1,0 +1,143 @@
+"""At most one successful POST per event uuid + kind, whatever SQS redelivers or on-call replays."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from functions.adapters.kochava_http import Kind, KochavaResult
+from functions.pipeline import envelope, reasons
+from infra.resources import ATTR_REASON, IDEMPOTENCY_TTL_S
+from tests.integration.deliverer.support import FakeContext, Stack, event_body, event_payload
+
+
+def test_the_same_message_delivered_twice_is_posted_once(stack: Stack) -> None:
+    body = event_body("dup-1")
+    stack.send(body)
+    assert stack.run_once() == {"batchItemFailures": []}
+
+    stack.send(body)  # SQS delivers it again (at-least-once), or on-call replays it
+    assert stack.run_once() == {"batchItemFailures": []}  # acknowledged
+
+    assert len(stack.sink.requests) == 1
+    assert stack.queue_depth() == (0, 0)
+    verdicts = [line.get("verdict") for line in stack.log_lines() if "verdict" in line]
+    assert verdicts == ["delivered", "duplicate"]
+
+
+def test_two_copies_in_one_batch_are_posted_once(stack: Stack) -> None:
+    stack.sink.latency_s = 0.2  # both copies are in flight together
+    body = event_body("dup-2")
+    stack.send(body, body)
+    event = stack.receive()
+    assert len(event["Records"]) == 2
+
+    stack.invoke(event)  # one delivers; the other is a duplicate, or "in progress" and retried later
+    stack.make_visible(event)
+    stack.run_once()
+
+    assert len(stack.sink.requests) == 1
+    assert stack.queue_depth() == (0, 0)
+
+
+def test_the_key_is_uuid_and_kind(stack: Stack) -> None:
+    identity = envelope.build_body(
+        uuid="same-uuid",
+        kind="identityLink",
+        event_name="identify",
+        payload={"kochava_app_id": "g", "device_id": {"idfv": "X"}, "data": {"user_id": "u"}},
+        adservices_generated_at=None,
+    )
+    stack.send(event_body("same-uuid"), identity)
+    assert stack.run_once() == {"batchItemFailures": []}
+    assert len(stack.sink.delivered) == 2
+
+
+def test_the_idempotency_record_outlives_the_dlq_retention(stack: Stack) -> None:
+    stack.send(event_body("ttl-1"))
+    stack.run_once()
+    [item] = stack.idempotency_items()
+    expires_in = int(item["expiration"]["N"]) - time.time()
+    assert IDEMPOTENCY_TTL_S - 60 < expires_in <= IDEMPOTENCY_TTL_S
+
+
+def test_a_rejected_payload_can_be_replayed_after_the_fix(stack: Stack) -> None:
+    stack.sink.script([400])
+    body = event_body("fix-1")
+    stack.send(body)
+    stack.run_once()
+    [dead] = stack.dlq_messages()
+    assert dead["attributes"][ATTR_REASON] == reasons.KOCHAVA_REJECTED
+
+    stack.send(dead["body"])  # on-call replays once Kochava's config is fixed
+    assert stack.run_once() == {"batchItemFailures": []}
+    assert [r.reply_status for r in stack.sink.requests] == [400, 200]
+
+
+class SimulatedCrash(BaseException):
+    """The invocation dies mid-send (timeout, out of memory): no ``except Exception`` runs."""
+
+
+class CrashingClient:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def send(self, kind: Kind, payload: Mapping[str, Any], *, deadline: float) -> KochavaResult:
+        self.calls += 1
+        raise SimulatedCrash
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics")  # the crashed invocation counts nothing
+def test_a_crash_mid_send_does_not_block_the_event_for_ever(stack: Stack) -> None:
+    crashing = CrashingClient()
+    stack.use_runtime(kochava=crashing)
+    stack.send(event_body("crash-1"))
+    event = stack.receive()
+    crashed_invocation = FakeContext(remaining_ms=400)  # it would have timed out 0.4 s from now
+
+    with pytest.raises(SimulatedCrash):
+        stack.invoke(event, crashed_invocation)
+    assert crashing.calls == 1
+    [item] = stack.idempotency_items()
+    assert item["status"]["S"] == "INPROGRESS"
+    assert "in_progress_expiration" in item
+
+    # SQS redelivers it to a new container before the dead invocation's timeout: it must not be sent twice
+    # concurrently, so it is retried later.
+    stack.use_runtime()
+    stack.make_visible(event)
+    event = stack.receive()
+    response = stack.invoke(event)
+    assert len(response["batchItemFailures"]) == 1
+    assert stack.sink.requests == []
+
+    # After the dead invocation's timeout the record has expired: the event is delivered, once.
+    stack.wait_in_progress_expiry(crashed_invocation)
+    stack.make_visible(event)
+    assert stack.run_once() == {"batchItemFailures": []}
+    assert len(stack.sink.delivered) == 1
+    [item] = stack.idempotency_items()
+    assert item["status"]["S"] == "COMPLETED"
+
+
+def test_idempotency_store_down_reports_the_record_failed_and_posts_nothing(stack: Stack) -> None:
+    stack.dynamodb.delete_table(TableName=stack.table)
+    stack.send(event_body("ddb-1"))
+    event = stack.receive()
+
+    response = stack.invoke(event)
+
+    assert response["batchItemFailures"] == [{"itemIdentifier": event["Records"][0]["messageId"]}]
+    assert stack.sink.requests == []  # never POST without the idempotency record
+    assert stack.dlq_messages() == []  # not our call: SQS redrives it after maxReceiveCount
+    [line] = [line for line in stack.log_lines() if line.get("verdict") == "failed"]
+    assert line["correlation_id"] == "ddb-1"
+
+
+def test_payload_is_posted_exactly_as_enveloped(stack: Stack) -> None:
+    stack.send(event_body("exact-1"))
+    stack.run_once()
+    assert stack.sink.requests[0].json == event_payload("exact-1")
