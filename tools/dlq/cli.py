@@ -81,9 +81,11 @@ redriven (moved by SQS itself: no reason attribute).
 
 exit codes:
   0    done (list/show: something or nothing to show; replay/purge: everything selected was handled)
-  1    an AWS error, queues not found, or some messages could not be moved / deleted
+  1    an AWS error, queues not found, an ID given to `show` not found, or some messages could not be moved /
+       deleted (or were sent but not deleted: see the summary)
   2    bad arguments
-  3    refused: non-replayable messages without --force (the others were replayed), or purge not confirmed
+  3    refused: non-replayable messages without --force (the others were replayed; with --dry-run: would be
+       refused), or purge not confirmed / not confirmable (no terminal and no --yes)
   130  interrupted (Ctrl-C / SIGTERM): hidden messages were made visible again; see the summary
 
 runbook: docs/runbook.md"""
@@ -345,6 +347,24 @@ def _table(rows: list[list[str]], headers: list[str]) -> list[str]:
     return [fmt.format(*headers).rstrip(), *(fmt.format(*row).rstrip() for row in rows)]
 
 
+MAX_LISTED = 100  # message lines printed per DLQ by replay --dry-run / purge; --json always has them all
+
+
+def _message_lines(summaries: Sequence[dict[str, Any]], indent: str = "    ") -> list[str]:
+    """One line per message (id, reason, event name, age), after a count per reason and event name."""
+    counts: dict[tuple[str, str], int] = {}
+    for s in summaries:
+        counts[(s["reason"], s["event_name"])] = counts.get((s["reason"], s["event_name"]), 0) + 1
+    lines = [f"{indent}{n:>6} x {reason} / {name}" for (reason, name), n in sorted(counts.items())]
+    lines += [
+        f"{indent}{s['id']}  {s['reason']}  {s['event_name']}  {format_age(s['age_s'])} old"
+        for s in summaries[:MAX_LISTED]
+    ]
+    if len(summaries) > MAX_LISTED:
+        lines.append(f"{indent}... and {len(summaries) - MAX_LISTED} more (--json lists them all)")
+    return lines
+
+
 def _pair_json(pair: QueuePair) -> dict[str, Any]:
     return {"dlq": pair.dlq_name, "dlq_url": pair.dlq_url, "source": pair.source_name, "source_url": pair.source_url}
 
@@ -379,6 +399,8 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
             headers = ["stage", "reason", "event name", "age", "count", "oldest", "what to do"]
             for row in _table(rows, headers):
                 ctx.ui.line("  " + row)
+            replayable = sum(g.count for g in groups if g.replayable)
+            ctx.ui.line(f"  replayable {replayable}, not replayable {len(messages) - replayable}")
         ctx.ui.line()
     ctx.ui.document({"command": "list", "now_ms": ctx.now_ms, "queues": queues})
     return EXIT_OK
@@ -435,7 +457,7 @@ def _print_message(ui: Ui, i: int, n: int, doc: dict[str, Any], msg: DlqMessage,
             ui.line(f"{label:<15}{attrs[name]}")
     if ATTR_RESPONSE_BODY in attrs:
         ui.line(f"response body  {attrs[ATTR_RESPONSE_BODY]}")
-    ui.line(f"receive count  {doc['receive_count']}")
+    ui.line(f"receive count  {doc['receive_count']}  (SQS ApproximateReceiveCount; looking counts too)")
     first = doc["first_failure"]
     ui.line(f"first failure  {first or '?'}" + (f"  ({format_age(doc['age_s'])} ago)" if first else ""))
     shown = ("stage", "reason", ATTR_FIELD, ATTR_ERROR, ATTR_STATUS, ATTR_RESPONSE_BODY)
@@ -522,8 +544,8 @@ def _print_replay(ui: Ui, reports: list[ReplayReport], selection: Selection, *, 
             ui.line(f"  note: {note}")
         if dry_run:
             ui.line(f"  would move {len(r.would_move)}, would refuse {len(r.refused)}, not selected {r.not_selected}")
-            for s in r.would_move:
-                ui.line(f"    {s['id']}  {s['reason']}  {s['event_name']}  {format_age(s['age_s'])} old")
+            for text in _message_lines(r.would_move):
+                ui.line(text)
         else:
             ui.line(
                 f"  moved {r.moved_count}, refused {len(r.refused)}, failed {len(r.failed)}, "
@@ -571,8 +593,8 @@ def cmd_purge(ctx: Context, args: argparse.Namespace) -> int:
         if args.dry_run:
             ui_list = report.selected
             ctx.ui.line(f"{pair.dlq_name}: would delete {len(ui_list)} (dry run: nothing changed)")
-            for s in ui_list:
-                ctx.ui.line(f"  {s['id']}  {s['reason']}  {s['event_name']}  {format_age(s['age_s'])} old")
+            for text in _message_lines(ui_list, indent="  "):
+                ctx.ui.line(text)
         elif not report.selected:
             ctx.ui.line(f"{pair.dlq_name}: nothing matches {selection.describe()}")
         elif report.confirmed:
@@ -599,8 +621,8 @@ def _print_purge_list(ui: Ui, pair: QueuePair, chosen: list[DlqMessage], now_ms:
     # On the terminal even with --json: the operator must see what goes before confirming.
     stream = ui.err if ui.json else ui.out
     print(f"{pair.dlq_name}: deleting {len(chosen)} message(s):", file=stream)
-    for msg in chosen:
-        print(f"  {msg.message_id}  {msg.reason}  {msg.event_name}  {format_age(msg.age_s(now_ms))} old", file=stream)
+    for text in _message_lines([message_summary(m, now_ms) for m in chosen], indent="  "):
+        print(text, file=stream)
     stream.flush()
 
 
