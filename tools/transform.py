@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m tools.transform",
         description="Show exactly what Kochava would receive for the events on stdin (no network).",
         epilog=(
-            "stdin: one event, a JSON array, {\"batch\": [...]}, or JSON lines. "
+            'stdin: one event, a JSON array, {"batch": [...]}, or JSON lines. '
             "Settings come from the same environment variables as the Lambdas "
             "(KOCHAVA_APP_ID_IOS, KOCHAVA_APP_ID_ANDROID, KOCHAVA_APP_IDS_BY_BUNDLE, FILTERED_EVENTS, "
             "EVENT_NAME_MAP). Exit 0 when nothing was rejected, 1 otherwise."
