@@ -124,6 +124,7 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "json": False,
     "visibility_timeout": 300,
     "wait_time_seconds": 1,
+    "scan_limit": 100_000,
 }
 
 
@@ -149,6 +150,12 @@ def _common_options() -> argparse.ArgumentParser:
         type=_positive_int,
         metavar="S",
         help="seconds a received message stays hidden while the tool works (default 300; restored at the end)",
+    )
+    out.add_argument(
+        "--scan-limit",
+        type=_positive_int,
+        metavar="N",
+        help="look at no more than N messages per DLQ and run (default 100000; SQS allows 120000 in flight)",
     )
     out.add_argument("--wait-time-seconds", type=int, metavar="S", help=argparse.SUPPRESS)
     return common
@@ -378,6 +385,7 @@ class Context:
     pairs: list[QueuePair]
     ui: Ui
     now_ms: int
+    scan_limit: int | None = None
 
 
 def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
@@ -385,12 +393,22 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
     queues = []
     for pair in ctx.pairs:
         approx = ctx.client.approximate_count(pair.dlq_url)
-        messages = [m for m in scan(ctx.client, pair) if selection.matches(m, ctx.now_ms)]
+        seen = scan(ctx.client, pair, ctx.scan_limit, keep=lambda m: selection.matches(m, ctx.now_ms))
+        messages = seen.messages
         groups = group(messages, ctx.now_ms)
-        queues.append({**_pair_json(pair), "approximate_messages": approx, "scanned": len(messages)})
-        queues[-1]["groups"] = [g.to_json() for g in groups]
+        queues.append(
+            {
+                **_pair_json(pair),
+                "approximate_messages": approx,
+                "scanned": len(messages),
+                "truncated": seen.truncated,
+                "groups": [g.to_json() for g in groups],
+            }
+        )
         ctx.ui.line(f"{pair.dlq_name}  (replays into {pair.source_name or '?'})")
         ctx.ui.line(f"  ApproximateNumberOfMessages: {approx}   seen now: {len(messages)}")
+        if seen.truncated:
+            ctx.ui.line(f"  (stopped after {ctx.scan_limit} messages: --scan-limit; counts are for those only)")
         if groups:
             rows = [
                 [g.stage, g.reason, g.event_name, g.age, str(g.count), format_age(g.oldest_age_s), _advice(g.reason)]
@@ -416,9 +434,16 @@ def cmd_show(ctx: Context, args: argparse.Namespace) -> int:
     limit = args.limit if args.limit is not None else (len(wanted) if wanted else 10)
     found: list[tuple[QueuePair, DlqMessage]] = []
     for pair in ctx.pairs:
-        for msg in scan(ctx.client, pair):
-            if len(found) < limit and selection.matches(msg, ctx.now_ms):
-                found.append((pair, msg))
+        if len(found) >= limit:
+            break
+        seen = scan(
+            ctx.client,
+            pair,
+            ctx.scan_limit,
+            keep=lambda m: selection.matches(m, ctx.now_ms),
+            enough=limit - len(found),
+        )
+        found.extend((pair, msg) for msg in seen.messages)
     not_found = sorted(wanted - {m.message_id for _, m in found})
     docs = []
     for i, (pair, msg) in enumerate(found, 1):
@@ -493,6 +518,7 @@ def cmd_replay(ctx: Context, args: argparse.Namespace) -> int:
                         use_move_task=not args.no_move_task,
                         wait=not args.no_wait,
                         progress=bar,
+                        limit=ctx.scan_limit,
                     )
                 else:
                     replay_messages(
@@ -505,6 +531,7 @@ def cmd_replay(ctx: Context, args: argparse.Namespace) -> int:
                         dry_run=args.dry_run,
                         throttle=Throttle(args.rate),
                         progress=bar,
+                        limit=ctx.scan_limit,
                     )
             finally:
                 bar.close()
@@ -588,7 +615,11 @@ def cmd_purge(ctx: Context, args: argparse.Namespace) -> int:
 
     reports: list[PurgeReport] = []
     for pair in ctx.pairs:
-        report = purge(ctx.client, pair, selection, now_ms=ctx.now_ms, confirm=confirm, dry_run=args.dry_run)
+        report = purge(
+            ctx.client, pair, selection, now_ms=ctx.now_ms, confirm=confirm, dry_run=args.dry_run, limit=ctx.scan_limit
+        )
+        if report.truncated:
+            ctx.ui.line(f"{pair.dlq_name}: stopped after {ctx.scan_limit} messages (--scan-limit): run again")
         reports.append(report)
         if args.dry_run:
             ui_list = report.selected
@@ -657,7 +688,13 @@ def main(
         previous = None
     try:
         client, pairs = discover(args)
-        ctx = Context(client=client, pairs=pairs, ui=ui, now_ms=now_ms if now_ms is not None else _now_ms())
+        ctx = Context(
+            client=client,
+            pairs=pairs,
+            ui=ui,
+            now_ms=now_ms if now_ms is not None else _now_ms(),
+            scan_limit=args.scan_limit,
+        )
         return COMMANDS[args.command](ctx, args)
     except DiscoveryError as exc:
         return _fail(ui, str(exc), EXIT_ERROR)

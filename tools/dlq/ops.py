@@ -20,10 +20,31 @@ MOVE_TASK_POLL_S = 2.0
 MOVE_TASK_RUNNING = frozenset({"RUNNING", "CANCELLING"})
 
 
-def scan(client: DlqClient, pair: QueuePair, limit: int | None = None) -> list[DlqMessage]:
-    """Every message of the DLQ (up to ``limit``), leaving them all visible again: a read-only look."""
+@dataclass
+class Scan:
+    """What a read-only look saw: the messages, and whether it stopped at the scan limit."""
+
+    messages: list[DlqMessage]
+    truncated: bool = False
+
+
+def scan(
+    client: DlqClient,
+    pair: QueuePair,
+    limit: int | None = None,
+    *,
+    keep: Callable[[DlqMessage], bool] | None = None,
+    enough: int | None = None,
+) -> Scan:
+    """The DLQ's messages (those ``keep`` accepts; stop after ``enough`` of them or ``limit`` seen), leaving them
+    all visible again: a read-only look."""
+    kept: list[DlqMessage] = []
     with Held(client, pair, limit=limit) as held:
-        return [msg for batch in held.scan() for msg in batch]
+        for batch in held.scan():
+            kept.extend(m for m in batch if keep is None or keep(m))
+            if enough is not None and len(kept) >= enough:
+                return Scan(kept[:enough])
+        return Scan(kept, truncated=held.limit_reached)
 
 
 @dataclass
@@ -104,6 +125,7 @@ def replay_messages(
     dry_run: bool = False,
     throttle: Throttle | None = None,
     progress: Progress | None = None,
+    limit: int | None = None,
 ) -> ReplayReport:
     """Receive -> send to the source queue -> delete, for the selected messages; the rest are made visible again.
 
@@ -114,7 +136,7 @@ def replay_messages(
     if pair.source_url is None and not dry_run:
         raise ValueError(f"{pair.dlq_name}: source queue unknown (pass --source-url)")
     throttle = throttle or Throttle(None)
-    with Held(client, pair) as held:
+    with Held(client, pair, limit=limit) as held:
         for batch in held.scan():
             chosen: list[DlqMessage] = []
             for msg in batch:
@@ -131,6 +153,8 @@ def replay_messages(
                 _move_chunk(client, pair, held, chosen[start : start + throttle.chunk], report, now_ms, throttle)
                 if progress:
                     progress(report.moved_count)
+        if held.limit_reached:
+            report.notes.append(f"stopped after looking at {limit} messages (--scan-limit): run it again for the rest")
     return report
 
 
@@ -161,9 +185,9 @@ def _move_chunk(
     report.moved_count += len(deleted)
 
 
-def non_replayable_count(client: DlqClient, pair: QueuePair) -> int:
+def non_replayable_count(client: DlqClient, pair: QueuePair, limit: int | None = None) -> int:
     """How many messages of the DLQ have a non-replayable reason (read-only scan)."""
-    return sum(1 for msg in scan(client, pair) if not msg.replayable)
+    return len(scan(client, pair, limit, keep=lambda msg: not msg.replayable).messages)
 
 
 def replay_all(
@@ -178,26 +202,36 @@ def replay_all(
     wait: bool = True,
     progress: Progress | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    limit: int | None = None,
 ) -> ReplayReport:
     """Replay a whole DLQ: with SQS's message move task when it is available and the DLQ holds nothing that must
     be refused; otherwise message by message (refusing what is not replayable unless ``force``)."""
-    everything = Selection()
     if pair.source_url is None:
         raise ValueError(f"{pair.dlq_name}: source queue unknown (pass --source-url)")
-    if not use_move_task:
+
+    def one_by_one() -> ReplayReport:
         return replay_messages(
-            client, pair, everything, report, now_ms=now_ms, force=force, throttle=Throttle(rate), progress=progress
+            client,
+            pair,
+            Selection(),
+            report,
+            now_ms=now_ms,
+            force=force,
+            throttle=Throttle(rate),
+            progress=progress,
+            limit=limit,
         )
+
+    if not use_move_task:
+        return one_by_one()
     if not force:
-        invalid = non_replayable_count(client, pair)
+        invalid = non_replayable_count(client, pair, limit)
         if invalid:
             report.notes.append(
                 f"{invalid} message(s) have a non-replayable reason: moving the others one by one instead of with "
                 "a message move task (which would move everything)"
             )
-            return replay_messages(
-                client, pair, everything, report, now_ms=now_ms, force=force, throttle=Throttle(rate), progress=progress
-            )
+            return one_by_one()
     dlq_arn = client.queue_arn(pair.dlq_url)
     try:
         handle = client.start_move_task(dlq_arn, client.queue_arn(pair.source_url), rate)
@@ -205,9 +239,7 @@ def replay_all(
         report.notes.append(
             f"StartMessageMoveTask is not available here ({exc}); fell back to receive -> send -> delete"
         )
-        return replay_messages(
-            client, pair, everything, report, now_ms=now_ms, force=force, throttle=Throttle(rate), progress=progress
-        )
+        return one_by_one()
     report.mode = "move_task"
     report.move_task = {"handle": handle, "status": "RUNNING"}
     if not wait:
@@ -238,10 +270,12 @@ class PurgeReport:
     not_deleted: list[dict[str, Any]] = field(default_factory=list)
     confirmed: bool = False
     dry_run: bool = False
+    truncated: bool = False  # stopped at the scan limit: run again for the rest
 
     def to_json(self) -> dict[str, Any]:
         return {
             "dlq": self.dlq,
+            "truncated": self.truncated,
             "selected": self.selected,
             "deleted": len(self.deleted),
             "deleted_messages": self.deleted,
@@ -262,12 +296,14 @@ def purge(
     now_ms: int,
     confirm: Confirm,
     dry_run: bool = False,
+    limit: int | None = None,
 ) -> PurgeReport:
     """Delete the selected messages of one DLQ, after ``confirm`` (which sees them) said yes."""
     report = PurgeReport(dlq=pair.dlq_name, dry_run=dry_run)
-    with Held(client, pair) as held:
+    with Held(client, pair, limit=limit) as held:
         chosen = [m for batch in held.scan() for m in batch if selection.matches(m, now_ms)]
         report.selected = [message_summary(m, now_ms) for m in chosen]
+        report.truncated = held.limit_reached
         if dry_run or not chosen:
             return report
         report.confirmed = confirm(pair, chosen)

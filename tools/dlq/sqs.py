@@ -175,6 +175,11 @@ def discover_by_redrive(sqs: Any, prefix: str = f"{PROJECT}-") -> list[QueuePair
 def discover_from_queue_url(sqs: Any, dlq_url: str, source_url: str | None = None) -> list[QueuePair]:
     """One DLQ given by URL; its source from ``source_url`` or ListDeadLetterSourceQueues (when exactly one)."""
     key = queue_key_of(queue_name(dlq_url))
+    target = _redrive_target(sqs, dlq_url)
+    if target:
+        raise DiscoveryError(
+            f"{queue_name(dlq_url)} is a source queue (it dead-letters into {target}): pass the DLQ's URL instead"
+        )
     if source_url is None:
         try:
             sources = sqs.list_dead_letter_source_queues(QueueUrl=dlq_url).get("queueUrls") or []
@@ -182,6 +187,17 @@ def discover_from_queue_url(sqs: Any, dlq_url: str, source_url: str | None = Non
             raise DiscoveryError(f"{dlq_url}: {exc}") from exc
         source_url = sources[0] if len(sources) == 1 else None
     return [QueuePair(dlq_url=dlq_url, source_url=source_url, key=key)]
+
+
+def _redrive_target(sqs: Any, url: str) -> str | None:
+    """The name of the DLQ ``url`` dead-letters into, None when it has no redrive policy."""
+    try:
+        policy = _attribute(sqs, url, "RedrivePolicy")
+    except ClientError as exc:
+        raise DiscoveryError(f"{url}: {exc}") from exc
+    if not policy:
+        return None
+    return str(json.loads(policy).get("deadLetterTargetArn", "?")).rsplit(":", 1)[-1]
 
 
 def _queue_url(sqs: Any, name: str) -> str | None:
@@ -382,6 +398,10 @@ class Held:
                 quiet += 1  # empty, or only messages whose visibility ran out and came back: done
                 if quiet >= 2 or not batch:
                     return
+
+    @property
+    def limit_reached(self) -> bool:
+        return self.limit is not None and len(self._seen) >= self.limit
 
     def forget(self, messages: Iterable[DlqMessage]) -> None:
         """These were deleted: nothing to restore."""

@@ -388,3 +388,30 @@ def test_stack_outputs(aws: None) -> None:
 def test_unknown_stage_says_what_was_tried(queues: Queues) -> None:
     run = run_tool("--stage", "nope", "list")
     assert run.code == 1 and "kochava-nope-ingest-dlq" in run.err
+
+
+def test_scan_limit_counts_what_it_saw_and_says_so(queues: Queues) -> None:
+    for i in range(12):
+        put_delivery_dead(queues, f"d-{i}", "retries_exhausted")
+    run = run_tool("--dlq", "delivery", "--json", "list", "--scan-limit", "5")
+    [q] = run.json()["queues"]
+    assert (q["scanned"], q["truncated"], q["approximate_messages"]) == (5, True, 12)
+    assert counts(queues.sqs, queues.delivery_dlq) == (12, 0)
+    human = run_tool("--dlq", "delivery", "list", "--scan-limit", "5")
+    assert "--scan-limit" in human.out
+
+
+def test_queue_url_of_a_source_queue_is_refused(queues: Queues) -> None:
+    from tools.dlq.cli import main
+
+    err = io.StringIO()
+    code = main(["--queue-url", queues.delivery, "--region", REGION, "list"], stdout=io.StringIO(), stderr=err)
+    assert code == 1 and "kochava-local-delivery-dlq" in err.getvalue() and "source queue" in err.getvalue()
+
+
+def test_replay_everything_with_force_moves_invalid_events_too(queues: Queues) -> None:
+    seed_mixed(queues)
+    run = run_tool("--dlq", "ingest", "--json", "replay", "--force")
+    assert run.code == 0, run.err
+    assert run.json()["queues"][0]["moved"] == 4
+    assert counts(queues.sqs, queues.ingest_dlq) == (0, 0) and counts(queues.sqs, queues.ingest) == (4, 0)
