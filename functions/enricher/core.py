@@ -70,6 +70,7 @@ class MessageInfo:
     received_at_ms: int | None = None
     route: Route = "native"
     adservices_attempt: int = 0  # Apple calls already made for this (re-queued) install
+    requeued: bool = False  # the enricher re-queued this install itself (it carries adservices_attempt)
 
     def attributes(self) -> dict[str, str | int | float]:
         out: dict[str, str | int | float] = {ATTR_ROUTE: self.route}
@@ -137,7 +138,7 @@ class Enricher:
         tally = result.tally
         items = parse_body(body, route=info.route)
         raws = _RawEvents(body, items)
-        if info.adservices_attempt == 0:  # a re-queued install was already counted when it first arrived
+        if not info.requeued:  # a re-queued install was already counted when it first arrived
             tally[m.EVENTS_RECEIVED] += len(items)
         failed_at_ms = int(now * 1000)
 

@@ -50,7 +50,9 @@ NAMESPACE = os.environ.get(ENV_POWERTOOLS_METRICS_NAMESPACE) or METRICS_NAMESPAC
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
-tracer = Tracer(service=SERVICE)
+# Only botocore is patched at start-up: patching every supported library would import requests, sqlite3... on
+# every cold start. requests is patched when the Apple client is first built.
+tracer = Tracer(service=SERVICE, patch_modules=("botocore",))
 processor = BatchProcessor(event_type=EventType.SQS)
 
 # The clock of the AdServices window and of DLQ timestamps; tests replace it.
@@ -93,6 +95,7 @@ def _adservices_flow(settings: Settings) -> AdServicesFlow:
     from functions.adapters import apple
     from functions.enricher.adservices_flow import AdServicesFlow
 
+    tracer.patch(["requests"])
     client = apple.RequestsAdServicesClient(settings.adservices_url)
     budget = apple.DEFAULT_CONNECT_TIMEOUT_S + apple.DEFAULT_READ_TIMEOUT_S + 1.0
     return AdServicesFlow(settings, client, call_budget_s=budget)
@@ -129,11 +132,13 @@ def _message_info(record: SQSRecord) -> MessageInfo:
         except ValueError:
             return None
 
+    attempt = number(ATTR_ADSERVICES_ATTEMPT)
     return MessageInfo(
         request_id=text(ATTR_REQUEST_ID),
         received_at_ms=number(ATTR_RECEIVED_AT_MS),
         route=segment_route(text(ATTR_ROUTE)),
-        adservices_attempt=number(ATTR_ADSERVICES_ATTEMPT) or 0,
+        adservices_attempt=attempt or 0,
+        requeued=attempt is not None,
     )
 
 

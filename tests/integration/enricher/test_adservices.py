@@ -287,7 +287,7 @@ def test_installs_of_a_batch_are_resolved_concurrently(ads: AdStack) -> None:
     assert elapsed < 6 * 0.5  # sequential calls would take at least 3 s
 
 
-def test_little_lambda_time_left_defers_without_asking_apple(ads: AdStack) -> None:
+def test_little_lambda_time_left_defers_without_asking_apple(ads: AdStack, capsys: pytest.CaptureFixture[str]) -> None:
     ads.apple.script(TOKEN, [attribution_payload()])
     ads.stack.invoke(ads.stack.record(ads.install()), remaining_ms=3_000)
     assert ads.apple.calls_for(TOKEN) == 0
@@ -295,6 +295,12 @@ def test_little_lambda_time_left_defers_without_asking_apple(ads: AdStack) -> No
     assert entry["DelaySeconds"] == 5
     assert entry["MessageAttributes"][ATTR_ADSERVICES_ATTEMPT]["StringValue"] == "0"
     assert ads.stack.deliveries() == []
+    ads.stack.invoke(ads.as_record(entry))
+    [delivery] = ads.stack.deliveries()
+    assert ATTRIBUTION_KEY in _data(delivery)
+    metrics = _metrics(capsys.readouterr().out)
+    assert metrics["EventsReceived"] == 1
+    assert metrics["AdServicesDeferred"] == 1
 
 
 def test_resolution_switched_off_sends_the_token_alone(make_stack: Callable[..., Stack], apple: AppleStub) -> None:
