@@ -59,7 +59,7 @@ class Decision:
     uuid: str
     action: Literal["deliver", "requeue"]
     outcome: Outcome | None = None  # deliver: what to forward (None: the candidate's own outcome)
-    attempt: int = 0  # requeue: Apple calls made so far, for the adservices_attempt attribute
+    attempt: int = 0  # Apple calls made for this install so far (this one included); the adservices_attempt value
     delay_s: int = 0  # requeue: DelaySeconds
     apple: str = ""  # what Apple answered (for the log): resolved / invalid / not_ready / unavailable / deferred
     http_status: int | None = None  # Apple's HTTP status, None without an answer
@@ -129,6 +129,7 @@ class AdServicesFlow:
         for c, (status, attribution, http_status) in zip(candidates, answers, strict=True):
             decision = self._decide(c, status, attribution, now, attempts_so_far + 1)
             decision.http_status = http_status
+            decision.attempt = attempts_so_far + 1
             decisions.append(decision)
         return decisions
 

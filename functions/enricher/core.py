@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from functions.adapters.profiles_dynamodb import ProfileStore, ProfileStoreError
+from functions.adapters.profiles_dynamodb import ProfileStore
 from functions.adapters.sqs import OutgoingMessage, SqsSender, dead_letter_message
 from functions.enricher import metrics as m
 from functions.enricher.adservices_flow import AdServicesFlow, Candidate, wants_resolution
@@ -156,21 +156,17 @@ class Enricher:
         works: list[_Work] = []
         for index, item in enumerate(items):
             if isinstance(item, Rejection):
-                self._log_rejection(item.uuid, item.reason, item.field, item.message)
-                result.rejected_by_reason[item.reason] += 1
                 dead.append(
-                    dead_letter_message(
+                    self._dead_letter(
                         _as_body(item.raw),
-                        stage=STAGE,
                         reason=item.reason,
+                        field_name=item.field,
+                        message=item.message,
+                        uuid=item.uuid,
+                        event_name=item.event_name,
+                        info=info,
                         failed_at_ms=failed_at_ms,
-                        **{
-                            ATTR_FIELD: item.field,
-                            ATTR_ERROR: item.message,
-                            ATTR_UUID: item.uuid,
-                            ATTR_EVENT_NAME: item.event_name,
-                            **info.attributes(),
-                        },
+                        result=result,
                     )
                 )
                 continue
@@ -180,22 +176,17 @@ class Enricher:
                 tally[m.PROFILE_FILLED] += 1
             outcome = to_kochava(event, self.settings, now=now)
             if outcome.status == "rejected":
-                reason = outcome.reason or "rejected"
-                self._log_rejection(item.uuid, reason, outcome.field, outcome.message)
-                result.rejected_by_reason[reason] += 1
                 dead.append(
-                    dead_letter_message(
+                    self._dead_letter(
                         raws.body_of(index),
-                        stage=STAGE,
-                        reason=reason,
+                        reason=outcome.reason or "rejected",
+                        field_name=outcome.field,
+                        message=outcome.message,
+                        uuid=item.uuid,
+                        event_name=item.name or item.type,
+                        info=info,
                         failed_at_ms=failed_at_ms,
-                        **{
-                            ATTR_FIELD: outcome.field,
-                            ATTR_ERROR: outcome.message,
-                            ATTR_UUID: item.uuid,
-                            ATTR_EVENT_NAME: item.name or item.type,
-                            **info.attributes(),
-                        },
+                        result=result,
                     )
                 )
                 continue
@@ -228,7 +219,7 @@ class Enricher:
                         "action": decision.action,
                         "apple": decision.apple,
                         "apple_http_status": decision.http_status,
-                        "attempt": decision.attempt or info.adservices_attempt + 1,
+                        "attempt": decision.attempt,
                         "delay_s": decision.delay_s,
                         "token": decision.token_fingerprint,
                     },
@@ -295,16 +286,38 @@ class Enricher:
         """Profiles are an optimisation for later events: a failed write is counted and logged, never fatal."""
         try:
             store.put_many(changed, expires_at=int(now) + PROFILE_TTL_S)
-        except (ProfileStoreError, Exception) as exc:  # botocore errors included
+        except Exception as exc:  # ProfileStoreError, botocore errors...
             tally[m.PROFILE_WRITE_FAILED] += len(changed)
             self.log.warning("profile write failed", extra={"profiles": len(changed), "error": type(exc).__name__})
             return
         tally[m.PROFILE_UPDATED] += len(changed)
 
-    def _log_rejection(self, uuid: str | None, reason: str, field_name: str | None, message: str | None) -> None:
+    def _dead_letter(
+        self,
+        body: str,
+        *,
+        reason: str,
+        field_name: str | None,
+        message: str | None,
+        uuid: str | None,
+        event_name: str | None,
+        info: MessageInfo,
+        failed_at_ms: int,
+        result: Result,
+    ) -> OutgoingMessage:
+        """The ingest-DLQ message for one event (logged and counted by reason here)."""
         self.log.set_correlation_id(uuid)
         self.log.warning("event dead-lettered", extra={"reason": reason, "field": field_name, "error": message})
         self.log.set_correlation_id(None)
+        result.rejected_by_reason[reason] += 1
+        return dead_letter_message(
+            body,
+            stage=STAGE,
+            reason=reason,
+            failed_at_ms=failed_at_ms,
+            **{ATTR_FIELD: field_name, ATTR_ERROR: message, ATTR_UUID: uuid, ATTR_EVENT_NAME: event_name},
+            **info.attributes(),
+        )
 
 
 def _as_body(raw: Any) -> str:
