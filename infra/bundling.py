@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,6 +48,9 @@ PROVIDED_BY_RUNTIME = frozenset({"boto3", "botocore", "s3transfer"})
 # Bump when the way folders are built changes, so old caches are not reused.
 _LAYOUT_VERSION = "1"
 _IGNORED_NAMES = ("__pycache__", "*.pyc", "*.pyo", ".DS_Store")
+# Superseded asset folders of a function are deleted once they are this old (a concurrent synth may still use a
+# recent one).
+STALE_ASSET_AGE_S = 3600
 
 
 class BundlingError(RuntimeError):
@@ -210,7 +214,19 @@ class LambdaAssetBuilder:
             _publish(build, final)
         finally:
             shutil.rmtree(build, ignore_errors=True)
+        self._remove_stale_assets(function, keep=final)
         return final
+
+    @staticmethod
+    def _remove_stale_assets(function: str, keep: Path) -> None:
+        """Delete this function's older asset folders (code edits leave one behind per synth)."""
+        cutoff = time.time() - STALE_ASSET_AGE_S
+        for folder in keep.parent.glob(f"{function}-*"):
+            try:
+                if folder != keep and folder.stat().st_mtime < cutoff:
+                    shutil.rmtree(folder, ignore_errors=True)
+            except OSError:
+                continue  # removed by a concurrent synth
 
 
 def _link_or_copy(source: str, destination: str) -> None:

@@ -101,6 +101,7 @@ class PipelineFunction(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         function_name = names.function(spec.name)
+        self.asset_path = assets.asset_dir(spec.name)  # the folder deployed as the function's code
         self.log_group = logs.LogGroup(
             self,
             "Logs",
@@ -131,7 +132,7 @@ class PipelineFunction(Construct):
             runtime=LAMBDA_RUNTIME,
             architecture=LAMBDA_ARCHITECTURE,
             handler=spec.handler,
-            code=lambda_.Code.from_asset(str(assets.asset_dir(spec.name))),
+            code=lambda_.Code.from_asset(str(self.asset_path)),
             memory_size=spec.memory_mb,
             timeout=Duration.seconds(spec.queue.spec.consumer_timeout_s),
             role=self.role,

@@ -35,6 +35,7 @@ from infra.resources import (
     ATTR_REQUEST_ID,
     ATTR_ROUTE,
     BODY_SCHEMA_FILE,
+    MAX_BODY_BYTES,
     ROUTE_PATHS,
     ROUTES,
     ResourceNames,
@@ -44,6 +45,7 @@ SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
 JSON = "application/json"
 STATUS_ACCEPTED = "202"
 STATUS_QUEUE_REJECTED_BODY = "400"
+STATUS_BODY_TOO_LARGE = "413"
 STATUS_QUEUE_FAILED = "500"
 STATUS_QUEUE_UNAVAILABLE = "503"
 
@@ -86,18 +88,22 @@ ACCEPTED_TEMPLATE = (
 )
 # Any other answer (the default integration response): 500, except the two errors the body itself causes. With
 # this template's fixed parameters, InvalidParameterValue can only mean the body is over the SQS message size.
-QUEUE_ERROR_TEMPLATE = """#set($code = $input.path('$.Error.Code'))
-#if($code == "InvalidParameterValue")
-#set($context.responseOverride.status = 413)
-{"message": "Request Entity Too Large", "error": "$util.escapeJavaScript($input.path('$.Error.Message'))", \
-"request_id": "$context.requestId"}
-#elseif($code == "InvalidMessageContents")
-#set($context.responseOverride.status = 400)
-{"message": "Invalid request body", "error": "$util.escapeJavaScript($input.path('$.Error.Message'))", \
-"request_id": "$context.requestId"}
-#else
-{"message": "Internal server error: the event was not queued, retry", "request_id": "$context.requestId"}
-#end"""
+QUEUE_ERROR_TEMPLATE = "\n".join(
+    (
+        "#set($code = $input.path('$.Error.Code'))",
+        '#if($code == "InvalidParameterValue")',
+        f"#set($context.responseOverride.status = {STATUS_BODY_TOO_LARGE})",
+        '{"message": "Request Entity Too Large", "error": "the body is over the queue message size limit of '
+        f'{MAX_BODY_BYTES} bytes", "request_id": "$context.requestId"}}',
+        '#elseif($code == "InvalidMessageContents")',
+        f"#set($context.responseOverride.status = {STATUS_QUEUE_REJECTED_BODY})",
+        '{"message": "Invalid request body", "error": "the body contains characters the queue does not accept", '
+        '"request_id": "$context.requestId"}',
+        "#else",
+        '{"message": "Internal server error: the event was not queued, retry", "request_id": "$context.requestId"}',
+        "#end",
+    )
+)
 QUEUE_UNAVAILABLE_TEMPLATE = (
     '{"message": "Service unavailable: the event was not queued, retry", "request_id": "$context.requestId"}'
 )

@@ -15,7 +15,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.resources import DELIVERY_QUEUE, INGEST_QUEUE, QueueSpec, ResourceNames
+from infra.resources import DELIVERY_QUEUE, INGEST_QUEUE, MAX_BODY_BYTES, QueueSpec, ResourceNames
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class PipelineQueues(Construct):
             f"{label}Dlq",
             queue_name=self._names.dlq(spec),
             retention_period=Duration.seconds(spec.dlq_retention_s),
+            max_message_size_bytes=MAX_BODY_BYTES,
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
         )
@@ -57,6 +58,8 @@ class PipelineQueues(Construct):
             queue_name=self._names.queue(spec),
             visibility_timeout=Duration.seconds(spec.visibility_timeout_s),
             retention_period=Duration.seconds(spec.retention_s),
+            # An API body of up to 1 MiB must fit (the SQS maximum; the API answers 413 above it).
+            max_message_size_bytes=MAX_BODY_BYTES,
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=self._max_receive_count),

@@ -1,0 +1,56 @@
+"""The Lambda assets: runtime deps built for linux/arm64, the function's code, nothing from the dev requirements."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from infra.bundling import runtime_requirements
+from infra.constructs.functions import LAMBDA_RUNTIME, runtime_python_version
+from tests.infra.support import REPO_ROOT, Synthesized
+
+DEV_ONLY = ("pytest", "_pytest", "moto", "aws_cdk", "cdk_nag", "jsii", "hypothesis", "mypy", "ruff", "jsonschema")
+PROVIDED_BY_RUNTIME = ("boto3", "botocore", "s3transfer")
+
+
+def _assets(synth: Synthesized) -> dict[str, Path]:
+    return {function.node.id: function.asset_path for function in synth.stack.functions.all}
+
+
+def test_requirements_to_bundle_leave_out_what_the_runtime_provides() -> None:
+    names = [line.split("==")[0].split("[")[0].lower() for line in runtime_requirements(REPO_ROOT / "requirements.txt")]
+    assert {"aws-lambda-powertools", "pydantic", "requests", "orjson"} <= set(names)
+    assert not set(names) & set(PROVIDED_BY_RUNTIME)
+
+
+@pytest.mark.parametrize("function", ["Enricher", "Deliverer"])
+def test_asset_holds_runtime_deps_for_arm64_and_no_dev_packages(default_stack: Synthesized, function: str) -> None:
+    asset = _assets(default_stack)[function]
+    top_level = {path.name for path in asset.iterdir()}
+    for package in ("pydantic", "pydantic_core", "aws_lambda_powertools", "requests", "orjson", "functions", "infra"):
+        assert package in top_level, f"{package} missing from {asset}"
+    version = runtime_python_version(LAMBDA_RUNTIME).replace(".", "")
+    native = list((asset / "pydantic_core").glob("_pydantic_core.*.so"))
+    assert [path.name for path in native] == [f"_pydantic_core.cpython-{version}-aarch64-linux-gnu.so"]
+    for package in (*DEV_ONLY, *PROVIDED_BY_RUNTIME):
+        assert package not in top_level, f"{package} must not be bundled"
+    assert not list(asset.rglob("__pycache__")), "no byte code compiled for the build machine's Python"
+
+
+def test_each_asset_holds_the_shared_code_and_only_its_own_handler_folder(default_stack: Synthesized) -> None:
+    assets = _assets(default_stack)
+    for function, other in (("Enricher", "deliverer"), ("Deliverer", "enricher")):
+        package = assets[function] / "functions"
+        assert (package / "__init__.py").is_file()
+        assert (package / "pipeline").is_dir() and (package / "adapters").is_dir()
+        assert (package / function.lower()).is_dir()
+        assert not (package / other).exists()
+        assert (assets[function] / "infra" / "resources.py").is_file(), "the adapters import infra.resources"
+        assert {p.name for p in (assets[function] / "infra").iterdir()} == {"__init__.py", "resources.py"}
+
+
+def test_asset_size_stays_small(default_stack: Synthesized) -> None:
+    for asset in _assets(default_stack).values():
+        size = sum(path.stat().st_size for path in asset.rglob("*") if path.is_file())
+        assert size < 50 * 1024 * 1024, f"{asset}: {size} bytes unzipped"
