@@ -577,6 +577,7 @@ def _print_replay(ui: Ui, reports: list[ReplayReport], selection: Selection, *, 
             ui.line(
                 f"  moved {r.moved_count}, refused {len(r.refused)}, failed {len(r.failed)}, "
                 f"not selected (left in the DLQ) {r.not_selected}"
+                + (f", arrived while replaying (left) {r.arrived_during_run}" if r.arrived_during_run else "")
             )
         if r.refused:
             reasons_ = sorted({s["reason"] for s in r.refused})

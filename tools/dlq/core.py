@@ -128,6 +128,16 @@ class DlqMessage:
         return _int(self.system.get("ApproximateReceiveCount")) or 0
 
     @property
+    def sent_ms(self) -> int | None:
+        """When SQS accepted this message into the DLQ (epoch ms; SentTimestamp)."""
+        return _int(self.system.get("SentTimestamp"))
+
+    def arrived_since(self, since_ms: int) -> bool:
+        """True when the message reached the DLQ at or after ``since_ms`` (e.g. during the current replay)."""
+        sent = self.sent_ms
+        return sent is not None and sent >= since_ms
+
+    @property
     def first_failure_ms(self) -> int | None:
         """When it first failed: ``failed_at_ms``, else SQS's first receive, else its send time (epoch ms)."""
         for value in (

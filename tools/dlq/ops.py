@@ -63,6 +63,7 @@ class ReplayReport:
     failed: list[dict[str, Any]] = field(default_factory=list)  # not sent: still in the DLQ
     sent_not_deleted: list[dict[str, Any]] = field(default_factory=list)  # in both queues: a harmless duplicate
     not_selected: int = 0
+    arrived_during_run: int = 0  # reached the DLQ after the replay started: left alone (see replay_messages)
     move_task: dict[str, Any] | None = None
     interrupted: bool = False
 
@@ -80,6 +81,7 @@ class ReplayReport:
             "failed": self.failed,
             "sent_not_deleted": self.sent_not_deleted,
             "not_selected": self.not_selected,
+            "arrived_during_run": self.arrived_during_run,
             "move_task": self.move_task,
             "interrupted": self.interrupted,
         }
@@ -126,8 +128,14 @@ def replay_messages(
     throttle: Throttle | None = None,
     progress: Progress | None = None,
     limit: int | None = None,
+    since_ms: int | None = None,
 ) -> ReplayReport:
     """Receive -> send to the source queue -> delete, for the selected messages; the rest are made visible again.
+
+    Only messages already in the DLQ when the replay started (SQS ``SentTimestamp`` before ``since_ms``, default:
+    now) are replayed. A replayed message whose cause is not fixed comes back within seconds, as a new message:
+    replaying it again in the same run would loop, hammering the consumer (and Kochava). It is left in the DLQ and
+    counted in ``arrived_during_run``.
 
     ``report`` is filled as it goes, so after an exception (Ctrl-C, an AWS error) it still tells what moved and
     which messages were sent but not deleted (they are in both queues: a duplicate the deliverer absorbs).
@@ -136,11 +144,14 @@ def replay_messages(
     if pair.source_url is None and not dry_run:
         raise ValueError(f"{pair.dlq_name}: source queue unknown (pass --source-url)")
     throttle = throttle or Throttle(None)
+    since = since_ms if since_ms is not None else int(time.time() * 1000)
     with Held(client, pair, limit=limit) as held:
         for batch in held.scan():
             chosen: list[DlqMessage] = []
             for msg in batch:
-                if not selection.matches(msg, now_ms):
+                if msg.arrived_since(since):
+                    report.arrived_during_run += 1
+                elif not selection.matches(msg, now_ms):
                     report.not_selected += 1
                 elif refused(msg, force=force):
                     report.refused.append(message_summary(msg, now_ms))
@@ -153,6 +164,11 @@ def replay_messages(
                 _move_chunk(client, pair, held, chosen[start : start + throttle.chunk], report, now_ms, throttle)
                 if progress:
                     progress(report.moved_count)
+        if report.arrived_during_run and not dry_run:
+            report.notes.append(
+                f"{report.arrived_during_run} message(s) reached the DLQ while replaying and were left there: if they "
+                "are replayed ones failing again, the cause is not fixed (look with `list` / `show`)"
+            )
         if held.limit_reached:
             report.notes.append(f"stopped after looking at {limit} messages (--scan-limit): run it again for the rest")
     return report
@@ -208,6 +224,7 @@ def replay_all(
     be refused; otherwise message by message (refusing what is not replayable unless ``force``)."""
     if pair.source_url is None:
         raise ValueError(f"{pair.dlq_name}: source queue unknown (pass --source-url)")
+    since = int(time.time() * 1000)
 
     def one_by_one() -> ReplayReport:
         return replay_messages(
@@ -220,6 +237,7 @@ def replay_all(
             throttle=Throttle(rate),
             progress=progress,
             limit=limit,
+            since_ms=since,
         )
 
     if not use_move_task:

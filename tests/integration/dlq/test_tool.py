@@ -415,3 +415,26 @@ def test_replay_everything_with_force_moves_invalid_events_too(queues: Queues) -
     assert run.code == 0, run.err
     assert run.json()["queues"][0]["moved"] == 4
     assert counts(queues.sqs, queues.ingest_dlq) == (0, 0) and counts(queues.sqs, queues.ingest) == (4, 0)
+
+
+def test_messages_failing_again_during_the_replay_are_not_replayed_again(
+    queues: Queues, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live consumer dead-letters a replayed message within milliseconds (cause not fixed): the tool must not
+    pick the new copy up in the same run, or it would loop."""
+    for i in range(3):
+        put_delivery_dead(queues, f"d-{i}", "kochava_rejected")
+    real_send = DlqClient.send_batch
+
+    def send_and_fail_again(self: DlqClient, url: str, messages: Any) -> Any:
+        sent, failed = real_send(self, url, messages)
+        for out in sent:  # what the deliverer does when Kochava still answers 400
+            put_delivery_dead(queues, json.loads(out.body)["uuid"], "kochava_rejected")
+        return sent, failed
+
+    monkeypatch.setattr(DlqClient, "send_batch", send_and_fail_again)
+    run = run_tool("--dlq", "delivery", "--json", "replay", "--reason", "kochava_rejected")
+    [q] = run.json()["queues"]
+    assert (q["moved"], q["arrived_during_run"]) == (3, 3)
+    assert any("cause is not fixed" in n for n in q["notes"])
+    assert counts(queues.sqs, queues.delivery) == (3, 0) and counts(queues.sqs, queues.delivery_dlq) == (3, 0)
