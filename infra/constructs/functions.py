@@ -230,6 +230,8 @@ class PipelineFunctions(Construct):
                 max_concurrency=config.deliverer_max_concurrency,
                 environment={
                     **kochava,
+                    # Its own source queue, for ChangeMessageVisibility (back-off) only: it cannot send to it.
+                    ENV_DELIVERY_QUEUE_URL: queues.delivery.queue.queue_url,
                     ENV_DELIVERY_DLQ_URL: queues.delivery.dlq.queue_url,
                     ENV_IDEMPOTENCY_TABLE: tables.idempotency.table_name,
                     ENV_DELIVERER_MAX_WORKERS: str(config.deliverer_max_workers),

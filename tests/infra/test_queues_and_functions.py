@@ -110,6 +110,8 @@ def test_environment_is_the_real_wiring(default_stack: Synthesized, iam_stack: S
     assert enricher[ENV_DELIVERY_QUEUE_URL] == {"Ref": ref(stack.queues.delivery.queue)}
     assert enricher[ENV_PROFILE_TABLE] == {"Ref": ref(stack.tables.profiles)}
     assert enricher[ENV_KOCHAVA_APP_ID_IOS] == "koios-test-guid"
+    assert deliverer[ENV_DELIVERY_QUEUE_URL] == {"Ref": ref(stack.queues.delivery.queue)}
+    assert ENV_INGEST_QUEUE_URL not in deliverer
     assert deliverer[ENV_DELIVERY_DLQ_URL] == {"Ref": ref(stack.queues.delivery.dlq)}
     assert deliverer[ENV_IDEMPOTENCY_TABLE] == {"Ref": ref(stack.tables.idempotency)}
     assert deliverer[ENV_DELIVERER_MAX_WORKERS] == str(default_stack.config.deliverer_max_workers)
