@@ -116,7 +116,8 @@ class DynamoDbProfileStore:
             request: dict[str, Any] = {
                 self._table: {
                     "Keys": [{PK: {"S": k}} for k in unique[start : start + BATCH_GET_MAX_KEYS]],
-                    "ConsistentRead": False,
+                    # An install and the server-side event that needs its profile can be milliseconds apart.
+                    "ConsistentRead": True,
                 }
             }
             for attempt in range(1, self._max_attempts + 1):
