@@ -197,6 +197,8 @@ class IngestApi(Construct):
                 throttling_burst_limit=config.throttle_burst_limit,
             ),
         )
+        # RestApi adds an "Endpoint" output of its own; the stack publishes the URL once, as OUTPUT_API_URL.
+        self.api.node.try_remove_child("Endpoint")
         # API Gateway assumes this role to call SQS: SendMessage on the ingest queue, nothing else. The queues use
         # SSE-SQS, so no KMS permission is needed.
         self.integration_role = iam.Role(

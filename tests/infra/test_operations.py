@@ -95,6 +95,7 @@ def test_outputs_the_dlq_tool_reads(default_stack: Synthesized, iam_stack: Synth
     ):
         assert outputs[key]["Value"] == {"Ref": default_stack.logical_id(construct)}
     assert OUTPUT_API_KEY_ID not in iam_stack.template.to_json()["Outputs"], "no API key in IAM mode"
+    assert set(outputs) == {OUTPUT_API_URL, OUTPUT_API_KEY_ID, *QUEUE_OUTPUTS}, "each value published once"
 
 
 @pytest.mark.parametrize("variant", ["default_stack", "iam_stack"])
