@@ -449,6 +449,38 @@ def replay_attributes(msg: DlqMessage) -> dict[str, dict[str, str]]:
     return out
 
 
+# SendMessageBatch caps the sum of the messages' sizes (bodies + attribute names, types and values): an AWS limit.
+SQS_BATCH_MAX_BYTES: Final = 1024 * 1024
+
+
+def replay_size(msg: DlqMessage) -> int:
+    """Bytes the message counts for in a SendMessageBatch once its DLQ-only attributes are dropped."""
+    n = len(msg.body.encode())
+    for name, value in replay_attributes(msg).items():
+        n += len(name.encode()) + len(value.get("DataType", "").encode()) + len(str(value.get("StringValue", "")))
+    return n
+
+
+def size_batches(
+    messages: Sequence[DlqMessage], max_entries: int, max_bytes: int = SQS_BATCH_MAX_BYTES
+) -> list[list[DlqMessage]]:
+    """Split into SendMessageBatch-sized groups: at most ``max_entries`` messages and ``max_bytes`` in total each
+    (a message bigger than ``max_bytes`` alone goes in a group of its own; SQS then says why it refuses it)."""
+    out: list[list[DlqMessage]] = []
+    current: list[DlqMessage] = []
+    size = 0
+    for msg in messages:
+        n = replay_size(msg)
+        if current and (len(current) >= max_entries or size + n > max_bytes):
+            out.append(current)
+            current, size = [], 0
+        current.append(msg)
+        size += n
+    if current:
+        out.append(current)
+    return out
+
+
 def message_summary(msg: DlqMessage, now_ms: int) -> dict[str, Any]:
     """The one-line facts about a message used in replay / purge listings (no personal data)."""
     return {

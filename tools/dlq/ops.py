@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tools.dlq.core import DlqMessage, Selection, message_summary, refused, replay_attributes
+from tools.dlq.core import DlqMessage, Selection, message_summary, refused, replay_attributes, size_batches
 from tools.dlq.sqs import SQS_BATCH, DlqClient, Held, MoveTask, MoveTaskUnavailable, Outgoing, QueuePair
 
 Progress = Callable[[int], None]
@@ -160,8 +160,8 @@ def replay_messages(
             if dry_run:
                 report.would_move.extend(message_summary(m, now_ms) for m in chosen)
                 continue
-            for start in range(0, len(chosen), throttle.chunk):
-                _move_chunk(client, pair, held, chosen[start : start + throttle.chunk], report, now_ms, throttle)
+            for chunk in size_batches(chosen, throttle.chunk):
+                _move_chunk(client, pair, held, chunk, report, now_ms, throttle)
                 if progress:
                     progress(report.moved_count)
         if report.arrived_during_run and not dry_run:

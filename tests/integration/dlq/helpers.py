@@ -25,6 +25,7 @@ from infra.resources import (
     ATTR_UUID,
     DELIVERY_QUEUE,
     INGEST_QUEUE,
+    MAX_BODY_BYTES,
     ResourceNames,
 )
 from tools.dlq.cli import main
@@ -52,10 +53,13 @@ def create_queues(sqs: Any, stage: str = STAGE) -> Queues:
     names = ResourceNames(stage)
     urls: dict[str, str] = {}
     for spec in (INGEST_QUEUE, DELIVERY_QUEUE):
-        dlq = sqs.create_queue(QueueName=names.dlq(spec))["QueueUrl"]
+        size = {"MaximumMessageSize": str(MAX_BODY_BYTES)}  # as infra/ and tools/local/ create them
+        dlq = sqs.create_queue(QueueName=names.dlq(spec), Attributes=size)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": spec.max_receive_count})
-        urls[spec.key] = sqs.create_queue(QueueName=names.queue(spec), Attributes={"RedrivePolicy": policy})["QueueUrl"]
+        urls[spec.key] = sqs.create_queue(QueueName=names.queue(spec), Attributes={"RedrivePolicy": policy, **size})[
+            "QueueUrl"
+        ]
         urls[f"{spec.key}_dlq"] = dlq
     return Queues(sqs, urls["ingest"], urls["ingest_dlq"], urls["delivery"], urls["delivery_dlq"])
 

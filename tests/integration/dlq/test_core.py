@@ -23,7 +23,9 @@ from tools.dlq.core import (
     parse_duration,
     render_body,
     replay_attributes,
+    replay_size,
     shown_attributes,
+    size_batches,
 )
 from tools.dlq.ops import Throttle
 
@@ -264,3 +266,16 @@ def test_throttle_spreads_sends_over_time() -> None:
     unlimited = Throttle(None, clock=lambda: 0.0, sleep=sleep)
     unlimited.wait(10)
     assert unlimited.chunk == 10 and len(slept) == 3
+
+
+def test_size_batches_respect_count_and_total_size() -> None:
+    small = [msg(mid=f"s{i}", body={"x": "a"}) for i in range(23)]
+    assert [len(b) for b in size_batches(small, 10)] == [10, 10, 3]
+    big = [msg(mid=f"b{i}", body={"x": "a" * 400_000}) for i in range(5)]
+    batches = size_batches(big, 10)
+    assert [len(b) for b in batches] == [2, 2, 1]  # 3 x 400 KB > 1 MiB
+    assert all(sum(replay_size(m) for m in b) <= 1024 * 1024 for b in batches)
+    huge = msg(mid="h", body={"x": "a" * 2_000_000})
+    assert size_batches([huge, *small[:2]], 10) == [[huge], small[:2]]
+    dlq_only = msg("kochava_rejected", error="e" * 1000)
+    assert replay_size(dlq_only) < len(dlq_only.body) + 200  # the DLQ-only attributes do not count

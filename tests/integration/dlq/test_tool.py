@@ -438,3 +438,17 @@ def test_messages_failing_again_during_the_replay_are_not_replayed_again(
     assert (q["moved"], q["arrived_during_run"]) == (3, 3)
     assert any("cause is not fixed" in n for n in q["notes"])
     assert counts(queues.sqs, queues.delivery) == (3, 0) and counts(queues.sqs, queues.delivery_dlq) == (3, 0)
+
+
+def test_replay_of_big_messages_splits_batches_by_size(queues: Queues) -> None:
+    for i in range(5):
+        body = json.dumps({"v": 1, "uuid": f"big-{i}", "kind": "event", "payload": {"pad": "x" * 300_000}})
+        queues.sqs.send_message(
+            QueueUrl=queues.delivery_dlq,
+            MessageBody=body,
+            MessageAttributes={"reason": {"DataType": "String", "StringValue": "retries_exhausted"}},
+        )
+    run = run_tool("--dlq", "delivery", "--json", "replay", "--reason", "retries_exhausted")
+    assert run.code == 0, run.err
+    assert run.json()["queues"][0]["moved"] == 5
+    assert counts(queues.sqs, queues.delivery) == (5, 0) and counts(queues.sqs, queues.delivery_dlq) == (0, 0)
