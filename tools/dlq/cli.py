@@ -538,6 +538,12 @@ def cmd_replay(ctx: Context, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         if reports:
             reports[-1].interrupted = True
+            task = reports[-1].move_task
+            if task:
+                reports[-1].notes.append(
+                    "the move task keeps running on SQS; to stop it: "
+                    f"aws sqs cancel-message-move-task --task-handle {task.get('handle')}"
+                )
         code = EXIT_INTERRUPTED
     except AWS_ERRORS as exc:
         ctx.ui.note(f"error: {mask_text(str(exc))}")

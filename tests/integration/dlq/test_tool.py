@@ -452,3 +452,18 @@ def test_replay_of_big_messages_splits_batches_by_size(queues: Queues) -> None:
     assert run.code == 0, run.err
     assert run.json()["queues"][0]["moved"] == 5
     assert counts(queues.sqs, queues.delivery) == (5, 0) and counts(queues.sqs, queues.delivery_dlq) == (0, 0)
+
+
+def test_ctrl_c_while_waiting_for_the_move_task_says_how_to_cancel_it(
+    queues: Queues, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put_delivery_dead(queues, "d-1", "retries_exhausted")
+    monkeypatch.setattr(DlqClient, "start_move_task", lambda self, src, dst, rate: "h-42")
+
+    def ctrl_c(self: DlqClient, arn: str) -> MoveTask:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(DlqClient, "move_task", ctrl_c)
+    run = run_tool("--dlq", "delivery", "replay")
+    assert run.code == 130
+    assert "cancel-message-move-task --task-handle h-42" in run.out
