@@ -6,6 +6,7 @@ import argparse
 import json
 import signal
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -173,6 +174,10 @@ def _selectors() -> argparse.ArgumentParser:
     return sel
 
 
+def _wrap(text: str) -> str:
+    return textwrap.fill(text, width=100)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _common_options()
     fmt = argparse.RawDescriptionHelpFormatter
@@ -186,8 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common, _selectors()],
         formatter_class=fmt,
         help="counts per DLQ by stage, reason, event name and age (read-only)",
-        description="Counts per DLQ, grouped by stage, reason, event name and age bucket, oldest first. "
-        "Read-only: every message is made visible again.",
+        description=_wrap(
+            "Counts per DLQ, grouped by stage, reason, event name and age bucket, oldest first. "
+            "Read-only: every message is made visible again."
+        ),
     )
 
     show = sub.add_parser(
@@ -195,8 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common, _selectors()],
         formatter_class=fmt,
         help="full messages: body, reason attributes, receive count, first failure",
-        description="Show messages in full. Device ids, IP addresses and AdServices tokens are masked "
-        "(first 4 characters and the length) unless --reveal. Read-only.",
+        description=_wrap(
+            "Show messages in full. Device ids, IP addresses and AdServices tokens are masked "
+            "(first 4 characters and the length) unless --reveal. Read-only."
+        ),
     )
     show.add_argument("message_ids", nargs="*", metavar="ID", help="SQS message ids (as `list`/`replay` print them)")
     show.add_argument("--limit", type=_positive_int, default=None, metavar="N", help="at most N messages (default 10)")
@@ -207,10 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common, _selectors()],
         formatter_class=fmt,
         help="send messages back to their source queue",
-        description="Without selectors: the whole DLQ, with SQS StartMessageMoveTask where available (falls back "
-        "to receive -> send -> delete, e.g. on the local stack). With selectors: receive -> send to the source "
-        "queue (original attributes, without the DLQ-only ones) -> delete from the DLQ only after the send "
-        "succeeded. Messages with a non-replayable reason are refused unless --force.",
+        description=_wrap(
+            "Without selectors: the whole DLQ, with SQS StartMessageMoveTask where available (falls back "
+            "to receive -> send -> delete, e.g. on the local stack). With selectors: receive -> send to the source "
+            "queue (original attributes, without the DLQ-only ones) -> delete from the DLQ only after the send "
+            "succeeded. Messages with a non-replayable reason are refused unless --force. Only messages already in "
+            "the DLQ when it starts are replayed, so one failing again is never replayed twice in a run."
+        ),
     )
     replay.add_argument("--dry-run", action="store_true", help="show what would move; change nothing")
     replay.add_argument(
@@ -227,8 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common, _selectors()],
         formatter_class=fmt,
         help="delete selected messages (asks first)",
-        description="Delete the selected messages, printing them first. Asks for confirmation on a terminal; "
-        "without a terminal it refuses unless --yes. Needs a selector or --all.",
+        description=_wrap(
+            "Delete the selected messages, printing them first. Asks for confirmation on a terminal; "
+            "without a terminal it refuses unless --yes. Needs a selector or --all."
+        ),
     )
     purge_.add_argument("--all", action="store_true", help="select every message (no selector needed)")
     purge_.add_argument("--yes", action="store_true", help="do not ask")
