@@ -213,8 +213,21 @@ class IngestApi(Construct):
         self.validator = self.api.add_request_validator(
             "BodyValidator", validate_request_body=True, validate_request_parameters=True
         )
-        self.methods = [self._route(route, ingest_queue, load_body_schema(route, schema_dir)) for route in ROUTES]
+        schemas = {route: load_body_schema(route, schema_dir) for route in ROUTES}
+        self.methods = [self._route(route, ingest_queue, schemas[route]) for route in ROUTES]
         self._add_gateway_responses()
+        # Models and gateway responses are part of a deployment's snapshot, but CDK only re-deploys the stage when
+        # a method changes: fold them into the deployment's identity so a new schema or error body goes live.
+        deployment = self.api.latest_deployment
+        assert deployment is not None  # RestApi(deploy=True), the default
+        deployment.add_to_logical_id(
+            {
+                "models": schemas,
+                "gatewayResponses": [
+                    [kind.response_type, status, error, detail] for kind, status, error, detail in GATEWAY_RESPONSES
+                ],
+            }
+        )
         self.api_key = self._add_usage_plan() if config.auth_mode == "apiKey" else None
         self._suppress_nag_findings()
 

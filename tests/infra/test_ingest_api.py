@@ -6,8 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from aws_cdk import App, Stack, assertions
+from aws_cdk import aws_sqs as sqs
 
-from infra.constructs.ingest_api import SchemaMissingError, load_body_schema, send_message_template
+from infra.config import PipelineConfig
+from infra.constructs.ingest_api import IngestApi, SchemaMissingError, load_body_schema, send_message_template
 from infra.resources import (
     ATTR_RECEIVED_AT_MS,
     ATTR_REQUEST_ID,
@@ -15,6 +18,7 @@ from infra.resources import (
     BODY_SCHEMA_FILE,
     ROUTE_PATHS,
     ROUTES,
+    ResourceNames,
 )
 from tests.infra.support import REPO_ROOT, Synthesized
 
@@ -153,3 +157,29 @@ def test_stage_has_access_logs_execution_logs_and_tracing(default_stack: Synthes
 def test_a_missing_schema_fails_with_a_clear_message(tmp_path: Path) -> None:
     with pytest.raises(SchemaMissingError, match="make schemas"):
         load_body_schema("native", tmp_path)
+
+
+def _deployment_id(schema_dir: Path) -> str:
+    stack = Stack(App(), "DeploymentIdentity")
+    queue = sqs.Queue(stack, "Queue")
+    IngestApi(
+        stack, "Api", names=ResourceNames("t"), config=PipelineConfig(), ingest_queue=queue, schema_dir=schema_dir
+    )
+    (logical_id,) = assertions.Template.from_stack(stack).find_resources("AWS::ApiGateway::Deployment")
+    return str(logical_id)
+
+
+def test_a_schema_change_redeploys_the_stage(tmp_path: Path) -> None:
+    """Models live in the deployment snapshot: a new schema must produce a new Deployment resource."""
+    schemas = REPO_ROOT / "infra" / "schemas"
+    before, after = tmp_path / "before", tmp_path / "after"
+    for folder in (before, after):
+        folder.mkdir()
+        for route in ROUTES:
+            name = BODY_SCHEMA_FILE.format(route=route)
+            (folder / name).write_text((schemas / name).read_text())
+    changed = json.loads((after / BODY_SCHEMA_FILE.format(route=ROUTES[0])).read_text())
+    changed["description"] = "changed"
+    (after / BODY_SCHEMA_FILE.format(route=ROUTES[0])).write_text(json.dumps(changed))
+    assert _deployment_id(before) != _deployment_id(after)
+    assert _deployment_id(before) == _deployment_id(before)
