@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 from tests.infra.support import Synthesized
@@ -92,7 +94,7 @@ def test_deliverer_writes_only_to_its_dlq_and_never_to_the_ingest_queue(default_
 def test_table_access_is_item_level_only(default_stack: Synthesized) -> None:
     stack = default_stack.stack
     for function, table, allowed in (
-        (stack.functions.enricher, stack.tables.profiles, {"GetItem", "PutItem", "UpdateItem"}),
+        (stack.functions.enricher, stack.tables.profiles, {"BatchGetItem", "BatchWriteItem"}),
         (stack.functions.deliverer, stack.tables.idempotency, {"GetItem", "PutItem", "UpdateItem", "DeleteItem"}),
     ):
         dynamodb = [
@@ -111,3 +113,44 @@ def test_api_gateway_may_only_send_to_the_ingest_queue(default_stack: Synthesize
     assert statements == [
         {"Action": "sqs:SendMessage", "Effect": "Allow", "Resource": _arn(default_stack, stack.queues.ingest.queue)}
     ]
+
+
+# boto3 calls the Lambda code makes -> the IAM action that authorizes each.
+_CALL_TO_ACTION = {
+    "batch_get_item": "dynamodb:BatchGetItem",
+    "batch_write_item": "dynamodb:BatchWriteItem",
+    "get_item": "dynamodb:GetItem",
+    "put_item": "dynamodb:PutItem",
+    "update_item": "dynamodb:UpdateItem",
+    "delete_item": "dynamodb:DeleteItem",
+    "send_message": "sqs:SendMessage",
+    "send_message_batch": "sqs:SendMessage",
+    "change_message_visibility": "sqs:ChangeMessageVisibility",
+    "change_message_visibility_batch": "sqs:ChangeMessageVisibility",
+    "delete_message": "sqs:DeleteMessage",
+    "delete_message_batch": "sqs:DeleteMessage",
+}
+_FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
+
+
+def _actions_called_by(*relative_files: str) -> set[str]:
+    pattern = re.compile(r"\.(" + "|".join(sorted(_CALL_TO_ACTION, key=len, reverse=True)) + r")\(")
+    called = set()
+    for relative in relative_files:
+        for path in sorted(_FUNCTIONS_DIR.glob(relative)):
+            called |= {_CALL_TO_ACTION[name] for name in pattern.findall(path.read_text())}
+    return called
+
+
+def _all_allowed(synth: Synthesized, role: Any) -> set[str]:
+    return {action for statement in _statements_of(synth, role) for action in _as_list(statement["Action"])}
+
+
+def test_every_aws_call_in_the_lambda_code_is_allowed(default_stack: Synthesized) -> None:
+    """Given the boto3 calls written in each function's code, the role allows every one (moto never checks IAM)."""
+    stack = default_stack.stack
+    enricher_calls = _actions_called_by("enricher/*.py", "adapters/sqs.py", "adapters/profiles_dynamodb.py")
+    deliverer_calls = _actions_called_by("deliverer/*.py", "adapters/kochava_http.py")
+    assert "dynamodb:BatchGetItem" in enricher_calls, "the scan must see the profile store's calls"
+    assert enricher_calls <= _all_allowed(default_stack, stack.functions.enricher.role)
+    assert deliverer_calls <= _all_allowed(default_stack, stack.functions.deliverer.role)
