@@ -18,6 +18,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
@@ -136,9 +137,14 @@ def run(args: argparse.Namespace, out: TextIO, lambda_log: Path | None) -> int:
         say("Ctrl-C to stop.")
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        last = stack.summary()
         try:
             while not stop.wait(1.0):
-                pass
+                if stack.drained():
+                    now = stack.summary()
+                    if now != last:
+                        say(f"[{time.strftime('%H:%M:%S')}] {now}")
+                        last = now
         except KeyboardInterrupt:
             pass
         say("stopping")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +69,46 @@ class Resources:
     tables: dict[str, str]
 
 
+def speed_up_moto_sqs() -> bool:
+    """Make moto's SQS receive O(n) instead of O(n^2) in the queue's depth; same behaviour. Once per process.
+
+    moto 5.x checks each received message's retention by computing *all* queue attributes (counting every message
+    in the queue, several clock reads each), and reads the clock through ``datetime``. With 2,000 messages queued a
+    receive took ~0.3 s. This reads the retention period directly and the clock with ``time.time()``. Returns
+    False (and changes nothing) when moto's internals are not the ones this was written against.
+    """
+    import moto.sqs.models
+
+    models: Any = moto.sqs.models  # patched by name: typed as Any on purpose
+    backend: Any = models.SQSBackend
+    if getattr(backend, "_kochava_local_fast", False):
+        return True
+    original = getattr(backend, "is_message_valid_based_on_retention_period", None)
+    if original is None or not hasattr(models, "unix_time") or not hasattr(models, "unix_time_millis"):
+        return False
+    slow_time, slow_millis = models.unix_time, models.unix_time_millis
+
+    def fast_unix_time(dt: Any = None) -> float:
+        return time.time() if dt is None else float(slow_time(dt))
+
+    def fast_unix_time_millis(dt: Any = None) -> float:
+        return time.time() * 1000.0 if dt is None else float(slow_millis(dt))
+
+    def retained(self: Any, queue_name: str, message: Any) -> bool:
+        queue = self.get_queue(queue_name)
+        period = getattr(queue, "message_retention_period", None)
+        if period is None:
+            return bool(original(self, queue_name, message))
+        retain_until: float = int(period) + message.sent_timestamp / 1000
+        return retain_until > time.time()
+
+    models.unix_time = fast_unix_time
+    models.unix_time_millis = fast_unix_time_millis
+    backend.is_message_valid_based_on_retention_period = retained
+    backend._kochava_local_fast = True
+    return True
+
+
 class MotoServer:
     """moto in server mode on 127.0.0.1 (``port=0``: an ephemeral port)."""
 
@@ -77,6 +118,8 @@ class MotoServer:
         self.endpoint_url = ""
 
     def start(self) -> str:
+        if not speed_up_moto_sqs():
+            logging.getLogger("tools.local").warning("moto internals changed: SQS receives stay O(n^2) locally")
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"

@@ -119,7 +119,9 @@ class Report:
         statuses = Counter(answer.status for answer in self.answers)
         answered = ", ".join(f"{count} x {status}" for status, count in sorted(statuses.items()))
         lines.append(f"posted       {len(self.answers)} requests ({answered})")
-        lines.append(f"accepted     {len(self.accepted)} events")
+        duplicates = len(self.accepted) - len(self.fates)
+        again = f" ({duplicates} of them a uuid already accepted)" if duplicates else ""
+        lines.append(f"accepted     {len(self.accepted)} events{again}")
         kinds = Counter(d.kind for key, d in self.delivered.items() if self.fates.get(key) == DELIVERED)
         lines.append(f"delivered    {self.count(DELIVERED)}  ({_counts(kinds)})")
         filtered = Counter(str(e.event_name) for e in self.accepted if self.fates.get(e.key) == FILTERED)

@@ -64,6 +64,7 @@ class LocalConfig:
     identitylink_url: str | None = None  # None: same origin as kochava_url, Kochava's IdentityLink path
     adservices_url: str | None = None  # None: the local Apple stub
     concurrency: dict[str, int] = field(default_factory=dict)  # queue key -> poller threads (default 1)
+    enforce_timeouts: bool = False  # fail a batch whose handler overran the Lambda timeout (see pollers)
     log_level: str = "WARNING"  # the Lambdas' POWERTOOLS_LOG_LEVEL
     env: dict[str, str] = field(default_factory=dict)  # extra Lambda environment (wins over everything)
 
@@ -179,6 +180,7 @@ class LocalStack:
                 visibility_timeout_s=aws.local_visibility_timeout_s(spec),
                 on_batch=self._on_batch,
                 concurrency=self.config.concurrency.get(spec.key, 1),
+                enforce_timeout=self.config.enforce_timeouts,
             )
         for poller in self.pollers.values():
             poller.start()
@@ -371,8 +373,23 @@ class LocalStack:
                 if self.drained():
                     return True
             else:
-                time.sleep(0.1)
+                time.sleep(0.25)
         return False
+
+    def summary(self) -> str:
+        """One line of counters (cheap: no DLQ reads), for watching a running stack."""
+        assert self.resources is not None
+        sqs = aws.client("sqs", self.endpoint_url)
+        in_dlq = []
+        for spec in r.QUEUES:
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=self.resources.queues[spec.key].dlq, AttributeNames=["ApproximateNumberOfMessages"]
+            )["Attributes"]
+            in_dlq.append(f"{spec.key} DLQ {attributes['ApproximateNumberOfMessages']}")
+        with self._ledger_lock:
+            accepted, delivered = len(self.accepted), len(self.delivered)
+        sink = f", sink {len(self.sink.requests)} requests" if self.sink is not None else ""
+        return f"accepted {accepted}, handed to Kochava {delivered}, {', '.join(in_dlq)}{sink}"
 
     def dlq_messages(self) -> dict[str, list[DlqMessage]]:
         """Every message in each DLQ, read without consuming them (made visible again right away)."""
