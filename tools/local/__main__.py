@@ -94,7 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.verbose:
             log_file = cleanup.enter_context(lambda_log.open("w", encoding="utf-8"))
             cleanup.enter_context(contextlib.redirect_stdout(log_file))
-        return run(args, out, None if args.verbose else lambda_log)
+        try:
+            return run(args, out, None if args.verbose else lambda_log)
+        except KeyboardInterrupt:
+            print("interrupted", file=out, flush=True)
+            return 130
 
 
 def run(args: argparse.Namespace, out: TextIO, lambda_log: Path | None) -> int:
