@@ -156,7 +156,9 @@ def build_runtime(
     )
     sender = IdempotentSender(kochava, persistence, expires_after_s=IDEMPOTENCY_TTL_S)
     queue = SqsDeliveryQueue(session.client("sqs", config=boto_config), config.dlq_url, config.queue_url)
-    deliverer = Deliverer(sender, queue, max_receive_count=config.max_receive_count, max_workers=config.max_workers)
+    deliverer = Deliverer(
+        sender, queue, max_receive_count=config.max_receive_count, max_workers=config.max_workers, clock=clock
+    )
     return Runtime(deliverer=deliverer, sender=sender, kochava=kochava)
 
 

@@ -93,7 +93,7 @@ def stack(monkeypatch: pytest.MonkeyPatch, sink: KochavaSink) -> Iterator[Stack]
         try:
             yield built
         finally:
-            deliverer_handler.logger.removeHandler(capture)
+            deliverer_handler.logger.removeHandler(capture)  # type: ignore[attr-defined]
             deliverer_handler.set_runtime(None)
             for runtime in built.runtimes:
                 runtime.close()
