@@ -1,7 +1,8 @@
 """One local stack for the whole e2e session: moto, local API, sink, Apple stub, the real handlers.
 
 Started in-process on ephemeral ports; every sample of ``events/`` is posted once, plus the requests the tests
-need, and the pipeline is drained before any test looks. moto keeps its state per process, so there is one stack.
+need, and the pipeline is drained before any test looks. moto keeps its state per process, so there is one stack
+for the package.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class Run:
     segment: requests.Response
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # stopped after tests/e2e: its pollers must not outlive it
 def run() -> Iterator[Run]:
     with LocalStack(LocalConfig()) as stack:
         samples = {path.name: response for path, response in stack.post_samples()}

@@ -113,3 +113,27 @@ def test_nothing_was_lost(run: Run) -> None:
     assert report.sink_successes == fates[DELIVERED]
     assert report.sink_violations == []
     assert set(report.sample_payloads) == {"install", "event", "identityLink"}
+
+
+def test_kochava_failures_end_in_the_delivery_dlq_or_are_retried(run: Run) -> None:
+    """A 400 is dead-lettered with Kochava's status; a 503 is retried (SQS backoff, scaled locally) and delivered."""
+    stack = run.stack
+
+    def named(name: str) -> Any:
+        return lambda request: isinstance(request.json, dict) and request.json["data"].get("event_name") == name
+
+    stack.sink.add_rule(named("e2e_reject"), [400])
+    stack.sink.add_rule(named("e2e_flaky"), [503, 503, 503, 503, 503, 200], repeat_last=True)
+    for uuid, name in (("e2e-reject-0001", "e2e_reject"), ("e2e-flaky-0001", "e2e_flaky")):
+        assert stack.post("native", {**NATIVE_EVENT, "uuid": uuid, "event": name}).status_code == 202
+    assert stack.wait_drained(timeout_s=40), stack.queue_depths()
+    report = stack.report()
+    assert report.fates["e2e-reject-0001"] == "dlq:delivery:kochava_rejected"
+    (rejected,) = [m for m in report.dlq["delivery"] if m.uuid == "e2e-reject-0001"]
+    assert rejected.attributes["stage"] == "deliverer"
+    assert rejected.attributes["http_status"] == "400"
+    assert report.fates["e2e-flaky-0001"] == DELIVERED
+    flaky = [r.reply_status for r in stack.sink.requests if named("e2e_flaky")(r)]
+    assert flaky[0] == 503
+    assert flaky[-1] == 200
+    assert report.lost == []

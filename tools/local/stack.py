@@ -110,6 +110,7 @@ class LocalStack:
         self.delivered: dict[str, Delivered] = {}
         self._saved_env: dict[str, str | None] = {}
         self._undo: list[Callable[[], None]] = []
+        self._loaded: list[str] = []
         self._ledger_lock = threading.Lock()
         self._session = requests.Session()
 
@@ -168,6 +169,7 @@ class LocalStack:
             # The per-function part of the environment is read at import (cold start), like Powertools does.
             self._set_env(r.ENV_POWERTOOLS_SERVICE_NAME, function)
             handler = load_handler(dotted)
+            self._loaded.append(dotted)
             urls = self.resources.queues[spec.key]
             self.pollers[spec.key] = QueuePoller(
                 spec,
@@ -218,11 +220,11 @@ class LocalStack:
         self._undo.append(lambda: setattr(delivery, "retry_visibility_s", original))
 
     def stop(self) -> None:
+        for poller in self.pollers.values():
+            poller.stop()
         for undo in reversed(self._undo):
             undo()
         self._undo.clear()
-        for poller in self.pollers.values():
-            poller.stop()
         if self.api_server is not None:
             self.api_server.stop()
             self.api_server = None
@@ -232,6 +234,12 @@ class LocalStack:
         if self.moto.endpoint_url:
             self.moto.stop()
         self._restore_environment()
+        for dotted in self._loaded:  # leave the handler modules as a fresh import would (no client on our endpoint)
+            try:
+                load_handler(dotted)
+            except Exception as exc:
+                log.warning("could not re-import %s: %s", dotted, exc)
+        self._loaded.clear()
         self._session.close()
         with _lock:
             if self in _running:
