@@ -118,8 +118,9 @@ def run(args: argparse.Namespace, out: TextIO, lambda_log: Path | None) -> int:
     with LocalStack(config) as stack:
         say(f"AWS endpoint (moto)  {stack.endpoint_url}   queues and tables: {stack.names.prefix}-*")
         say(f"local API            {stack.api_url}   x-api-key: {config.api_key}")
-        say(f"Kochava              {config.kochava_url or stack.sink.track_url + ' (local sink)'}")
-        say(f"Apple AdServices     {config.adservices_url or stack.apple.api_url + ' (local stub)'}")
+        say(f"Kochava              {stack.kochava_url}{' (local sink)' if stack.sink else ''}")
+        say(f"Kochava IdentityLink {stack.identitylink_url}")
+        say(f"Apple AdServices     {stack.adservices_url}{' (local stub)' if stack.apple else ''}")
         if lambda_log is not None:
             say(f"Lambda logs          {lambda_log}")
         if not args.no_samples:

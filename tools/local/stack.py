@@ -34,6 +34,8 @@ from functions.pipeline import envelope
 from infra import resources as r
 from tools.local import aws
 from tools.local.api import Accepted, ApiServer, IngestApi, load_validators
+from tools.local.apple_stub import AppleStub, attribution_payload
+from tools.local.kochava_sink import KochavaSink
 from tools.local.pollers import BatchResult, Handler, QueuePoller
 from tools.local.report import (
     FILTERED,
@@ -94,19 +96,30 @@ def event_keys(body: bytes, route: str, request_id: str) -> list[AcceptedEvent]:
     return out
 
 
+def event_count(body: bytes) -> int:
+    """How many events a body holds, cheaply (a batch's length, else one), for counters."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return 1
+    batch = document.get("batch") if isinstance(document, dict) else None
+    return len(batch) if isinstance(batch, list) else 1
+
+
 class LocalStack:
     """See the module docstring. ``start()`` / ``stop()`` or a ``with`` block."""
 
     def __init__(self, config: LocalConfig | None = None) -> None:
         self.config = config or LocalConfig()
         self.moto = aws.MotoServer(self.config.aws_port)
-        self.sink: Any = None  # tools.local.kochava_sink.KochavaSink when no --kochava-url
-        self.apple: Any = None  # tools.local.apple_stub.AppleStub when no --adservices-url
+        self.sink: KochavaSink | None = None  # the local Kochava sink, unless config.kochava_url
+        self.apple: AppleStub | None = None  # the local Apple stub, unless config.adservices_url
         self.resources: aws.Resources | None = None
         self.api_server: ApiServer | None = None
         self.pollers: dict[str, QueuePoller] = {}
         self.answers: list[ApiAnswer] = []
-        self.accepted: list[AcceptedEvent] = []
+        self.requests: list[Accepted] = []  # what the API answered 202 for, in order
+        self.kochava_url = self.identitylink_url = self.adservices_url = ""  # where the Lambdas send, once started
         self.delivered: dict[str, Delivered] = {}
         self._saved_env: dict[str, str | None] = {}
         self._undo: list[Callable[[], None]] = []
@@ -190,13 +203,18 @@ class LocalStack:
 
     def _start_stubs(self) -> None:
         if self.config.kochava_url is None:
-            from tools.local.kochava_sink import KochavaSink
-
             self.sink = KochavaSink().start()
+            self.kochava_url, self.identitylink_url = self.sink.track_url, self.sink.identitylink_url
+        else:
+            self.kochava_url = self.config.kochava_url
+            self.identitylink_url = identitylink_url_for(self.config.kochava_url)
+        self.identitylink_url = self.config.identitylink_url or self.identitylink_url
         if self.config.adservices_url is None:
-            from tools.local.apple_stub import AppleStub, attribution_payload
-
+            # Every token gets a (non developer-mode) attribution at once, so installs are not held back.
             self.apple = AppleStub(default=attribution_payload()).start()
+            self.adservices_url = self.apple.api_url
+        else:
+            self.adservices_url = self.config.adservices_url
 
     def _scale_deliverer_backoff(self) -> None:
         """Apply the local time scale to the deliverer's retry backoff too (30 s, 60 s, ... -> 1 s, 1 s, 2 s...).
@@ -251,10 +269,6 @@ class LocalStack:
         """What the deployed functions get from the CDK stack, pointed at the local endpoints."""
         assert self.resources is not None
         queues, tables = self.resources.queues, self.resources.tables
-        kochava_url = self.config.kochava_url or self.sink.track_url
-        identitylink_url = self.config.identitylink_url or (
-            self.sink.identitylink_url if self.config.kochava_url is None else identitylink_url_for(kochava_url)
-        )
         env = {
             "AWS_ENDPOINT_URL": self.endpoint_url,
             "AWS_ACCESS_KEY_ID": aws.ACCESS_KEY_ID,
@@ -269,9 +283,9 @@ class LocalStack:
             r.ENV_PROFILE_TABLE: tables[r.PROFILE_TABLE.key],
             r.ENV_IDEMPOTENCY_TABLE: tables[r.IDEMPOTENCY_TABLE.key],
             r.ENV_MAX_RECEIVE_COUNT: str(r.DELIVERY_QUEUE.max_receive_count),
-            r.ENV_KOCHAVA_URL: kochava_url,
-            r.ENV_KOCHAVA_IDENTITYLINK_URL: identitylink_url,
-            r.ENV_ADSERVICES_URL: self.config.adservices_url or self.apple.api_url,
+            r.ENV_KOCHAVA_URL: self.kochava_url,
+            r.ENV_KOCHAVA_IDENTITYLINK_URL: self.identitylink_url,
+            r.ENV_ADSERVICES_URL: self.adservices_url,
             r.ENV_KOCHAVA_APP_ID_IOS: os.environ.get(r.ENV_KOCHAVA_APP_ID_IOS) or DEMO_APP_ID_IOS,
             r.ENV_KOCHAVA_APP_ID_ANDROID: os.environ.get(r.ENV_KOCHAVA_APP_ID_ANDROID) or DEMO_APP_ID_ANDROID,
             r.ENV_POWERTOOLS_METRICS_NAMESPACE: r.METRICS_NAMESPACE,
@@ -337,9 +351,15 @@ class LocalStack:
     # Observing ----------------------------------------------------------------------------------------------
 
     def _on_accepted(self, accepted: Accepted) -> None:
-        events = event_keys(accepted.body, accepted.route, accepted.request_id)
         with self._ledger_lock:
-            self.accepted.extend(events)
+            self.requests.append(accepted)
+
+    @property
+    def accepted(self) -> list[AcceptedEvent]:
+        """Every event of every accepted body (parsed when asked, not on the API's hot path)."""
+        with self._ledger_lock:
+            requests_ = list(self.requests)
+        return [event for a in requests_ for event in event_keys(a.body, a.route, a.request_id)]
 
     def _on_batch(self, result: BatchResult) -> None:
         if result.queue_key != r.DELIVERY_QUEUE.key:
@@ -395,7 +415,8 @@ class LocalStack:
             )["Attributes"]
             in_dlq.append(f"{spec.key} DLQ {attributes['ApproximateNumberOfMessages']}")
         with self._ledger_lock:
-            accepted, delivered = len(self.accepted), len(self.delivered)
+            accepted = sum(event_count(a.body) for a in self.requests)
+            delivered = len(self.delivered)
         sink = f", sink {len(self.sink.requests)} requests" if self.sink is not None else ""
         return f"accepted {accepted}, handed to Kochava {delivered}, {', '.join(in_dlq)}{sink}"
 
@@ -433,8 +454,8 @@ class LocalStack:
 
     def report(self) -> Report:
         dlq = self.dlq_messages()
+        accepted = self.accepted
         with self._ledger_lock:
-            accepted = list(self.accepted)
             delivered = dict(self.delivered)
             answers = list(self.answers)
         report = Report(
