@@ -155,7 +155,8 @@ def build_runtime(
         boto3_client=session.client("dynamodb", config=boto_config),
     )
     sender = IdempotentSender(kochava, persistence, expires_after_s=IDEMPOTENCY_TTL_S)
-    queue = SqsDeliveryQueue(session.client("sqs", config=boto_config), config.dlq_url, config.queue_url)
+    # Created on first use: a batch where everything is delivered never calls SQS from here.
+    queue = SqsDeliveryQueue(lambda: session.client("sqs", config=boto_config), config.dlq_url, config.queue_url)
     deliverer = Deliverer(
         sender, queue, max_receive_count=config.max_receive_count, max_workers=config.max_workers, clock=clock
     )

@@ -29,17 +29,29 @@ def queue_url_from_arn(arn: str) -> str:
 
 
 class SqsDeliveryQueue:
-    """Dead-letter and back-off actions of one deliverer container."""
+    """Dead-letter and back-off actions of one deliverer container.
+
+    ``client`` is a boto3 SQS client or a zero-argument factory of one: the happy path (every record delivered)
+    never touches SQS itself, so the factory keeps a cold start from paying for an SQS client it does not use.
+    The client is then created once and reused.
+    """
 
     def __init__(self, client: Any, dlq_url: str, queue_url: str | None = None) -> None:
-        self._client = client
+        self._client_or_factory = client
+        self._resolved: Any = None
         self._dlq_url = dlq_url
         self._queue_url = queue_url  # None: taken from each record's eventSourceARN
-        self._sender = SqsSender(client)
+
+    @property
+    def _client(self) -> Any:
+        if self._resolved is None:
+            candidate = self._client_or_factory
+            self._resolved = candidate() if callable(candidate) else candidate  # a boto3 client is not callable
+        return self._resolved
 
     def dead_letter(self, messages: Sequence[OutgoingMessage]) -> None:
         """Send every message to the delivery DLQ, or raise :class:`functions.adapters.sqs.SendError`."""
-        self._sender.send(self._dlq_url, messages)
+        SqsSender(self._client).send(self._dlq_url, messages)
 
     def back_off(self, record: DeliveryRecord, visibility_timeout_s: int) -> bool:
         """Hide ``record`` for ``visibility_timeout_s`` so SQS redelivers it later; False if SQS refused."""
