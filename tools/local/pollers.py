@@ -203,7 +203,11 @@ class QueuePoller:
             self._busy += 1
         window_end = time.monotonic() + self.spec.batching_window_s
         while len(messages) < self.spec.batch_size and time.monotonic() < window_end and not self._stop.is_set():
-            more = self._receive(self.spec.batch_size - len(messages), 0)
+            try:
+                more = self._receive(self.spec.batch_size - len(messages), 0)
+            except Exception as exc:  # invoke with what we have; the busy count must be released by _run
+                log.warning("%s: receive failed while batching: %s", self.spec.key, exc)
+                break
             if more:
                 messages.extend(more)
             else:
@@ -222,7 +226,8 @@ class QueuePoller:
             if not messages:
                 continue
             try:
-                self._invoke(messages)
+                if not self._stop.is_set():  # stopping: leave them to reappear, as a disabled event source does
+                    self._invoke(messages)
             except Exception:
                 log.exception("%s: poller error", self.spec.key)
             finally:
