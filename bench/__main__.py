@@ -1,0 +1,102 @@
+"""``python -m bench`` (``make bench``): run the benchmarks of issue 8, print figures and targets side by side.
+
+    python -m bench                      # everything (a few minutes on 2 cores)
+    python -m bench transform coldstart  # only these (names: transform, coldstart, slow-kochava, e2e)
+    python -m bench --quick              # smaller inputs, fewer repetitions: a smoke run
+    python -m bench --markdown           # also print the results as a Markdown table (docs/benchmarks.md)
+
+Child processes are pinned to one core (the last one this process may use; ``--no-pin`` to let them float).
+Exit status 0 whatever the figures (they depend on the machine and its load); ``--strict`` exits 1 when a
+target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+
+from bench import coldstart, e2e, slow_kochava, transform_throughput
+from bench.common import Result, bench_cpu, conditions
+
+BENCHMARKS = ("transform", "coldstart", "slow-kochava", "e2e")
+
+
+def _format_value(result: Result) -> str:
+    if result.value != result.value:  # NaN
+        return "n/a"
+    if result.unit in {"x"}:
+        return f"{result.value:.2f}x"
+    if abs(result.value) >= 100:
+        return f"{result.value:,.0f} {result.unit}".strip()
+    return f"{result.value:.1f} {result.unit}".strip()
+
+
+def table(results: list[Result]) -> str:
+    rows = [("benchmark", "figure", "value", "target", "verdict")]
+    rows += [(r.bench, r.what, _format_value(r), r.target or "-", r.verdict) for r in results]
+    widths = [min(max(len(row[i]) for row in rows), 70) for i in range(5)]
+    lines = []
+    for index, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    details = [f"  [{r.bench}] {r.what}: {r.detail}" for r in results if r.detail]
+    return "\n".join([*lines, "", "details:", *details])
+
+
+def markdown(results: list[Result]) -> str:
+    lines = ["| benchmark | figure | value | target | verdict |", "|---|---|---|---|---|"]
+    lines += [f"| {r.bench} | {r.what} | {_format_value(r)} | {r.target or '-'} | {r.verdict} |" for r in results]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("only", nargs="*", choices=[*BENCHMARKS, []], metavar="NAME", help=", ".join(BENCHMARKS))
+    parser.add_argument("--events", type=int, default=200_000, help="transform: events in the mix (200,000)")
+    parser.add_argument("--repeat", type=int, default=5, help="transform: repetitions (median; default 5)")
+    parser.add_argument("--runs", type=int, default=9, help="coldstart: runs per handler (median; default 9)")
+    parser.add_argument("--e2e-events", type=int, default=2_000, help="e2e: events posted (default 2,000)")
+    parser.add_argument("--quick", action="store_true", help="small inputs and few repetitions (a smoke run)")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin child processes to one core")
+    parser.add_argument("--markdown", action="store_true", help="also print a Markdown table of the results")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.events, args.repeat, args.runs, args.e2e_events = 20_000, 1, 3, 300
+    selected = [name for name in BENCHMARKS if not args.only or name in args.only]
+    cpu = None if args.no_pin else bench_cpu()
+    run_conditions = conditions()
+    run_conditions.pinned_cpu = cpu
+    print("\n".join(run_conditions.lines()), flush=True)
+    print(f"command: python -m bench {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip(), flush=True)
+    steps: dict[str, Callable[[], list[Result]]] = {
+        "transform": lambda: transform_throughput.run(events=args.events, repeat=args.repeat, cpu=cpu),
+        "coldstart": lambda: coldstart.run(runs=args.runs, cpu=cpu),
+        "slow-kochava": slow_kochava.run,
+        "e2e": lambda: e2e.run(events=args.e2e_events),
+    }
+    results: list[Result] = []
+    for name in selected:
+        print(f"\n== {name}", flush=True)
+        started = time.perf_counter()
+        try:
+            results.extend(steps[name]())
+        except Exception as exc:  # one broken benchmark must not hide the others' figures
+            print(f"  FAILED: {type(exc).__name__}: {exc}", flush=True)
+            results.append(Result(name, "benchmark failed", float("nan"), "-", False, detail=f"{exc!r}"))
+        print(f"  ({time.perf_counter() - started:.0f} s)", flush=True)
+    print()
+    print(table(results))
+    if args.markdown:
+        print()
+        print(markdown(results))
+    print("\nload average after the run: " + ", ".join(f"{x:.2f}" for x in __import__("os").getloadavg()))
+    missed = [r for r in results if r.ok is False]
+    return 1 if args.strict and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
