@@ -1,12 +1,13 @@
 """Mask personal data in free text before it is logged (Kochava error bodies, exception messages).
 
 The deliverer never logs payloads, but an error body or an exception text may echo one. Device identifiers
-(IDFA, IDFV, Android ids: UUID-shaped), IP addresses and long opaque tokens (AdServices tokens) are replaced by
-a short SHA-256 fingerprint, so on-call can still see that two lines mention the same value without seeing it.
+(IDFA, IDFV, Android ids) and long opaque tokens (AdServices tokens) are replaced by a short SHA-256 fingerprint,
+so on-call can still see that two lines mention the same value without seeing it; IP addresses become ``<ip>``
+(the IPv4 space is small enough to reverse a hash).
 
 Example:
     >>> redact('{"idfa": "6D92078A-8246-4BA4-AE5B-76104861E7DC", "ip": "203.0.113.7"}')
-    '{"idfa": "<id:0b0b6f3a>", "ip": "<ip>"}'
+    '{"idfa": "<id:2afcf919>", "ip": "<ip>"}'
 """
 
 from __future__ import annotations
