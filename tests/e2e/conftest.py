@@ -8,44 +8,11 @@ for the package.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
-import requests
 
-from tools.local.report import Report
+from tests.e2e.shared import NATIVE_EVENT, SEGMENT_EVENT, Run
 from tools.local.stack import LocalConfig, LocalStack
-
-NATIVE_EVENT = {
-    "uuid": "e2e-native-0001",
-    "type": "track",
-    "event": "level_up",
-    "timestamp": 1795175990,
-    "properties": {"level": 7},
-    "device": {"platform": "android", "id": "9774d56d682e549c"},
-}
-SEGMENT_EVENT = {
-    "type": "track",
-    "event": "Level Up",
-    "messageId": "e2e-segment-0001",
-    "timestamp": "2026-11-20T11:59:30.120Z",
-    "userId": "user-e2e",
-    "properties": {"level": 8},
-    "context": {"device": {"type": "android", "id": "9774d56d682e549c"}},
-}
-
-
-@dataclass
-class Run:
-    """The drained session stack and what the setup posted."""
-
-    stack: LocalStack
-    report: Report
-    samples: dict[str, requests.Response]  # sample file name -> the API's answer
-    without_key: requests.Response
-    wrong_key: requests.Response
-    native: requests.Response
-    segment: requests.Response
 
 
 @pytest.fixture(scope="package")  # stopped after tests/e2e: its pollers must not outlive it

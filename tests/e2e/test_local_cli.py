@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.e2e.conftest import Run
+from tests.e2e.shared import Run
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from infra.resources import QueueSpec, ResourceNames
-from tests.e2e.conftest import NATIVE_EVENT, Run
+from tests.e2e.shared import NATIVE_EVENT, Run
 from tools.local import aws
 from tools.local.api import IngestApi, load_validators
 from tools.local.pollers import BatchResult, LambdaContext, QueuePoller, failed_ids, lambda_record

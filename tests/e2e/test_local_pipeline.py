@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.conftest import NATIVE_EVENT, SEGMENT_EVENT, Run
+from tests.e2e.shared import NATIVE_EVENT, SEGMENT_EVENT, Run
 from tools.local.report import DELIVERED, FILTERED
 from tools.samples import golden_path, sample_paths
 
@@ -62,7 +62,7 @@ def test_native_and_segment_posts_are_delivered(run: Run) -> None:
     assert run.segment.status_code == 202
     assert run.report.fates[NATIVE_EVENT["uuid"]] == DELIVERED
     assert run.report.fates[SEGMENT_EVENT["messageId"]] == DELIVERED
-    names = [p["data"].get("event_name") for p in run.stack.sink.payloads()]
+    names = [p["data"].get("event_name") for p in run.sink.payloads()]
     assert "level_up" in names
     assert "Level Up" in names
 
@@ -70,7 +70,7 @@ def test_native_and_segment_posts_are_delivered(run: Run) -> None:
 @pytest.mark.parametrize("sample", ["purchase_nested.json", "segment_track.json"])
 def test_the_sink_received_exactly_the_golden_payload(run: Run, sample: str) -> None:
     path = next(p for p in sample_paths() if p.name == sample)
-    received = run.stack.sink.payloads()
+    received = run.sink.payloads()
     for line in golden_lines(path):
         assert line["status"] == "ok"
         assert line["payload"] in received, f"{sample}: {line['uuid']} not received as in the golden file"
@@ -122,8 +122,8 @@ def test_kochava_failures_end_in_the_delivery_dlq_or_are_retried(run: Run) -> No
     def named(name: str) -> Any:
         return lambda request: isinstance(request.json, dict) and request.json["data"].get("event_name") == name
 
-    stack.sink.add_rule(named("e2e_reject"), [400])
-    stack.sink.add_rule(named("e2e_flaky"), [503, 503, 503, 503, 503, 200], repeat_last=True)
+    run.sink.add_rule(named("e2e_reject"), [400])
+    run.sink.add_rule(named("e2e_flaky"), [503, 503, 503, 503, 503, 200], repeat_last=True)
     for uuid, name in (("e2e-reject-0001", "e2e_reject"), ("e2e-flaky-0001", "e2e_flaky")):
         assert stack.post("native", {**NATIVE_EVENT, "uuid": uuid, "event": name}).status_code == 202
     assert stack.wait_drained(timeout_s=40), stack.queue_depths()
@@ -133,7 +133,7 @@ def test_kochava_failures_end_in_the_delivery_dlq_or_are_retried(run: Run) -> No
     assert rejected.attributes["stage"] == "deliverer"
     assert rejected.attributes["http_status"] == "400"
     assert report.fates["e2e-flaky-0001"] == DELIVERED
-    flaky = [r.reply_status for r in stack.sink.requests if named("e2e_flaky")(r)]
+    flaky = [r.reply_status for r in run.sink.requests if named("e2e_flaky")(r)]
     assert flaky[0] == 503
     assert flaky[-1] == 200
     assert report.lost == []

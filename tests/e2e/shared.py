@@ -1,0 +1,48 @@
+"""What the e2e tests share: the events they post and the drained run the ``run`` fixture yields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from tools.local.kochava_sink import KochavaSink
+from tools.local.report import Report
+from tools.local.stack import LocalStack
+
+NATIVE_EVENT: dict[str, Any] = {
+    "uuid": "e2e-native-0001",
+    "type": "track",
+    "event": "level_up",
+    "timestamp": 1795175990,
+    "properties": {"level": 7},
+    "device": {"platform": "android", "id": "9774d56d682e549c"},
+}
+SEGMENT_EVENT: dict[str, Any] = {
+    "type": "track",
+    "event": "Level Up",
+    "messageId": "e2e-segment-0001",
+    "timestamp": "2026-11-20T11:59:30.120Z",
+    "userId": "user-e2e",
+    "properties": {"level": 8},
+    "context": {"device": {"type": "android", "id": "9774d56d682e549c"}},
+}
+
+
+@dataclass
+class Run:
+    """The drained session stack and what the setup posted."""
+
+    stack: LocalStack
+    report: Report
+    samples: dict[str, requests.Response]  # sample file name -> the API's answer
+    without_key: requests.Response
+    wrong_key: requests.Response
+    native: requests.Response
+    segment: requests.Response
+
+    @property
+    def sink(self) -> KochavaSink:
+        assert self.stack.sink is not None, "the e2e stack runs with the local Kochava sink"
+        return self.stack.sink
