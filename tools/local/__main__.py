@@ -41,22 +41,39 @@ def port_or_ephemeral(preferred: int) -> int:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tools.local", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--port", type=int, help=f"local API port (default {DEFAULT_API_PORT}, or any free one)")
-    parser.add_argument("--api-key", default=DEFAULT_API_KEY, help="the x-api-key the local API requires")
-    parser.add_argument("--kochava-url", help="deliver to this URL instead of the local Kochava sink")
-    parser.add_argument("--identitylink-url", help="IdentityLink URL (default: --kochava-url's host, Kochava's path)")
-    parser.add_argument("--adservices-url", help="Apple AdServices URL instead of the local stub")
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.local",
+        description="The whole pipeline on this machine, no AWS account: moto, a local API Gateway, the real "
+        "Lambda handlers, a Kochava sink and an Apple stub. Posts the samples of events/, prints a report "
+        "and keeps serving (or exits with --once). See docs/local.md.",
+    )
     parser.add_argument(
-        "--aws-port", type=int, help=f"port of the emulated AWS endpoint (default {DEFAULT_AWS_PORT}, or any free one)"
+        "--port", type=int, metavar="PORT", help=f"local API port (default {DEFAULT_API_PORT}, or any free one)"
+    )
+    parser.add_argument(
+        "--api-key", default=DEFAULT_API_KEY, metavar="KEY", help="the x-api-key the local API requires"
+    )
+    parser.add_argument("--kochava-url", metavar="URL", help="deliver to this URL instead of the local Kochava sink")
+    parser.add_argument(
+        "--identitylink-url", metavar="URL", help="IdentityLink URL (default: --kochava-url's host, Kochava's path)"
+    )
+    parser.add_argument("--adservices-url", metavar="URL", help="Apple AdServices URL instead of the local stub")
+    parser.add_argument(
+        "--aws-port",
+        type=int,
+        metavar="PORT",
+        help=f"port of the emulated AWS endpoint (default {DEFAULT_AWS_PORT}, or any free one)",
     )
     parser.add_argument("--once", action="store_true", help="exit after the report (0: nothing lost)")
     parser.add_argument("--no-samples", action="store_true", help="do not post the samples from events/")
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the pipeline to drain")
+    parser.add_argument(
+        "--timeout", type=float, metavar="S", default=120.0, help="seconds to wait for the pipeline to drain"
+    )
     parser.add_argument("--quiet", action="store_true", help="print the report only")
     parser.add_argument("--verbose", action="store_true", help="show the Lambdas' logs (INFO) on the terminal")
     parser.add_argument(
         "--lambda-log",
+        metavar="PATH",
         default=str(Path(tempfile.gettempdir()) / "kochava-local-lambdas.log"),
         help="where the Lambdas' JSON logs go (default: %(default)s)",
     )
