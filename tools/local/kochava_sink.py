@@ -264,7 +264,7 @@ def identitylink_payload_violations(payload: Any) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Serve until interrupted, printing each request's path and payload."""
+    """Serve until interrupted (print the URLs to configure); behaviour flags as in :class:`KochavaSink`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--fail-share", type=float, default=0.0)
