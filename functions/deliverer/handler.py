@@ -181,7 +181,7 @@ def set_runtime(runtime: Runtime | None) -> None:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
+@metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: Mapping[str, Any], context: LambdaContext) -> dict[str, list[dict[str, str]]]:
     """SQS event source entry point (``ReportBatchItemFailures`` enabled on the mapping)."""
