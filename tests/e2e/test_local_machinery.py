@@ -150,3 +150,42 @@ def test_failed_records_are_retried_then_redriven_to_the_dlq(run: Run) -> None:
     assert ("good", "1") in seen
     assert [count for body, count in seen if body == "bad"] == ["1", "2"]
     assert poller.stats.succeeded == 1
+
+
+def test_a_long_invocation_keeps_its_batch_invisible(run: Run) -> None:
+    """The local visibility timeout is short (2 s here); a handler running 3 s must not see its message twice."""
+    spec = QueueSpec(key="heartbeat-test", consumer_timeout_s=1, batch_size=1, batching_window_s=0)
+    assert aws.local_visibility_timeout_s(spec) == 2
+    sqs = aws.client("sqs", run.stack.endpoint_url)
+    urls = aws.create_queue(sqs, ResourceNames("e2e"), spec)
+    sqs.send_message(QueueUrl=urls.queue, MessageBody="slow")
+    calls: list[str] = []
+
+    def handler(event: dict[str, Any], context: Any) -> None:
+        calls.append(event["Records"][0]["body"])
+        time.sleep(3)
+
+    poller = QueuePoller(
+        spec,
+        sqs,
+        urls.queue,
+        urls.queue_arn,
+        "test",
+        handler,
+        region=aws.REGION,
+        visibility_timeout_s=aws.local_visibility_timeout_s(spec),
+        concurrency=2,  # a second poller thread would pick the message up if it became visible
+    )
+    poller.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and poller.stats.invocations < 1:
+            time.sleep(0.2)
+        time.sleep(1)
+    finally:
+        poller.stop()
+    assert calls == ["slow"]
+    assert poller.stats.succeeded == 1
+    assert poller.stats.timed_out_invocations == 1  # counted (ran 3 s > 1 s), not failed: enforce_timeout is off
+    left = sqs.get_queue_attributes(QueueUrl=urls.queue, AttributeNames=["All"])["Attributes"]
+    assert left["ApproximateNumberOfMessages"] == left["ApproximateNumberOfMessagesNotVisible"] == "0"
