@@ -4,37 +4,42 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+NODE_STAMP := node_modules/.installed-stamp
 CDK := npx --no-install cdk
 
-.PHONY: install test lint typecheck pytest local synth deploy diff bench schemas clean
+.PHONY: install test lint typecheck pytest local synth deploy diff bootstrap bench schemas clean
 
-$(STAMP): requirements.txt requirements-dev.txt package.json package-lock.json
+$(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	npm ci --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 
-install: $(STAMP)
+# The CDK CLI (pinned in package.json) is needed only to synthesize/deploy and by the synth test, not by make local.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+install: $(STAMP) $(NODE_STAMP)
 
 ## make test: lint, format check, type check and every test (what CI runs)
 test: install lint typecheck pytest
 
-lint: install
+lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-typecheck: install
+typecheck: $(STAMP)
 	$(VENV)/bin/mypy functions tools infra
 
 pytest: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## make local: the whole pipeline on this machine (moto, local API, Kochava sink, Apple stub)
-local: install
+local: $(STAMP)
 	$(PY) -m tools.local $(ARGS)
 
 ## make schemas: regenerate the API Gateway JSON schemas from the pydantic contract
-schemas: install
+schemas: $(STAMP)
 	$(PY) -m functions.pipeline.contract infra/schemas
 
 synth: install
@@ -46,7 +51,11 @@ diff: install
 deploy: install
 	$(CDK) deploy $(ARGS)
 
-bench: install
+## make bootstrap ARGS="aws://ACCOUNT/REGION": once per account and region, before the first deploy
+bootstrap: install
+	$(CDK) bootstrap $(ARGS)
+
+bench: $(STAMP)
 	$(PY) -m bench $(ARGS)
 
 clean:
