@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import time
@@ -71,6 +72,56 @@ def read_events(data: bytes, route: Route) -> Iterator[Parsed]:
             yield from parse_body(line, route)
 
 
+def read_stream(stdin: BinaryIO, route: Route) -> Iterator[Parsed]:
+    """Exactly ``read_events(stdin.read(), route)``, but JSON lines are parsed as they are read.
+
+    Holding a large input whole (plus its stripped copy and a list of every line) cost more in page faults than
+    the JSON parsing did (profiled: 100 MB of JSON lines, 0.85 s of system time). When the first non-blank line is
+    a JSON document on its own and another non-blank line follows, the input cannot be one JSON document, so it is
+    JSON lines: those are streamed, split and stripped as ``read_events`` splits and strips them. Anything else
+    (one document, pretty-printed or not, or garbage) is read whole and goes through ``read_events``.
+    """
+    head: list[bytes] = []
+    first = _next_nonblank(stdin, head)
+    if first is None:
+        yield from read_events(b"".join(head), route)
+        return
+    try:
+        orjson.loads(first)
+    except orjson.JSONDecodeError:
+        yield from read_events(b"".join(head) + stdin.read(), route)
+        return
+    if _next_nonblank(stdin, head) is None:
+        yield from read_events(b"".join(head), route)
+        return
+    pending: bytes | None = None  # the last non-blank line seen: stripped at its end only if it is the last one
+    for chunk in _chain(head, stdin):
+        for line in chunk.splitlines():
+            if not line.strip():
+                continue
+            if pending is None:  # the input's first line: read_events strips the input's leading whitespace
+                pending = line.lstrip()
+                continue
+            yield from parse_body(pending, route)
+            pending = line
+    if pending is not None:
+        yield from parse_body(pending.rstrip(), route)
+
+
+def _next_nonblank(stdin: BinaryIO, seen: list[bytes]) -> bytes | None:
+    """Read lines into ``seen`` up to and including the next one with something else than whitespace."""
+    for line in stdin:
+        seen.append(line)
+        if line.strip():
+            return line
+    return None
+
+
+def _chain(head: list[bytes], rest: BinaryIO) -> Iterator[bytes]:
+    yield from head
+    yield from rest
+
+
 def transform(items: Iterable[Parsed], settings: Settings, now: float) -> Iterator[dict[str, Any]]:
     """Parsed events -> output lines."""
     for item in items:
@@ -84,7 +135,7 @@ def run(stdin: BinaryIO, stdout: BinaryIO, settings: Settings, route: Route, now
     """Transform stdin to stdout; returns the exit status (0: nothing rejected, 1: something was)."""
     rejected = False
     buffer: list[bytes] = []
-    for line in transform(read_events(stdin.read(), route), settings, now):
+    for line in transform(read_stream(stdin, route), settings, now):
         rejected = rejected or line["status"] == "rejected"
         buffer.append(orjson.dumps(line))
         if len(buffer) >= WRITE_CHUNK:
@@ -136,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         now = parse_timestamp(args.now) if args.now else time.time()
     except (SettingsError, ValueError) as exc:
         parser.error(str(exc))
+    # Everything imported so far lives as long as the process: move it out of the collector's sight, so the
+    # collections that the events' allocations trigger do not walk it again and again (about 4% of the run).
+    gc.freeze()
     return run(sys.stdin.buffer, sys.stdout.buffer, settings, args.format, now)
 
 
