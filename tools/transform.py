@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import os
 import sys
@@ -174,6 +175,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+M_TOP_PAD = -2  # glibc mallopt(3) parameter: bytes kept at the top of the heap when it grows or shrinks
+HEAP_TOP_PAD = 16 * 1024 * 1024
+
+
+def _keep_heap_top() -> None:
+    """Ask glibc to keep 16 MiB at the top of the heap instead of giving it back to the OS after every batch.
+
+    Each event's objects are freed as soon as its line is written, so the heap top shrinks and grows thousands of
+    times per run (strace: a ``brk`` per ~35 events), and every regrowth page-faults: 170,000 minor faults and
+    0.5 s of system time per 150,000 events, against 6,000 faults with the pad; peak RSS unchanged. A no-op
+    where the C library has no ``mallopt`` (macOS, Windows).
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError, TypeError):
+        return
+    mallopt(M_TOP_PAD, HEAP_TOP_PAD)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -190,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     # Everything imported so far lives as long as the process: move it out of the collector's sight, so the
     # collections that the events' allocations trigger do not walk it again and again (about 4% of the run).
     gc.freeze()
+    _keep_heap_top()
     return run(sys.stdin.buffer, sys.stdout.buffer, settings, args.format, now)
 
 
