@@ -34,6 +34,7 @@ from functions.pipeline.kochava import to_kochava
 from functions.pipeline.settings import Settings, SettingsError
 
 WRITE_CHUNK = 512  # lines buffered per write
+READ_BLOCK = 256 * 1024  # bytes read at a time from JSON-lines input
 
 
 def rejection_line(rejection: Rejection) -> dict[str, Any]:
@@ -96,15 +97,14 @@ def read_stream(stdin: BinaryIO, route: Route) -> Iterator[Parsed]:
         yield from read_events(b"".join(head), route)
         return
     pending: bytes | None = None  # the last non-blank line seen: stripped at its end only if it is the last one
-    for chunk in _chain(head, stdin):
-        for line in chunk.splitlines():
-            if not line.strip():
-                continue
-            if pending is None:  # the input's first line: read_events strips the input's leading whitespace
-                pending = line.lstrip()
-                continue
-            yield from parse_body(pending, route)
-            pending = line
+    for line in _split_lines(head, stdin):
+        if not line.strip():
+            continue
+        if pending is None:  # the input's first line: read_events strips the input's leading whitespace
+            pending = line.lstrip()
+            continue
+        yield from parse_body(pending, route)
+        pending = line
     if pending is not None:
         yield from parse_body(pending.rstrip(), route)
 
@@ -118,9 +118,21 @@ def _next_nonblank(stdin: BinaryIO, seen: list[bytes]) -> bytes | None:
     return None
 
 
-def _chain(head: list[bytes], rest: BinaryIO) -> Iterator[bytes]:
-    yield from head
-    yield from rest
+def _split_lines(head: list[bytes], rest: BinaryIO) -> Iterator[bytes]:
+    """The lines of ``head`` then of ``rest`` as ``bytes.splitlines`` cuts them (at ``\n``, ``\r\n`` and ``\r``),
+    read in 256 KiB blocks: a ``readline`` per line cost 7% of a run (py-spy)."""
+    for line in head:
+        yield from line.splitlines()
+    carry = b""
+    while block := rest.read(READ_BLOCK):
+        pieces = (carry + block).split(b"\n") if carry else block.split(b"\n")
+        carry = pieces.pop()
+        for piece in pieces:
+            if b"\r" in piece:
+                yield from piece.splitlines()
+            else:
+                yield piece
+    yield from carry.splitlines()
 
 
 def transform(items: Iterable[Parsed], settings: Settings, now: float) -> Iterator[dict[str, Any]]:
