@@ -283,9 +283,11 @@ def _install_fields(
         if major is None or major >= 14:
             data["app_tracking_transparency"] = _att_block(event, "idfa" in device_ids, outcome.warnings)
     if event.consent is not None:
+        # The fields as model_dump(exclude_none=True) lists them, without its serializer (1% of a run, py-spy).
         consent = {
             key: (int(value) if isinstance(value, bool) else value)
-            for key, value in event.consent.model_dump(exclude_none=True).items()
+            for key, value in event.consent.__dict__.items()
+            if value is not None
         }
         if consent:
             data["gdpr_privacy_consent"] = consent
