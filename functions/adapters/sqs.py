@@ -1,9 +1,16 @@
 """SQS adapter: send messages in batches (10 per call, split by size), retry partial failures, dead-letter.
 
 The only code of the enricher that calls ``SendMessageBatch``. Handlers build :class:`OutgoingMessage` values
-(body + typed attributes) and call :meth:`SqsSender.send`; it either hands *every* message to SQS or raises
-:class:`SendError`, so the caller can report its SQS record failed and let SQS redeliver it. Nothing is ever
-dropped silently: a ``Failed`` entry is retried with backoff, then raised.
+(body + typed attributes) and call :meth:`SqsSender.send`. Nothing is ever dropped silently; every message ends:
+
+* accepted by SQS;
+* **refused for good** (:class:`Refused`, returned to the caller): SQS can never accept it as it is, so retrying
+  would only fail until SQS redrives the input without a reason. That is a message over
+  :data:`~infra.resources.SQS_MAX_MESSAGE_BYTES` (checked before sending: SQS would fail the whole call with
+  ``BatchRequestTooLong``) or a ``Failed`` entry with ``SenderFault: true`` (too long, invalid characters...).
+  The caller dead-letters what it stands for, with a reason;
+* or still failing transiently (``SenderFault: false``, a raising call) after the retries with backoff:
+  :class:`SendError` is raised, so the caller reports its SQS record failed and SQS redelivers it.
 
 Example:
     >>> msg = dead_letter_message("{}", stage="enricher", reason="invalid_event", failed_at_ms=1, field="uuid")
@@ -18,12 +25,22 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from infra.resources import ATTR_FAILED_AT_MS, ATTR_REASON, ATTR_STAGE
+from infra.resources import (
+    ATTR_FAILED_AT_MS,
+    ATTR_REASON,
+    ATTR_STAGE,
+    ATTR_TRUNCATED,
+    SQS_MAX_MESSAGE_ATTRIBUTES,
+    SQS_MAX_MESSAGE_BYTES,
+    sqs_message_bytes,
+)
 
 # AWS service limits (not project settings): entries per SendMessageBatch call, and the total payload of one
 # call (bodies + attribute names, types and values). The queue's own MaximumMessageSize caps single messages.
 SQS_BATCH_MAX_ENTRIES = 10
 SQS_BATCH_MAX_BYTES = 1024 * 1024
+# Error codes of a message SQS refuses because of its size (the entry's Code, or our own pre-flight check).
+TOO_LONG_CODES = frozenset({"MessageTooLong", "BatchRequestTooLong", "InvalidParameterValue"})
 SQS_MAX_DELAY_S = 900
 # Human-readable attribute values (error text, response bodies) are cut to this many characters.
 MAX_TEXT_ATTRIBUTE_CHARS = 1024
@@ -39,6 +56,20 @@ class SendError(Exception):
         self.failed = list(failed)
         codes = sorted({str(f.get("Code", "?")) for f in self.failed})
         super().__init__(f"{len(self.failed)} message(s) not accepted by SQS ({', '.join(codes)})")
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A message SQS will never accept as it is (a sender fault): ``index`` is its position in ``send()``'s input."""
+
+    index: int
+    message: OutgoingMessage
+    code: str
+    error: str
+
+    @property
+    def too_large(self) -> bool:
+        return self.code in TOO_LONG_CODES
 
 
 class SqsClient(Protocol):
@@ -66,11 +97,14 @@ class OutgoingMessage:
         return out
 
     def size(self) -> int:
-        """Bytes this message counts for in a batch's total size (body + attribute names, types, values)."""
-        n = len(self.body.encode())
-        for name, value in self.attributes.items():
-            n += len(name.encode()) + len(str(value).encode()) + 6  # "String" / "Number"
-        return n
+        """Bytes this message counts for against SQS's limits (body + attribute names, types, values)."""
+        typed = (self._typed(name, value) for name, value in self.attributes.items() if value != "")
+        return sqs_message_bytes(self.body, typed)
+
+    @staticmethod
+    def _typed(name: str, value: AttributeValue) -> tuple[str, str, str]:
+        attr = _attribute(value)
+        return name, attr["DataType"], attr["StringValue"]
 
 
 def _attribute(value: AttributeValue) -> dict[str, str]:
@@ -99,6 +133,34 @@ def dead_letter_message(
             continue
         attrs[name] = value[:MAX_TEXT_ATTRIBUTE_CHARS] if isinstance(value, str) else value
     return OutgoingMessage(body=body, attributes=attrs)
+
+
+def fit(
+    msg: OutgoingMessage,
+    *,
+    max_bytes: int = SQS_MAX_MESSAGE_BYTES,
+    droppable: Sequence[str] = (),
+) -> OutgoingMessage:
+    """``msg`` unchanged when SQS can take it; otherwise its body cut (at a character boundary) so it fits, with
+    the attribute ``truncated``=``true``. To stay within SQS's 10 attributes, the first of ``droppable`` present are
+    left out to make room for ``truncated``. For DLQ messages: a cut body beats losing the message and its reason.
+
+    >>> cut = fit(OutgoingMessage("x" * 100, {"uuid": "u1"}), max_bytes=60)
+    >>> cut.size() <= 60, cut.attributes["truncated"], cut.attributes["uuid"]
+    (True, True, 'u1')
+    """
+    if msg.size() <= max_bytes:
+        return msg
+    attrs = dict(msg.attributes)
+    attrs[ATTR_TRUNCATED] = True
+    for name in droppable:
+        if len([v for v in attrs.values() if v != ""]) <= SQS_MAX_MESSAGE_ATTRIBUTES:
+            break
+        attrs.pop(name, None)
+    overhead = OutgoingMessage("", attrs).size()
+    room = max(1, max_bytes - overhead)
+    body = msg.body.encode()[:room].decode(errors="ignore") or msg.body[:1]
+    return OutgoingMessage(body, attrs, msg.delay_seconds)
 
 
 def chunks(
@@ -146,32 +208,70 @@ class SqsSender:
         self._sleep = sleep
         self.retried_entries = 0  # how many entries needed another call (for metrics)
 
-    def send(self, queue_url: str, messages: Sequence[OutgoingMessage]) -> None:
-        """Hand every message to SQS, or raise :class:`SendError` (some may then have been sent: callers rely
-        on the consumer being idempotent)."""
-        for batch in chunks(messages, max_bytes=self._max_batch_bytes):
-            self._send_batch(queue_url, batch)
+    def send(self, queue_url: str, messages: Sequence[OutgoingMessage]) -> list[Refused]:
+        """Hand every message to SQS; return those SQS refuses for good (sender faults, not retried), in input
+        order. Raise :class:`SendError` when some still fail transiently after every retry (some others may then
+        have been sent: callers rely on the consumer being idempotent)."""
+        refused: list[Refused] = []
+        sendable: list[tuple[int, OutgoingMessage]] = []
+        for index, msg in enumerate(messages):
+            size = msg.size()
+            if size > SQS_MAX_MESSAGE_BYTES:
+                error = f"message of {size} bytes (body + attributes) is over SQS's limit of {SQS_MAX_MESSAGE_BYTES}"
+                refused.append(Refused(index, msg, "MessageTooLong", error))
+            else:
+                sendable.append((index, msg))
+        position = 0
+        for batch in chunks([msg for _, msg in sendable], max_bytes=self._max_batch_bytes):
+            indexed = sendable[position : position + len(batch)]
+            position += len(batch)
+            refused.extend(self._send_batch(queue_url, indexed))
+        return sorted(refused, key=lambda r: r.index)
 
-    def _send_batch(self, queue_url: str, batch: list[OutgoingMessage]) -> None:
-        # Entry ids are positions in the batch: unique, short and valid ([A-Za-z0-9_-], <= 80 chars).
-        pending = {f"m{i}": msg for i, msg in enumerate(batch)}
+    def _send_batch(self, queue_url: str, batch: list[tuple[int, OutgoingMessage]]) -> list[Refused]:
+        # Entry ids are input positions: unique, short and valid ([A-Za-z0-9_-], <= 80 chars).
+        pending = {f"m{index}": (index, msg) for index, msg in batch}
+        refused: list[Refused] = []
         failed: list[Mapping[str, Any]] = []
         for attempt in range(1, self._max_attempts + 1):
             if attempt > 1:
                 self.retried_entries += len(pending)
                 self._sleep(self._base_delay_s * 2 ** (attempt - 2))
-            entries = [msg.entry(entry_id) for entry_id, msg in pending.items()]
+            entries = [msg.entry(entry_id) for entry_id, (_, msg) in pending.items()]
             try:
                 response = self._client.send_message_batch(QueueUrl=queue_url, Entries=entries)
             except Exception as exc:  # the whole call failed (network, throttling after boto3's retries)
+                if _error_code(exc) == "BatchRequestTooLong" and len(pending) > 1:
+                    # Our size estimate was short: one call per message, each then fits or is refused alone.
+                    for item in pending.values():
+                        refused.extend(self._send_batch(queue_url, [item]))
+                    return refused
+                if _error_code(exc) == "BatchRequestTooLong":
+                    [(index, msg)] = pending.values()
+                    return [*refused, Refused(index, msg, "BatchRequestTooLong", str(exc))]
                 if attempt == self._max_attempts:
                     raise SendError(queue_url, [{"Id": i, "Code": type(exc).__name__} for i in pending]) from exc
                 continue
-            failed = list(response.get("Failed") or [])
+            failed = []
+            for entry in response.get("Failed") or []:
+                entry_id = str(entry.get("Id"))
+                if entry.get("SenderFault") is True and entry_id in pending:
+                    index, msg = pending.pop(entry_id)
+                    code = str(entry.get("Code", "?"))
+                    refused.append(Refused(index, msg, code, f"{code}: {entry.get('Message', '')}".rstrip(": ")))
+                else:
+                    failed.append(entry)
             ok_ids = {str(s["Id"]) for s in response.get("Successful") or []}
             failed_ids = {str(f["Id"]) for f in failed}
             # An id neither successful nor failed (should not happen) is treated as failed: never assume success.
             pending = {i: m for i, m in pending.items() if i in failed_ids or i not in ok_ids}
             if not pending:
-                return
+                return refused
         raise SendError(queue_url, failed or [{"Id": i, "Code": "unknown"} for i in pending])
+
+
+def _error_code(exc: Exception) -> str:
+    """The AWS error code of a botocore ``ClientError`` (without importing botocore), else ``""``."""
+    response = getattr(exc, "response", None)
+    error = response.get("Error") if isinstance(response, Mapping) else None
+    return str(error.get("Code", "")) if isinstance(error, Mapping) else ""

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 
 from functions.adapters.kochava_http import Kind, KochavaResult
-from functions.adapters.sqs import OutgoingMessage, dead_letter_message
+from functions.adapters.sqs import OutgoingMessage, dead_letter_message, fit
 from functions.pipeline import adservices, envelope, reasons
 from functions.pipeline.envelope import Envelope, EnvelopeError
 from infra.resources import (
@@ -197,9 +197,10 @@ def decide(
 
 
 def dead_letter_for(outcome: RecordOutcome, failed_at_ms: int) -> OutgoingMessage:
-    """The delivery-DLQ message: the envelope unchanged plus the attributes of docs/DESIGN.md."""
+    """The delivery-DLQ message: the envelope unchanged plus the attributes of docs/DESIGN.md (the envelope is cut,
+    with ``truncated``=true, only when both would not fit in one SQS message)."""
     env, result, record = outcome.envelope, outcome.result, outcome.record
-    return dead_letter_message(
+    message = dead_letter_message(
         record.body,
         stage=STAGE,
         reason=outcome.reason or reasons.RETRIES_EXHAUSTED,
@@ -213,6 +214,8 @@ def dead_letter_for(outcome: RecordOutcome, failed_at_ms: int) -> OutgoingMessag
             ATTR_EVENT_NAME: env.event_name if env is not None else record.attributes.get(ATTR_EVENT_NAME),
         },
     )
+    # An envelope near SQS's limit plus these attributes may not fit: cut the body (``truncated``), keep the reason.
+    return fit(message)
 
 
 @dataclass

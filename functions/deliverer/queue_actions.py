@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from functions.adapters.sqs import OutgoingMessage, SqsSender
+from functions.adapters.sqs import OutgoingMessage, SendError, SqsSender
 from functions.deliverer.delivery import DeliveryRecord
 
 
@@ -50,8 +50,11 @@ class SqsDeliveryQueue:
         return self._resolved
 
     def dead_letter(self, messages: Sequence[OutgoingMessage]) -> None:
-        """Send every message to the delivery DLQ, or raise :class:`functions.adapters.sqs.SendError`."""
-        SqsSender(self._client).send(self._dlq_url, messages)
+        """Send every message to the delivery DLQ, or raise :class:`functions.adapters.sqs.SendError` (also for a
+        message SQS refuses for good: the records stay with SQS rather than being acknowledged unrecorded)."""
+        refused = SqsSender(self._client).send(self._dlq_url, messages)
+        if refused:
+            raise SendError(self._dlq_url, [{"Id": f"m{r.index}", "Code": r.code, "Message": r.error} for r in refused])
 
     def back_off(self, record: DeliveryRecord, visibility_timeout_s: int) -> bool:
         """Hide ``record`` for ``visibility_timeout_s`` so SQS redelivers it later; False if SQS refused."""

@@ -7,6 +7,8 @@ event of it **in order** and hands each one off exactly once:
   ``no_device_identifier``) -> the ingest DLQ, as its own message with the reason attributes, at once;
 * filtered (``heartbeat``) -> counted, dropped on purpose;
 * ok -> device-profile enrichment, AdServices resolution for fresh install tokens, one delivery-queue message;
+* ok, but its delivery message cannot fit in one SQS message (1 MiB with its attributes), or SQS refuses it for
+  good (a sender fault) -> the ingest DLQ at once (``payload_too_large``), never retried until SQS redrives it;
 * an install whose token Apple cannot answer yet -> re-queued alone to the ingest queue with a delay.
 
 It returns only when everything was handed to SQS; otherwise it raises and the caller reports the SQS record
@@ -23,10 +25,10 @@ from typing import Any, Protocol
 import orjson
 
 from functions.adapters.profiles_dynamodb import ProfileStore
-from functions.adapters.sqs import OutgoingMessage, SqsSender, dead_letter_message
+from functions.adapters.sqs import OutgoingMessage, Refused, SendError, SqsSender, dead_letter_message, fit
 from functions.enricher import metrics as m
 from functions.enricher.adservices_flow import AdServicesFlow, Candidate, wants_resolution
-from functions.pipeline import envelope, profiles
+from functions.pipeline import envelope, profiles, reasons
 from functions.pipeline.events import Event, Rejection, Route, parse_body
 from functions.pipeline.kochava import Outcome, to_kochava
 from functions.pipeline.settings import Settings
@@ -42,6 +44,7 @@ from infra.resources import (
     ATTR_UUID,
     PROFILE_TTL_S,
     ROUTE_SEGMENT,
+    SQS_MAX_MESSAGE_BYTES,
 )
 
 STAGE = "enricher"
@@ -232,39 +235,81 @@ class Enricher:
                     replaced[decision.key] = decision.outcome
             self.log.set_correlation_id(None)
 
+        delivered_works: list[_Work] = []
         for work in works:
             if work.index in requeued:
                 continue
             outcome = replaced.get(work.index, work.outcome)
-            deliveries.append(
-                OutgoingMessage(
-                    envelope.build(outcome),
-                    {
-                        ATTR_UUID: work.original.uuid,
-                        ATTR_KIND: outcome.kind or "",
-                        ATTR_EVENT_NAME: outcome.event_name or "",
-                        ATTR_REQUEST_ID: info.request_id or "",
-                        **({ATTR_RECEIVED_AT_MS: info.received_at_ms} if info.received_at_ms is not None else {}),
-                    },
-                )
+            message = OutgoingMessage(
+                envelope.build(outcome),
+                {
+                    ATTR_UUID: work.original.uuid,
+                    ATTR_KIND: outcome.kind or "",
+                    ATTR_EVENT_NAME: outcome.event_name or "",
+                    ATTR_REQUEST_ID: info.request_id or "",
+                    **({ATTR_RECEIVED_AT_MS: info.received_at_ms} if info.received_at_ms is not None else {}),
+                },
             )
+            size = message.size()
+            if size > SQS_MAX_MESSAGE_BYTES:  # would fail on every retry: dead-letter it now, with the reason
+                refusal = Refused(len(deliveries), message, "MessageTooLong", _too_large_error(size))
+                dead.append(self._refused_delivery(work, refusal, raws, info, failed_at_ms, result))
+                continue
+            deliveries.append(message)
+            delivered_works.append(work)
 
-        # Hand-offs: any failure raises (the record is reported failed and redelivered as a whole).
+        # Hand-offs: a transient failure raises (the record is reported failed and redelivered as a whole); a
+        # delivery message SQS refuses for good is dead-lettered with its reason instead.
         retried_before = self.sender.retried_entries
-        if dead:
-            self.sender.send(self.queues.ingest_dlq, dead)
+        refused: list[Refused] = []
         if deliveries:
-            self.sender.send(self.queues.delivery, deliveries)
+            refused = self.sender.send(self.queues.delivery, deliveries)
+            for refusal in refused:
+                work = delivered_works[refusal.index]
+                dead.append(self._refused_delivery(work, refusal, raws, info, failed_at_ms, result))
+        if dead:
+            self._send_for_good(self.queues.ingest_dlq, dead)
         if requeues:
-            self.sender.send(self.queues.ingest, requeues)
+            self._send_for_good(self.queues.ingest, requeues)
         tally[m.SEND_RETRIES] += self.sender.retried_entries - retried_before
         tally[m.EVENTS_REJECTED] += len(dead)
-        tally[m.EVENTS_FORWARDED] += len(deliveries)
+        tally[m.EVENTS_FORWARDED] += len(deliveries) - len(refused)
         tally[m.ADSERVICES_REQUEUED] += len(requeues)
 
         if dirty and store is not None:
             self._write_profiles(store, {key: current[key] for key in dirty}, now, tally)
         return result
+
+    def _send_for_good(self, queue_url: str, messages: Sequence[OutgoingMessage]) -> None:
+        """Send messages that have no other place to go: one SQS refuses for good fails the record too."""
+        refused = self.sender.send(queue_url, messages)
+        if refused:
+            raise SendError(queue_url, [{"Id": f"m{r.index}", "Code": r.code, "Message": r.error} for r in refused])
+
+    def _refused_delivery(
+        self, work: _Work, refusal: Refused, raws: _RawEvents, info: MessageInfo, failed_at_ms: int, result: Result
+    ) -> OutgoingMessage:
+        """The ingest-DLQ message of an event whose delivery message SQS cannot take (too large, bad characters)."""
+        raw_body = raws.body_of(work.index)
+        if refusal.too_large:
+            reason = reasons.PAYLOAD_TOO_LARGE
+            field_name, field_bytes = largest_field(orjson.loads(raw_body))
+            detail = f"; largest field {field_name}: {field_bytes} bytes" if field_name else ""
+            message = refusal.error + detail
+        else:
+            reason, field_name = reasons.INVALID_EVENT, None
+            message = f"SQS refused the delivery message: {refusal.error}"
+        return self._dead_letter(
+            raw_body,
+            reason=reason,
+            field_name=field_name,
+            message=message,
+            uuid=work.original.uuid,
+            event_name=work.original.name or work.original.type,
+            info=info,
+            failed_at_ms=failed_at_ms,
+            result=result,
+        )
 
     def _profile_keys(self, items: Sequence[Event | Rejection]) -> dict[int, str]:
         """The profile key of each valid event that has one (needs a configured app GUID and a device id)."""
@@ -310,7 +355,7 @@ class Enricher:
         self.log.warning("event dead-lettered", extra={"reason": reason, "field": field_name, "error": message})
         self.log.set_correlation_id(None)
         result.rejected_by_reason[reason] += 1
-        return dead_letter_message(
+        dead = dead_letter_message(
             body,
             stage=STAGE,
             reason=reason,
@@ -318,6 +363,33 @@ class Enricher:
             **{ATTR_FIELD: field_name, ATTR_ERROR: message, ATTR_UUID: uuid, ATTR_EVENT_NAME: event_name},
             **info.attributes(),
         )
+        # The event as received may itself be ~1 MiB: cut the body (``truncated``) rather than lose the message;
+        # received_at_ms then makes room for that 11th attribute (failed_at_ms and request_id still date it).
+        return fit(dead, droppable=(ATTR_RECEIVED_AT_MS,))
+
+
+def _too_large_error(size: int) -> str:
+    return (
+        f"the Kochava payload as a delivery-queue message is {size} bytes (with its attributes), over SQS's limit "
+        f"of {SQS_MAX_MESSAGE_BYTES} bytes (Kochava accepts at most 2 MB per request): send a smaller event"
+    )
+
+
+def largest_field(raw: Any) -> tuple[str | None, int]:
+    """The dotted path of the biggest leaf value in a raw event (by its JSON size) and that size, e.g.
+    ``("properties.blob", 1048000)``; ``(None, 0)`` for a scalar.
+
+    >>> largest_field({"uuid": "u", "properties": {"a": "x" * 10, "b": [1, "y" * 50]}})
+    ('properties.b.1', 52)
+    """
+    path: list[str] = []
+    node = raw
+    size = 0
+    while isinstance(node, dict | list) and node:
+        children = node.items() if isinstance(node, dict) else enumerate(node)
+        key, node, size = max(((k, v, len(orjson.dumps(v))) for k, v in children), key=lambda c: c[2])
+        path.append(str(key))
+    return (".".join(path) or None), size
 
 
 def _as_body(raw: Any) -> str:

@@ -17,6 +17,10 @@ INVALID_JSON: Final = "invalid_json"
 INVALID_BODY: Final = "invalid_body"
 INVALID_EVENT: Final = "invalid_event"
 NO_DEVICE_IDENTIFIER: Final = "no_device_identifier"
+# Enricher: the event's Kochava payload (or the event itself) cannot be carried by one SQS message (1 MiB, message
+# attributes included). Replaying fails the same way: the sender must send less (e.g. trim a huge property).
+# Kochava itself refuses requests over 2 MB, so an event this big could not have been delivered much larger anyway.
+PAYLOAD_TOO_LARGE: Final = "payload_too_large"
 # Enricher: configuration is missing; replay after deploying the missing Kochava app GUID.
 MISSING_APP_ID: Final = "missing_app_id"
 # Deliberately not delivered (counted, never dead-lettered).
@@ -28,13 +32,14 @@ RETRIES_EXHAUSTED: Final = "retries_exhausted"
 # Moved by SQS redrive after maxReceiveCount: the message carries no reason attribute of its own.
 REDRIVEN: Final = "redriven"
 
-NOT_REPLAYABLE: Final = frozenset({INVALID_JSON, INVALID_BODY, INVALID_EVENT, NO_DEVICE_IDENTIFIER})
+NOT_REPLAYABLE: Final = frozenset({INVALID_JSON, INVALID_BODY, INVALID_EVENT, NO_DEVICE_IDENTIFIER, PAYLOAD_TOO_LARGE})
 DEAD_LETTER_REASONS: Final = frozenset(
     {
         INVALID_JSON,
         INVALID_BODY,
         INVALID_EVENT,
         NO_DEVICE_IDENTIFIER,
+        PAYLOAD_TOO_LARGE,
         MISSING_APP_ID,
         KOCHAVA_REJECTED,
         KOCHAVA_BAD_RESPONSE,

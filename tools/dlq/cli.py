@@ -76,9 +76,9 @@ examples:
   python -m tools.dlq --stack kochava-prod --json replay --event-name Purchase | jq .
 
 selectors (replay, purge, show, list): values of one selector are OR-ed (--reason a --reason b), different
-selectors AND-ed. Reasons: invalid_json, invalid_body, invalid_event, no_device_identifier (never replayed without
---force: they would fail again), missing_app_id, kochava_rejected, kochava_bad_response, retries_exhausted,
-redriven (moved by SQS itself: no reason attribute).
+selectors AND-ed. Reasons: invalid_json, invalid_body, invalid_event, no_device_identifier, payload_too_large (never
+replayed without --force: they would fail again; nor is a body cut to fit the DLQ, truncated=true), missing_app_id,
+kochava_rejected, kochava_bad_response, retries_exhausted, redriven (moved by SQS itself: no reason attribute).
 
 exit codes:
   0    done (list/show: something or nothing to show; replay/purge: everything selected was handled)

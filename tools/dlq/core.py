@@ -30,12 +30,22 @@ from infra.resources import (
     ATTR_RESPONSE_BODY,
     ATTR_STAGE,
     ATTR_STATUS,
+    ATTR_TRUNCATED,
 )
 
 # Message attributes only a DLQ message carries: written by the stage that dead-lettered it, meaningless (and
 # misleading if the message dies again) on the source queue. Everything else is copied back on replay.
 DLQ_ONLY_ATTRIBUTES: Final = frozenset(
-    {ATTR_STAGE, ATTR_REASON, ATTR_FIELD, ATTR_ERROR, ATTR_FAILED_AT_MS, ATTR_STATUS, ATTR_RESPONSE_BODY}
+    {
+        ATTR_STAGE,
+        ATTR_REASON,
+        ATTR_FIELD,
+        ATTR_ERROR,
+        ATTR_FAILED_AT_MS,
+        ATTR_STATUS,
+        ATTR_RESPONSE_BODY,
+        ATTR_TRUNCATED,
+    }
 )
 
 # Why the tool refuses to replay a non-replayable reason without --force (printed as is).
@@ -50,6 +60,7 @@ REASON_ADVICE: Final[Mapping[str, str]] = {
     reasons.INVALID_BODY: "not replayable: JSON but not an event or a batch of 1..100",
     reasons.INVALID_EVENT: "not replayable: an event failed validation (see `field`)",
     reasons.NO_DEVICE_IDENTIFIER: "not replayable: no usable device id in the event",
+    reasons.PAYLOAD_TOO_LARGE: "not replayable: the event is too big for one SQS message (see `field`, `error`)",
     reasons.MISSING_APP_ID: "replay after deploying the missing Kochava app GUID",
     reasons.KOCHAVA_REJECTED: "replay after fixing what Kochava rejected (see http_status / response_body)",
     reasons.KOCHAVA_BAD_RESPONSE: "replayable: Kochava answered 200 without success",
@@ -116,7 +127,8 @@ class DlqMessage:
 
     @property
     def replayable(self) -> bool:
-        return reasons.is_replayable(self.reason)
+        """Replaying can succeed: the reason allows it and the body was not cut to fit the DLQ (``truncated``)."""
+        return reasons.is_replayable(self.reason) and self.attr(ATTR_TRUNCATED) != "true"
 
     @property
     def event_name(self) -> str:

@@ -9,9 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from functions.pipeline import reasons
 from tests.integration.dlq.helpers import IDFA, IDFV, IP, TOKEN, envelope, native_event, typed
 from tools.dlq.core import (
     DLQ_ONLY_ATTRIBUTES,
+    REASON_ADVICE,
     DlqMessage,
     Selection,
     age_bucket,
@@ -203,6 +205,16 @@ def test_shown_attributes_mask_free_text() -> None:
     assert IDFA not in shown["error"] and IP not in shown["error"] and IP not in shown["response_body"]
     assert shown["reason"] == "kochava_rejected"
     assert IDFA in shown_attributes(m, reveal=True)["error"]
+
+
+def test_payload_too_large_and_truncated_bodies_are_not_replayable() -> None:
+    assert not msg(reasons.PAYLOAD_TOO_LARGE, default_stage="enricher").replayable
+    assert "not replayable" in REASON_ADVICE[reasons.PAYLOAD_TOO_LARGE]
+    assert set(REASON_ADVICE) == set(reasons.DEAD_LETTER_REASONS)
+    # A body cut to fit the DLQ is not the event any more, whatever the reason: replaying it would be garbage.
+    cut = msg(reasons.MISSING_APP_ID, default_stage="enricher", truncated="true")
+    assert msg(reasons.MISSING_APP_ID, default_stage="enricher").replayable and not cut.replayable
+    assert "truncated" not in replay_attributes(cut)
 
 
 def test_replay_attributes_keep_the_source_ones_only() -> None:

@@ -21,7 +21,11 @@ from infra.resources import (
     ATTR_REQUEST_ID,
     ATTR_ROUTE,
     ATTR_STAGE,
+    ATTR_TRUNCATED,
     ATTR_UUID,
+    SQS_MAX_MESSAGE_ATTRIBUTES,
+    SQS_MAX_MESSAGE_BYTES,
+    sqs_message_bytes,
 )
 from tests.integration.enricher.support import IDFA, IDFV, IOS_APP, IP, NOW, TOKEN, UA, Stack, native_event
 
@@ -204,6 +208,74 @@ def test_a_record_that_fails_alone_fails_the_invocation(stack: Stack) -> None:
     _wrap_sqs(stack, flaky)
     with pytest.raises(Exception, match="All records failed"):
         stack.invoke(stack.record(native_event()))  # Lambda retries the whole batch: nothing lost
+
+
+def _api_accepted(body: str) -> bool:
+    """Whether the ingest API (SQS) would take this body with the attributes API Gateway adds."""
+    attrs = [("request_id", "String", "x" * 36), ("received_at_ms", "Number", "1" * 13), ("route", "String", "native")]
+    return sqs_message_bytes(body, attrs) <= SQS_MAX_MESSAGE_BYTES
+
+
+def test_event_whose_delivery_message_cannot_fit_in_sqs_is_dead_lettered_at_once(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A ~1 MiB property: the API accepted the body, but the Kochava payload built from it (plus the envelope and
+    # its attributes) is over SQS's 1 MiB: retrying could never succeed, so it must not wait for SQS's redrive.
+    big = native_event(event="Upload", properties={"blob": "x" * (SQS_MAX_MESSAGE_BYTES - 500)})
+    small = native_event()
+    big_alone = json.dumps(big, separators=(",", ":"))  # compact, as the DLQ body re-serializes the event
+    assert _api_accepted(big_alone)
+
+    response = stack.invoke(stack.record(big_alone), stack.record({"batch": [small]}))
+
+    assert response == {"batchItemFailures": []}
+    assert [d["uuid"] for d in stack.deliveries()] == [small["uuid"]]
+    [dead] = stack.drain("ingest_dlq")
+    attrs = dead["attributes"]
+    assert attrs[ATTR_REASON] == reasons.PAYLOAD_TOO_LARGE
+    assert attrs[ATTR_FIELD] == "properties.blob"
+    assert "over SQS's limit" in attrs[ATTR_ERROR]
+    assert attrs[ATTR_UUID] == big["uuid"] and attrs[ATTR_EVENT_NAME] == "Upload"
+    assert attrs[ATTR_STAGE] == "enricher" and attrs[ATTR_REQUEST_ID] == "api-req-1"
+    # The raw event itself is ~1 MiB: with the DLQ attributes it does not fit either, so the body is cut and
+    # says so, rather than the message (and its reason) being lost.
+    assert attrs[ATTR_TRUNCATED] == "true"
+    assert big_alone.startswith(dead["body"]) and len(dead["body"]) < len(big_alone)
+    raw_attrs = dead["raw"]["MessageAttributes"]
+    assert len(raw_attrs) <= SQS_MAX_MESSAGE_ATTRIBUTES
+    typed = [(k, v["DataType"], v["StringValue"]) for k, v in raw_attrs.items()]
+    assert sqs_message_bytes(dead["body"], typed) <= SQS_MAX_MESSAGE_BYTES
+    assert not reasons.is_replayable(attrs[ATTR_REASON])
+    emf = _emf(capsys.readouterr().out)
+    assert emf["EventsRejected"] == 1 and emf["EventsForwarded"] == 1
+
+
+def test_delivery_message_refused_by_sqs_for_good_is_dead_lettered_not_retried(stack: Stack) -> None:
+    doomed_event, fine = native_event(), native_event()
+    flaky = FlakySqs(stack.sqs, failures=0)
+    _wrap_sqs(stack, flaky)
+    real_send = flaky.send_message_batch
+
+    def refuse_doomed(*, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        doomed = [e for e in Entries if QueueUrl == stack.urls["delivery"] and doomed_event["uuid"] in e["MessageBody"]]
+        rest = [e for e in Entries if e not in doomed]
+        response = real_send(QueueUrl=QueueUrl, Entries=rest) if rest else {"Successful": []}
+        failed = [
+            {"Id": e["Id"], "SenderFault": True, "Code": "InvalidMessageContents", "Message": "bad"} for e in doomed
+        ]
+        return {**response, "Failed": failed}
+
+    flaky.send_message_batch = refuse_doomed  # type: ignore[method-assign]
+    response = stack.invoke(stack.record({"batch": [doomed_event, fine]}))
+
+    assert response == {"batchItemFailures": []}  # not left to SQS's redrive
+    assert [d["uuid"] for d in stack.deliveries()] == [fine["uuid"]]
+    [dead] = stack.drain("ingest_dlq")
+    assert dead["attributes"][ATTR_UUID] == doomed_event["uuid"]
+    assert dead["attributes"][ATTR_REASON] == reasons.INVALID_EVENT
+    assert "InvalidMessageContents" in dead["attributes"][ATTR_ERROR]
+    assert json.loads(dead["body"]) == doomed_event
+    assert len(flaky.calls) == 2  # one delivery call (not retried) + one DLQ call
 
 
 def _server_side_purchase() -> dict[str, Any]:

@@ -17,7 +17,9 @@ from functions.adapters.sqs import (
     SqsSender,
     chunks,
     dead_letter_message,
+    fit,
 )
+from infra.resources import SQS_MAX_MESSAGE_ATTRIBUTES, SQS_MAX_MESSAGE_BYTES
 
 
 @pytest.fixture
@@ -129,6 +131,76 @@ def test_an_entry_missing_from_the_answer_is_not_assumed_sent() -> None:
     with pytest.raises(SendError):
         SqsSender(Forgetful(), sleep=lambda _s: None).send("url", [OutgoingMessage("a"), OutgoingMessage("b")])
     assert Forgetful.calls == 4
+
+
+def test_sender_fault_entries_are_returned_as_refused_not_retried_until_redrive(aws: Any) -> None:
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName="q")["QueueUrl"]
+
+    class RefusesBad:
+        calls = 0
+
+        def send_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+            RefusesBad.calls += 1
+            bad = [e for e in Entries if e["MessageBody"].startswith("bad")]
+            good = [e for e in Entries if e not in bad]
+            response = dict(sqs.send_message_batch(QueueUrl=QueueUrl, Entries=good)) if good else {"Successful": []}
+            response["Failed"] = [
+                {"Id": e["Id"], "SenderFault": True, "Code": "InvalidMessageContents", "Message": "no"} for e in bad
+            ]
+            return response
+
+    sender = SqsSender(RefusesBad(), sleep=lambda _s: None)
+    refused = sender.send(url, [OutgoingMessage("good-0"), OutgoingMessage("bad-1"), OutgoingMessage("good-2")])
+    assert RefusesBad.calls == 1  # a sender fault is never retried: it would fail the same way every time
+    assert [(r.index, r.message.body, r.code, r.too_large) for r in refused] == [
+        (1, "bad-1", "InvalidMessageContents", False)
+    ]
+    assert sorted(m["Body"] for m in _all(sqs, url)) == ["good-0", "good-2"]
+
+
+def test_message_over_the_limit_with_its_attributes_is_refused_before_sending(aws: Any) -> None:
+    # SQS counts attributes towards the 1 MiB (moto does not): the body alone fits, body + attributes does not.
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName="q", Attributes={"MaximumMessageSize": str(SQS_MAX_MESSAGE_BYTES)})["QueueUrl"]
+    recorder = Recorder(sqs)
+    too_big = OutgoingMessage("x" * (SQS_MAX_MESSAGE_BYTES - 10), {"uuid": "u-1"})
+    just_fits = OutgoingMessage("y" * (SQS_MAX_MESSAGE_BYTES - len("uuid") - len("String") - 3), {"uuid": "u-2"})
+    assert just_fits.size() == SQS_MAX_MESSAGE_BYTES
+    refused = SqsSender(recorder, sleep=lambda _s: None).send(url, [too_big, just_fits, OutgoingMessage("small")])
+    assert [(r.index, r.code, r.too_large) for r in refused] == [(0, "MessageTooLong", True)]
+    assert str(SQS_MAX_MESSAGE_BYTES) in refused[0].error
+    assert all("u-1" not in str(call) for call in recorder.calls)  # never sent: SQS would fail the whole call
+    uuids = [m.get("MessageAttributes", {}).get("uuid", {}).get("StringValue") for m in _all(sqs, url)]
+    assert sorted(map(str, uuids)) == ["None", "u-2"]
+
+
+def test_batch_request_too_long_is_split_instead_of_retried() -> None:
+    class Strict:
+        calls: list[int] = []
+
+        def send_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+            Strict.calls.append(len(Entries))
+            if len(Entries) > 1:
+                error = Exception("BatchRequestTooLong")
+                error.response = {"Error": {"Code": "BatchRequestTooLong"}}  # type: ignore[attr-defined]
+                raise error
+            return {"Successful": [{"Id": e["Id"]} for e in Entries]}
+
+    assert SqsSender(Strict(), sleep=lambda _s: None).send("url", [OutgoingMessage("a"), OutgoingMessage("b")]) == []
+    assert Strict.calls == [2, 1, 1]
+
+
+def test_fit_cuts_the_body_and_keeps_ten_attributes_at_most() -> None:
+    attrs: dict[str, str | int | float] = {f"a{i}": f"v{i}" for i in range(SQS_MAX_MESSAGE_ATTRIBUTES)}
+    msg = OutgoingMessage("é" * SQS_MAX_MESSAGE_BYTES, attrs)
+    cut = fit(msg, droppable=("a9", "a8"))
+    assert cut.size() <= SQS_MAX_MESSAGE_BYTES
+    assert cut.attributes["truncated"] is True
+    assert len(cut.attributes) == SQS_MAX_MESSAGE_ATTRIBUTES
+    assert "a9" not in cut.attributes and "a8" in cut.attributes
+    assert msg.body.startswith(cut.body)  # cut at a character boundary
+    assert fit(OutgoingMessage("small", attrs)) == OutgoingMessage("small", attrs)
 
 
 def test_dead_letter_message_skips_missing_attributes_and_cuts_long_text() -> None:
