@@ -1,7 +1,7 @@
 """``python -m bench`` (``make bench``): run the benchmarks of issue 8, print figures and targets side by side.
 
     python -m bench                      # everything (a few minutes on 2 cores)
-    python -m bench transform coldstart  # only these (names: transform, coldstart, slow-kochava, e2e)
+    python -m bench transform coldstart  # only these (names: transform, coldstart, slow-kochava, e2e, cost)
     python -m bench --quick              # smaller inputs, fewer repetitions: a smoke run
     python -m bench --markdown           # also print the results as a Markdown table (docs/benchmarks.md)
 
@@ -17,17 +17,19 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import coldstart, e2e, slow_kochava, transform_throughput
+from bench import coldstart, cost, e2e, slow_kochava, transform_throughput
 from bench.common import Result, bench_cpu, conditions
 
-BENCHMARKS = ("transform", "coldstart", "slow-kochava", "e2e")
+BENCHMARKS = ("transform", "coldstart", "slow-kochava", "e2e", "cost")
 
 
 def _format_value(result: Result) -> str:
     if result.value != result.value:  # NaN
         return "n/a"
-    if result.unit in {"x"}:
+    if result.unit == "x":
         return f"{result.value:.2f}x"
+    if result.unit == "$":
+        return f"${result.value:.2f}"
     if abs(result.value) >= 100:
         return f"{result.value:,.0f} {result.unit}".strip()
     return f"{result.value:.1f} {result.unit}".strip()
@@ -77,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         "coldstart": lambda: coldstart.run(runs=args.runs, cpu=cpu),
         "slow-kochava": slow_kochava.run,
         "e2e": lambda: e2e.run(events=args.e2e_events),
+        "cost": cost.run,
     }
     results: list[Result] = []
     for name in selected:
