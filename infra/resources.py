@@ -51,6 +51,13 @@ SQS_MAX_MESSAGE_ATTRIBUTES = 10
 # The queues' MaximumMessageSize and the API's 1 MiB limit. The body the API accepts is a little smaller: SQS counts
 # the attributes the API adds (request_id, received_at_ms, route) too, see sqs_message_bytes.
 MAX_BODY_BYTES = SQS_MAX_MESSAGE_BYTES
+# The message attributes the ingest API adds to every body, (name, SQS data type), in this order: the deployed
+# integration template (infra/constructs/ingest_api.py) and tools/local/api.py both send exactly these.
+API_MESSAGE_ATTRIBUTES = ((ATTR_REQUEST_ID, "String"), (ATTR_RECEIVED_AT_MS, "Number"), (ATTR_ROUTE, "String"))
+# The error of the ingest API's 413 (deployed: SQS refused the message as too long; tools/local: sqs_message_bytes).
+BODY_TOO_LARGE_ERROR = (
+    f"the body and its message attributes are over the queue message size limit of {SQS_MAX_MESSAGE_BYTES} bytes"
+)
 
 
 def sqs_message_bytes(body: str | bytes | int, attributes: Iterable[tuple[str, str, str]] = ()) -> int:

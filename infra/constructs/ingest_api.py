@@ -31,11 +31,12 @@ from constructs import Construct
 
 from infra.config import PipelineConfig
 from infra.resources import (
+    API_MESSAGE_ATTRIBUTES,
     ATTR_RECEIVED_AT_MS,
     ATTR_REQUEST_ID,
     ATTR_ROUTE,
     BODY_SCHEMA_FILE,
-    MAX_BODY_BYTES,
+    BODY_TOO_LARGE_ERROR,
     ROUTE_PATHS,
     ROUTES,
     ResourceNames,
@@ -65,11 +66,12 @@ def load_body_schema(route: str, schema_dir: Path = SCHEMA_DIR) -> dict[str, Any
 
 def send_message_template(route: str) -> str:
     """The integration request: an SQS ``SendMessage`` (query protocol) of the raw body plus three attributes."""
-    attributes = (
-        (ATTR_REQUEST_ID, "String", "$context.requestId"),
-        (ATTR_RECEIVED_AT_MS, "Number", "$context.requestTimeEpoch"),
-        (ATTR_ROUTE, "String", route),
-    )
+    values = {
+        ATTR_REQUEST_ID: "$context.requestId",
+        ATTR_RECEIVED_AT_MS: "$context.requestTimeEpoch",
+        ATTR_ROUTE: route,
+    }
+    attributes = [(name, data_type, values[name]) for name, data_type in API_MESSAGE_ATTRIBUTES]
     parts = ["Action=SendMessage", "MessageBody=$util.urlEncode($input.body)"]
     for number, (name, data_type, value) in enumerate(attributes, start=1):
         prefix = f"MessageAttribute.{number}"
@@ -87,14 +89,15 @@ ACCEPTED_TEMPLATE = (
     '{"message_id": "$result.MessageId", "request_id": "$context.requestId"}'
 )
 # Any other answer (the default integration response): 500, except the two errors the body itself causes. With
-# this template's fixed parameters, InvalidParameterValue can only mean the body is over the SQS message size.
+# this template's fixed parameters, InvalidParameterValue can only mean the body plus its message attributes are over
+# the SQS message size (tools/local/api.py answers the same 413 from resources.sqs_message_bytes).
 QUEUE_ERROR_TEMPLATE = "\n".join(
     (
         "#set($code = $input.path('$.Error.Code'))",
         '#if($code == "InvalidParameterValue")',
         f"#set($context.responseOverride.status = {STATUS_BODY_TOO_LARGE})",
-        '{"message": "Request Entity Too Large", "error": "the body is over the queue message size limit of '
-        f'{MAX_BODY_BYTES} bytes", "request_id": "$context.requestId"}}',
+        f'{{"message": "Request Entity Too Large", "error": "{BODY_TOO_LARGE_ERROR}", '
+        '"request_id": "$context.requestId"}',
         '#elseif($code == "InvalidMessageContents")',
         f"#set($context.responseOverride.status = {STATUS_QUEUE_REJECTED_BODY})",
         '{"message": "Invalid request body", "error": "the body contains characters the queue does not accept", '

@@ -105,6 +105,27 @@ def test_api_never_answers_202_when_sqs_fails() -> None:
     assert answer.status == 500
 
 
+# What SQS counts for the three attributes the API adds, worked out by hand: name + data type + value bytes.
+# request_id: 10 + 6 + 36 (a UUID); received_at_ms: 14 + 6 + 13 (epoch ms); route: 5 + 6 + 6 ("native").
+API_ATTRIBUTE_BYTES = 52 + 33 + 17
+
+
+@pytest.mark.parametrize(("over", "status"), [(0, 202), (1, 413)])
+def test_api_answers_413_when_body_and_its_attributes_are_over_the_sqs_limit(over: int, status: int) -> None:
+    # moto ignores the attributes; SQS does not: a body that fits alone but not with them is refused by AWS (413).
+    sqs = RecordingSqs()
+    api = IngestApi(sqs, "http://q", "k", load_validators())
+    event = json.dumps(NATIVE_EVENT).encode()
+    body = event + b" " * (1024 * 1024 - API_ATTRIBUTE_BYTES - len(event) + over)
+    answer = api.handle("POST", "/v1/events", {"x-api-key": "k"}, body, len(body))
+    assert answer.status == status, answer.document
+    assert len(sqs.calls) == (1 if status == 202 else 0)
+    if status == 413:
+        assert answer.document["message"] == "Request Entity Too Large"
+        assert "message attributes" in answer.document["error"]
+        assert "request_id" in answer.document
+
+
 def test_failed_records_are_retried_then_redriven_to_the_dlq(run: Run) -> None:
     """Partial batch failure: the good record is deleted, the bad one comes back and SQS redrives it."""
     spec = QueueSpec(key="redrive-test", consumer_timeout_s=1, batch_size=10, batching_window_s=0, max_receive_count=2)

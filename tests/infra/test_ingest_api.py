@@ -16,6 +16,7 @@ from infra.resources import (
     ATTR_REQUEST_ID,
     ATTR_ROUTE,
     BODY_SCHEMA_FILE,
+    BODY_TOO_LARGE_ERROR,
     ROUTE_PATHS,
     ROUTES,
     ResourceNames,
@@ -99,6 +100,18 @@ def test_only_an_sqs_2xx_answers_202_everything_else_is_an_error(default_stack: 
         )
         declared = {r["StatusCode"] for r in method["Properties"]["MethodResponses"]}
         assert {r["StatusCode"] for r in responses} <= declared
+
+
+def test_sqs_too_long_answers_the_same_413_as_tools_local(default_stack: Synthesized) -> None:
+    from tools.local.api import _too_large
+
+    for method in _methods(default_stack).values():
+        responses = method["Properties"]["Integration"]["IntegrationResponses"]
+        [default] = [r for r in responses if "SelectionPattern" not in r]
+        template = default["ResponseTemplates"]["application/json"]
+        assert "responseOverride.status = 413" in template
+        assert f'"error": "{BODY_TOO_LARGE_ERROR}"' in template
+    assert _too_large().document["error"] == BODY_TOO_LARGE_ERROR
 
 
 def test_body_is_validated_against_the_generated_schema_per_route(default_stack: Synthesized) -> None:

@@ -5,11 +5,13 @@ What the deployed API does, and so what this does, in order:
 1. ``POST /v1/events`` (route ``native``) and ``POST /v1/segment`` (route ``segment``); any other path or method
    answers ``403 {"message": "Missing Authentication Token"}`` as API Gateway does.
 2. ``x-api-key`` must match: otherwise ``403 {"message": "Forbidden"}``.
-3. Body at most ``MAX_BODY_BYTES`` (1 MiB): otherwise ``413``.
+3. Body at most ``MAX_BODY_BYTES`` (1 MiB): otherwise ``413`` (checked early, to avoid reading a huge body).
 4. The body must be JSON and valid against ``infra/schemas/<route>_body.schema.json`` (the very files API Gateway
    validates with, JSON schema draft 4): otherwise ``400 {"message": "Invalid request body", "errors": [...]}``.
 5. ``SendMessage`` to the ingest queue, body exactly as received, with the attributes ``request_id`` (String),
-   ``received_at_ms`` (Number) and ``route`` (String); answer ``202 {"message_id", "request_id"}``. When SQS
+   ``received_at_ms`` (Number) and ``route`` (String); answer ``202 {"message_id", "request_id"}``. SQS counts
+   those attributes toward its 1 MiB too (moto does not): when body + attributes are over it
+   (``resources.sqs_message_bytes``), ``413`` as the deployed API answers when SQS refuses the message. When SQS
    fails, ``500`` - never a 202 for a message that is not in the queue.
 """
 
@@ -32,13 +34,17 @@ from jsonschema import Draft4Validator, ValidationError
 from jsonschema.exceptions import best_match
 
 from infra.resources import (
+    API_MESSAGE_ATTRIBUTES,
     ATTR_RECEIVED_AT_MS,
     ATTR_REQUEST_ID,
     ATTR_ROUTE,
     BODY_SCHEMA_FILE,
+    BODY_TOO_LARGE_ERROR,
     MAX_BODY_BYTES,
     ROUTE_PATHS,
     ROUTES,
+    SQS_MAX_MESSAGE_BYTES,
+    sqs_message_bytes,
 )
 
 log = logging.getLogger("tools.local.api")
@@ -140,10 +146,7 @@ class IngestApi:
         if not hmac.compare_digest(key.encode(), self.api_key.encode()):
             return Answer(403, {"message": "Forbidden"})
         if length is None or length > MAX_BODY_BYTES or body is None:
-            return Answer(
-                413,
-                {"message": "Request Entity Too Large", "error": f"the body is limited to {MAX_BODY_BYTES} bytes"},
-            )
+            return _too_large()
         try:
             text = body.decode("utf-8")
             document = json.loads(text)
@@ -154,14 +157,16 @@ class IngestApi:
             return Answer(400, {"message": "Invalid request body", "errors": errors})
         request_id = str(uuid.uuid4())
         received_at_ms = int(time.time() * 1000)
+        values = {ATTR_REQUEST_ID: request_id, ATTR_RECEIVED_AT_MS: str(received_at_ms), ATTR_ROUTE: route}
+        attributes = [(name, data_type, values[name]) for name, data_type in API_MESSAGE_ATTRIBUTES]
+        if sqs_message_bytes(body, attributes) > SQS_MAX_MESSAGE_BYTES:  # SQS would refuse it: the API says 413
+            return _too_large(request_id)
         try:
             sent = self.sqs.send_message(
                 QueueUrl=self.queue_url,
                 MessageBody=text,
                 MessageAttributes={
-                    ATTR_REQUEST_ID: {"DataType": "String", "StringValue": request_id},
-                    ATTR_RECEIVED_AT_MS: {"DataType": "Number", "StringValue": str(received_at_ms)},
-                    ATTR_ROUTE: {"DataType": "String", "StringValue": route},
+                    name: {"DataType": data_type, "StringValue": value} for name, data_type, value in attributes
                 },
             )
         except Exception as exc:  # any SQS failure: never answer 202 for a message that is not queued
@@ -171,6 +176,14 @@ class IngestApi:
         if self.on_accepted is not None:
             self.on_accepted(accepted)
         return Answer(202, {"message_id": accepted.message_id, "request_id": request_id})
+
+
+def _too_large(request_id: str | None = None) -> Answer:
+    """The 413 of the deployed API (``infra/constructs/ingest_api.py``: SQS refused the message as too long)."""
+    document = {"message": "Request Entity Too Large", "error": BODY_TOO_LARGE_ERROR}
+    if request_id is not None:
+        document["request_id"] = request_id
+    return Answer(413, document)
 
 
 class _Handler(BaseHTTPRequestHandler):
