@@ -55,7 +55,8 @@ Verdict = Literal["delivered", "duplicate", "retry", "dead_letter", "failed"]
 
 # SQS backoff for a transient failure: visibility = BASE * 2**(receive_count - 1), capped. With the queue's
 # maxReceiveCount of 5 the waits are 30 s, 60 s, 120 s, 240 s before the last try (Kochava's own SDK retries
-# after 7 s, 30 s, 300 s, 1800 s). A longer Retry-After from Kochava wins, up to the cap.
+# after 7 s, 30 s, 300 s, 1800 s). A longer Retry-After from Kochava wins, up to the cap. BASE is the default of
+# DELIVERER_RETRY_BASE_S (tools/local scales it down).
 RETRY_VISIBILITY_BASE_S: Final = 30
 RETRY_VISIBILITY_CAP_S: Final = 900
 SQS_MAX_VISIBILITY_S: Final = 12 * 3600
@@ -141,16 +142,21 @@ class RecordOutcome:
         return self.verdict in ("retry", "failed")
 
 
-def retry_visibility_s(receive_count: int, retry_after_s: float | None = None) -> int:
-    """The visibility timeout before the next try: ``30 s * 2**(n-1)`` capped at 15 min, at least Retry-After.
+def retry_visibility_s(
+    receive_count: int, retry_after_s: float | None = None, *, base_s: float = RETRY_VISIBILITY_BASE_S
+) -> int:
+    """The visibility timeout before the next try: ``base_s * 2**(n-1)`` (whole seconds, at least 1) capped at
+    15 min, at least Retry-After (also capped).
 
     >>> [retry_visibility_s(n) for n in (1, 2, 3, 4, 5, 10)]
     [30, 60, 120, 240, 480, 900]
     >>> retry_visibility_s(1, retry_after_s=90.5)
     91
+    >>> [retry_visibility_s(n, base_s=0.5) for n in (1, 2, 3, 4)]
+    [1, 1, 2, 4]
     """
     exponent = max(0, min(receive_count - 1, 20))
-    backoff: int = min(RETRY_VISIBILITY_CAP_S, RETRY_VISIBILITY_BASE_S * 2**exponent)
+    backoff: int = max(1, min(RETRY_VISIBILITY_CAP_S, math.ceil(base_s * 2**exponent)))
     if retry_after_s is not None:
         backoff = max(backoff, min(RETRY_VISIBILITY_CAP_S, math.ceil(retry_after_s)))
     return min(SQS_MAX_VISIBILITY_S, backoff)
@@ -163,6 +169,7 @@ def decide(
     *,
     max_receive_count: int,
     token_stripped: bool = False,
+    retry_base_s: float = RETRY_VISIBILITY_BASE_S,
 ) -> RecordOutcome:
     """The verdict for a record whose envelope was sent (or skipped) by the once-only sender."""
     common: dict[str, Any] = {
@@ -192,7 +199,8 @@ def decide(
             error=f"receive {record.receive_count} of {max_receive_count}: {error}",
             **common,
         )
-    visibility = retry_visibility_s(record.receive_count, result.retry_after_s if result is not None else None)
+    retry_after_s = result.retry_after_s if result is not None else None
+    visibility = retry_visibility_s(record.receive_count, retry_after_s, base_s=retry_base_s)
     return RecordOutcome(verdict="retry", error=error, visibility_timeout_s=visibility, **common)
 
 
@@ -245,10 +253,12 @@ class Deliverer:
         max_receive_count: int,
         max_workers: int,
         clock: Callable[[], float] = time.time,
+        retry_base_s: float = RETRY_VISIBILITY_BASE_S,
     ) -> None:
         self._sender = sender
         self._queue = queue
         self._max_receive_count = max_receive_count
+        self._retry_base_s = retry_base_s
         self._clock = clock
         self._executor = ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="deliver")
 
@@ -267,7 +277,14 @@ class Deliverer:
             answer = self._sender.send_once(env, payload, deadline=deadline)
         except Exception as exc:  # DynamoDB trouble, a bug: SQS redelivers, and redrives after maxReceiveCount
             return RecordOutcome(record=record, verdict="failed", envelope=env, error=f"{type(exc).__name__}: {exc}")
-        return decide(record, env, answer, max_receive_count=self._max_receive_count, token_stripped=stripped)
+        return decide(
+            record,
+            env,
+            answer,
+            max_receive_count=self._max_receive_count,
+            token_stripped=stripped,
+            retry_base_s=self._retry_base_s,
+        )
 
     def process_batch(self, records: Sequence[DeliveryRecord], *, deadline: float) -> BatchReport:
         """Send the records concurrently, then dead-letter and back off in one pass."""

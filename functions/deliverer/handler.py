@@ -23,12 +23,19 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from functions.adapters.kochava_http import HttpPolicy, KochavaClient, RequestsKochavaClient
-from functions.deliverer.delivery import BatchReport, Deliverer, DeliveryRecord, RecordOutcome
+from functions.deliverer.delivery import (
+    RETRY_VISIBILITY_BASE_S,
+    BatchReport,
+    Deliverer,
+    DeliveryRecord,
+    RecordOutcome,
+)
 from functions.deliverer.redact import redact
 from functions.pipeline.settings import Settings
 from infra.resources import (
     DELIVERY_QUEUE,
     ENV_DELIVERER_MAX_WORKERS,
+    ENV_DELIVERER_RETRY_BASE_S,
     ENV_DELIVERY_DLQ_URL,
     ENV_DELIVERY_QUEUE_URL,
     ENV_IDEMPOTENCY_TABLE,
@@ -74,11 +81,13 @@ class DelivererConfig:
     queue_url: str | None = None
     max_receive_count: int = DELIVERY_QUEUE.max_receive_count
     max_workers: int = DELIVERY_QUEUE.batch_size
+    retry_base_s: float = RETRY_VISIBILITY_BASE_S  # first SQS backoff of a transient failure, doubled per receive
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DelivererConfig:
         """Read ``DELIVERY_DLQ_URL``, ``IDEMPOTENCY_TABLE_NAME`` (required), ``DELIVERY_QUEUE_URL``,
-        ``MAX_RECEIVE_COUNT``, ``DELIVERER_MAX_WORKERS`` (optional); raise ``ValueError`` naming what is wrong."""
+        ``MAX_RECEIVE_COUNT``, ``DELIVERER_MAX_WORKERS``, ``DELIVERER_RETRY_BASE_S`` (optional); raise ``ValueError``
+        naming what is wrong."""
         missing = [name for name in (ENV_DELIVERY_DLQ_URL, ENV_IDEMPOTENCY_TABLE) if not env.get(name, "").strip()]
         if missing:
             raise ValueError(f"missing environment variable(s): {', '.join(missing)}")
@@ -88,6 +97,7 @@ class DelivererConfig:
             queue_url=env.get(ENV_DELIVERY_QUEUE_URL, "").strip() or None,
             max_receive_count=_positive_int(env, ENV_MAX_RECEIVE_COUNT, DELIVERY_QUEUE.max_receive_count),
             max_workers=_positive_int(env, ENV_DELIVERER_MAX_WORKERS, DELIVERY_QUEUE.batch_size),
+            retry_base_s=_positive_float(env, ENV_DELIVERER_RETRY_BASE_S, RETRY_VISIBILITY_BASE_S),
         )
 
 
@@ -98,6 +108,19 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise ValueError(f"{name}: must be a positive integer, got {raw!r}")
     return int(raw)
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{name}: must be a positive number of seconds, got {raw!r}")
+    return value
 
 
 @dataclass
@@ -158,7 +181,12 @@ def build_runtime(
     # Created on first use: a batch where everything is delivered never calls SQS from here.
     queue = SqsDeliveryQueue(lambda: session.client("sqs", config=boto_config), config.dlq_url, config.queue_url)
     deliverer = Deliverer(
-        sender, queue, max_receive_count=config.max_receive_count, max_workers=config.max_workers, clock=clock
+        sender,
+        queue,
+        max_receive_count=config.max_receive_count,
+        max_workers=config.max_workers,
+        clock=clock,
+        retry_base_s=config.retry_base_s,
     )
     return Runtime(deliverer=deliverer, sender=sender, kochava=kochava)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from infra.resources import QueueSpec, ResourceNames
+from infra.resources import ENV_DELIVERER_RETRY_BASE_S, QueueSpec, ResourceNames
 from tests.e2e.shared import NATIVE_EVENT, Run
 from tools.local import aws
 from tools.local.api import IngestApi, load_validators
@@ -124,6 +124,19 @@ def test_api_answers_413_when_body_and_its_attributes_are_over_the_sqs_limit(ove
         assert answer.document["message"] == "Request Entity Too Large"
         assert "message attributes" in answer.document["error"]
         assert "request_id" in answer.document
+
+
+def test_deliverer_backoff_is_scaled_through_its_environment_not_patched(run: Run) -> None:
+    import os
+
+    from functions.deliverer import delivery, handler
+
+    # The deliverer reads DELIVERER_RETRY_BASE_S like a deployed one would; nothing in it is wrapped at runtime.
+    assert run.stack.lambda_environment()[ENV_DELIVERER_RETRY_BASE_S] == str(30 / aws.TIME_SCALE)
+    assert os.environ[ENV_DELIVERER_RETRY_BASE_S] == str(30 / aws.TIME_SCALE)
+    assert delivery.retry_visibility_s.__module__ == "functions.deliverer.delivery"
+    config = handler.DelivererConfig.from_env(os.environ)
+    assert [delivery.retry_visibility_s(n, base_s=config.retry_base_s) for n in (1, 2, 3, 4)] == [1, 1, 2, 4]
 
 
 def test_failed_records_are_retried_then_redriven_to_the_dlq(run: Run) -> None:

@@ -18,6 +18,7 @@ from infra.resources import (
     ATTR_STATUS,
     ATTR_UUID,
     DELIVERY_QUEUE,
+    ENV_DELIVERER_RETRY_BASE_S,
 )
 from tests.integration.deliverer.support import FakeContext, Stack, event_body
 from tools.local.kochava_sink import IDENTITYLINK_PATH, TRACK_PATH
@@ -122,6 +123,19 @@ def test_read_timeout_is_transient_and_backs_off_with_the_receive_count(stack: S
     stack.invoke(event)
     retry_lines = [line for line in stack.log_lines() if line.get("verdict") == "retry"]
     assert retry_lines[-1]["visibility_timeout_s"] == 60
+
+
+def test_retry_backoff_base_comes_from_the_environment(stack: Stack) -> None:
+    # DELIVERER_RETRY_BASE_S replaces the base (tools/local scales it down); doubling, cap and Retry-After stay.
+    stack.env[ENV_DELIVERER_RETRY_BASE_S] = "2"
+    stack.use_runtime()
+    stack.sink.add_rule(lambda r: True, [503])
+    stack.send(event_body("u-base"))
+    event = stack.receive()
+    stack.invoke(event)
+    stack.make_visible(event)
+    stack.invoke(stack.receive())
+    assert [line["visibility_timeout_s"] for line in stack.log_lines() if line.get("verdict") == "retry"] == [2, 4]
 
 
 def test_400_goes_to_the_dlq_at_once_with_reason_status_and_body(stack: Stack) -> None:

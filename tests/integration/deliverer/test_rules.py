@@ -13,9 +13,11 @@ from functions.deliverer.delivery import (
     decide,
     retry_visibility_s,
 )
+from functions.deliverer.handler import DelivererConfig
 from functions.deliverer.queue_actions import queue_url_from_arn
 from functions.deliverer.redact import redact
 from functions.pipeline import envelope, reasons
+from infra.resources import ENV_DELIVERER_RETRY_BASE_S, ENV_DELIVERY_DLQ_URL, ENV_IDEMPOTENCY_TABLE
 from tests.integration.deliverer.support import ADSERVICES_TOKEN, DEVICE_IP, IDFA, event_body
 
 BODY = event_body("r-1")
@@ -52,6 +54,29 @@ def test_backoff_grows_with_the_receive_count_and_is_capped() -> None:
     assert retry_visibility_s(1, retry_after_s=45.2) == 46
     assert retry_visibility_s(4, retry_after_s=5) == 240
     assert retry_visibility_s(1, retry_after_s=10**6) == RETRY_VISIBILITY_CAP_S
+
+
+def test_backoff_base_is_configurable_with_cap_and_retry_after_kept() -> None:
+    assert [retry_visibility_s(n, base_s=0.5) for n in range(1, 5)] == [1, 1, 2, 4]  # whole seconds, at least 1
+    assert retry_visibility_s(30, base_s=0.5) == RETRY_VISIBILITY_CAP_S
+    assert retry_visibility_s(1, retry_after_s=45.2, base_s=0.5) == 46
+    transient = SendAnswer("failed", KochavaResult("transient", 503))
+    assert decide(record(3), ENV, transient, max_receive_count=5, retry_base_s=2).visibility_timeout_s == 8
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(None, 30.0), ("", 30.0), ("0.5", 0.5), ("45", 45.0)])
+def test_retry_base_is_read_from_the_environment(raw: str | None, expected: float) -> None:
+    env = {ENV_DELIVERY_DLQ_URL: "https://dlq", ENV_IDEMPOTENCY_TABLE: "t"}
+    if raw is not None:
+        env[ENV_DELIVERER_RETRY_BASE_S] = raw
+    assert DelivererConfig.from_env(env).retry_base_s == expected
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "soon", "nan", "inf"])
+def test_a_bad_retry_base_is_refused_by_name(raw: str) -> None:
+    env = {ENV_DELIVERY_DLQ_URL: "https://dlq", ENV_IDEMPOTENCY_TABLE: "t", ENV_DELIVERER_RETRY_BASE_S: raw}
+    with pytest.raises(ValueError, match=ENV_DELIVERER_RETRY_BASE_S):
+        DelivererConfig.from_env(env)
 
 
 def test_dead_letter_message_has_the_design_attributes() -> None:
