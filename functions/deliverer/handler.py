@@ -23,6 +23,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from functions.adapters.kochava_http import HttpPolicy, KochavaClient, RequestsKochavaClient
+from functions.deliverer import metrics as m
 from functions.deliverer.delivery import (
     RETRY_VISIBILITY_BASE_S,
     BatchReport,
@@ -62,14 +63,14 @@ logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 tracer = Tracer(service=SERVICE)
 
-# Metric names (CloudWatch, namespace NAMESPACE, dimension service; DeadLettered also by reason).
-METRIC_DELIVERED: Final = "Delivered"
-METRIC_TRANSIENT: Final = "DeliveryTransientFailures"
-METRIC_DEAD_LETTERED: Final = "DeadLettered"
-METRIC_DUPLICATES: Final = "DuplicatesSkipped"
-METRIC_TOKEN_STRIPPED: Final = "AdServicesTokenStrippedAtSend"  # noqa: S105 (a metric name)
-METRIC_UNEXPECTED: Final = "DeliveryErrors"
-METRIC_HTTP_RETRIES: Final = "KochavaHttpRetries"
+# Metric names (CloudWatch, namespace NAMESPACE, dimension service; DeadLettered by reason): deliverer/metrics.py.
+METRIC_DELIVERED: Final = m.DELIVERED
+METRIC_TRANSIENT: Final = m.TRANSIENT_FAILURES
+METRIC_DEAD_LETTERED: Final = m.DEAD_LETTERED
+METRIC_DUPLICATES: Final = m.DUPLICATES_SKIPPED
+METRIC_TOKEN_STRIPPED: Final = m.TOKEN_STRIPPED_AT_SEND
+METRIC_UNEXPECTED: Final = m.DELIVERY_ERRORS
+METRIC_HTTP_RETRIES: Final = m.KOCHAVA_HTTP_RETRIES
 
 
 @dataclass(frozen=True)
@@ -288,4 +289,4 @@ def _count(report: BatchReport) -> None:
             namespace=NAMESPACE,
             default_dimensions={"service": SERVICE},
         ) as metric:
-            metric.add_dimension(name="reason", value=str(reason))
+            metric.add_dimension(name=m.DEAD_LETTERED_REASON_DIMENSION, value=str(reason))

@@ -8,6 +8,11 @@ Alarms (all notify on ALARM and on OK):
 
 The topic is encrypted with a customer-managed KMS key (rotation on) whose policy lets CloudWatch publish:
 alarms cannot publish to a topic encrypted with the AWS-managed SNS key.
+
+The dashboard shows the AWS metrics (API, queues, Lambda) and the Lambdas' own EMF metrics: namespace
+``METRICS_NAMESPACE``, dimension ``service`` = the function's short name (its ``POWERTOOLS_SERVICE_NAME``), names
+from ``functions/enricher/metrics.py`` and ``functions/deliverer/metrics.py``; the per-reason counts are graphed
+with a ``SEARCH`` expression, so a new reason shows up without a deploy.
 """
 
 from __future__ import annotations
@@ -22,14 +27,104 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from functions.deliverer import metrics as deliverer_metrics
+from functions.enricher import metrics as enricher_metrics
 from infra.config import PipelineConfig
 from infra.constructs.functions import PipelineFunction
 from infra.constructs.queues import QueueWithDlq
-from infra.resources import ResourceNames
+from infra.resources import FUNCTION_DELIVERER, FUNCTION_ENRICHER, METRICS_NAMESPACE, ResourceNames
 
 ALARM_PERIOD = Duration.minutes(5)
 DLQ_PERIOD = Duration.minutes(1)
 DASHBOARD_WIDGET_WIDTH = 8
+EMF_PERIOD = Duration.minutes(5)
+# The EMF dimension Powertools puts on every metric of a function (Metrics(service=...)).
+SERVICE_DIMENSION = "service"
+
+# The Lambdas' own metrics on the dashboard, one graph each: (widget title, metric names), all counts (Sum).
+ENRICHER_WIDGETS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "Enricher: events",
+        (
+            enricher_metrics.EVENTS_RECEIVED,
+            enricher_metrics.EVENTS_FORWARDED,
+            enricher_metrics.EVENTS_FILTERED,
+            enricher_metrics.EVENTS_REJECTED,
+        ),
+    ),
+    (
+        "Enricher: AdServices",
+        (
+            enricher_metrics.ADSERVICES_TOKEN_EXPIRED,
+            enricher_metrics.ADSERVICES_RESOLVED,
+            enricher_metrics.ADSERVICES_REQUEUED,
+            enricher_metrics.ADSERVICES_NOT_READY,
+            enricher_metrics.ADSERVICES_INVALID,
+            enricher_metrics.ADSERVICES_UNAVAILABLE,
+            enricher_metrics.ADSERVICES_DEVELOPER_MODE,
+            enricher_metrics.ADSERVICES_DEFERRED,
+        ),
+    ),
+    (
+        "Enricher: profiles, SQS retries",
+        (
+            enricher_metrics.PROFILE_FILLED,
+            enricher_metrics.PROFILE_UPDATED,
+            enricher_metrics.PROFILE_WRITE_FAILED,
+            enricher_metrics.SEND_RETRIES,
+        ),
+    ),
+)
+DELIVERER_WIDGETS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "Deliverer: outcomes",
+        (
+            deliverer_metrics.DELIVERED,
+            deliverer_metrics.DUPLICATES_SKIPPED,
+            deliverer_metrics.TRANSIENT_FAILURES,
+            deliverer_metrics.DELIVERY_ERRORS,
+        ),
+    ),
+    (
+        "Deliverer: Kochava retries, AdServices token stripped",
+        (deliverer_metrics.KOCHAVA_HTTP_RETRIES, deliverer_metrics.TOKEN_STRIPPED_AT_SEND),
+    ),
+)
+# Per-reason metrics: (widget title, service, metric name, reason dimension).
+BY_REASON_WIDGETS: tuple[tuple[str, str, str, str], ...] = (
+    (
+        "Enricher: rejected by reason",
+        FUNCTION_ENRICHER,
+        enricher_metrics.EVENTS_REJECTED,
+        enricher_metrics.REJECTED_REASON_DIMENSION,
+    ),
+    (
+        "Deliverer: dead-lettered by reason",
+        FUNCTION_DELIVERER,
+        deliverer_metrics.DEAD_LETTERED,
+        deliverer_metrics.DEAD_LETTERED_REASON_DIMENSION,
+    ),
+)
+
+
+def emf_metric(service: str, name: str) -> cloudwatch.Metric:
+    """A count the Lambda ``service`` emits through Powertools EMF (summed per period)."""
+    return cloudwatch.Metric(
+        namespace=METRICS_NAMESPACE,
+        metric_name=name,
+        dimensions_map={SERVICE_DIMENSION: service},
+        statistic="Sum",
+        period=EMF_PERIOD,
+        label=name,
+    )
+
+
+def by_reason(service: str, name: str, dimension: str) -> cloudwatch.MathExpression:
+    """Every reason of a per-reason count, one line each (a SEARCH: reasons are not listed in the stack)."""
+    schema = f"{{{METRICS_NAMESPACE},{SERVICE_DIMENSION},{dimension}}}"
+    query = f'{schema} MetricName="{name}" {SERVICE_DIMENSION}="{service}"'
+    search = f"SEARCH('{query}', 'Sum', {int(EMF_PERIOD.to_seconds())})"
+    return cloudwatch.MathExpression(expression=search, using_metrics={}, label="", period=EMF_PERIOD)
 
 
 class PipelineMonitoring(Construct):
@@ -180,4 +275,17 @@ class PipelineMonitoring(Construct):
             ),
             graph("Duration (p99)", [f.function.metric_duration(statistic="p99") for f in functions]),
         )
+        # The Lambdas' own metrics (EMF): what happened to the events, not just to the invocations.
+        enricher = [
+            graph(title, [emf_metric(FUNCTION_ENRICHER, n) for n in names]) for title, names in ENRICHER_WIDGETS
+        ]
+        deliverer = [
+            graph(title, [emf_metric(FUNCTION_DELIVERER, n) for n in names]) for title, names in DELIVERER_WIDGETS
+        ]
+        rejected, dead_lettered = (
+            graph(title, [by_reason(service, name, dimension)]) for title, service, name, dimension in BY_REASON_WIDGETS
+        )
+        dashboard.add_widgets(enricher[0], rejected, enricher[1])
+        dashboard.add_widgets(enricher[2], deliverer[0], dead_lettered)
+        dashboard.add_widgets(deliverer[1])
         return dashboard

@@ -8,7 +8,16 @@ from typing import Any
 import pytest
 from aws_cdk import assertions
 
+from functions.deliverer import handler as deliverer_handler
+from functions.deliverer import metrics as deliverer_metrics
+from functions.enricher import handler as enricher_handler
+from functions.enricher import metrics as enricher_metrics
 from infra.resources import (
+    ENV_POWERTOOLS_METRICS_NAMESPACE,
+    ENV_POWERTOOLS_SERVICE_NAME,
+    FUNCTION_DELIVERER,
+    FUNCTION_ENRICHER,
+    METRICS_NAMESPACE,
     OUTPUT_API_KEY_ID,
     OUTPUT_API_URL,
     OUTPUT_DELIVERY_DLQ_URL,
@@ -77,6 +86,60 @@ def test_no_email_subscription_without_an_alarm_email(iam_stack: Synthesized) ->
 def test_dashboard_exists(default_stack: Synthesized) -> None:
     (dashboard,) = default_stack.resources("AWS::CloudWatch::Dashboard").values()
     assert dashboard["Properties"]["DashboardName"] == "kochava-dev-pipeline"
+
+
+def _dashboard_body(synth: Synthesized) -> dict[str, Any]:
+    """The dashboard's JSON body, with CloudFormation tokens (region, names) replaced by ``TOKEN``."""
+    (dashboard,) = synth.resources("AWS::CloudWatch::Dashboard").values()
+    body = dashboard["Properties"]["DashboardBody"]
+    if isinstance(body, dict):
+        _, parts = body["Fn::Join"]
+        body = "".join(part if isinstance(part, str) else "TOKEN" for part in parts)
+    parsed: dict[str, Any] = json.loads(body)
+    return parsed
+
+
+def _metric_names(module: Any) -> set[str]:
+    return {
+        value
+        for name, value in vars(module).items()
+        if name.isupper() and isinstance(value, str) and not name.endswith("_DIMENSION")
+    }
+
+
+def test_dashboard_graphs_the_lambdas_own_emf_metrics(default_stack: Synthesized) -> None:
+    widgets = _dashboard_body(default_stack)["widgets"]
+    graphed: set[tuple[str, str, str]] = set()  # (namespace, metric, service)
+    searches: list[str] = []
+    for widget in widgets:
+        for metric in widget.get("properties", {}).get("metrics", []):
+            if isinstance(metric[-1], dict) and "expression" in metric[-1]:
+                searches.append(metric[-1]["expression"])
+            elif len(metric) >= 4 and metric[2] == "service":
+                graphed.add((metric[0], metric[1], metric[3]))
+    # Every metric the handlers emit, in the namespace and with the service dimension they emit it with.
+    assert enricher_handler.NAMESPACE == deliverer_handler.NAMESPACE == METRICS_NAMESPACE
+    assert (enricher_handler.SERVICE, deliverer_handler.SERVICE) == (FUNCTION_ENRICHER, FUNCTION_DELIVERER)
+    for names, service in (
+        (_metric_names(enricher_metrics), FUNCTION_ENRICHER),
+        (_metric_names(deliverer_metrics) - {deliverer_metrics.DEAD_LETTERED}, FUNCTION_DELIVERER),
+    ):
+        missing = {name for name in names if (METRICS_NAMESPACE, name, service) not in graphed}
+        assert not missing, f"{service} metrics not on the dashboard: {sorted(missing)}"
+    # The per-reason counts, whatever the reasons.
+    for metric, service in (("EventsRejected", "enricher"), ("DeadLettered", "deliverer")):
+        query = f'{{{METRICS_NAMESPACE},service,reason}} MetricName="{metric}" service="{service}"'
+        assert f"SEARCH('{query}', 'Sum', 300)" in searches, searches
+    # ... which is what the deployed functions are told to emit.
+    stack = default_stack.stack
+    for function, service in (
+        (stack.functions.enricher, FUNCTION_ENRICHER),
+        (stack.functions.deliverer, FUNCTION_DELIVERER),
+    ):
+        resource = default_stack.resources("AWS::Lambda::Function")[default_stack.logical_id(function.function)]
+        variables = resource["Properties"]["Environment"]["Variables"]
+        assert variables[ENV_POWERTOOLS_METRICS_NAMESPACE] == METRICS_NAMESPACE
+        assert variables[ENV_POWERTOOLS_SERVICE_NAME] == service
 
 
 def test_outputs_the_dlq_tool_reads(default_stack: Synthesized, iam_stack: Synthesized) -> None:
