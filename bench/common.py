@@ -103,7 +103,7 @@ class ChildRun:
     returncode: int
     wall_s: float
     cpu_s: float
-    max_rss_kib: int
+    max_rss_kib: int  # ru_maxrss: includes what the child shared with this process before its exec
     stdout: bytes
 
 
