@@ -96,7 +96,8 @@ def test_a_crash_mid_send_does_not_block_the_event_for_ever(stack: Stack) -> Non
     stack.use_runtime(kochava=crashing)
     stack.send(event_body("crash-1"))
     event = stack.receive()
-    crashed_invocation = FakeContext(remaining_ms=400)  # it would have timed out 0.4 s from now
+    # It would have timed out 2 s from now: long enough that a loaded CI machine redelivers within the window.
+    crashed_invocation = FakeContext(remaining_ms=2000)
 
     with pytest.raises(SimulatedCrash):
         stack.invoke(event, crashed_invocation)
