@@ -132,6 +132,11 @@ class ResourceNames:
     def prefix(self) -> str:
         return f"{PROJECT}-{self.stage}"
 
+    @property
+    def metrics_namespace(self) -> str:
+        """Per stage, so two stages in one account and region never add up on each other's dashboard."""
+        return f"{METRICS_NAMESPACE}/{self.stage}"
+
     def queue(self, spec: QueueSpec) -> str:
         return f"{self.prefix}-{spec.key}"
 

@@ -43,6 +43,7 @@ class PipelineStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         names = ResourceNames(stage=config.stage)
+        self.names = names
         self.queues = PipelineQueues(self, "Queues", names=names, max_receive_count=config.max_receive_count)
         self.tables = PipelineTables(self, "Tables", names=names, retain=config.retain_tables)
         self.functions = PipelineFunctions(

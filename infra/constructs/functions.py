@@ -53,7 +53,6 @@ from infra.resources import (
     FUNCTION_ENRICHER,
     HANDLER_DELIVERER,
     HANDLER_ENRICHER,
-    METRICS_NAMESPACE,
     ResourceNames,
 )
 
@@ -122,7 +121,9 @@ class PipelineFunction(Construct):
         self.log_group.grant_write(self.role)
         environment = {
             ENV_POWERTOOLS_SERVICE_NAME: spec.name,
-            ENV_POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+            ENV_POWERTOOLS_METRICS_NAMESPACE: names.metrics_namespace,
+            # No pydantic plugins are used; skipping their entry-point scan shortens the cold start.
+            "PYDANTIC_DISABLE_PLUGINS": "__all__",
             ENV_POWERTOOLS_LOG_LEVEL: config.log_level,
             ENV_MAX_RECEIVE_COUNT: str(config.max_receive_count),
             **spec.environment,

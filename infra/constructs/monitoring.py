@@ -10,9 +10,10 @@ The topic is encrypted with a customer-managed KMS key (rotation on) whose polic
 alarms cannot publish to a topic encrypted with the AWS-managed SNS key.
 
 The dashboard shows the AWS metrics (API, queues, Lambda) and the Lambdas' own EMF metrics: namespace
-``METRICS_NAMESPACE``, dimension ``service`` = the function's short name (its ``POWERTOOLS_SERVICE_NAME``), names
-from ``functions/enricher/metrics.py`` and ``functions/deliverer/metrics.py``; the per-reason counts are graphed
-with a ``SEARCH`` expression, so a new reason shows up without a deploy.
+``ResourceNames.metrics_namespace`` (``KochavaPipeline/<stage>``), dimension ``service`` = the function's short
+name (its ``POWERTOOLS_SERVICE_NAME``), names from ``functions/enricher/metrics.py`` and
+``functions/deliverer/metrics.py``; the per-reason counts are graphed with a ``SEARCH`` expression, so a new
+reason shows up without a deploy.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from functions.enricher import metrics as enricher_metrics
 from infra.config import PipelineConfig
 from infra.constructs.functions import PipelineFunction
 from infra.constructs.queues import QueueWithDlq
-from infra.resources import FUNCTION_DELIVERER, FUNCTION_ENRICHER, METRICS_NAMESPACE, ResourceNames
+from infra.resources import FUNCTION_DELIVERER, FUNCTION_ENRICHER, ResourceNames
 
 ALARM_PERIOD = Duration.minutes(5)
 DLQ_PERIOD = Duration.minutes(1)
@@ -107,10 +108,10 @@ BY_REASON_WIDGETS: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
-def emf_metric(service: str, name: str) -> cloudwatch.Metric:
+def emf_metric(namespace: str, service: str, name: str) -> cloudwatch.Metric:
     """A count the Lambda ``service`` emits through Powertools EMF (summed per period)."""
     return cloudwatch.Metric(
-        namespace=METRICS_NAMESPACE,
+        namespace=namespace,
         metric_name=name,
         dimensions_map={SERVICE_DIMENSION: service},
         statistic="Sum",
@@ -119,9 +120,9 @@ def emf_metric(service: str, name: str) -> cloudwatch.Metric:
     )
 
 
-def by_reason(service: str, name: str, dimension: str) -> cloudwatch.MathExpression:
+def by_reason(namespace: str, service: str, name: str, dimension: str) -> cloudwatch.MathExpression:
     """Every reason of a per-reason count, one line each (a SEARCH: reasons are not listed in the stack)."""
-    schema = f"{{{METRICS_NAMESPACE},{SERVICE_DIMENSION},{dimension}}}"
+    schema = f"{{{namespace},{SERVICE_DIMENSION},{dimension}}}"
     query = f'{schema} MetricName="{name}" {SERVICE_DIMENSION}="{service}"'
     search = f"SEARCH('{query}', 'Sum', {int(EMF_PERIOD.to_seconds())})"
     return cloudwatch.MathExpression(expression=search, using_metrics={}, label="", period=EMF_PERIOD)
@@ -143,6 +144,7 @@ class PipelineMonitoring(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self._prefix = names.prefix
+        self._metrics_namespace = names.metrics_namespace
         self.topic_key = kms.Key(
             self,
             "AlarmTopicKey",
@@ -276,14 +278,18 @@ class PipelineMonitoring(Construct):
             graph("Duration (p99)", [f.function.metric_duration(statistic="p99") for f in functions]),
         )
         # The Lambdas' own metrics (EMF): what happened to the events, not just to the invocations.
+        namespace = self._metrics_namespace
         enricher = [
-            graph(title, [emf_metric(FUNCTION_ENRICHER, n) for n in names]) for title, names in ENRICHER_WIDGETS
+            graph(title, [emf_metric(namespace, FUNCTION_ENRICHER, n) for n in metric_names])
+            for title, metric_names in ENRICHER_WIDGETS
         ]
         deliverer = [
-            graph(title, [emf_metric(FUNCTION_DELIVERER, n) for n in names]) for title, names in DELIVERER_WIDGETS
+            graph(title, [emf_metric(namespace, FUNCTION_DELIVERER, n) for n in metric_names])
+            for title, metric_names in DELIVERER_WIDGETS
         ]
         rejected, dead_lettered = (
-            graph(title, [by_reason(service, name, dimension)]) for title, service, name, dimension in BY_REASON_WIDGETS
+            graph(title, [by_reason(namespace, service, name, dimension)])
+            for title, service, name, dimension in BY_REASON_WIDGETS
         )
         dashboard.add_widgets(enricher[0], rejected, enricher[1])
         dashboard.add_widgets(enricher[2], deliverer[0], dead_lettered)

@@ -118,17 +118,19 @@ def test_dashboard_graphs_the_lambdas_own_emf_metrics(default_stack: Synthesized
             elif len(metric) >= 4 and metric[2] == "service":
                 graphed.add((metric[0], metric[1], metric[3]))
     # Every metric the handlers emit, in the namespace and with the service dimension they emit it with.
-    assert enricher_handler.NAMESPACE == deliverer_handler.NAMESPACE == METRICS_NAMESPACE
+    stage = default_stack.stack.names.stage
+    namespace = default_stack.stack.names.metrics_namespace
+    assert namespace == f"{METRICS_NAMESPACE}/{stage}", "one namespace per stage"
     assert (enricher_handler.SERVICE, deliverer_handler.SERVICE) == (FUNCTION_ENRICHER, FUNCTION_DELIVERER)
     for names, service in (
         (_metric_names(enricher_metrics), FUNCTION_ENRICHER),
         (_metric_names(deliverer_metrics) - {deliverer_metrics.DEAD_LETTERED}, FUNCTION_DELIVERER),
     ):
-        missing = {name for name in names if (METRICS_NAMESPACE, name, service) not in graphed}
+        missing = {name for name in names if (namespace, name, service) not in graphed}
         assert not missing, f"{service} metrics not on the dashboard: {sorted(missing)}"
     # The per-reason counts, whatever the reasons.
     for metric, service in (("EventsRejected", "enricher"), ("DeadLettered", "deliverer")):
-        query = f'{{{METRICS_NAMESPACE},service,reason}} MetricName="{metric}" service="{service}"'
+        query = f'{{{namespace},service,reason}} MetricName="{metric}" service="{service}"'
         assert f"SEARCH('{query}', 'Sum', 300)" in searches, searches
     # ... which is what the deployed functions are told to emit.
     stack = default_stack.stack
@@ -138,7 +140,7 @@ def test_dashboard_graphs_the_lambdas_own_emf_metrics(default_stack: Synthesized
     ):
         resource = default_stack.resources("AWS::Lambda::Function")[default_stack.logical_id(function.function)]
         variables = resource["Properties"]["Environment"]["Variables"]
-        assert variables[ENV_POWERTOOLS_METRICS_NAMESPACE] == METRICS_NAMESPACE
+        assert variables[ENV_POWERTOOLS_METRICS_NAMESPACE] == namespace
         assert variables[ENV_POWERTOOLS_SERVICE_NAME] == service
 
 

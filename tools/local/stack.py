@@ -264,7 +264,7 @@ class LocalStack:
             r.ENV_ADSERVICES_URL: self.adservices_url,
             r.ENV_KOCHAVA_APP_ID_IOS: os.environ.get(r.ENV_KOCHAVA_APP_ID_IOS) or DEMO_APP_ID_IOS,
             r.ENV_KOCHAVA_APP_ID_ANDROID: os.environ.get(r.ENV_KOCHAVA_APP_ID_ANDROID) or DEMO_APP_ID_ANDROID,
-            r.ENV_POWERTOOLS_METRICS_NAMESPACE: r.METRICS_NAMESPACE,
+            r.ENV_POWERTOOLS_METRICS_NAMESPACE: self.names.metrics_namespace,
             r.ENV_POWERTOOLS_LOG_LEVEL: self.config.log_level,
             "POWERTOOLS_METRICS_DISABLED": "true",  # no EMF blobs on stdout locally
             "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
