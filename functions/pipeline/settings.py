@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 DEFAULT_KOCHAVA_URL = "https://control.kochava.com/track/json"
 DEFAULT_KOCHAVA_IDENTITYLINK_URL = "https://control.kochava.com/v1/cpi/identityLink.php"
@@ -29,21 +28,24 @@ class SettingsError(ValueError):
     """A configuration value is malformed; the message names the variable."""
 
 
-class Settings(BaseModel):
-    """What the mapping and the adapters need to know about the deployment."""
+@dataclass(frozen=True)
+class Settings:
+    """What the mapping and the adapters need to know about the deployment.
 
-    model_config = ConfigDict(frozen=True)
+    A plain frozen dataclass, not a pydantic model: :meth:`from_env` checks every value itself, and the deliverer,
+    which needs no other pydantic model, saves pydantic's import on its cold start.
+    """
 
     kochava_app_id_ios: str | None = None
     kochava_app_id_android: str | None = None
     # {"com.example.app": "<guid>"}: wins over the per-platform GUID for that bundle id.
-    kochava_app_ids_by_bundle: dict[str, str] = Field(default_factory=dict)
+    kochava_app_ids_by_bundle: dict[str, str] = field(default_factory=dict)
     kochava_url: str = DEFAULT_KOCHAVA_URL
     kochava_identitylink_url: str = DEFAULT_KOCHAVA_IDENTITYLINK_URL
     # Lower-cased event names dropped on purpose (and counted), e.g. the seed-003 heartbeat.
     filtered_events: frozenset[str] = DEFAULT_FILTERED_EVENTS
     # Lower-cased input name -> Kochava event name; extends and overrides the standard names.
-    event_name_map: dict[str, str] = Field(default_factory=dict)
+    event_name_map: dict[str, str] = field(default_factory=dict)
     adservices_url: str = DEFAULT_ADSERVICES_URL
     adservices_resolve: bool = True
 
@@ -64,10 +66,10 @@ class Settings(BaseModel):
             "KOCHAVA_IDENTITYLINK_URL": "kochava_identitylink_url",
             "ADSERVICES_URL": "adservices_url",
         }
-        for var, field in plain.items():
+        for var, attribute in plain.items():
             value = env.get(var, "").strip()
             if value:
-                values[field] = value
+                values[attribute] = value
         bundles = _json_object(env, "KOCHAVA_APP_IDS_BY_BUNDLE")
         if bundles is not None:
             values["kochava_app_ids_by_bundle"] = bundles
@@ -83,10 +85,7 @@ class Settings(BaseModel):
             if flag not in {"true", "false", "1", "0", "yes", "no", "on", "off"}:
                 raise SettingsError(f"ADSERVICES_RESOLVE: must be true or false, got {flag!r}")
             values["adservices_resolve"] = flag in {"true", "1", "yes", "on"}
-        try:
-            return cls(**values)
-        except ValidationError as exc:  # pragma: no cover - every field is pre-checked above
-            raise SettingsError(str(exc)) from exc
+        return cls(**values)
 
 
 def _json_object(env: Mapping[str, str], var: str) -> dict[str, str] | None:
