@@ -136,7 +136,7 @@ def run_faults(log_path: Path) -> FaultRun:
             stack.sink.script(fault_script())
             with LambdaLogCapture(log_path) as capture:
                 started = time.monotonic()
-                answers = [(request, stack.post(request.route, request.body)) for request in traffic.requests]
+                answers = [(request, stack.post(request.route, request.text())) for request in traffic.requests]
                 post_seconds = time.monotonic() - started
                 faulty = _snapshot(stack, started)
                 stack.sink.clear_behaviour()  # Kochava is healthy again (and the "fix" for its 400s is deployed)

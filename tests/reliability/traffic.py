@@ -3,7 +3,8 @@
 2,000 distinct events (native and Segment), each a sample with fresh identity: its own uuid / messageId, device ids,
 IP, AdServices token, a distinct timestamp and (identify) user id. 10 % are invalid: half fail the API's JSON schema
 (sent alone, answered 400, never accepted), half pass it and fail the model (accepted, then dead-lettered by the
-enricher with a reason). 5 % are sent twice, same uuid and same body, in the same or another request.
+enricher with a reason; two of them carry a ~1 MiB property whose Kochava payload cannot fit in an SQS message).
+5 % are sent twice, same uuid and same body, in the same or another request.
 
 Tracing a Kochava request back to its event: Kochava's payloads do not carry the event uuid, so every event gets a
 distinct timestamp (Kochava's ``data.usertime``) and every identify a distinct user id (IdentityLink's
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from infra.resources import MAX_BODY_BYTES
 from tools.local.kochava_sink import IDENTITYLINK_PATH
 from tools.local.stub_http import RecordedRequest, Reply
 from tools.samples import SAMPLES_DIR
@@ -32,6 +34,8 @@ SEED = 20261123
 TOTAL_EVENTS = 2000
 SCHEMA_INVALID = 100  # 5 %: answered 400 by the API
 MODEL_INVALID = 100  # 5 %: accepted, dead-lettered by the enricher
+OVERSIZED = 2  # of those, events with a ~1 MiB property: accepted, but their Kochava payload cannot fit in SQS
+OVERSIZED_ROOM = 120  # bytes left under 1 MiB for the message attributes the API adds (about 100)
 DUPLICATED = 100  # 5 %: sent a second time
 SINGLE_SHARE = 0.10  # share of the accepted-able sends posted alone rather than in a batch
 MAX_BATCH = 100
@@ -111,6 +115,10 @@ class Request:
         if len(self.events) == 1:
             return self.events[0].body
         return {"batch": [event.body for event in self.events]}
+
+    def text(self) -> str:
+        """The body as sent: compact JSON, as SDKs send it (an oversized event just fits)."""
+        return json.dumps(self.body, separators=(",", ":"))
 
 
 @dataclass
@@ -310,6 +318,24 @@ def _model_invalid(samples: dict[str, Any], index: int, make: _Maker) -> Planned
     return PlannedEvent(uuid_, route, body, INGEST_DLQ, reason=reason, field=path, **ids)
 
 
+def _oversized(index: int, make: _Maker) -> PlannedEvent:
+    """An event the API just accepts (compact JSON, 1 MiB with its attributes) whose Kochava payload, in its
+    delivery envelope, is over SQS's 1 MiB: the enricher must dead-letter it at once (``payload_too_large``)."""
+    idfa, ip = make.uuid().upper(), make.ip()
+    body: dict[str, Any] = {
+        "uuid": f"rel-{index:04d}-{make.uuid()}",
+        "type": "track",
+        "event": "Upload",
+        "timestamp": make.base_ts - index,
+        "device": {"platform": "ios", "id": make.uuid().upper(), "advertising_id": idfa, "ip": ip},
+        "properties": {"blob": ""},
+    }
+    body["properties"]["blob"] = "x" * (MAX_BODY_BYTES - OVERSIZED_ROOM - len(json.dumps(body, separators=(",", ":"))))
+    return PlannedEvent(
+        body["uuid"], "native", body, INGEST_DLQ, reason="payload_too_large", field="properties.blob", idfa=idfa, ip=ip
+    )
+
+
 def _chunks(sends: list[PlannedEvent], rng: random.Random) -> Iterator[list[PlannedEvent]]:
     """``SINGLE_SHARE`` of the sends alone, the rest in batches of 20 to 100."""
     singles = round(len(sends) * SINGLE_SHARE)
@@ -331,9 +357,13 @@ def build_traffic(seed: int = SEED, now: float | None = None) -> Traffic:
     rng.shuffle(kinds)
     weights = [template.weight for template in TEMPLATES]
     events: list[PlannedEvent] = []
+    oversized = OVERSIZED
     for index, kind in enumerate(kinds):
         if kind == "schema":
             events.append(_schema_invalid(samples, index, make))
+        elif kind == "model" and oversized:
+            oversized -= 1
+            events.append(_oversized(index, make))
         elif kind == "model":
             events.append(_model_invalid(samples, index, make))
         else:
@@ -341,8 +371,9 @@ def build_traffic(seed: int = SEED, now: float | None = None) -> Traffic:
     acceptable = [event for event in events if event.expect != API_400]
     twice = rng.sample(acceptable, DUPLICATED)
     requests = [Request(event.route, [event]) for event in events if event.expect == API_400]
+    requests += [Request(event.route, [event]) for event in acceptable + twice if event.reason == "payload_too_large"]
     for route in ("native", "segment"):
-        sends = [event for event in acceptable + twice if event.route == route]
+        sends = [e for e in acceptable + twice if e.route == route and e.reason != "payload_too_large"]
         rng.shuffle(sends)
         requests.extend(Request(route, chunk) for chunk in _chunks(sends, rng))
     rng.shuffle(requests)
