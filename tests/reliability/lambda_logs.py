@@ -26,8 +26,17 @@ LAMBDA_THREAD_PREFIXES = ("poller-", "deliver", "apple")
 
 
 class _LambdaThreads(logging.Filter):
+    """Records of the Lambdas' threads, but neither the local stack's own nor the Powertools loggers' (already
+    captured as JSON)."""
+
+    def __init__(self, powertools: set[str]) -> None:
+        super().__init__()
+        self.powertools = powertools
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.threadName.startswith(LAMBDA_THREAD_PREFIXES) and not record.name.startswith("tools.")
+        if record.name.startswith("tools.") or record.name.split(".")[0] in self.powertools:
+            return False
+        return record.threadName.startswith(LAMBDA_THREAD_PREFIXES)
 
 
 class LambdaLogCapture:
@@ -41,11 +50,12 @@ class LambdaLogCapture:
 
     def __enter__(self) -> Self:
         self._file = self.path.open("w", encoding="utf-8")
+        services = set()
         for name in HANDLER_MODULES:
-            self._capture_powertools(sys.modules[name], self._file)
+            services.add(self._capture_powertools(sys.modules[name], self._file))
         other = logging.StreamHandler(self._file)
         other.setLevel(logging.WARNING)
-        other.addFilter(_LambdaThreads())
+        other.addFilter(_LambdaThreads(services))
         other.setFormatter(logging.Formatter("%(levelname)s %(name)s [%(threadName)s] %(message)s"))
         logging.getLogger().addHandler(other)
         self._undo.append(lambda: logging.getLogger().removeHandler(other))
@@ -53,7 +63,8 @@ class LambdaLogCapture:
         self._redirect.__enter__()
         return self
 
-    def _capture_powertools(self, module: ModuleType, file: IO[str]) -> None:
+    def _capture_powertools(self, module: ModuleType, file: IO[str]) -> str:
+        """Point the module's Powertools logger at ``file`` at INFO; its logger name (the service)."""
         logger = module.logger
         handler = logger.registered_handler
         level = logger.log_level
@@ -61,6 +72,7 @@ class LambdaLogCapture:
         logger.setLevel("INFO")
         self._undo.append(lambda: handler.setStream(previous))
         self._undo.append(lambda: logger.setLevel(level))
+        return str(logger.name)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -165,7 +165,8 @@ def test_the_lambda_logs_hold_no_advertising_id_device_id_ip_or_adservices_token
     """Given the Lambdas' logs of the whole run
     When they are searched for the run's raw IDFAs / ADIDs, device ids, IP addresses and AdServices tokens
     (including those Kochava's 400 answers echoed back)
-    Then none is there, and no IPv4 address at all."""
+    Then none is there, and no IPv4 address at all but loopback (the local stack's own endpoints, which on AWS are
+    host names)."""
     logs = fault_run.logs
     lowered = logs.lower()
     events = fault_run.traffic.events
@@ -175,7 +176,7 @@ def test_the_lambda_logs_hold_no_advertising_id_device_id_ip_or_adservices_token
         ],
         "device ids": [d for d in {e.device_id for e in events if e.device_id} if d.lower() in lowered],
         "tokens (or their first 40 characters)": [t for t in {e.token for e in events if e.token} if t[:40] in logs],
-        "IPv4 addresses": sorted(set(IPV4.findall(logs))),
+        "IPv4 addresses": sorted({ip for ip in IPV4.findall(logs) if not ip.startswith("127.")}),
     }
     assert {what: values[:5] for what, values in leaked.items() if values} == {}
 
