@@ -36,7 +36,7 @@ class _LambdaThreads(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name.startswith("tools.") or record.name.split(".")[0] in self.powertools:
             return False
-        return record.threadName.startswith(LAMBDA_THREAD_PREFIXES)
+        return (record.threadName or "").startswith(LAMBDA_THREAD_PREFIXES)
 
 
 class LambdaLogCapture:

@@ -66,14 +66,9 @@ class Api:
     def post(self, path: str, body: bytes, headers: dict[str, str]) -> requests.Response:
         return self.session.post(self.url + path, data=body, headers=headers, timeout=30)
 
-    def depth(self) -> int:
-        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-        attributes = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=names)["Attributes"]
-        return sum(int(value) for value in attributes.values())
-
     def take_all(self) -> list[str]:
         """Receive and delete every queued message; their bodies."""
-        bodies = []
+        bodies: list[str] = []
         while True:
             messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
             if not messages:
@@ -213,26 +208,25 @@ def unicode_events(draw: st.DrawFn) -> bytes:
 @st.composite
 def batches(draw: st.DrawFn) -> bytes:
     size = draw(st.sampled_from([0, 1, 2, 99, 100, 101, 150]))
-    events = [{**EVENT, "uuid": f"fuzz-{i}"} for i in range(size)]
-    if events and draw(st.booleans()):
+    events: list[Any] = [{**EVENT, "uuid": f"fuzz-{i}"} for i in range(size)]
+    corrupt: bool = draw(st.booleans())
+    if events and corrupt:
         events[draw(st.integers(0, size - 1))] = draw(json_values)
     return dumps({"batch": events})
 
 
 non_objects = json_values.filter(lambda value: not isinstance(value, dict)).map(dumps)
-bodies = st.one_of(
-    *(
-        strategy.map(lambda body, kind=kind: (kind, body))
-        for kind, strategy in {
-            "wrong types": wrong_types(),
-            "malformed JSON": malformed_json(),
-            "huge strings": huge_strings(),
-            "nesting": nested(),
-            "unicode": unicode_events(),
-            "batch sizes": batches(),
-            "not an object": non_objects,
-        }.items()
-    )
+BODY_KINDS: dict[str, st.SearchStrategy[bytes]] = {
+    "wrong types": wrong_types(),
+    "malformed JSON": malformed_json(),
+    "huge strings": huge_strings(),
+    "nesting": nested(),
+    "unicode": unicode_events(),
+    "batch sizes": batches(),
+    "not an object": non_objects,
+}
+bodies: st.SearchStrategy[tuple[str, bytes]] = st.one_of(
+    *(st.tuples(st.just(kind), strategy) for kind, strategy in BODY_KINDS.items())
 )
 content_types = st.sampled_from(
     [
