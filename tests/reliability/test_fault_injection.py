@@ -8,7 +8,7 @@ and the pipeline drains again.
 from __future__ import annotations
 
 import hashlib
-import re
+import json
 from collections import Counter
 
 import pytest
@@ -149,16 +149,18 @@ def test_after_the_replay_every_deliverable_event_is_delivered_exactly_once(faul
 
 def test_the_lambda_logs_cover_the_run(fault_run: FaultRun) -> None:
     """Given the Lambdas' logs of the whole run (what CloudWatch would hold)
-    When they are searched by event uuid
-    Then every delivered event has its `delivered to Kochava` line and every invalid event its `event
-    dead-lettered` line: the hygiene checks below read a real log, not an empty one."""
-    logs = fault_run.logs
-    delivered_lines = {match for match in re.findall(r'"correlation_id":\s*"([^"]+)"', logs) if match}
-    events = fault_run.traffic.by_expectation(DELIVER) + fault_run.traffic.by_expectation(INGEST_DLQ)
-    missing = [event.uuid for event in events if event.uuid not in delivered_lines]
+    When their JSON lines are read by message and correlation id (the event uuid)
+    Then every deliverable event has a `delivered to Kochava` line and every invalid event an `event dead-lettered`
+    line: the hygiene checks below read a real log, not an empty one."""
+    seen: set[tuple[str, str]] = set()
+    for line in fault_run.logs.splitlines():
+        if line.startswith("{"):
+            record = json.loads(line)
+            seen.add((str(record.get("message")), str(record.get("correlation_id"))))
+    expected = [("delivered to Kochava", e.uuid) for e in fault_run.traffic.by_expectation(DELIVER)]
+    expected += [("event dead-lettered", e.uuid) for e in fault_run.traffic.by_expectation(INGEST_DLQ)]
+    missing = [line for line in expected if line not in seen]
     assert missing == []
-    assert logs.count("delivered to Kochava") >= len(fault_run.traffic.by_expectation(DELIVER))
-    assert logs.count("event dead-lettered") >= len(fault_run.traffic.by_expectation(INGEST_DLQ))
 
 
 def test_the_lambda_logs_hold_no_advertising_id_device_id_ip_or_adservices_token(fault_run: FaultRun) -> None:
