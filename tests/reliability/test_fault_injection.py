@@ -23,6 +23,7 @@ from tests.reliability.fault_run import (
     dlq_by_uuid,
     fates,
     figures,
+    sink_statuses,
 )
 from tests.reliability.traffic import API_400, DELIVER, DUPLICATED, ECHOED_IDFA, ECHOED_IP, INGEST_DLQ
 
@@ -57,8 +58,8 @@ def test_every_accepted_event_is_delivered_once_filtered_or_dead_lettered_with_a
     """Given the run against the faulty Kochava (500 / 429 / no answer / 400)
     When the pipeline drained
     Then every distinct accepted event was delivered exactly once, filtered, or is in a DLQ with a reason that fits
-    it (invalid events: the enricher's reason; deliverable ones: Kochava's rejection or exhausted retries), and
-    the fates add up to the accepted events."""
+    it (invalid events: the enricher's reason; deliverable ones: Kochava's rejection or exhausted retries), the
+    fates add up to the accepted events, and every kind of fault did happen."""
     phase = fault_run.faulty
     assert phase.drained, f"the pipeline did not drain within the limit: {figures(fault_run, phase)}"
     observed = fates(fault_run, phase)
@@ -72,6 +73,8 @@ def test_every_accepted_event_is_delivered_once_filtered_or_dead_lettered_with_a
     assert sum(counts.values()) == len(accepted_events(fault_run)) == len(observed)
     assert counts[DELIVERED] > 0.8 * len(fault_run.traffic.by_expectation(DELIVER)), figures(fault_run, phase)
     assert counts["delivery DLQ: kochava_rejected"] > 0, "a 3 % share of 400s must dead-letter some events"
+    answered = sink_statuses(phase)
+    assert all(answered[status] > 0 for status in ("500", "429", "400", "timeout")), f"faults not injected: {answered}"
     assert phase.report.lost == [], phase.report.text(payloads=False)
     assert phase.report.redriven == 0, "a handler crashed on a message until SQS redrove it"
 
@@ -93,14 +96,15 @@ def test_invalid_events_are_dead_lettered_with_the_field_that_is_wrong(fault_run
 def test_no_payload_reached_kochava_successfully_twice(fault_run: FaultRun) -> None:
     """Given 100 events sent twice, Kochava timing out after receiving some payloads, and a replay of everything
     When both drains are over
-    Then Kochava answered success at most once per (kind, event), and every payload it got belongs to an event we
-    sent (so the count above covers everything)."""
+    Then Kochava answered success at most once per (kind, event), every payload it got belongs to an event we
+    sent (so the count above covers everything), and duplicates did reach the deliverer, which skipped them."""
     known = {event.sink_key for event in fault_run.traffic.events if event.sink_key}
     for phase in (fault_run.faulty, fault_run.healed):
         twice = {key: times for key, times in phase.sink_successes.items() if times > 1}
         assert twice == {}
         strangers = {sink_key for sink_key in phase.sink_successes if sink_key not in known}
         assert strangers == set()
+    assert "already delivered: duplicate skipped" in fault_run.logs, "no duplicate ever reached the deliverer"
 
 
 def test_kochava_received_only_well_formed_payloads(fault_run: FaultRun) -> None:
