@@ -16,6 +16,9 @@ Example:
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -66,19 +69,83 @@ Parsed = NativeEvent | Rejection
 
 def parse_body(body: bytes | str, route: Route = "native") -> list[Parsed]:
     """Parse an ingest body (one event or ``{"batch": [...]}``) into one item per event, in order."""
+    parse: Callable[[Any, Route], Parsed] = parse_event
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-        return [Rejection(reasons.INVALID_JSON, f"body: not valid JSON ({exc})", None, raw)]
+        # orjson refuses an escaped unpaired surrogate ("\ud800"), which is valid JSON text that API Gateway
+        # accepts. Parse such a body leniently so only the events that carry one are rejected, not their batch.
+        document = _lenient_loads(body)
+        if document is _NOT_JSON:
+            raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+            return [Rejection(reasons.INVALID_JSON, f"body: not valid JSON ({exc})", None, raw)]
+        parse = _parse_event_with_surrogates
     if isinstance(document, dict) and "batch" in document:
         try:
             NativeBatch.model_validate(document)
         except ValidationError as exc:
             field, message = describe_error(exc)
-            return [Rejection(reasons.INVALID_BODY, message, field, document)]
-        return [parse_event(raw_event, route) for raw_event in document["batch"]]
-    return [parse_event(document, route)]
+            return [Rejection(reasons.INVALID_BODY, message, field, _scrub_surrogates(document))]
+        return [parse(raw_event, route) for raw_event in document["batch"]]
+    return [parse(document, route)]
+
+
+_NOT_JSON = object()
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _lenient_loads(body: bytes | str) -> Any:
+    """The standard library's parser, which keeps unpaired surrogates; ``_NOT_JSON`` when it fails too."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return _NOT_JSON
+
+
+def _surrogate_path(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first string (value or key) holding an unpaired surrogate, or None."""
+    if isinstance(value, str):
+        return (path or "event") if _SURROGATE.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if _SURROGATE.search(str(key)):
+                return where
+            found = _surrogate_path(item, where)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _surrogate_path(item, f"{path}.{index}" if path else str(index))
+            if found is not None:
+                return found
+    return None
+
+
+def _scrub_surrogates(value: Any) -> Any:
+    """A copy with unpaired surrogates replaced by U+FFFD, so it can be written as UTF-8 (e.g. to a DLQ)."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_scrub_surrogates(key): _scrub_surrogates(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_scrub_surrogates(item) for item in value]
+    return value
+
+
+def _parse_event_with_surrogates(raw: Any, route: Route) -> Parsed:
+    where = _surrogate_path(raw)
+    if where is None:
+        return parse_event(raw, route)
+    scrubbed = _scrub_surrogates(raw)
+    uuid = scrubbed.get("messageId" if route == "segment" else "uuid") if isinstance(scrubbed, dict) else None
+    return Rejection(
+        reasons.INVALID_EVENT,
+        f"{where}: contains an unpaired UTF-16 surrogate escape (such as \\ud800), which is not valid Unicode",
+        where,
+        scrubbed,
+        uuid=uuid if isinstance(uuid, str) and uuid else None,
+    )
 
 
 def parse_event(raw: Any, route: Route = "native") -> Parsed:

@@ -315,12 +315,6 @@ def test_an_empty_batch_is_refused_naming_the_batch(api: Api) -> None:
     assert response.json()["errors"][0].startswith("batch")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="400 for a batch of 101 does not say the batch is too long: tools/local/api.py schema_errors cuts "
-    "error.message (repr of the whole batch first) to 300 chars - see lead",
-)
 def test_a_batch_of_101_events_is_refused_saying_the_limit(api: Api) -> None:
     """Given a batch of 101 valid events
     When it is posted
@@ -332,12 +326,6 @@ def test_a_batch_of_101_events_is_refused_saying_the_limit(api: Api) -> None:
     assert any(e.startswith("batch") and ("too long" in e or "100" in e) for e in response.json()["errors"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=requests.ConnectionError,
-    reason="local API: json.loads raises RecursionError (not ValueError) on deep nesting, uncaught at "
-    "tools/local/api.py:149, the connection is dropped without an answer - see lead",
-)
 @pytest.mark.parametrize(
     "body",
     [
@@ -355,12 +343,6 @@ def test_deep_nesting_is_refused_with_a_json_error(api: Api, body: bytes) -> Non
     assert check_answer(api, "/v1/events", body, headers()).status_code in (400, 413)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="local API accepts any content type; the deployed API (passthrough NEVER, infra/constructs/ingest_api.py) "
-    "answers 415 for anything but application/json - see lead",
-)
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
 def test_a_body_that_is_not_declared_json_is_refused_with_415(api: Api, content_type: str) -> None:
     """Given a valid event sent with a content type other than application/json
@@ -390,13 +372,6 @@ def test_an_escaped_lone_surrogate_is_accepted_and_queued_as_sent(api: Api) -> N
     assert check_answer(api, "/v1/events", body, headers()).status_code == 202
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="one event with an escaped lone surrogate makes the enricher dead-letter the whole batch as "
-    "invalid_json (orjson.loads of the whole body, functions/pipeline/events.py:70): its valid siblings never "
-    "reach Kochava - see lead",
-)
 def test_an_event_with_a_lone_surrogate_does_not_sink_the_valid_events_of_its_batch() -> None:
     """Given a batch the API accepted (202): one event whose name is an escaped lone surrogate, one valid event
     When the enricher parses it

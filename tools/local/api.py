@@ -52,6 +52,7 @@ log = logging.getLogger("tools.local.api")
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "infra" / "schemas"
 PATHS = {path: route for route, path in ROUTE_PATHS.items()}
 MAX_ERRORS = 10  # how many schema errors a 400 lists
+JSON_MEDIA_TYPE = "application/json"  # the only request template of the deployed integration
 
 
 def load_validators(schema_dir: Path = SCHEMA_DIR) -> dict[str, Draft4Validator]:
@@ -83,6 +84,20 @@ def _leaf_errors(errors: list[ValidationError], document: Any) -> list[Validatio
     return out
 
 
+def _problem(error: ValidationError) -> str:
+    """What is wrong, without echoing a whole (possibly huge, possibly personal) value back to the caller."""
+    limit = error.validator_value
+    if error.validator in ("maxItems", "minItems"):
+        return f"must have {'at most' if error.validator == 'maxItems' else 'at least'} {limit} item(s)"
+    if error.validator in ("maxLength", "minLength"):
+        return f"must be {'at most' if error.validator == 'maxLength' else 'at least'} {limit} character(s) long"
+    if error.validator == "type":
+        return f"must be of type {' or '.join(limit) if isinstance(limit, list) else limit}"
+    if error.validator == "pattern" and isinstance(error.instance, str) and len(error.instance) > 40:
+        return f"does not match {limit!r}"
+    return str(error.message)[:300]
+
+
 def schema_errors(validator: Draft4Validator, document: Any) -> list[str]:
     """Readable validation errors, ``"<json path>: <problem>"``, most specific first, at most ``MAX_ERRORS``."""
     errors = _leaf_errors(list(validator.iter_errors(document)), document)
@@ -90,7 +105,7 @@ def schema_errors(validator: Draft4Validator, document: Any) -> list[str]:
     lines: list[str] = []
     for error in errors:
         where = ".".join(str(part) for part in error.absolute_path) or "(body)"
-        line = f"{where}: {error.message[:300]}"
+        line = f"{where}: {_problem(error)}"
         if line not in lines:
             lines.append(line)
     return lines[:MAX_ERRORS]
@@ -147,12 +162,17 @@ class IngestApi:
             return Answer(403, {"message": "Forbidden"})
         if length is None or length > MAX_BODY_BYTES or body is None:
             return _too_large()
+        media_type = (headers.get("content-type") or JSON_MEDIA_TYPE).split(";", 1)[0].strip().lower()
+        if media_type != JSON_MEDIA_TYPE:  # the deployed integration has only an application/json template
+            return Answer(415, {"message": "Unsupported Media Type", "error": "Content-Type must be application/json"})
         try:
             text = body.decode("utf-8")
             document = json.loads(text)
+            errors = schema_errors(self.validators[route], document)
         except (UnicodeDecodeError, ValueError) as exc:
             return Answer(400, {"message": "Invalid request body", "errors": [f"(body): not valid JSON: {exc}"]})
-        errors = schema_errors(self.validators[route], document)
+        except RecursionError:
+            return Answer(400, {"message": "Invalid request body", "errors": ["(body): nested too deeply"]})
         if errors:
             return Answer(400, {"message": "Invalid request body", "errors": errors})
         request_id = str(uuid.uuid4())
