@@ -6,7 +6,7 @@ the ``batchItemFailures`` answer. What happens to a record is decided in ``deliv
 ``idempotency.py``; HTTP is ``functions/adapters/kochava_http.py``. See docs/deliverer.md.
 
 Logs are JSON, one line per record, with the event ``uuid`` as ``correlation_id``. They never contain a payload;
-Kochava's answers and error texts are passed through :func:`~functions.deliverer.redact.redact` (device ids, IPs
+Kochava's answers and error texts are passed through :func:`~functions.pipeline.masking.redact` (device ids, IPs
 and tokens masked).
 """
 
@@ -31,7 +31,7 @@ from functions.deliverer.delivery import (
     DeliveryRecord,
     RecordOutcome,
 )
-from functions.deliverer.redact import redact
+from functions.pipeline.masking import redact
 from functions.pipeline.settings import Settings
 from infra.resources import (
     DELIVERY_QUEUE,

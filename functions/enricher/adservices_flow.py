@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from functions.enricher import metrics as m
-from functions.enricher.masking import fingerprint
 from functions.pipeline import adservices
 from functions.pipeline.events import Event
 from functions.pipeline.kochava import Outcome, to_kochava
+from functions.pipeline.masking import fingerprint
 from functions.pipeline.settings import Settings
 
 if TYPE_CHECKING:  # the client module imports requests: only the handler's factory loads it

@@ -13,7 +13,7 @@ from collections import Counter
 
 import pytest
 
-from functions.deliverer.redact import fingerprint as redact_fingerprint
+from functions.pipeline.masking import fingerprint
 from tests.reliability.fault_run import (
     DELIVERED,
     IPV4,
@@ -196,6 +196,6 @@ def test_the_lambda_logs_show_the_masked_forms(fault_run: FaultRun) -> None:
     tokens = {event.token for event in fault_run.traffic.events if event.token and event.expect == DELIVER}
     unseen = [t[:12] for t in tokens if "sha256:" + hashlib.sha256(t.encode()).hexdigest()[:12] not in logs]
     assert tokens and unseen == []
-    assert f"<id:{redact_fingerprint(ECHOED_IDFA.upper())}>" in logs
+    assert f"<id:{fingerprint(ECHOED_IDFA.upper())}>" in logs
     assert "<ip>" in logs
     assert ECHOED_IP not in logs

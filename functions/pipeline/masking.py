@@ -1,13 +1,18 @@
-"""Mask personal data in free text before it is logged (Kochava error bodies, exception messages).
+"""How personal data appears in logs: never raw. Shared by both Lambdas.
 
-The deliverer never logs payloads, but an error body or an exception text may echo one. Device identifiers
-(IDFA, IDFV, Android ids) and long opaque tokens (AdServices tokens) are replaced by a short SHA-256 fingerprint,
-so on-call can still see that two lines mention the same value without seeing it; IP addresses become ``<ip>``
-(the IPv4 space is small enough to reverse a hash).
+:func:`fingerprint` turns one known value (an AdServices token, an IDFA) into a short, stable SHA-256 fingerprint,
+so on-call can see that two log lines are about the same value without seeing it. :func:`redact` masks whatever
+free text may echo such values (Kochava error bodies, exception messages): device identifiers (IDFA, IDFV, Android
+ids) and long opaque tokens become fingerprints, IP addresses become ``<ip>`` (the IPv4 space is small enough to
+reverse a hash).
 
 Example:
+    >>> fingerprint("1.2.3.4")
+    'sha256:6694f83c9f47'
+    >>> fingerprint(None) is None
+    True
     >>> redact('{"idfa": "6D92078A-8246-4BA4-AE5B-76104861E7DC", "ip": "203.0.113.7"}')
-    '{"idfa": "<id:2afcf919>", "ip": "<ip>"}'
+    '{"idfa": "<id:sha256:2afcf919a0c1>", "ip": "<ip>"}'
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
-from typing import Final
+from typing import Final, overload
 
 _UUID: Final = re.compile(r"\b[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\b")
 _HEX_ID: Final = re.compile(r"\b[0-9A-Fa-f]{16,}\b")  # android_id (16 hex), other hex device ids
@@ -24,9 +29,15 @@ _IPV6_CANDIDATE: Final = re.compile(r"(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f.]
 _TOKEN: Final = re.compile(r"[A-Za-z0-9+/_=-]{40,}")  # AdServices tokens are long base64 strings
 
 
-def fingerprint(value: str) -> str:
-    """8 hex characters of SHA-256: enough to correlate log lines, useless to recover the value."""
-    return hashlib.sha256(value.encode()).hexdigest()[:8]
+@overload
+def fingerprint(value: str) -> str: ...
+@overload
+def fingerprint(value: None) -> None: ...
+def fingerprint(value: str | None) -> str | None:
+    """``sha256:<first 12 hex digits>`` of the value (None for None or ""): matches lines, never recovers it."""
+    if not value:
+        return None
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:12]
 
 
 def _mask_ipv6(match: re.Match[str]) -> str:
