@@ -12,6 +12,8 @@ from functions.adapters.kochava_http import HttpPolicy
 from functions.deliverer import handler as deliverer_handler
 from functions.pipeline import envelope
 from infra.resources import IDEMPOTENCY_TABLE
+from tests.lambda_fakes import Clock as _Clock
+from tests.lambda_fakes import FakeContext as _FakeContext
 from tools.local.kochava_sink import KochavaSink
 
 NOW = 1_763_900_000.0  # 2025-11-23, the tests' clock
@@ -86,26 +88,18 @@ def install_body(uuid: str, generated_at: float | None, attribution: dict[str, A
     )
 
 
-@dataclass
-class FakeContext:
-    """What Powertools reads from a Lambda context; ``remaining_ms`` is fixed for the call."""
+class FakeContext(_FakeContext):
+    """A context for the deliverer function."""
 
-    remaining_ms: int = 30_000
-    function_name: str = "kochava-test-deliverer"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:kochava-test-deliverer"
-    aws_request_id: str = "lambda-req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+    def __init__(self, remaining_ms: int = 30_000) -> None:
+        super().__init__(remaining_ms=remaining_ms, function_name="kochava-test-deliverer")
 
 
-@dataclass
-class Clock:
-    now: float = NOW
+class Clock(_Clock):
+    """The tests' controllable clock, starting at ``NOW``."""
 
-    def __call__(self) -> float:
-        return self.now
+    def __init__(self, now: float = NOW) -> None:
+        super().__init__(now)
 
 
 @dataclass

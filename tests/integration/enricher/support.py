@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from infra.resources import ATTR_RECEIVED_AT_MS, ATTR_REQUEST_ID, ATTR_ROUTE
+from tests.lambda_fakes import Clock as _Clock
+from tests.lambda_fakes import FakeContext as _FakeContext
 
 NOW = 1_700_000_000.0  # the controllable clock's start (2023-11-14T22:13:20Z)
 IOS_APP = "koios-test-guid"
@@ -41,26 +43,18 @@ def native_event(kind: str = "track", **overrides: Any) -> dict[str, Any]:
     return event
 
 
-@dataclass
-class Clock:
-    now: float = NOW
+class FakeContext(_FakeContext):
+    """A context for the enricher function."""
 
-    def __call__(self) -> float:
-        return self.now
+    def __init__(self, remaining_ms: int = 30_000) -> None:
+        super().__init__(remaining_ms=remaining_ms, function_name="kochava-test-enricher")
 
 
-@dataclass
-class FakeContext:
-    """What Powertools reads from a Lambda context."""
+class Clock(_Clock):
+    """The tests' controllable clock, starting at ``NOW``."""
 
-    remaining_ms: int = 30_000
-    function_name: str = "kochava-test-enricher"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:kochava-test-enricher"
-    aws_request_id: str = "lambda-req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+    def __init__(self, now: float = NOW) -> None:
+        super().__init__(now)
 
 
 @dataclass
