@@ -1,8 +1,14 @@
 """Enricher Lambda: ingest queue -> validate, enrich, map -> delivery queue (or the ingest DLQ with a reason).
 
-Thin on purpose: Powertools wiring (``BatchProcessor`` with partial batch failure, JSON ``Logger`` with the
-event uuid as correlation id, EMF ``Metrics``, ``Tracer``) around :class:`functions.enricher.core.Enricher`.
-An SQS record is reported failed only when one of its events could not be handed off to SQS.
+Thin on purpose: Powertools wiring (JSON ``Logger`` with the event uuid as correlation id, EMF ``Metrics``,
+``Tracer``) around :class:`functions.enricher.core.Enricher`, and the SQS partial batch response: the records
+are handled one after the other, and a record is reported failed (``batchItemFailures``) only when one of its
+events could not be handed off to SQS; the others are deleted by SQS.
+
+The partial batch response is built here, as in the deliverer, not with Powertools' ``BatchProcessor``: that
+one is a loop and a ``try`` per record, but importing ``utilities.batch`` also imports asyncio, every Powertools
+event data class and the Powertools parser's pydantic models for Kinesis, DynamoDB, Kafka..., 60 ms of this
+function's cold start (``python -X importtime``) for nothing the enricher uses.
 
 Cold start: only what every path needs is imported at module load. boto3 clients are created on the first
 invocation and reused; the Apple client (and ``requests``) only when an install with a fresh token shows up.
@@ -13,12 +19,11 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 from functions.enricher import metrics as m
 from functions.enricher.core import Enricher, MessageInfo, Queues, segment_route
@@ -38,8 +43,6 @@ from infra.resources import (
 )
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from functions.enricher.adservices_flow import AdServicesFlow
@@ -53,7 +56,6 @@ metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 # Only botocore is patched at start-up: patching every supported library would import requests, sqlite3... on
 # every cold start. requests is patched when the Apple client is first built.
 tracer = Tracer(service=SERVICE, patch_modules=("botocore",))
-processor = BatchProcessor(event_type=EventType.SQS)
 
 # The clock of the AdServices window and of DLQ timestamps; tests replace it.
 clock: Callable[[], float] = time.time
@@ -118,12 +120,21 @@ def _remaining_s() -> float:
     return _context.get_remaining_time_in_millis() / 1000.0 if _context is not None else float("inf")
 
 
-def _message_info(record: SQSRecord) -> MessageInfo:
-    attrs = record.message_attributes
+class AllRecordsFailedError(RuntimeError):
+    """Every record of the batch failed: the invocation fails (SQS redelivers them all after their visibility)."""
+
+
+SqsRecord = Mapping[str, Any]
+"""One record of the SQS event, as Lambda passes it (``messageId``, ``body``, ``messageAttributes``...)."""
+
+
+def _message_info(record: SqsRecord) -> MessageInfo:
+    attrs = record.get("messageAttributes") or {}
 
     def text(name: str) -> str | None:
-        attr = attrs[name]  # Powertools' __getitem__ answers None for a missing attribute
-        return attr.string_value if attr is not None else None
+        attr = attrs.get(name)
+        value = attr.get("stringValue") if isinstance(attr, Mapping) else None
+        return value if isinstance(value, str) else None
 
     def number(name: str) -> int | None:
         value = text(name)
@@ -143,12 +154,12 @@ def _message_info(record: SQSRecord) -> MessageInfo:
 
 
 @tracer.capture_method
-def record_handler(record: SQSRecord) -> None:
+def record_handler(record: SqsRecord) -> None:
     """One ingest message; raising marks it failed (SQS redelivers it, the rest of the batch is unaffected)."""
     info = _message_info(record)
-    logger.append_keys(request_id=info.request_id, message_id=record.message_id)
+    logger.append_keys(request_id=info.request_id, message_id=record.get("messageId"))
     try:
-        result = enricher().process(record.body, info, now=clock(), remaining_s=_remaining_s)
+        result = enricher().process(record.get("body") or "", info, now=clock(), remaining_s=_remaining_s)
     except Exception:
         logger.exception("message not fully handed off: reported failed for redelivery")
         raise
@@ -179,15 +190,25 @@ def _emit_metrics() -> None:
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+def lambda_handler(event: Mapping[str, Any], context: LambdaContext) -> dict[str, list[dict[str, str]]]:
+    """SQS event source entry point (``ReportBatchItemFailures`` enabled on the mapping)."""
     global _context
     _context = context
     _tally.clear()
     _rejected.clear()
+    records = event.get("Records") or []
+    failed: list[dict[str, str]] = []
     try:
-        return process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
+        for record in records:
+            try:
+                record_handler(record)
+            except Exception:  # logged by record_handler; SQS redelivers this record only
+                failed.append({"itemIdentifier": str(record.get("messageId"))})
+        if records and len(failed) == len(records):
+            # As Powertools' BatchProcessor does: a failed invocation, not a reply, when nothing went through, so
+            # the function's Errors metric shows it and the event source mapping backs off (SQS redelivers all).
+            raise AllRecordsFailedError(f"All records failed processing: {len(records)} of {len(records)}")
+        return {"batchItemFailures": failed}
     finally:
         _emit_metrics()
         _context = None
