@@ -179,6 +179,9 @@ ENV_DELIVERER_RETRY_BASE_S = "DELIVERER_RETRY_BASE_S"
 ENV_POWERTOOLS_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
 ENV_POWERTOOLS_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
 ENV_POWERTOOLS_LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
+# Set on both functions as they are. No pydantic plugin is used, so pydantic need not scan every installed
+# package's entry points when it builds the first model (a cold-start cost); bench/coldstart.py uses the same.
+FUNCTION_STATIC_ENV = {"PYDANTIC_DISABLE_PLUGINS": "__all__"}
 
 # The Lambda functions: short name (also the Powertools service name) and handler, in the `functions` package.
 FUNCTION_ENRICHER = "enricher"

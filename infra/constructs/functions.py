@@ -51,6 +51,7 @@ from infra.resources import (
     ENV_PROFILE_TABLE,
     FUNCTION_DELIVERER,
     FUNCTION_ENRICHER,
+    FUNCTION_STATIC_ENV,
     HANDLER_DELIVERER,
     HANDLER_ENRICHER,
     ResourceNames,
@@ -122,8 +123,7 @@ class PipelineFunction(Construct):
         environment = {
             ENV_POWERTOOLS_SERVICE_NAME: spec.name,
             ENV_POWERTOOLS_METRICS_NAMESPACE: names.metrics_namespace,
-            # No pydantic plugins are used; skipping their entry-point scan shortens the cold start.
-            "PYDANTIC_DISABLE_PLUGINS": "__all__",
+            **FUNCTION_STATIC_ENV,
             ENV_POWERTOOLS_LOG_LEVEL: config.log_level,
             ENV_MAX_RECEIVE_COUNT: str(config.max_receive_count),
             **spec.environment,
