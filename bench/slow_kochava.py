@@ -103,6 +103,7 @@ def run(echo: bool = True) -> list[Result]:
         IDEMPOTENCY_TABLE,
         ResourceNames,
     )
+    from tools.local.aws import create_queue, create_table
     from tools.local.kochava_sink import KochavaSink
 
     workers = PipelineConfig().deliverer_max_workers
@@ -130,17 +131,10 @@ def run(echo: bool = True) -> list[Result]:
 
         names = ResourceNames(stage="bench")
         sqs = boto3.client("sqs", region_name=REGION)
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        dlq_url = sqs.create_queue(QueueName=names.dlq(DELIVERY_QUEUE))["QueueUrl"]
-        queue_url = sqs.create_queue(QueueName=names.queue(DELIVERY_QUEUE))["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        table = names.table(IDEMPOTENCY_TABLE)
-        dynamodb.create_table(
-            TableName=table,
-            KeySchema=[{"AttributeName": IDEMPOTENCY_TABLE.partition_key, "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": IDEMPOTENCY_TABLE.partition_key, "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        # The delivery queue, its DLQ and the idempotency table as `make local` creates them.
+        delivery = create_queue(sqs, names, DELIVERY_QUEUE)
+        dlq_url, queue_url, queue_arn = delivery.dlq, delivery.queue, delivery.queue_arn
+        table = create_table(boto3.client("dynamodb", region_name=REGION), names, IDEMPOTENCY_TABLE)
         env = {
             ENV_KOCHAVA_URL: sink.track_url,
             ENV_KOCHAVA_IDENTITYLINK_URL: sink.identitylink_url,
