@@ -109,6 +109,37 @@ def speed_up_moto_sqs() -> bool:
     return True
 
 
+def speed_up_moto_dispatch() -> bool:
+    """Remember which moto backend serves a host instead of finding it again on every request. Once per process.
+
+    moto's server finds the backend of each request under one lock by listing moto's package folder (an
+    ``isdir`` per service, ~150) and then trying every URL pattern of every service, although the answer only
+    depends on the host (``sqs.us-east-1.amazonaws.com``). Profiled (py-spy) on the local stack, that lookup was the
+    busiest code of the moto server, serialising every thread behind it. Returns False (and changes nothing) when
+    moto's internals are not the ones this was written against.
+    """
+    from moto.moto_server import werkzeug_app
+
+    dispatcher: Any = getattr(werkzeug_app, "DomainDispatcherApplication", None)
+    original = getattr(dispatcher, "get_backend_for_host", None)
+    if dispatcher is None or original is None:
+        return False
+    if getattr(dispatcher, "_kochava_local_fast", False):
+        return True
+    known: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        try:
+            return known[host]
+        except KeyError:
+            backend = known[host] = original(self, host)
+            return backend
+
+    dispatcher.get_backend_for_host = get_backend_for_host
+    dispatcher._kochava_local_fast = True
+    return True
+
+
 class MotoServer:
     """moto in server mode on 127.0.0.1 (``port=0``: an ephemeral port)."""
 
@@ -120,6 +151,8 @@ class MotoServer:
     def start(self) -> str:
         if not speed_up_moto_sqs():
             logging.getLogger("tools.local").warning("moto internals changed: SQS receives stay O(n^2) locally")
+        if not speed_up_moto_dispatch():
+            logging.getLogger("tools.local").warning("moto internals changed: its per-request backend lookup stays")
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
