@@ -11,6 +11,16 @@
    own folder, and ``infra/resources.py`` (the names the adapters import). It lives in
    ``.build/assets/<function>-<hash>`` where the hash also covers the code, so unchanged code is never copied
    twice and the CDK asset hash only changes when the content does.
+3. The asset folder is precompiled to bytecode (``python -m compileall --invalidation-mode unchecked-hash``) by an
+   interpreter of the runtime's Python version: ``$LAMBDA_BYTECODE_PYTHON``, else ``python3.14`` on the PATH, else
+   the interpreter running the synth if its version matches. Why: ``/var/task`` is read-only on Lambda, so Python
+   cannot cache the bytecode it compiles there; without ``.pyc`` files every cold start compiles every module of
+   pydantic, Powertools, requests... again (about 1 s). Unchecked-hash pycs are used as they are: the default
+   timestamp pycs would be checked against the sources' mtimes, which the asset zip does not keep. The pycs record
+   ``/var/task/...`` as their file names (what tracebacks show). The ``.py`` files stay (hard links to the shared
+   dependency cache are safe: compileall only writes new files, into new ``__pycache__`` folders of the asset), and
+   the dependency cache itself stays source-only. With no such interpreter the asset ships sources only and the
+   synth prints one warning. The asset hash covers the bytecode version (or its absence).
 
 Nothing from ``requirements-dev.txt`` (pytest, moto, CDK...) can end up in an asset: only ``requirements.txt`` is
 installed. Both folders are built under a temporary name and renamed into place, so concurrent synths are safe.
@@ -19,6 +29,7 @@ installed. Both folders are built under a temporary name and renamed into place,
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -27,6 +38,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +60,10 @@ PROVIDED_BY_RUNTIME = frozenset({"boto3", "botocore", "s3transfer"})
 # Bump when the way folders are built changes, so old caches are not reused.
 _LAYOUT_VERSION = "1"
 _IGNORED_NAMES = ("__pycache__", "*.pyc", "*.pyo", ".DS_Store")
+# The interpreter that precompiles the assets (its major.minor must be the runtime's); see step 3 above.
+BYTECODE_PYTHON_ENV = "LAMBDA_BYTECODE_PYTHON"
+# Where Lambda unpacks the code: the file names the pycs record, so tracebacks show the deployed paths.
+LAMBDA_TASK_ROOT = "/var/task"
 # Superseded asset folders of a function are deleted once they are this old (a concurrent synth may still use a
 # recent one).
 STALE_ASSET_AGE_S = 3600
@@ -55,6 +71,90 @@ STALE_ASSET_AGE_S = 3600
 
 class BundlingError(RuntimeError):
     """Building a Lambda asset failed (e.g. pip could not find a wheel for the target platform)."""
+
+
+_PROBE = (
+    "import importlib.util, json, sys; print(json.dumps({'implementation': sys.implementation.name, "
+    "'version': '%d.%d' % sys.version_info[:2], 'cache_tag': sys.implementation.cache_tag, "
+    "'magic': importlib.util.MAGIC_NUMBER.hex()}))"
+)
+# Python versions for which this process already warned that the assets ship without bytecode.
+_warned_without_bytecode: set[str] = set()
+
+
+@dataclass(frozen=True)
+class BytecodeCompiler:
+    """An interpreter that writes the bytecode the Lambda runtime loads (same implementation and major.minor)."""
+
+    executable: str
+    implementation: str  # ``cpython``
+    version: str  # ``3.14``
+    cache_tag: str  # ``cpython-314``: the pycs it writes are ``__pycache__/<module>.cpython-314.pyc``
+    magic: str  # the bytecode format (hex); it only changes between pre-releases of a version
+
+    @classmethod
+    def probe(cls, executable: str) -> BytecodeCompiler | None:
+        """What ``executable`` is, or None when it cannot be run (e.g. a pyenv shim of a version not selected)."""
+        try:
+            result = subprocess.run(  # noqa: S603
+                [executable, "-I", "-c", _PROBE], capture_output=True, text=True, timeout=60, check=False
+            )
+            if result.returncode != 0:
+                return None
+            return cls(executable=executable, **json.loads(result.stdout))
+        except (OSError, subprocess.TimeoutExpired, ValueError, TypeError):
+            return None
+
+    def can_compile_for(self, python_version: str) -> bool:
+        return self.implementation == "cpython" and self.version == python_version
+
+    def compile_tree(self, root: Path) -> None:
+        """Write unchecked-hash pycs for every ``.py`` under ``root``, recording ``/var/task/...`` as file names."""
+        command = [
+            self.executable, "-I", "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
+            "-s", str(root), "-p", LAMBDA_TASK_ROOT, str(root),
+        ]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+        if result.returncode != 0:
+            output = (result.stdout + result.stderr).replace(f"{root}{os.sep}", "")  # paths inside the asset
+            raise BundlingError(f"{self.executable} -m compileall failed on the Lambda asset:\n{output[-4000:]}")
+
+
+def find_bytecode_compiler(python_version: str) -> BytecodeCompiler | None:
+    """The interpreter that precompiles the assets for the runtime's ``python_version`` (e.g. ``3.14``), if any.
+
+    ``$LAMBDA_BYTECODE_PYTHON`` when set (an error if it is not that version), else ``python<version>`` on the
+    PATH, else the interpreter running this code if its version matches, else None.
+    """
+    configured = os.environ.get(BYTECODE_PYTHON_ENV)
+    if configured:
+        compiler = BytecodeCompiler.probe(configured)
+        if compiler is None:
+            raise BundlingError(f"{BYTECODE_PYTHON_ENV}={configured}: cannot run it as a Python interpreter")
+        if not compiler.can_compile_for(python_version):
+            raise BundlingError(
+                f"{BYTECODE_PYTHON_ENV}={configured} is {compiler.implementation} {compiler.version}, but the Lambda "
+                f"runtime is CPython {python_version}: its bytecode would never be loaded. Point it at a CPython "
+                f"{python_version} interpreter, or unset it to ship the assets without bytecode."
+            )
+        return compiler
+    for candidate in (shutil.which(f"python{python_version}"), sys.executable):
+        compiler = BytecodeCompiler.probe(candidate) if candidate else None
+        if compiler is not None and compiler.can_compile_for(python_version):
+            return compiler
+    return None
+
+
+def _warn_without_bytecode(python_version: str) -> None:
+    """Say once per process that the assets ship sources only (a slower cold start, not an error)."""
+    if python_version in _warned_without_bytecode:
+        return
+    _warned_without_bytecode.add(python_version)
+    print(
+        f"note: no python{python_version} found: the Lambda assets ship without bytecode, so each cold start "
+        f"compiles every module (~1 s). Install Python {python_version} or set {BYTECODE_PYTHON_ENV} to precompile.",
+        file=sys.stderr,
+    )
 
 
 def _normalized(distribution: str) -> str:
@@ -113,6 +213,8 @@ def _publish(build: Path, final: Path) -> None:
 class LambdaAssetBuilder:
     """Builds (and caches) the asset folder of each Lambda function for one Python version on arm64.
 
+    The assets are precompiled when an interpreter of ``python_version`` is found (see ``find_bytecode_compiler``).
+
     Example:
         >>> builder = LambdaAssetBuilder(python_version="3.14")
         >>> builder.asset_dir("enricher")  # doctest: +SKIP
@@ -133,6 +235,17 @@ class LambdaAssetBuilder:
         self.platforms = platforms
         self.requirements = repo_root / "requirements.txt"
         self._dependencies: Path | None = None
+        self._compiler: BytecodeCompiler | None = None
+        self._compiler_found = False
+
+    def bytecode_compiler(self) -> BytecodeCompiler | None:
+        """The interpreter precompiling this builder's assets (looked up once), or None: sources only."""
+        if not self._compiler_found:
+            self._compiler = find_bytecode_compiler(self.python_version)
+            self._compiler_found = True
+            if self._compiler is None:
+                _warn_without_bytecode(self.python_version)
+        return self._compiler
 
     def dependencies_dir(self) -> Path:
         """The installed runtime dependencies, built by pip on first use and cached by content hash."""
@@ -193,7 +306,9 @@ class LambdaAssetBuilder:
         """The folder to deploy for ``function`` (``enricher`` / ``deliverer``): dependencies + code."""
         dependencies = self.dependencies_dir()
         code_paths = self._code_paths(function)
-        parts = [dependencies.name.encode()]
+        compiler = self.bytecode_compiler()
+        bytecode = f"{compiler.cache_tag}:{compiler.magic}" if compiler else "none"
+        parts = [dependencies.name.encode(), f"bytecode:{bytecode}".encode()]
         for path in code_paths:
             for file in _files(path):
                 parts += [str(file.relative_to(self.repo_root)).encode(), file.read_bytes()]
@@ -211,6 +326,8 @@ class LambdaAssetBuilder:
                 else:
                     destination.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(path, destination)
+            if compiler is not None:
+                compiler.compile_tree(build)
             _publish(build, final)
         finally:
             shutil.rmtree(build, ignore_errors=True)
