@@ -17,9 +17,10 @@
    cannot cache the bytecode it compiles there; without ``.pyc`` files every cold start compiles every module of
    pydantic, Powertools, requests... again (about 1 s). Unchecked-hash pycs are used as they are: the default
    timestamp pycs would be checked against the sources' mtimes, which the asset zip does not keep. The pycs record
-   ``/var/task/...`` as their file names (what tracebacks show). The ``.py`` files stay (hard links to the shared
-   dependency cache are safe: compileall only writes new files, into new ``__pycache__`` folders of the asset), and
-   the dependency cache itself stays source-only. With no such interpreter the asset ships sources only and the
+   ``/var/task/...`` as their file names, not the temporary build folder's, so an interpreter compiles the same
+   code to the same bytes anywhere and the CDK asset hash stays stable. The ``.py`` files stay (hard links to the
+   shared dependency cache are safe: compileall only writes new files, into new ``__pycache__`` folders of the asset),
+   and the dependency cache itself stays source-only. With no such interpreter the asset ships sources only and the
    synth prints one warning. The asset hash covers the bytecode version (or its absence).
 
 Nothing from ``requirements-dev.txt`` (pytest, moto, CDK...) can end up in an asset: only ``requirements.txt`` is
@@ -90,7 +91,7 @@ class BytecodeCompiler:
     implementation: str  # ``cpython``
     version: str  # ``3.14``
     cache_tag: str  # ``cpython-314``: the pycs it writes are ``__pycache__/<module>.cpython-314.pyc``
-    magic: str  # the bytecode format (hex); it only changes between pre-releases of a version
+    magic: str  # the bytecode format (hex): fixed for a final x.y release, it may differ in its pre-releases
 
     @classmethod
     def probe(cls, executable: str) -> BytecodeCompiler | None:
