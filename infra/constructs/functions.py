@@ -63,7 +63,8 @@ LAMBDA_ARCHITECTURE = lambda_.Architecture.ARM_64
 ENRICHER_MEMORY_MB = 512  # pydantic validation of batches of up to 100 events
 DELIVERER_MEMORY_MB = 512  # a thread pool of HTTP requests; more memory also means more CPU for TLS
 
-# What each function may do to a table: no Scan/Query/Batch*, no DeleteItem for the profiles.
+# What each function may do to a table: no Scan/Query; the profile store reads and writes in batches
+# (BatchGetItem / BatchWriteItem) and never deletes; idempotency is item by item.
 # Exactly the calls functions/adapters/profiles_dynamodb.py makes (tests/infra/test_iam.py scans the code).
 PROFILE_TABLE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:BatchWriteItem")
 # What Powertools idempotency (DynamoDBPersistenceLayer) calls.
