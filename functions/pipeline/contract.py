@@ -44,6 +44,7 @@ MAX_EPOCH_S = 4_102_444_800.0  # 2100-01-01
 EPOCH_MS_THRESHOLD = 1e12  # numbers above this are milliseconds (spec section 2)
 MAX_ID_LENGTH = 128
 MAX_TEXT_LENGTH = 8192
+MAX_BATCH_EVENTS = 100  # events in one {"batch": [...]} body
 _NAIVE_EPOCH = datetime(1970, 1, 1)  # naive on purpose: naive timestamps mean UTC
 
 
@@ -267,7 +268,7 @@ class NativeEvent(_Model):
 
 
 class NativeBatch(_Model):
-    batch: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=100)]
+    batch: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=MAX_BATCH_EVENTS)]
 
 
 # --- Segment spec ------------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from functions.pipeline import reasons
 from functions.pipeline.contract import (
+    MAX_BATCH_EVENTS,
     AdServices,
     App,
     Att,
@@ -70,6 +71,7 @@ Parsed = NativeEvent | Rejection
 def parse_body(body: bytes | str, route: Route = "native") -> list[Parsed]:
     """Parse an ingest body (one event or ``{"batch": [...]}``) into one item per event, in order."""
     parse: Callable[[Any, Route], Parsed] = parse_event
+    lenient = False
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -80,14 +82,31 @@ def parse_body(body: bytes | str, route: Route = "native") -> list[Parsed]:
             raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
             return [Rejection(reasons.INVALID_JSON, f"body: not valid JSON ({exc})", None, raw)]
         parse = _parse_event_with_surrogates
+        lenient = True
     if isinstance(document, dict) and "batch" in document:
-        try:
-            NativeBatch.model_validate(document)
-        except ValidationError as exc:
-            field, message = describe_error(exc)
-            return [Rejection(reasons.INVALID_BODY, message, field, _scrub_surrogates(document))]
-        return [parse(raw_event, route) for raw_event in document["batch"]]
+        batch = document["batch"]
+        if lenient or not _plain_batch(batch):
+            try:
+                NativeBatch.model_validate(document)
+            except ValidationError as exc:
+                field, message = describe_error(exc)
+                return [Rejection(reasons.INVALID_BODY, message, field, _scrub_surrogates(document))]
+        return [parse(raw_event, route) for raw_event in batch]
     return [parse(document, route)]
+
+
+def _plain_batch(batch: Any) -> bool:
+    """True when ``NativeBatch`` is sure to accept ``{"batch": batch}`` parsed by orjson: a list of 1 to 100 objects.
+
+    (orjson's object keys are always valid strings; the lenient parser's may hold a surrogate, which NativeBatch
+    refuses, so its documents always go through the model.) The model copies every event dict to check it: 7,800
+    instructions per Segment event in callgrind (5% of its parsing), for a check that nearly every body passes.
+    """
+    return (
+        type(batch) is list
+        and 0 < len(batch) <= MAX_BATCH_EVENTS
+        and all(type(raw_event) is dict for raw_event in batch)
+    )
 
 
 _NOT_JSON = object()
@@ -154,8 +173,8 @@ def parse_event(raw: Any, route: Route = "native") -> Parsed:
         return Rejection(reasons.INVALID_EVENT, "event: must be a JSON object", None, raw)
     try:
         if route == "segment":
-            return segment_to_event(SegmentEvent.model_validate(raw))
-        return NativeEvent.model_validate(raw)
+            return segment_to_event(_validate_segment(raw))
+        return _validate_native(raw)
     except ValidationError as exc:
         field, message = describe_error(exc)
         uuid = raw.get("messageId" if route == "segment" else "uuid")
@@ -168,6 +187,12 @@ def parse_event(raw: Any, route: Route = "native") -> Parsed:
             uuid=uuid if isinstance(uuid, str) and uuid else None,
             event_name=name if isinstance(name, str) else None,
         )
+
+
+# What Model.model_validate(raw) calls, without its Python wrapper: 3,600 instructions per native event in
+# callgrind (2% of its whole cost).
+_validate_native: Callable[[Any], NativeEvent] = NativeEvent.__pydantic_validator__.validate_python
+_validate_segment: Callable[[Any], SegmentEvent] = SegmentEvent.__pydantic_validator__.validate_python
 
 
 def segment_to_event(call: SegmentEvent) -> NativeEvent:
@@ -230,6 +255,12 @@ def segment_to_event(call: SegmentEvent) -> NativeEvent:
 
 _Model = TypeVar("_Model", bound=BaseModel)
 _set_attribute = object.__setattr__
+# BaseModel's three slots, set through their descriptors: what object.__setattr__ ends up calling, without its
+# attribute lookup each time. _trusted was half of segment_to_event in py-spy; this saves 40% of it (5,900
+# instructions per Segment event in callgrind).
+_set_fields_set = vars(BaseModel)["__pydantic_fields_set__"].__set__
+_set_extra = vars(BaseModel)["__pydantic_extra__"].__set__
+_set_private = vars(BaseModel)["__pydantic_private__"].__set__
 
 
 def _trusted(cls: type[_Model], values: dict[str, Any]) -> _Model:
@@ -238,9 +269,9 @@ def _trusted(cls: type[_Model], values: dict[str, Any]) -> _Model:
     of a Segment event's cost in a profile. A field added to one of these models must be added to its call."""
     model = cls.__new__(cls)
     _set_attribute(model, "__dict__", values)
-    _set_attribute(model, "__pydantic_fields_set__", set(values))
-    _set_attribute(model, "__pydantic_extra__", None)
-    _set_attribute(model, "__pydantic_private__", None)
+    _set_fields_set(model, set(values))
+    _set_extra(model, None)
+    _set_private(model, None)
     return model
 
 

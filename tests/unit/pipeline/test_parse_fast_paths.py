@@ -1,0 +1,88 @@
+"""The parser's shortcuts give exactly what the models they skip would give.
+
+``parse_body`` checks a batch body's shape itself instead of through ``NativeBatch`` when orjson parsed it, and
+``parse_event`` calls the models' validators without ``model_validate``'s wrapper.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from functions.pipeline import reasons
+from functions.pipeline.contract import MAX_BATCH_EVENTS, NativeBatch, NativeEvent, SegmentEvent
+from functions.pipeline.events import Rejection, _plain_batch, parse_body, parse_event, segment_to_event
+
+json_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False) | st.text()
+json_values = st.recursive(
+    json_scalars,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3),
+    max_leaves=12,
+)
+batches = (
+    json_values | st.lists(json_values, max_size=5) | st.lists(st.dictionaries(st.text(), json_values), max_size=5)
+)
+
+EVENT = {
+    "uuid": "u",
+    "type": "track",
+    "event": "x",
+    "timestamp": 1_700_000_000,
+    "device": {"platform": "ios", "id": "V"},
+}
+
+
+@given(batches)
+def test_a_plain_batch_is_one_the_model_accepts(batch: Any) -> None:
+    document = orjson.loads(orjson.dumps({"batch": batch}))
+    try:
+        NativeBatch.model_validate(document)
+    except ValidationError:
+        assert not _plain_batch(document["batch"])
+    else:
+        assert _plain_batch(document["batch"])
+
+
+def test_batch_sizes_at_the_limits() -> None:
+    assert not _plain_batch([])
+    assert _plain_batch([{}] * MAX_BATCH_EVENTS)
+    assert not _plain_batch([{}] * (MAX_BATCH_EVENTS + 1))
+    too_many = parse_body(orjson.dumps({"batch": [EVENT] * (MAX_BATCH_EVENTS + 1)}))
+    assert [(item.reason, item.field) for item in too_many if isinstance(item, Rejection)] == [
+        (reasons.INVALID_BODY, "batch")
+    ]
+
+
+def test_a_leniently_parsed_batch_still_goes_through_the_model() -> None:
+    # A key with an unpaired surrogate: NativeBatch refuses the whole body (its keys must be valid strings).
+    body = b'{"batch": [{"\\ud800": 1}]}'
+    [item] = parse_body(body)
+    assert isinstance(item, Rejection)
+    assert (item.reason, item.raw) == (reasons.INVALID_BODY, {"batch": [{"\ufffd": 1}]})
+
+
+@given(st.dictionaries(st.sampled_from([*sorted(EVENT), "messageId", "context"]), json_values, max_size=7))
+def test_parse_event_is_model_validate(raw: dict[str, Any]) -> None:
+    try:
+        native = NativeEvent.model_validate(raw)
+    except ValidationError:
+        assert isinstance(parse_event(raw, "native"), Rejection)
+    else:
+        assert parse_event(raw, "native") == native
+    try:
+        call = SegmentEvent.model_validate(raw)
+    except ValidationError:
+        assert isinstance(parse_event(raw, "segment"), Rejection)
+    else:
+        assert parse_event(raw, "segment") == segment_to_event(call)
+
+
+def test_valid_events_of_both_routes_are_model_validate() -> None:
+    segment = {"type": "track", "event": "x", "messageId": "m", "timestamp": 1_700_000_000}
+    segment["context"] = {"device": {"type": "Android", "id": 7, "attTrackingStatus": 2}, "app": {"build": 3}}
+    assert parse_event(EVENT, "native") == NativeEvent.model_validate(EVENT)
+    assert parse_event(segment, "segment") == segment_to_event(SegmentEvent.model_validate(segment))
