@@ -113,10 +113,21 @@ _NOT_JSON = object()
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+# The integers orjson reads as integers (and can write back): signed 64-bit up to unsigned 64-bit.
+_MIN_INT, _MAX_INT = -(2**63), 2**64 - 1
+
+
+def _int_as_orjson_reads_it(literal: str) -> int | float:
+    """An integer literal as ``orjson.loads`` turns it: beyond 64 bits it becomes a float, as orjson does, so
+    both parsers give the mapping the same values (an int beyond 64 bits could not be written to Kochava)."""
+    value = int(literal)
+    return value if _MIN_INT <= value <= _MAX_INT else float(value)
+
+
 def _lenient_loads(body: bytes | str) -> Any:
     """The standard library's parser, which keeps unpaired surrogates; ``_NOT_JSON`` when it fails too."""
     try:
-        return json.loads(body)
+        return json.loads(body, parse_int=_int_as_orjson_reads_it)
     except (ValueError, RecursionError):
         return _NOT_JSON
 

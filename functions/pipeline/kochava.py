@@ -230,7 +230,8 @@ def is_zero_id(value: str) -> bool:
 
 def _device_ids(event: NativeEvent, warnings: list[str]) -> tuple[dict[str, str], bool]:
     """iOS ``{idfa, idfv}`` upper case; Android ``{adid, android_id}`` with ``adid`` lower case. Empty keys are
-    omitted; an all-zero advertising id is dropped. Returns the ids and whether a zero id was dropped."""
+    omitted; an all-zero advertising id or device id is dropped. Returns the ids and whether a zero advertising id
+    was dropped."""
     device = event.device
     ids: dict[str, str] = {}
     zero = False
@@ -240,6 +241,11 @@ def _device_ids(event: NativeEvent, warnings: list[str]) -> tuple[dict[str, str]
         warnings.append("device.advertising_id is all zeros (limited ad tracking): not sent")
         ad_id = None
     device_id = device.id
+    if device_id and is_zero_id(device_id):
+        # iOS answers an all-zero identifierForVendor in some states (e.g. before the first unlock after a
+        # restart): like a zero advertising id, it identifies nobody.
+        warnings.append("device.id is all zeros: not sent")
+        device_id = None
     if device.platform == "ios":
         if ad_id:
             ids["idfa"] = ad_id.upper()

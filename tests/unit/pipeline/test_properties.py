@@ -21,7 +21,10 @@ from functions.pipeline.settings import Settings
 SETTINGS = Settings(kochava_app_id_ios="ko-ios", kochava_app_id_android="ko-android")
 NOW = 1_795_176_000.0
 
-json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
+# Integers within 64 bits: a body reaches parse_event through orjson, which refuses larger ones, or through the
+# lenient parser, which marks them so their event is rejected (tested on whole bodies below).
+json_ints = st.integers(min_value=-(2**63), max_value=2**64 - 1)
+json_scalars = st.none() | st.booleans() | json_ints | st.floats(allow_nan=False) | st.text(max_size=20)
 json_values = st.recursive(
     json_scalars,
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
@@ -46,7 +49,7 @@ timestamps = st.one_of(
 )
 events = st.fixed_dictionaries(
     {
-        "uuid": st.text(min_size=0, max_size=10) | st.integers(),
+        "uuid": st.text(min_size=0, max_size=10) | json_ints,
         "type": st.sampled_from(["install", "track", "screen", "identify", "other"]),
         "timestamp": timestamps,
         "device": st.fixed_dictionaries(
@@ -64,7 +67,7 @@ events = st.fixed_dictionaries(
     optional={
         "event": st.text(max_size=12) | st.sampled_from(["purchase", "heartbeat", "Order Completed"]),
         "properties": properties,
-        "user_id": st.text(max_size=5) | st.integers(),
+        "user_id": st.text(max_size=5) | json_ints,
         "adservices": st.fixed_dictionaries({"token": st.text(max_size=5)}, optional={"generated_at": timestamps}),
         "consent": st.fixed_dictionaries(
             {}, optional={"gdpr_applies": st.booleans(), "tc_string": st.text(max_size=5)}
@@ -123,3 +126,24 @@ def test_any_bytes_never_raise(body: bytes) -> None:
 @given(json_values, st.sampled_from(["native", "segment"]))
 def test_any_json_event_of_either_route_never_raises(value: Any, route: str) -> None:
     parse_event(value, route)  # type: ignore[arg-type]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(), st.booleans())
+def test_any_integer_in_a_body_maps_and_can_be_written(number: int, lone_surrogate: bool) -> None:
+    # Given an event with any integer in its properties, in a body orjson parses (beyond 64 bits it reads a float)
+    # or, with a lone surrogate elsewhere in the batch, one only the lenient parser takes
+    device = {"platform": "ios", "id": "V"}
+    event = {"uuid": "u1", "type": "track", "event": "x", "timestamp": 1_795_000_000, "device": device}
+    event["properties"] = {"n": number, "l": [number]}
+    other = {**event, "uuid": "u2", "properties": {"s": "\ud800" if lone_surrogate else "ok"}}
+    body = json.dumps({"batch": [event, other]}).encode()
+    # When the body is parsed and the first event mapped
+    item = parse_body(body)[0]
+    # Then both parsers give the same value, and the payload can be written as the deliverer sends it
+    assert not isinstance(item, Rejection)
+    outcome = to_kochava(item, SETTINGS, NOW)
+    assert outcome.payload is not None
+    expected = orjson.loads(str(number))
+    assert outcome.payload["data"]["event_data"]["n"] == expected
+    assert orjson.dumps(outcome.to_line())
