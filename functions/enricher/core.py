@@ -30,6 +30,7 @@ from functions.enricher import metrics as m
 from functions.enricher.adservices_flow import AdServicesFlow, Candidate, wants_resolution
 from functions.pipeline import envelope, profiles, reasons
 from functions.pipeline.events import Event, Rejection, Route, parse_body
+from functions.pipeline.jsontext import compact_json
 from functions.pipeline.kochava import Outcome, to_kochava
 from functions.pipeline.settings import Settings
 from infra.resources import (
@@ -387,7 +388,7 @@ def largest_field(raw: Any) -> tuple[str | None, int]:
     size = 0
     while isinstance(node, dict | list) and node:
         children = node.items() if isinstance(node, dict) else enumerate(node)
-        key, node, size = max(((k, v, len(orjson.dumps(v))) for k, v in children), key=lambda c: c[2])
+        key, node, size = max(((k, v, len(compact_json(v).encode())) for k, v in children), key=lambda c: c[2])
         path.append(str(key))
     return (".".join(path) or None), size
 
@@ -396,7 +397,7 @@ def _as_body(raw: Any) -> str:
     """A DLQ body: the text as received when it was not JSON, else the JSON of the raw event."""
     if isinstance(raw, str):
         return raw
-    return orjson.dumps(raw).decode()
+    return compact_json(raw)
 
 
 class _RawEvents:
@@ -418,7 +419,7 @@ class _RawEvents:
             self._events = batch if isinstance(batch, list) else [document]
             if len(self._events) != self._count:  # cannot happen with parse_body's one-item-per-event promise
                 raise RuntimeError("raw events and parsed events are not aligned")
-        return orjson.dumps(self._events[index]).decode()
+        return compact_json(self._events[index])
 
 
 def segment_route(route: str | None) -> Route:

@@ -29,6 +29,7 @@ import orjson
 
 from functions.pipeline import adservices, reasons
 from functions.pipeline.contract import NativeEvent
+from functions.pipeline.jsontext import compact_json
 from functions.pipeline.settings import Settings
 
 Status = Literal["ok", "rejected", "filtered"]
@@ -412,7 +413,7 @@ def flatten(properties: Mapping[str, Any]) -> dict[str, Any]:
             elif key not in flat:
                 flat[key] = "{}"
         elif key not in flat:
-            flat[key] = orjson.dumps(value).decode() if isinstance(value, list) else value
+            flat[key] = compact_json(value) if isinstance(value, list) else value
     return flat
 
 
@@ -425,7 +426,7 @@ def _flatten_into(flat: dict[str, Any], prefix: str, node: Mapping[str, Any]) ->
             elif name not in flat:
                 flat[name] = "{}"
         elif name not in flat:
-            flat[name] = orjson.dumps(value).decode() if isinstance(value, list) else value
+            flat[name] = compact_json(value) if isinstance(value, list) else value
 
 
 def _event_data(event: NativeEvent, name: str, warnings: list[str]) -> dict[str, Any]:

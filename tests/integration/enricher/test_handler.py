@@ -405,3 +405,31 @@ def _emf(out: str) -> dict[str, float]:
                 if isinstance(v, int | float | list) and k != "_aws"
             }
     raise AssertionError(f"no EMF document in {out[:500]!r}")
+
+
+def _nested_list(depth: int) -> list[Any]:
+    root: list[Any] = []
+    node = root
+    for _ in range(depth):
+        child: list[Any] = []
+        node.append(child)
+        node = child
+    return root
+
+
+def test_lists_nested_deeper_than_orjson_writes_are_delivered_or_dead_lettered_never_stuck(stack: Stack) -> None:
+    # Given a valid and an invalid event, each with a property 300 levels deep: orjson reads that, but writes at
+    # most 254 levels, and a raise while writing failed the whole message on every retry
+    deep = _nested_list(300)
+    kept = native_event(properties={"d": deep})
+    invalid = {**native_event(properties={"d": deep}), "type": "nope"}
+    # When the enricher handles them
+    response = stack.invoke(stack.record({"batch": [kept, invalid]}))
+    # Then nothing is reported failed: one is forwarded, the other dead-lettered with its reason, as received
+    assert response == {"batchItemFailures": []}
+    [delivered] = stack.deliveries()
+    assert delivered["uuid"] == kept["uuid"]
+    assert delivered["payload"]["data"]["event_data"]["d"] == json.dumps(deep, separators=(",", ":"))
+    [dead] = stack.drain("ingest_dlq")
+    assert dead["attributes"][ATTR_REASON] == reasons.INVALID_EVENT
+    assert json.loads(dead["body"]) == invalid
