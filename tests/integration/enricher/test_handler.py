@@ -28,6 +28,7 @@ from infra.resources import (
     sqs_message_bytes,
 )
 from tests.integration.enricher.support import IDFA, IDFV, IOS_APP, IP, NOW, TOKEN, UA, Stack, native_event
+from tests.shapes import nested_list
 
 
 def test_100_events_with_3_invalid_forwards_97_and_dead_letters_3_with_reason_and_field(stack: Stack) -> None:
@@ -407,20 +408,10 @@ def _emf(out: str) -> dict[str, float]:
     raise AssertionError(f"no EMF document in {out[:500]!r}")
 
 
-def _nested_list(depth: int) -> list[Any]:
-    root: list[Any] = []
-    node = root
-    for _ in range(depth):
-        child: list[Any] = []
-        node.append(child)
-        node = child
-    return root
-
-
 def test_lists_nested_deeper_than_orjson_writes_are_delivered_or_dead_lettered_never_stuck(stack: Stack) -> None:
     # Given a valid and an invalid event, each with a property 300 levels deep: orjson reads that, but writes at
     # most 254 levels, and a raise while writing failed the whole message on every retry
-    deep = _nested_list(300)
+    deep = nested_list(300)
     kept = native_event(properties={"d": deep})
     invalid = {**native_event(properties={"d": deep}), "type": "nope"}
     # When the enricher handles them

@@ -12,6 +12,7 @@ from functions.pipeline.events import Event, Rejection, parse_event
 from functions.pipeline.jsontext import TOO_DEEP_TEXT
 from functions.pipeline.kochava import Outcome, encode_user_agent, flatten, to_kochava
 from functions.pipeline.settings import Settings
+from tests.shapes import nested_list
 
 NOW = 1_795_176_000.0  # 2026-11-20T12:00:00Z
 SETTINGS = Settings(kochava_app_id_ios="ko-ios", kochava_app_id_android="ko-android")
@@ -155,20 +156,10 @@ def test_nested_lists_inside_objects_are_json_encoded_under_the_joined_key() -> 
     assert flatten({"cart": {"items": [[1, 2], [3]]}}) == {"cart_items": "[[1,2],[3]]"}
 
 
-def _nested_list(depth: int) -> list[Any]:
-    root: list[Any] = []
-    node = root
-    for _ in range(depth):
-        child: list[Any] = []
-        node.append(child)
-        node = child
-    return root
-
-
 def test_a_list_nested_deeper_than_orjson_writes_still_maps() -> None:
     # Given a list 300 levels deep (orjson writes 254, its parser reads 1024): it used to raise in the mapping,
     # failing the event's whole message on every retry
-    deep = _nested_list(300)
+    deep = nested_list(300)
     # When mapped, Then it is sent as its compact JSON text, and the payload can be written
     out = mapped(properties={"d": deep, "e": [1]})
     assert out.status == "ok" and out.payload is not None
@@ -177,7 +168,7 @@ def test_a_list_nested_deeper_than_orjson_writes_still_maps() -> None:
 
 
 def test_a_list_too_deep_for_any_json_writer_is_replaced_by_a_marker() -> None:
-    assert flatten({"d": _nested_list(5000)}) == {"d": TOO_DEEP_TEXT}
+    assert flatten({"d": nested_list(5000)}) == {"d": TOO_DEEP_TEXT}
 
 
 def test_reserved_kochava_keys_are_renamed_not_sent() -> None:
