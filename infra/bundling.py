@@ -7,8 +7,9 @@
    Python version and architecture. The result is cached under ``.build/deps-<hash>``, the hash covering the
    requirements, the Python version and the platforms, so a synth only runs pip when one of those changed.
 2. Per function, an asset folder is assembled from those dependencies (hard links, so it is cheap) and the
-   function's code: ``functions/__init__.py``, ``functions/pipeline/``, ``functions/adapters/``, the function's
-   own folder, and ``infra/resources.py`` (the names the adapters import). It lives in
+   function's code: ``functions/__init__.py``, ``functions/coldstart.py``, ``functions/pipeline/``,
+   ``functions/adapters/``, the function's own folder, and ``infra/resources.py`` (the names the adapters
+   import). It lives in
    ``.build/assets/<function>-<hash>`` where the hash also covers the code, so unchanged code is never copied
    twice and the CDK asset hash only changes when the content does.
 3. The asset folder is precompiled to bytecode (``python -m compileall --invalidation-mode unchecked-hash``) by an
@@ -49,6 +50,7 @@ FUNCTIONS_PACKAGE = "functions"
 # that module ships too: the deployed code reads the same names the stack was built with.
 SHARED_CODE = (
     "functions/__init__.py",
+    "functions/coldstart.py",
     "functions/pipeline",
     "functions/adapters",
     "infra/__init__.py",

@@ -19,50 +19,55 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from functions.coldstart import collector_paused
 
-from functions.adapters.kochava_http import HttpPolicy, KochavaClient, RequestsKochavaClient
-from functions.deliverer import metrics as m
-from functions.deliverer.delivery import (
-    RETRY_VISIBILITY_BASE_S,
-    BatchReport,
-    Deliverer,
-    DeliveryRecord,
-    RecordOutcome,
-)
-from functions.pipeline.masking import redact
-from functions.pipeline.settings import Settings
-from infra.resources import (
-    DELIVERY_QUEUE,
-    ENV_DELIVERER_MAX_WORKERS,
-    ENV_DELIVERER_RETRY_BASE_S,
-    ENV_DELIVERY_DLQ_URL,
-    ENV_DELIVERY_QUEUE_URL,
-    ENV_IDEMPOTENCY_TABLE,
-    ENV_MAX_RECEIVE_COUNT,
-    ENV_POWERTOOLS_METRICS_NAMESPACE,
-    ENV_POWERTOOLS_SERVICE_NAME,
-    FUNCTION_DELIVERER,
-    IDEMPOTENCY_TABLE,
-    IDEMPOTENCY_TTL_S,
-    METRICS_NAMESPACE,
-)
+# Everything imported and built here lives as long as the container: keep the garbage collector from walking
+# it during init and afterwards (functions/coldstart.py).
+with collector_paused(freeze=True):
+    from aws_lambda_powertools import Logger, Metrics, Tracer
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from functions.adapters.kochava_http import HttpPolicy, KochavaClient, RequestsKochavaClient
+    from functions.deliverer import metrics as m
+    from functions.deliverer.delivery import (
+        RETRY_VISIBILITY_BASE_S,
+        BatchReport,
+        Deliverer,
+        DeliveryRecord,
+        RecordOutcome,
+    )
+    from functions.pipeline.masking import redact
+    from functions.pipeline.settings import Settings
+    from infra.resources import (
+        DELIVERY_QUEUE,
+        ENV_DELIVERER_MAX_WORKERS,
+        ENV_DELIVERER_RETRY_BASE_S,
+        ENV_DELIVERY_DLQ_URL,
+        ENV_DELIVERY_QUEUE_URL,
+        ENV_IDEMPOTENCY_TABLE,
+        ENV_MAX_RECEIVE_COUNT,
+        ENV_POWERTOOLS_METRICS_NAMESPACE,
+        ENV_POWERTOOLS_SERVICE_NAME,
+        FUNCTION_DELIVERER,
+        IDEMPOTENCY_TABLE,
+        IDEMPOTENCY_TTL_S,
+        METRICS_NAMESPACE,
+    )
 
-    from functions.deliverer.idempotency import IdempotentSender
+    if TYPE_CHECKING:
+        from aws_lambda_powertools.utilities.typing import LambdaContext
 
-SERVICE: Final = os.environ.get(ENV_POWERTOOLS_SERVICE_NAME) or FUNCTION_DELIVERER
-NAMESPACE: Final = os.environ.get(ENV_POWERTOOLS_METRICS_NAMESPACE) or METRICS_NAMESPACE
-# Time kept back from the Lambda timeout for the batch's DLQ / visibility calls and idempotency writes.
-FINISH_RESERVE_S: Final = 5.0
+        from functions.deliverer.idempotency import IdempotentSender
 
-logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
-# Patch only what the deliverer calls: patching every library X-Ray supports costs ~60 ms of cold start.
-tracer = Tracer(service=SERVICE, patch_modules=("botocore", "requests"))
+    SERVICE: Final = os.environ.get(ENV_POWERTOOLS_SERVICE_NAME) or FUNCTION_DELIVERER
+    NAMESPACE: Final = os.environ.get(ENV_POWERTOOLS_METRICS_NAMESPACE) or METRICS_NAMESPACE
+    # Time kept back from the Lambda timeout for the batch's DLQ / visibility calls and idempotency writes.
+    FINISH_RESERVE_S: Final = 5.0
+
+    logger = Logger(service=SERVICE)
+    metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+    # Patch only what the deliverer calls: patching every library X-Ray supports costs ~60 ms of cold start.
+    tracer = Tracer(service=SERVICE, patch_modules=("botocore", "requests"))
 
 # Metric names (CloudWatch, namespace NAMESPACE, dimension service; DeadLettered by reason): deliverer/metrics.py.
 METRIC_DELIVERED: Final = m.DELIVERED
@@ -200,7 +205,8 @@ def get_runtime() -> Runtime:
     """The container's runtime, built on the first invocation (nothing is created at import time)."""
     global _runtime
     if _runtime is None:
-        _runtime = build_runtime(os.environ)
+        with collector_paused():  # boto3 clients, the HTTP session: no collections while they are built
+            _runtime = build_runtime(os.environ)
     return _runtime
 
 

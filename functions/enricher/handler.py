@@ -22,40 +22,45 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from functions.coldstart import collector_paused
 
-from functions.enricher import metrics as m
-from functions.enricher.core import Enricher, MessageInfo, Queues, segment_route
-from infra.resources import (
-    ATTR_ADSERVICES_ATTEMPT,
-    ATTR_RECEIVED_AT_MS,
-    ATTR_REQUEST_ID,
-    ATTR_ROUTE,
-    ENV_DELIVERY_QUEUE_URL,
-    ENV_INGEST_DLQ_URL,
-    ENV_INGEST_QUEUE_URL,
-    ENV_POWERTOOLS_METRICS_NAMESPACE,
-    ENV_POWERTOOLS_SERVICE_NAME,
-    ENV_PROFILE_TABLE,
-    FUNCTION_ENRICHER,
-    METRICS_NAMESPACE,
-)
+# Everything imported and built here lives as long as the container: keep the garbage collector from walking
+# it during init and afterwards (functions/coldstart.py).
+with collector_paused(freeze=True):
+    from aws_lambda_powertools import Logger, Metrics, Tracer
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from functions.enricher import metrics as m
+    from functions.enricher.core import Enricher, MessageInfo, Queues, segment_route
+    from infra.resources import (
+        ATTR_ADSERVICES_ATTEMPT,
+        ATTR_RECEIVED_AT_MS,
+        ATTR_REQUEST_ID,
+        ATTR_ROUTE,
+        ENV_DELIVERY_QUEUE_URL,
+        ENV_INGEST_DLQ_URL,
+        ENV_INGEST_QUEUE_URL,
+        ENV_POWERTOOLS_METRICS_NAMESPACE,
+        ENV_POWERTOOLS_SERVICE_NAME,
+        ENV_PROFILE_TABLE,
+        FUNCTION_ENRICHER,
+        METRICS_NAMESPACE,
+    )
 
-    from functions.enricher.adservices_flow import AdServicesFlow
-    from functions.pipeline.settings import Settings
+    if TYPE_CHECKING:
+        from aws_lambda_powertools.utilities.typing import LambdaContext
 
-SERVICE = os.environ.get(ENV_POWERTOOLS_SERVICE_NAME) or FUNCTION_ENRICHER
-NAMESPACE = os.environ.get(ENV_POWERTOOLS_METRICS_NAMESPACE) or METRICS_NAMESPACE
+        from functions.enricher.adservices_flow import AdServicesFlow
+        from functions.pipeline.settings import Settings
 
-logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
-# Only botocore is patched at start-up: patching every supported library would import requests, sqlite3... on
-# every cold start. requests is patched when the Apple client is first built.
-tracer = Tracer(service=SERVICE, patch_modules=("botocore",))
+    SERVICE = os.environ.get(ENV_POWERTOOLS_SERVICE_NAME) or FUNCTION_ENRICHER
+    NAMESPACE = os.environ.get(ENV_POWERTOOLS_METRICS_NAMESPACE) or METRICS_NAMESPACE
+
+    logger = Logger(service=SERVICE)
+    metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+    # Only botocore is patched at start-up: patching every supported library would import requests, sqlite3... on
+    # every cold start. requests is patched when the Apple client is first built.
+    tracer = Tracer(service=SERVICE, patch_modules=("botocore",))
 
 # The clock of the AdServices window and of DLQ timestamps; tests replace it.
 clock: Callable[[], float] = time.time
@@ -106,7 +111,8 @@ def _adservices_flow(settings: Settings) -> AdServicesFlow:
 def enricher() -> Enricher:
     global _enricher
     if _enricher is None:
-        _enricher = build_enricher()
+        with collector_paused():  # boto3 clients and their service models: ~40 ms of collections otherwise
+            _enricher = build_enricher()
     return _enricher
 
 

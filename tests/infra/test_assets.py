@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,50 @@ def test_asset_size_stays_small(default_stack: Synthesized) -> None:
     for asset in _assets(default_stack).values():
         size = sum(path.stat().st_size for path in asset.rglob("*") if path.is_file())
         assert size < 50 * 1024 * 1024, f"{asset}: {size} bytes unzipped"
+
+
+def _repo_modules_imported_by(module: str) -> set[str]:
+    """Every repo module (``functions.*``, ``infra.*``) that importing ``module`` loads, following the imports
+    of each module found (``if TYPE_CHECKING:`` blocks included, which only over-approximates)."""
+    seen: set[str] = set()
+    pending = [module]
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        path = REPO_ROOT.joinpath(*name.split("."))
+        source = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        if not source.is_file():
+            continue  # a name imported from a module ("from functions.enricher import metrics" is a module)
+        seen.add(name)
+        parts = name.split(".")
+        for index in range(1, len(parts)):  # importing a.b.c runs a/__init__.py and a/b/__init__.py first
+            pending.append(".".join(parts[:index]))
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            pending += [n for n in names if n.split(".")[0] in ("functions", "infra")]
+    return seen
+
+
+@pytest.mark.parametrize("function", ["Enricher", "Deliverer"])
+def test_asset_holds_every_repo_module_its_handler_imports(default_stack: Synthesized, function: str) -> None:
+    """A module left out of the asset (infra/bundling.py SHARED_CODE) would fail every cold start in AWS only:
+    the tests here import from the repo, where it is always present."""
+    asset = _assets(default_stack)[function]
+    handler = f"functions.{function.lower()}.handler"
+    modules = _repo_modules_imported_by(handler)
+    assert {handler, "functions.coldstart", "functions.pipeline.contract", "infra.resources"} <= modules
+    missing = [
+        name
+        for name in sorted(modules)
+        if not (
+            asset.joinpath(*name.split("."), "__init__.py").is_file()
+            or asset.joinpath(*name.split(".")).with_suffix(".py").is_file()
+        )
+    ]
+    assert not missing, f"{function} asset lacks {missing}"

@@ -27,6 +27,7 @@ HASH_BASED_UNCHECKED = 0b01  # PEP 552 flags: bit 0 hash-based, bit 1 check_sour
 FAKE_REPO = {
     "requirements.txt": "fakedep==1.0\nboto3==1.0  # provided by the runtime\n",
     "functions/__init__.py": "",
+    "functions/coldstart.py": "",
     "functions/pipeline/__init__.py": "",
     "functions/pipeline/greeting.py": 'WORDS = ("compiled", "code")\n',
     "functions/adapters/__init__.py": "",
