@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 
 from bench import coldstart, cost, e2e, slow_kochava, transform_throughput
-from bench.common import Result, bench_cpu, conditions
+from bench.common import REPO_PACKAGES, Result, bench_cpu, conditions, precompile_repo
 
 BENCHMARKS = ("transform", "coldstart", "slow-kochava", "e2e", "cost")
 
@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     run_conditions.pinned_cpu = cpu
     print("\n".join(run_conditions.lines()), flush=True)
     print(f"command: python -m bench {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip(), flush=True)
+    compiled = precompile_repo()
+    print(f"bytecode: {compiled}/{len(REPO_PACKAGES)} repo packages precompiled, like the deployed assets", flush=True)
     steps: dict[str, Callable[[], list[Result]]] = {
         "transform": lambda: transform_throughput.run(events=args.events, repeat=args.repeat, cpu=cpu),
         "coldstart": lambda: coldstart.run(runs=args.runs, cpu=cpu),
