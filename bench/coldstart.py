@@ -1,6 +1,7 @@
 """Benchmark 2: cold start, i.e. the import time of each Lambda handler module in a fresh interpreter.
 
-Each run starts two child processes pinned to one core, in the Lambda's environment (below):
+Each run starts two child processes pinned to one core, in the Lambda's environment (below), for each handler
+in turn (so a slow spell of the shared machine falls on both alike):
 
 * a probe: a fresh interpreter that times ``import <handler>`` itself (``time.perf_counter`` and
   ``time.process_time`` around the import statement: the interpreter's own start is not in it, nothing else
@@ -142,31 +143,48 @@ def heaviest(costs: list[ImportCost], module: str, count: int = 8) -> list[tuple
     return sorted(first_party, key=lambda item: -item[1])[:count] + third_party
 
 
-def measure(module: str, runs: int, cpu: int | None) -> list[ColdStartRun]:
-    """``runs`` probes of ``module``, each next to a bare interpreter."""
+def _probe_args(module: str) -> list[str]:
+    return [PYTHON, "-c", _PROBE.format(module=module, wiring=HANDLERS[module])]
+
+
+def _probe_once(module: str, cpu: int | None) -> ColdStartRun:
     env = lambda_env(module)
-    probe = [PYTHON, "-c", _PROBE.format(module=module, wiring=HANDLERS[module])]
-    warm = run_child(probe, env=env, cpu=cpu, capture=True)  # page cache and .pyc files, and a first check
-    if warm.returncode != 0 or len(warm.stdout.split()) != 3:
-        raise RuntimeError(f"probe of {module} failed (exit {warm.returncode}); run it by hand: {probe}")
-    results = []
+    bare = run_child([PYTHON, "-c", _BARE], env=env, cpu=cpu)
+    full = run_child(_probe_args(module), env=env, cpu=cpu, capture=True)
+    if full.returncode != 0 or len(full.stdout.split()) != 3:
+        raise RuntimeError(f"probe of {module} failed (exit {full.returncode}); run it by hand: {_probe_args(module)}")
+    import_s, import_cpu_s, init_s = (float(x) for x in full.stdout.split())
+    return ColdStartRun(import_s * 1000, import_cpu_s * 1000, init_s * 1000, (full.wall_s - bare.wall_s) * 1000)
+
+
+def measure(modules: list[str], runs: int, cpu: int | None) -> dict[str, list[ColdStartRun] | RuntimeError]:
+    """``runs`` probes of each module, each next to a bare interpreter, the modules taking turns.
+
+    Taking turns (enricher, deliverer, enricher...) rather than 9 of one then 9 of the other: on a shared VM a
+    slow spell of a few seconds then lands on both handlers alike instead of on whichever was measuring.
+    """
+    results: dict[str, list[ColdStartRun] | RuntimeError] = {}
+    for module in modules:  # a first run each: page cache, and a check that the probe works at all
+        try:
+            _probe_once(module, cpu)
+            results[module] = []
+        except (RuntimeError, OSError) as exc:
+            results[module] = RuntimeError(str(exc))
     for _ in range(runs):
-        bare = run_child([PYTHON, "-c", _BARE], env=env, cpu=cpu)
-        full = run_child(probe, env=env, cpu=cpu, capture=True)
-        if full.returncode != 0:
-            raise RuntimeError(f"probe of {module} failed (exit {full.returncode})")
-        import_s, import_cpu_s, init_s = (float(x) for x in full.stdout.split())
-        results.append(
-            ColdStartRun(import_s * 1000, import_cpu_s * 1000, init_s * 1000, (full.wall_s - bare.wall_s) * 1000)
-        )
+        for module in modules:
+            probes = results[module]
+            if isinstance(probes, list):
+                probes.append(_probe_once(module, cpu))
     return results
 
 
 def run(runs: int = 9, cpu: int | None = None, echo: bool = True) -> list[Result]:
     results = []
-    for module in HANDLERS:
+    measured = measure(list(HANDLERS), runs, cpu)
+    for module, probes in measured.items():
         try:
-            probes = measure(module, runs, cpu)
+            if isinstance(probes, RuntimeError):
+                raise probes
             costs = heaviest(import_costs(module), module)
         except (RuntimeError, OSError) as exc:
             results.append(
@@ -185,8 +203,9 @@ def run(runs: int = 9, cpu: int | None = None, echo: bool = True) -> list[Result
                 f"<= {TARGET_MS:.0f} ms",
                 wall <= TARGET_MS,
                 "ms",
-                f"median of {runs}, runs {spread(imports)} ms; CPU {median([p.import_cpu_ms for p in probes]):.0f} "
-                f"ms; seen from outside (process minus bare interpreter, incl. wiring) "
+                f"median of {runs} (handlers taking turns), runs {spread(imports)} ms; "
+                f"CPU {median([p.import_cpu_ms for p in probes]):.0f} ms; "
+                "seen from outside (process minus bare interpreter, incl. wiring) "
                 f"{median([p.outside_ms for p in probes]):.0f} ms; -X importtime (one run): repo modules "
                 f"(cumulative ms) then packages (own ms): {top}",
             )
