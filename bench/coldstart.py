@@ -29,7 +29,7 @@ import subprocess
 from dataclasses import dataclass
 
 from bench.common import PYTHON, Result, base_env, median, run_child, spread
-from infra.resources import (
+from functions.names import (
     ENV_DELIVERY_DLQ_URL,
     ENV_DELIVERY_QUEUE_URL,
     ENV_IDEMPOTENCY_TABLE,

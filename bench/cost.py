@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 
 from bench.common import Result
-from infra.resources import DELIVERY_QUEUE, INGEST_QUEUE
+from functions.names import DELIVERY_QUEUE, INGEST_QUEUE
 
 NAME = "cost"
 MILLION = 1_000_000

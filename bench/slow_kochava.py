@@ -90,8 +90,7 @@ def run(echo: bool = True) -> list[Result]:
     import requests
     from moto import mock_aws
 
-    from infra.config import PipelineConfig
-    from infra.resources import (
+    from functions.names import (
         DELIVERY_QUEUE,
         ENV_DELIVERER_MAX_WORKERS,
         ENV_DELIVERY_DLQ_URL,
@@ -101,8 +100,9 @@ def run(echo: bool = True) -> list[Result]:
         ENV_KOCHAVA_URL,
         ENV_MAX_RECEIVE_COUNT,
         IDEMPOTENCY_TABLE,
-        ResourceNames,
     )
+    from infra.config import PipelineConfig
+    from infra.resources import ResourceNames
     from tools.local.aws import create_queue, create_table
     from tools.local.kochava_sink import KochavaSink
 

@@ -8,8 +8,8 @@
    requirements, the Python version and the platforms, so a synth only runs pip when one of those changed.
 2. Per function, an asset folder is assembled from those dependencies (hard links, so it is cheap) and the
    function's code: ``functions/__init__.py``, ``functions/coldstart.py``, ``functions/pipeline/``,
-   ``functions/adapters/``, the function's own folder, and ``infra/resources.py`` (the names the adapters
-   import). It lives in
+   ``functions/adapters/``, ``functions/names.py`` (the names shared with the stack) and the function's own
+   folder; nothing of ``infra/`` (Lambda code never imports it). It lives in
    ``.build/assets/<function>-<hash>`` where the hash also covers the code, so unchanged code is never copied
    twice and the CDK asset hash only changes when the content does.
 3. The asset folder is precompiled to bytecode (``python -m compileall --invalidation-mode unchecked-hash``) by an
@@ -46,15 +46,13 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_PACKAGE = "functions"
 # Code every function needs besides its own folder ``functions/<name>`` (see docs/DESIGN.md), relative to the repo
-# root. The adapters import the attribute and table names from ``infra/resources.py`` (plain Python, no CDK), so
-# that module ships too: the deployed code reads the same names the stack was built with.
+# root. ``functions/names.py`` holds the names the stack was built with, so the deployed code reads the same ones.
 SHARED_CODE = (
     "functions/__init__.py",
     "functions/coldstart.py",
+    "functions/names.py",
     "functions/pipeline",
     "functions/adapters",
-    "infra/__init__.py",
-    "infra/resources.py",
 )
 # pip platform tags for Lambda on arm64 (Graviton): glibc 2.17+ wheels and the newer 2.28 ones.
 ARM64_PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from infra.resources import INGEST_QUEUE
+from functions.names import INGEST_QUEUE
 
 AuthMode = Literal["apiKey", "iam"]
 AUTH_MODES: tuple[AuthMode, ...] = ("apiKey", "iam")

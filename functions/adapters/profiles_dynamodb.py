@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
+from functions.names import PROFILE_TABLE
 from functions.pipeline.profiles import Profile, ProfileValue
-from infra.resources import PROFILE_TABLE
 
 # AWS limits: keys per BatchGetItem, items per BatchWriteItem.
 BATCH_GET_MAX_KEYS = 100

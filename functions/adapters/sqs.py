@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from infra.resources import (
+from functions.names import (
     ATTR_FAILED_AT_MS,
     ATTR_REASON,
     ATTR_STAGE,

@@ -39,9 +39,7 @@ from typing import Any, Final, Literal, Protocol
 
 from functions.adapters.kochava_http import Kind, KochavaResult
 from functions.adapters.sqs import OutgoingMessage, dead_letter_message, fit
-from functions.pipeline import adservices, envelope, reasons
-from functions.pipeline.envelope import Envelope, EnvelopeError
-from infra.resources import (
+from functions.names import (
     ATTR_ERROR,
     ATTR_EVENT_NAME,
     ATTR_KIND,
@@ -50,6 +48,8 @@ from infra.resources import (
     ATTR_UUID,
     FUNCTION_DELIVERER,
 )
+from functions.pipeline import adservices, envelope, reasons
+from functions.pipeline.envelope import Envelope, EnvelopeError
 
 Verdict = Literal["delivered", "duplicate", "retry", "dead_letter", "failed"]
 

@@ -36,9 +36,7 @@ with collector_paused(freeze=True):
         DeliveryRecord,
         RecordOutcome,
     )
-    from functions.pipeline.masking import redact
-    from functions.pipeline.settings import Settings
-    from infra.resources import (
+    from functions.names import (
         DELIVERY_QUEUE,
         ENV_DELIVERER_MAX_WORKERS,
         ENV_DELIVERER_RETRY_BASE_S,
@@ -53,6 +51,8 @@ with collector_paused(freeze=True):
         IDEMPOTENCY_TTL_S,
         METRICS_NAMESPACE,
     )
+    from functions.pipeline.masking import redact
+    from functions.pipeline.settings import Settings
 
     if TYPE_CHECKING:
         from aws_lambda_powertools.utilities.typing import LambdaContext

@@ -28,12 +28,7 @@ from functions.adapters.profiles_dynamodb import ProfileStore
 from functions.adapters.sqs import OutgoingMessage, Refused, SendError, SqsSender, dead_letter_message, fit
 from functions.enricher import metrics as m
 from functions.enricher.adservices_flow import AdServicesFlow, Candidate, wants_resolution
-from functions.pipeline import envelope, profiles, reasons
-from functions.pipeline.events import Event, Rejection, Route, parse_body
-from functions.pipeline.jsontext import compact_json
-from functions.pipeline.kochava import Outcome, to_kochava
-from functions.pipeline.settings import Settings
-from infra.resources import (
+from functions.names import (
     ATTR_ADSERVICES_ATTEMPT,
     ATTR_ERROR,
     ATTR_EVENT_NAME,
@@ -47,6 +42,11 @@ from infra.resources import (
     ROUTE_SEGMENT,
     SQS_MAX_MESSAGE_BYTES,
 )
+from functions.pipeline import envelope, profiles, reasons
+from functions.pipeline.events import Event, Rejection, Route, parse_body
+from functions.pipeline.jsontext import compact_json
+from functions.pipeline.kochava import Outcome, to_kochava
+from functions.pipeline.settings import Settings
 
 STAGE = "enricher"
 

@@ -32,7 +32,7 @@ with collector_paused(freeze=True):
 
     from functions.enricher import metrics as m
     from functions.enricher.core import Enricher, MessageInfo, Queues, segment_route
-    from infra.resources import (
+    from functions.names import (
         ATTR_ADSERVICES_ATTEMPT,
         ATTR_RECEIVED_AT_MS,
         ATTR_REQUEST_ID,

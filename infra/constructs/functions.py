@@ -24,11 +24,7 @@ from aws_cdk import aws_logs as logs
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
-from infra.bundling import LambdaAssetBuilder
-from infra.config import PipelineConfig
-from infra.constructs.queues import PipelineQueues, QueueWithDlq
-from infra.constructs.tables import PipelineTables
-from infra.resources import (
+from functions.names import (
     ENV_ADSERVICES_RESOLVE,
     ENV_ADSERVICES_URL,
     ENV_DELIVERER_MAX_WORKERS,
@@ -54,8 +50,12 @@ from infra.resources import (
     FUNCTION_STATIC_ENV,
     HANDLER_DELIVERER,
     HANDLER_ENRICHER,
-    ResourceNames,
 )
+from infra.bundling import LambdaAssetBuilder
+from infra.config import PipelineConfig
+from infra.constructs.queues import PipelineQueues, QueueWithDlq
+from infra.constructs.tables import PipelineTables
+from infra.resources import ResourceNames
 
 # The newest Python runtime aws-cdk-lib 2.275 knows; the bundler builds wheels for the same version.
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14

@@ -29,18 +29,17 @@ from aws_cdk import aws_sqs as sqs
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
-from infra.config import PipelineConfig
-from infra.resources import (
+from functions.names import (
     API_MESSAGE_ATTRIBUTES,
     ATTR_RECEIVED_AT_MS,
     ATTR_REQUEST_ID,
     ATTR_ROUTE,
-    BODY_SCHEMA_FILE,
     BODY_TOO_LARGE_ERROR,
     ROUTE_PATHS,
     ROUTES,
-    ResourceNames,
 )
+from infra.config import PipelineConfig
+from infra.resources import BODY_SCHEMA_FILE, ResourceNames
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
 JSON = "application/json"

@@ -30,10 +30,11 @@ from constructs import Construct
 
 from functions.deliverer import metrics as deliverer_metrics
 from functions.enricher import metrics as enricher_metrics
+from functions.names import FUNCTION_DELIVERER, FUNCTION_ENRICHER
 from infra.config import PipelineConfig
 from infra.constructs.functions import PipelineFunction
 from infra.constructs.queues import QueueWithDlq
-from infra.resources import FUNCTION_DELIVERER, FUNCTION_ENRICHER, ResourceNames
+from infra.resources import ResourceNames
 
 ALARM_PERIOD = Duration.minutes(5)
 DLQ_PERIOD = Duration.minutes(1)

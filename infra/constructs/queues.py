@@ -15,7 +15,8 @@ from aws_cdk import Duration
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.resources import DELIVERY_QUEUE, INGEST_QUEUE, MAX_BODY_BYTES, QueueSpec, ResourceNames
+from functions.names import DELIVERY_QUEUE, INGEST_QUEUE, MAX_BODY_BYTES, QueueSpec
+from infra.resources import ResourceNames
 
 
 @dataclass(frozen=True)

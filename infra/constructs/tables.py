@@ -10,7 +10,8 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
-from infra.resources import IDEMPOTENCY_TABLE, PROFILE_TABLE, ResourceNames, TableSpec
+from functions.names import IDEMPOTENCY_TABLE, PROFILE_TABLE, TableSpec
+from infra.resources import ResourceNames
 
 
 class PipelineTables(Construct):

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from infra.resources import ENV_DELIVERER_RETRY_BASE_S, QueueSpec, ResourceNames
+from functions.names import ENV_DELIVERER_RETRY_BASE_S, QueueSpec
+from infra.resources import ResourceNames
 from tests.e2e.shared import NATIVE_EVENT, Run
 from tools.local import aws
 from tools.local.api import IngestApi, load_validators

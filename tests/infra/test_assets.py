@@ -50,8 +50,8 @@ def test_each_asset_holds_the_shared_code_and_only_its_own_handler_folder(defaul
         assert (package / "pipeline").is_dir() and (package / "adapters").is_dir()
         assert (package / function.lower()).is_dir()
         assert not (package / other).exists()
-        assert (assets[function] / "infra" / "resources.py").is_file(), "the adapters import infra.resources"
-        assert {p.name for p in (assets[function] / "infra").iterdir()} == {"__init__.py", "resources.py"}
+        assert (package / "names.py").is_file(), "the handlers and adapters import functions.names"
+        assert not (assets[function] / "infra").exists(), "Lambda code never imports infra/"
 
 
 def test_asset_size_stays_small(default_stack: Synthesized) -> None:
@@ -95,7 +95,8 @@ def test_asset_holds_every_repo_module_its_handler_imports(default_stack: Synthe
     asset = _assets(default_stack)[function]
     handler = f"functions.{function.lower()}.handler"
     modules = _repo_modules_imported_by(handler)
-    assert {handler, "functions.coldstart", "functions.pipeline.contract", "infra.resources"} <= modules
+    assert {handler, "functions.coldstart", "functions.pipeline.contract", "functions.names"} <= modules
+    assert not [name for name in modules if name.split(".")[0] in ("infra", "tools")], "functions/ imports only down"
     missing = [
         name
         for name in sorted(modules)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from functions.names import INGEST_QUEUE
 from infra.config import ConfigError, PipelineConfig
-from infra.resources import INGEST_QUEUE
 
 
 def test_defaults_without_context() -> None:

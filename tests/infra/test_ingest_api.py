@@ -9,18 +9,10 @@ import pytest
 from aws_cdk import App, Stack, assertions
 from aws_cdk import aws_sqs as sqs
 
+from functions.names import ATTR_RECEIVED_AT_MS, ATTR_REQUEST_ID, ATTR_ROUTE, BODY_TOO_LARGE_ERROR, ROUTE_PATHS, ROUTES
 from infra.config import PipelineConfig
 from infra.constructs.ingest_api import IngestApi, SchemaMissingError, load_body_schema, send_message_template
-from infra.resources import (
-    ATTR_RECEIVED_AT_MS,
-    ATTR_REQUEST_ID,
-    ATTR_ROUTE,
-    BODY_SCHEMA_FILE,
-    BODY_TOO_LARGE_ERROR,
-    ROUTE_PATHS,
-    ROUTES,
-    ResourceNames,
-)
+from infra.resources import BODY_SCHEMA_FILE, ResourceNames
 from tests.infra.support import REPO_ROOT, Synthesized
 
 

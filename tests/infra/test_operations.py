@@ -12,12 +12,14 @@ from functions.deliverer import handler as deliverer_handler
 from functions.deliverer import metrics as deliverer_metrics
 from functions.enricher import handler as enricher_handler
 from functions.enricher import metrics as enricher_metrics
-from infra.resources import (
+from functions.names import (
     ENV_POWERTOOLS_METRICS_NAMESPACE,
     ENV_POWERTOOLS_SERVICE_NAME,
     FUNCTION_DELIVERER,
     FUNCTION_ENRICHER,
     METRICS_NAMESPACE,
+)
+from infra.resources import (
     OUTPUT_API_KEY_ID,
     OUTPUT_API_URL,
     OUTPUT_DELIVERY_DLQ_URL,

@@ -6,8 +6,7 @@ from typing import Any
 
 from aws_cdk import aws_lambda as lambda_
 
-from infra.constructs.functions import LAMBDA_RUNTIME
-from infra.resources import (
+from functions.names import (
     DELIVERY_QUEUE,
     ENV_DELIVERER_MAX_WORKERS,
     ENV_DELIVERY_DLQ_URL,
@@ -27,6 +26,7 @@ from infra.resources import (
     INGEST_QUEUE,
     PROFILE_TABLE,
 )
+from infra.constructs.functions import LAMBDA_RUNTIME
 from tests.infra.support import Synthesized
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import requests
 
-from infra import resources as r
+from functions import names as r
 from tests.reliability.lambda_logs import LambdaLogCapture
 from tests.reliability.traffic import (
     API_400,

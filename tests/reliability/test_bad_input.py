@@ -19,8 +19,8 @@ import requests
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from functions.names import MAX_BODY_BYTES, ROUTE_PATHS
 from functions.pipeline.events import Event, Rejection, parse_body
-from infra.resources import MAX_BODY_BYTES, ROUTE_PATHS
 from tools.local import aws
 from tools.local.api import ApiServer, IngestApi, load_validators
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from infra.resources import MAX_BODY_BYTES
+from functions.names import MAX_BODY_BYTES
 from tools.local.kochava_sink import IDENTITYLINK_PATH
 from tools.local.stub_http import RecordedRequest, Reply
 from tools.samples import SAMPLES_DIR

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any, TextIO
 
-from infra.resources import ATTR_ERROR, ATTR_FIELD, ATTR_RESPONSE_BODY, ATTR_STATUS, QUEUES
+from functions.names import ATTR_ERROR, ATTR_FIELD, ATTR_RESPONSE_BODY, ATTR_STATUS, QUEUES
 from tools.dlq.core import (
     REASON_ADVICE,
     REFUSAL_WHY,

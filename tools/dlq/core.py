@@ -20,8 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from functions.pipeline import reasons
-from infra.resources import (
+from functions.names import (
     ATTR_ERROR,
     ATTR_EVENT_NAME,
     ATTR_FAILED_AT_MS,
@@ -32,6 +31,7 @@ from infra.resources import (
     ATTR_STATUS,
     ATTR_TRUNCATED,
 )
+from functions.pipeline import reasons
 
 # Message attributes only a DLQ message carries: written by the stage that dead-lettered it, meaningless (and
 # misleading if the message dies again) on the source queue. Everything else is copied back on replay.

@@ -17,13 +17,13 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from functions.names import QUEUES
 from infra.resources import (
     OUTPUT_DELIVERY_DLQ_URL,
     OUTPUT_DELIVERY_QUEUE_URL,
     OUTPUT_INGEST_DLQ_URL,
     OUTPUT_INGEST_QUEUE_URL,
     PROJECT,
-    QUEUES,
     ResourceNames,
 )
 from tools.dlq.core import STAGE_BY_QUEUE_KEY, DlqMessage

@@ -33,12 +33,11 @@ from typing import Any
 from jsonschema import Draft4Validator, ValidationError
 from jsonschema.exceptions import best_match
 
-from infra.resources import (
+from functions.names import (
     API_MESSAGE_ATTRIBUTES,
     ATTR_RECEIVED_AT_MS,
     ATTR_REQUEST_ID,
     ATTR_ROUTE,
-    BODY_SCHEMA_FILE,
     BODY_TOO_LARGE_ERROR,
     MAX_BODY_BYTES,
     ROUTE_PATHS,
@@ -46,6 +45,7 @@ from infra.resources import (
     SQS_MAX_MESSAGE_BYTES,
     sqs_message_bytes,
 )
+from infra.resources import BODY_SCHEMA_FILE
 
 log = logging.getLogger("tools.local.api")
 

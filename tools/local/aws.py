@@ -19,7 +19,8 @@ import boto3
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
-from infra.resources import MAX_BODY_BYTES, QUEUES, TABLES, QueueSpec, ResourceNames, TableSpec
+from functions.names import MAX_BODY_BYTES, QUEUES, TABLES, QueueSpec, TableSpec
+from infra.resources import ResourceNames
 
 STAGE = "local"
 REGION = "us-east-1"

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.resources import QueueSpec
+from functions.names import QueueSpec
 
 log = logging.getLogger("tools.local.pollers")
 

@@ -18,8 +18,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from functions.names import ATTR_REASON, ATTR_REQUEST_ID, ATTR_UUID
 from functions.pipeline import reasons
-from infra.resources import ATTR_REASON, ATTR_REQUEST_ID, ATTR_UUID
 
 DELIVERED = "delivered"
 FILTERED = "filtered"

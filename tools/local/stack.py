@@ -28,9 +28,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
+from functions import names as r
 from functions.deliverer.delivery import RETRY_VISIBILITY_BASE_S
 from functions.pipeline import envelope
-from infra import resources as r
+from infra.resources import ResourceNames
 from tools.local import aws
 from tools.local.api import Accepted, ApiServer, IngestApi, load_validators
 from tools.local.apple_stub import AppleStub, attribution_payload
@@ -145,8 +146,8 @@ class LocalStack:
         return self.api_server.url
 
     @property
-    def names(self) -> r.ResourceNames:
-        return r.ResourceNames(aws.STAGE)
+    def names(self) -> ResourceNames:
+        return ResourceNames(aws.STAGE)
 
     def start(self) -> Self:
         with _lock:

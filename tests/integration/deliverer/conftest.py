@@ -13,7 +13,7 @@ import pytest
 from moto import mock_aws
 
 from functions.deliverer import handler as deliverer_handler
-from infra.resources import (
+from functions.names import (
     DELIVERY_QUEUE,
     ENV_DELIVERER_MAX_WORKERS,
     ENV_DELIVERY_DLQ_URL,
@@ -22,8 +22,8 @@ from infra.resources import (
     ENV_KOCHAVA_URL,
     ENV_MAX_RECEIVE_COUNT,
     IDEMPOTENCY_TABLE,
-    ResourceNames,
 )
+from infra.resources import ResourceNames
 from tests.integration.deliverer.support import Clock, Stack
 from tools.local.kochava_sink import KochavaSink
 

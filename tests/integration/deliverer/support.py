@@ -10,8 +10,8 @@ from typing import Any
 
 from functions.adapters.kochava_http import HttpPolicy
 from functions.deliverer import handler as deliverer_handler
+from functions.names import IDEMPOTENCY_TABLE
 from functions.pipeline import envelope
-from infra.resources import IDEMPOTENCY_TABLE
 from tests.lambda_fakes import Clock as _Clock
 from tests.lambda_fakes import FakeContext as _FakeContext
 from tools.local.kochava_sink import KochavaSink

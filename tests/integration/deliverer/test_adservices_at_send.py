@@ -7,8 +7,8 @@ from typing import Any
 import orjson
 import pytest
 
+from functions.names import ATTR_REASON
 from functions.pipeline.adservices import ATTRIBUTION_KEY, TOKEN_KEY, TOKEN_VALIDITY_S
-from infra.resources import ATTR_REASON
 from tests.integration.deliverer.support import ADSERVICES_TOKEN, NOW, Stack, install_body
 
 RESOLVED = {"attribution": True, "orgId": 40669820, "campaignId": 542370539, "adGroupId": 542317095}

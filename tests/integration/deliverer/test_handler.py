@@ -6,8 +6,7 @@ import time
 
 import orjson
 
-from functions.pipeline import reasons
-from infra.resources import (
+from functions.names import (
     ATTR_ERROR,
     ATTR_EVENT_NAME,
     ATTR_FAILED_AT_MS,
@@ -20,6 +19,7 @@ from infra.resources import (
     DELIVERY_QUEUE,
     ENV_DELIVERER_RETRY_BASE_S,
 )
+from functions.pipeline import reasons
 from tests.integration.deliverer.support import FakeContext, Stack, event_body
 from tools.local.kochava_sink import IDENTITYLINK_PATH, TRACK_PATH
 from tools.local.stub_http import Reply

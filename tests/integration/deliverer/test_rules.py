@@ -15,9 +15,9 @@ from functions.deliverer.delivery import (
 )
 from functions.deliverer.handler import DelivererConfig
 from functions.deliverer.queue_actions import queue_url_from_arn
+from functions.names import ENV_DELIVERER_RETRY_BASE_S, ENV_DELIVERY_DLQ_URL, ENV_IDEMPOTENCY_TABLE
 from functions.pipeline import envelope, reasons
 from functions.pipeline.masking import redact
-from infra.resources import ENV_DELIVERER_RETRY_BASE_S, ENV_DELIVERY_DLQ_URL, ENV_IDEMPOTENCY_TABLE
 from tests.integration.deliverer.support import ADSERVICES_TOKEN, DEVICE_IP, IDFA, event_body
 
 BODY = event_body("r-1")

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from infra.resources import (
+from functions.names import (
     ATTR_ERROR,
     ATTR_EVENT_NAME,
     ATTR_FAILED_AT_MS,
@@ -26,8 +26,8 @@ from infra.resources import (
     DELIVERY_QUEUE,
     INGEST_QUEUE,
     MAX_BODY_BYTES,
-    ResourceNames,
 )
+from infra.resources import ResourceNames
 from tools.dlq.cli import main
 
 REGION = "us-east-1"

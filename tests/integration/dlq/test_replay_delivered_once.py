@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
-from infra.resources import (
+from functions.names import (
     ENV_DELIVERY_DLQ_URL,
     ENV_DELIVERY_QUEUE_URL,
     ENV_IDEMPOTENCY_TABLE,
@@ -21,8 +21,8 @@ from infra.resources import (
     ENV_KOCHAVA_IDENTITYLINK_URL,
     ENV_KOCHAVA_URL,
     IDEMPOTENCY_TABLE,
-    ResourceNames,
 )
+from infra.resources import ResourceNames
 from tests.integration.dlq.helpers import REGION, STAGE, Queues, counts, put_delivery_dead, run_tool
 from tools.dlq.sqs import DlqClient
 

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from infra.resources import (
+from functions.names import (
     DELIVERY_QUEUE,
     ENV_ADSERVICES_RESOLVE,
     ENV_ADSERVICES_URL,
@@ -23,8 +23,8 @@ from infra.resources import (
     ENV_PROFILE_TABLE,
     INGEST_QUEUE,
     PROFILE_TABLE,
-    ResourceNames,
 )
+from infra.resources import ResourceNames
 from tests.integration.enricher.support import ANDROID_APP, IOS_APP, Clock, Stack
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.resources import ATTR_RECEIVED_AT_MS, ATTR_REQUEST_ID, ATTR_ROUTE
+from functions.names import ATTR_RECEIVED_AT_MS, ATTR_REQUEST_ID, ATTR_ROUTE
 from tests.lambda_fakes import Clock as _Clock
 from tests.lambda_fakes import FakeContext as _FakeContext
 

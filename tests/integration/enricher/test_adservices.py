@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 from functions.enricher import handler
-from functions.pipeline.adservices import ATTRIBUTION_KEY, TOKEN_KEY, TOKEN_VALIDITY_S
-from infra.resources import (
+from functions.names import (
     ATTR_ADSERVICES_ATTEMPT,
     ATTR_RECEIVED_AT_MS,
     ATTR_REQUEST_ID,
@@ -23,6 +22,7 @@ from infra.resources import (
     ENV_ADSERVICES_RESOLVE,
     ENV_ADSERVICES_URL,
 )
+from functions.pipeline.adservices import ATTRIBUTION_KEY, TOKEN_KEY, TOKEN_VALIDITY_S
 from tests.integration.enricher.support import NOW, TOKEN, Stack, native_event
 from tools.local.apple_stub import DEVELOPER_MODE_PAYLOAD, AppleStub, attribution_payload
 from tools.local.stub_http import Reply

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from functions.enricher import handler
-from functions.pipeline import reasons
-from infra.resources import (
+from functions.names import (
     ATTR_ERROR,
     ATTR_EVENT_NAME,
     ATTR_FAILED_AT_MS,
@@ -27,6 +26,7 @@ from infra.resources import (
     SQS_MAX_MESSAGE_BYTES,
     sqs_message_bytes,
 )
+from functions.pipeline import reasons
 from tests.integration.enricher.support import IDFA, IDFV, IOS_APP, IP, NOW, TOKEN, UA, Stack, native_event
 from tests.shapes import nested_list
 

@@ -19,7 +19,7 @@ from functions.adapters.sqs import (
     dead_letter_message,
     fit,
 )
-from infra.resources import SQS_MAX_MESSAGE_ATTRIBUTES, SQS_MAX_MESSAGE_BYTES
+from functions.names import SQS_MAX_MESSAGE_ATTRIBUTES, SQS_MAX_MESSAGE_BYTES
 
 
 @pytest.fixture

@@ -1,0 +1,155 @@
+"""The names the Lambdas share with the stack (``infra/``), the local stack and the tools, in plain Python.
+
+Message attributes, environment variable names, SQS limits, queue and table settings, function and metric names:
+the deployed code, the CDK constructs (through ``infra/resources.py``), ``tools/local`` and the on-call tools all
+read them from here, so they can never drift apart. Dependencies point down: this module imports nothing of the
+repo, ``functions/`` never imports ``infra/`` or ``tools/``, and both of those import this.
+
+Example:
+    >>> sqs_message_bytes("{}", [(ATTR_ROUTE, "String", ROUTE_NATIVE)])
+    19
+    >>> DELIVERY_QUEUE.visibility_timeout_s
+    360
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+# Message attribute names: the contract between API Gateway, the Lambdas, the local stack and tools.dlq.
+ATTR_REQUEST_ID = "request_id"  # API Gateway request id (String)
+ATTR_RECEIVED_AT_MS = "received_at_ms"  # when API Gateway accepted the request, epoch ms (Number)
+ATTR_ROUTE = "route"  # "native" | "segment" (String)
+ATTR_ADSERVICES_ATTEMPT = "adservices_attempt"  # re-queued install waiting for Apple (Number)
+ATTR_STAGE = "stage"  # DLQ: which stage dead-lettered it: "enricher" | "deliverer" (String)
+ATTR_REASON = "reason"  # DLQ: machine-readable reason, see pipeline.reasons (String)
+ATTR_FIELD = "field"  # DLQ: the offending field for invalid events, e.g. "device.platform" (String)
+ATTR_ERROR = "error"  # DLQ: human-readable message (String)
+ATTR_UUID = "uuid"  # event uuid (String)
+ATTR_EVENT_NAME = "event_name"  # event name as sent, or the event type (String)
+ATTR_KIND = "kind"  # "install" | "event" | "identityLink" (String)
+ATTR_STATUS = "http_status"  # DLQ (deliverer): Kochava's HTTP status (Number)
+ATTR_RESPONSE_BODY = "response_body"  # DLQ (deliverer): Kochava's answer, truncated (String)
+ATTR_FAILED_AT_MS = "failed_at_ms"  # DLQ: when it was dead-lettered, epoch ms (Number)
+ATTR_TRUNCATED = "truncated"  # DLQ: "true" when the body was cut to fit one SQS message (String)
+
+ROUTE_NATIVE = "native"
+ROUTE_SEGMENT = "segment"
+ROUTES = (ROUTE_NATIVE, ROUTE_SEGMENT)
+# The ingest API's path per route (the deployed API Gateway and tools/local serve the same).
+ROUTE_PATHS = {ROUTE_NATIVE: "/v1/events", ROUTE_SEGMENT: "/v1/segment"}
+
+# SQS: one message, body + message attributes (names, data types, values), is at most 1 MiB (the queues'
+# MaximumMessageSize; also the total of one SendMessageBatch call), with at most 10 message attributes.
+SQS_MAX_MESSAGE_BYTES = 1024 * 1024
+SQS_MAX_MESSAGE_ATTRIBUTES = 10
+# The queues' MaximumMessageSize and the API's 1 MiB limit. The body the API accepts is a little smaller: SQS counts
+# the attributes the API adds (request_id, received_at_ms, route) too, see sqs_message_bytes.
+MAX_BODY_BYTES = SQS_MAX_MESSAGE_BYTES
+# The message attributes the ingest API adds to every body, (name, SQS data type), in this order: the deployed
+# integration template (infra/constructs/ingest_api.py) and tools/local/api.py both send exactly these.
+API_MESSAGE_ATTRIBUTES = ((ATTR_REQUEST_ID, "String"), (ATTR_RECEIVED_AT_MS, "Number"), (ATTR_ROUTE, "String"))
+# The error of the ingest API's 413 (deployed: SQS refused the message as too long; tools/local: sqs_message_bytes).
+BODY_TOO_LARGE_ERROR = (
+    f"the body and its message attributes are over the queue message size limit of {SQS_MAX_MESSAGE_BYTES} bytes"
+)
+
+
+def sqs_message_bytes(body: str | bytes | int, attributes: Iterable[tuple[str, str, str]] = ()) -> int:
+    """What a message counts for against :data:`SQS_MAX_MESSAGE_BYTES`, as SQS counts it: the body's UTF-8 bytes
+    plus, per message attribute, the bytes of its name, data type and value.
+
+    ``body`` is the text, its bytes, or its length in bytes; ``attributes`` are ``(name, data type, value)``.
+
+    >>> sqs_message_bytes("{}", [("route", "String", "native")])
+    19
+    """
+    n = body if isinstance(body, int) else len(body.encode() if isinstance(body, str) else body)
+    for name, data_type, value in attributes:
+        n += len(name.encode()) + len(data_type.encode()) + len(value.encode())
+    return n
+
+
+MAX_EVENTS_PER_REQUEST = 100
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """An SQS queue with its dead-letter queue and the Lambda that consumes it."""
+
+    key: str  # short name: "ingest" | "delivery"
+    consumer_timeout_s: int  # the consuming Lambda's timeout
+    batch_size: int  # SQS event source batch size
+    batching_window_s: int  # SQS event source maximum batching window
+    max_receive_count: int = 5  # redrive to the DLQ after this many receives
+    retention_s: int = 4 * 24 * 3600
+    dlq_retention_s: int = 14 * 24 * 3600  # the SQS maximum: on-call has two weeks to replay
+
+    @property
+    def visibility_timeout_s(self) -> int:
+        """AWS recommends at least 6x the consumer's timeout for SQS event sources."""
+        return 6 * self.consumer_timeout_s
+
+
+INGEST_QUEUE = QueueSpec(key="ingest", consumer_timeout_s=30, batch_size=10, batching_window_s=1)
+DELIVERY_QUEUE = QueueSpec(key="delivery", consumer_timeout_s=60, batch_size=10, batching_window_s=1)
+QUEUES = (INGEST_QUEUE, DELIVERY_QUEUE)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A DynamoDB table (on-demand) with a string partition key and an optional TTL attribute."""
+
+    key: str
+    partition_key: str
+    ttl_attribute: str | None
+
+
+# Powertools idempotency defaults: partition key "id", TTL attribute "expiration".
+IDEMPOTENCY_TABLE = TableSpec(key="idempotency", partition_key="id", ttl_attribute="expiration")
+PROFILE_TABLE = TableSpec(key="device-profiles", partition_key="pk", ttl_attribute="expires_at")
+TABLES = (IDEMPOTENCY_TABLE, PROFILE_TABLE)
+
+# How long a delivered event's idempotency record lives: longer than a DLQ keeps a message (14 days), so a
+# replay of anything still in a DLQ can never reach Kochava twice.
+IDEMPOTENCY_TTL_S = 15 * 24 * 3600
+# Device profiles expire when a device has not been seen for this long.
+PROFILE_TTL_S = 180 * 24 * 3600
+
+
+# Environment variable names read by the Lambdas (see functions/*/handler.py and pipeline/settings.py).
+ENV_KOCHAVA_APP_ID_IOS = "KOCHAVA_APP_ID_IOS"
+ENV_KOCHAVA_APP_ID_ANDROID = "KOCHAVA_APP_ID_ANDROID"
+ENV_KOCHAVA_APP_IDS_BY_BUNDLE = "KOCHAVA_APP_IDS_BY_BUNDLE"  # JSON object {"bundle.id": "guid"}
+ENV_KOCHAVA_URL = "KOCHAVA_URL"
+ENV_KOCHAVA_IDENTITYLINK_URL = "KOCHAVA_IDENTITYLINK_URL"
+ENV_FILTERED_EVENTS = "FILTERED_EVENTS"  # comma-separated, case-insensitive; default "heartbeat"
+ENV_EVENT_NAME_MAP = "EVENT_NAME_MAP"  # JSON object {"input name": "Kochava name"}
+ENV_ADSERVICES_URL = "ADSERVICES_URL"
+ENV_ADSERVICES_RESOLVE = "ADSERVICES_RESOLVE"  # "true" | "false"
+ENV_INGEST_QUEUE_URL = "INGEST_QUEUE_URL"
+ENV_INGEST_DLQ_URL = "INGEST_DLQ_URL"
+ENV_DELIVERY_QUEUE_URL = "DELIVERY_QUEUE_URL"
+ENV_DELIVERY_DLQ_URL = "DELIVERY_DLQ_URL"
+ENV_PROFILE_TABLE = "PROFILE_TABLE_NAME"
+ENV_IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE_NAME"
+ENV_MAX_RECEIVE_COUNT = "MAX_RECEIVE_COUNT"
+ENV_DELIVERER_MAX_WORKERS = "DELIVERER_MAX_WORKERS"
+# Seconds (> 0, may be fractional) of the deliverer's first SQS retry backoff, doubled per receive; default 30.
+# tools/local sets it scaled down like its queues' visibility timeouts.
+ENV_DELIVERER_RETRY_BASE_S = "DELIVERER_RETRY_BASE_S"
+ENV_POWERTOOLS_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
+ENV_POWERTOOLS_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
+ENV_POWERTOOLS_LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
+# Set on both functions as they are. No pydantic plugin is used, so pydantic need not scan every installed
+# package's entry points when it builds the first model (a cold-start cost); bench/coldstart.py uses the same.
+FUNCTION_STATIC_ENV = {"PYDANTIC_DISABLE_PLUGINS": "__all__"}
+
+# The Lambda functions: short name (also the Powertools service name) and handler, in the `functions` package.
+FUNCTION_ENRICHER = "enricher"
+FUNCTION_DELIVERER = "deliverer"
+HANDLER_ENRICHER = "functions.enricher.handler.lambda_handler"
+HANDLER_DELIVERER = "functions.deliverer.handler.lambda_handler"
+# CloudWatch namespace of the Powertools metrics both functions emit.
+METRICS_NAMESPACE = "KochavaPipeline"
