@@ -33,6 +33,7 @@ ATTR_STATUS = "http_status"  # DLQ (deliverer): Kochava's HTTP status (Number)
 ATTR_RESPONSE_BODY = "response_body"  # DLQ (deliverer): Kochava's answer, truncated (String)
 ATTR_FAILED_AT_MS = "failed_at_ms"  # DLQ: when it was dead-lettered, epoch ms (Number)
 ATTR_TRUNCATED = "truncated"  # DLQ: "true" when the body was cut to fit one SQS message (String)
+ATTR_API_KEY_ID = "api_key_id"  # the API key (source) the request came with: $context.identity.apiKeyId (String)
 
 ROUTE_NATIVE = "native"
 ROUTE_SEGMENT = "segment"
@@ -135,6 +136,11 @@ ENV_DELIVERY_DLQ_URL = "DELIVERY_DLQ_URL"
 ENV_PROFILE_TABLE = "PROFILE_TABLE_NAME"
 ENV_IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE_NAME"
 ENV_MAX_RECEIVE_COUNT = "MAX_RECEIVE_COUNT"
+# JSON object {"<API key id>": ["<bundle id or Kochava app GUID>", ...]}: the apps each source (API key) may send to;
+# a key not listed may send to any app. Built by the stack from the `sourceApps` context key (key names -> apps).
+ENV_SOURCE_APPS = "SOURCE_APPS"
+# Days a device profile is kept after the device was last seen (default PROFILE_TTL_S).
+ENV_PROFILE_TTL_DAYS = "PROFILE_TTL_DAYS"
 ENV_DELIVERER_MAX_WORKERS = "DELIVERER_MAX_WORKERS"
 # Seconds (> 0, may be fractional) of the deliverer's first SQS retry backoff, doubled per receive; default 30.
 # tools/local sets it scaled down like its queues' visibility timeouts.

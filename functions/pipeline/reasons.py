@@ -23,16 +23,24 @@ NO_DEVICE_IDENTIFIER: Final = "no_device_identifier"
 PAYLOAD_TOO_LARGE: Final = "payload_too_large"
 # Enricher: configuration is missing; replay after deploying the missing Kochava app GUID.
 MISSING_APP_ID: Final = "missing_app_id"
+# Enricher: the API key (source) the event came in with is bound to other Kochava apps (SOURCE_APPS). Replaying
+# cannot help: the source must send with its own key, or the binding must be changed and the event replayed.
+APP_NOT_ALLOWED: Final = "app_not_allowed"
 # Deliberately not delivered (counted, never dead-lettered).
 FILTERED_EVENT: Final = "filtered_event"
 # Deliverer.
 KOCHAVA_REJECTED: Final = "kochava_rejected"
 KOCHAVA_BAD_RESPONSE: Final = "kochava_bad_response"
 RETRIES_EXHAUSTED: Final = "retries_exhausted"
+# Deliverer: another event with the same uuid, kind and app but a different payload was delivered first (a reused
+# uuid). Replaying would conflict again: send it with a fresh uuid.
+UUID_CONFLICT: Final = "uuid_conflict"
 # Moved by SQS redrive after maxReceiveCount: the message carries no reason attribute of its own.
 REDRIVEN: Final = "redriven"
 
-NOT_REPLAYABLE: Final = frozenset({INVALID_JSON, INVALID_BODY, INVALID_EVENT, NO_DEVICE_IDENTIFIER, PAYLOAD_TOO_LARGE})
+NOT_REPLAYABLE: Final = frozenset(
+    {INVALID_JSON, INVALID_BODY, INVALID_EVENT, NO_DEVICE_IDENTIFIER, PAYLOAD_TOO_LARGE, UUID_CONFLICT}
+)
 DEAD_LETTER_REASONS: Final = frozenset(
     {
         INVALID_JSON,
@@ -41,9 +49,11 @@ DEAD_LETTER_REASONS: Final = frozenset(
         NO_DEVICE_IDENTIFIER,
         PAYLOAD_TOO_LARGE,
         MISSING_APP_ID,
+        APP_NOT_ALLOWED,
         KOCHAVA_REJECTED,
         KOCHAVA_BAD_RESPONSE,
         RETRIES_EXHAUSTED,
+        UUID_CONFLICT,
         REDRIVEN,
     }
 )
