@@ -280,6 +280,7 @@ class SegmentDevice(_Model):
     type: Platform
     id: OptionalId = None
     advertisingId: OptionalId = None
+    advertising_id: OptionalId = None  # the spelling of Segment's own Kochava page; advertisingId wins
     adTrackingEnabled: bool | None = None
     model: Annotated[str, Field(max_length=256)] | None = None
     attTrackingStatus: Annotated[int, Field(ge=0, le=3)] | None = None

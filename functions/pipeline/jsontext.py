@@ -6,6 +6,10 @@ or a raw event written to a DLQ. Raising there would fail the event's whole SQS 
 value is written by the standard library (the same compact text), and one too deep even for that becomes
 ``TOO_DEEP_TEXT``.
 
+A string holding an unpaired UTF-16 surrogate (read from an escaped ``"\ud800"`` by the lenient parser) cannot be
+encoded as UTF-8, so orjson refuses it and SQS could not carry it: it is written back as the escape it was read
+from (:func:`escape_surrogates`), which is valid JSON text that reads back to the same value.
+
 Example:
     >>> compact_json([1, "é", {"a": 2.5}])
     '[1,"é",{"a":2.5}]'
@@ -14,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
@@ -27,6 +32,22 @@ def compact_json(value: Any) -> str:
         return orjson.dumps(value).decode()
     except TypeError:  # orjson.JSONEncodeError: "Recursion limit reached"
         try:
-            return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+            text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         except (RecursionError, ValueError):
             return TOO_DEEP_TEXT
+        return escape_surrogates(text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def escape_surrogates(text: str) -> str:
+    r"""``text`` with every unpaired surrogate written as its JSON / Python escape, so it can be encoded as UTF-8
+    (an SQS attribute, a terminal) and still says exactly what was received.
+
+    >>> escape_surrogates("k\ud800"), escape_surrogates("plain é")
+    ('k\\ud800', 'plain é')
+    """
+    if _SURROGATE.search(text) is None:
+        return text
+    return _SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)

@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -75,6 +76,15 @@ NAME_SOURCES: Final = ("product_name", "bundle_id", "name", "product_id", "sku")
 
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _UA_SAFE = "!~*'()"  # what encodeURIComponent leaves alone
+
+# The plausible window for ``usertime`` (a device clock can be set anywhere): no app event predates the App Store
+# (July 2008), and none happens more than a day after the pipeline's own clock. Outside it: ``now``, with a warning.
+MIN_USERTIME_S: Final = 1_199_145_600.0  # 2008-01-01T00:00:00Z
+USERTIME_MAX_AHEAD_S: Final = 86_400.0
+# device_ver's model when the event names none (Kochava's own S2S example: "iPhone-iOS-14.0.0").
+# att_detail sent for an iOS 14+ install without an ATT status but with limit-ad-tracking on.
+LIMIT_AD_TRACKING_ATT_DETAIL: Final = "denied"
+GENERIC_MODEL: Final[Mapping[str, str]] = {"ios": "iPhone", "android": "Android"}
 
 
 @dataclass(slots=True)
@@ -172,7 +182,7 @@ def to_kochava(
             event.uuid,
             "ok",
             kind,
-            payload=_identity_link(event, app_id, device_ids),
+            payload=_identity_link(event, app_id, device_ids, warnings),
             warnings=warnings,
             event_name="identityLink",
         )
@@ -180,14 +190,20 @@ def to_kochava(
     data: dict[str, Any] = {"device_ids": device_ids}
     ip = device.ip
     if ip:
-        data["origination_ip"] = ip
+        if is_ip_address(ip):
+            data["origination_ip"] = ip
+        else:
+            warnings.append("device.ip is not an IPv4 or IPv6 address: not sent")
     user_agent = device.user_agent
     if user_agent:
         data["device_ua"] = encode_user_agent(user_agent)
-    data["device_ver"] = device_ver(device.model, platform, device.os_version)
+    if user_agent or kind != "install":  # post-install spec: device_ver may be ""
+        data["device_ver"] = device_ver(device.model, platform, device.os_version)
+    else:  # install spec: Kochava must be able to read the OS version
+        data["device_ver"] = _install_device_ver(device.model, platform, device.os_version, warnings)
     if app and app.version:
         data["app_version"] = app.version
-    data["usertime"] = int(event.timestamp)
+    data["usertime"] = _usertime(event.timestamp, now, warnings)
     limit_tracking = device.limit_ad_tracking
     if limit_tracking is None and zero_ad_id:
         limit_tracking = True
@@ -209,7 +225,7 @@ def to_kochava(
     outcome.payload = {
         "action": kind,
         "kochava_app_id": app_id,
-        "kochava_device_id": device.kochava_device_id or device.id or _first_id(device_ids),
+        "kochava_device_id": _kochava_device_id(device.kochava_device_id, device.id, device_ids, warnings),
         "data": data,
     }
     return outcome
@@ -219,8 +235,47 @@ def _reject(event: NativeEvent, reason: str, field_name: str, message: str) -> O
     return Outcome(event.uuid, "rejected", reason=reason, field=field_name, message=message, event_name=event.name)
 
 
-def _first_id(device_ids: dict[str, str]) -> str:
+def _kochava_device_id(
+    explicit: str | None, device_id: str | None, device_ids: dict[str, str], warnings: list[str]
+) -> str:
+    """``device.kochava_device_id``, else ``device.id``, else the first of ``device_ids``; never an all-zero id
+    (every device in that state shares it, so Kochava would merge them)."""
+    if explicit:
+        if not is_zero_id(explicit):
+            return explicit
+        warnings.append("device.kochava_device_id is all zeros: the next usable id is sent instead")
+    if device_id and not is_zero_id(device_id):
+        return device_id
     return next(iter(device_ids.values()))
+
+
+def is_ip_address(text: str) -> bool:
+    """True for an IPv4 (dotted quad) or IPv6 address, as the C library parses them (0.4 us; ``ipaddress`` takes
+    4 us). Pure parsing: no name lookup, no network.
+
+    >>> is_ip_address("203.0.113.9"), is_ip_address("2001:db8::1"), is_ip_address("not-an-ip; DROP TABLE")
+    (True, True, False)
+    """
+    family = socket.AF_INET6 if ":" in text else socket.AF_INET
+    try:
+        socket.inet_pton(family, text)
+    except (OSError, ValueError):  # ValueError: an embedded NUL
+        return False
+    return True
+
+
+def _usertime(timestamp: float, now: float, warnings: list[str]) -> int:
+    """The event's time in epoch seconds, clamped to ``now`` outside the plausible window (a device clock set
+    wrong: the event itself is real, so it is sent, not rejected)."""
+    if timestamp > now + USERTIME_MAX_AHEAD_S:
+        warnings.append(
+            "timestamp: more than 1 day ahead of the pipeline's clock (device clock?): usertime sent as now"
+        )
+        return int(now)
+    if timestamp < MIN_USERTIME_S:
+        warnings.append("timestamp: before 2008, earlier than any app event (device clock?): usertime sent as now")
+        return int(now)
+    return int(timestamp)
 
 
 def is_zero_id(value: str) -> bool:
@@ -298,6 +353,19 @@ def device_ver(model: str | None, platform: str, os_version: str | None) -> str:
     return f"{model}-{'iOS' if platform == 'ios' else 'Android'}-{os_version}"
 
 
+def _install_device_ver(model: str | None, platform: str, os_version: str | None, warnings: list[str]) -> str:
+    """An install without a user agent: ``device_ver`` is all Kochava has to read the OS version (its install spec
+    warns about it), so it is built from what is known, the platform's generic model standing in for a missing
+    one, with a warning either way."""
+    if not os_version:
+        warnings.append("Kochava cannot read the OS version: no device.user_agent and no device.os_version")
+        return ""
+    if not model:
+        model = GENERIC_MODEL.get(platform, "Android")
+        warnings.append(f"device.model missing (and no device.user_agent): device_ver sent with model {model!r}")
+    return device_ver(model, platform, os_version)
+
+
 def _os_major(os_version: str | None) -> int | None:
     if not os_version:
         return None
@@ -338,11 +406,19 @@ def _install_fields(
 
 
 def _att_block(event: NativeEvent, has_idfa: bool, warnings: list[str]) -> dict[str, Any]:
-    att = event.device.att
+    device = event.device
+    att = device.att
     status = att.status if att else None
     if status is None:
-        status = "authorized" if has_idfa else "not_determined"
-        warnings.append(f"device.att.status missing: {status} inferred from the {'' if has_idfa else 'absent '}IDFA")
+        if device.limit_ad_tracking:
+            # The user's own opt-out: never authorized, whatever IDFA a backend still holds. ``denied`` is what
+            # iOS reports when tracking is refused (also with "Allow Apps to Request to Track" off).
+            status = LIMIT_AD_TRACKING_ATT_DETAIL
+            warnings.append(f"device.att.status missing: {status} inferred from device.limit_ad_tracking")
+        else:
+            status = "authorized" if has_idfa else "not_determined"
+            absent = "" if has_idfa else "absent "
+            warnings.append(f"device.att.status missing: {status} inferred from the {absent}IDFA")
     block: dict[str, Any] = {"att": status == "authorized"}
     if att and att.time is not None:
         block["att_time"] = int(att.time)
@@ -380,10 +456,10 @@ def _adservices_fields(
         data[adservices.ATTRIBUTION_KEY] = chosen
 
 
-def _identity_link(event: NativeEvent, app_id: str, device_ids: dict[str, str]) -> dict[str, Any]:
+def _identity_link(event: NativeEvent, app_id: str, device_ids: dict[str, str], warnings: list[str]) -> dict[str, Any]:
     """Kochava IdentityLink S2S body: ``{"kochava_app_id", "device_id": {...}, "data": {"user_id", traits}}``."""
     identity: dict[str, Any] = {"user_id": event.user_id}
-    for key, value in flatten(event.properties).items():
+    for key, value in flatten(event.properties, warnings).items():
         if key != "user_id" and value is not None:
             identity[key] = _as_text(value)
     return {"kochava_app_id": app_id, "device_id": device_ids, "data": identity}
@@ -397,11 +473,15 @@ def _as_text(value: Any) -> str:
     return orjson.dumps(value).decode() if isinstance(value, list | dict) else str(value)
 
 
-def flatten(properties: Mapping[str, Any]) -> dict[str, Any]:
-    """One level: nested keys joined with ``_``, lists JSON-encoded; the first writer of a key wins.
+def flatten(properties: Mapping[str, Any], collisions: list[str] | None = None) -> dict[str, Any]:
+    """One level: nested keys joined with ``_``, lists JSON-encoded. No value is ever lost: when a joined name is
+    taken (``{"a_b": 1, "a": {"b": 2}}``), the later value gets the first free ``<name>_2``, ``<name>_3``... and a
+    warning is appended to ``collisions``.
 
     >>> flatten({"a": {"b": {"c": 1}}, "l": [1, {"x": 2}], "s": "t"})
     {'a_b_c': 1, 'l': '[1,{"x":2}]', 's': 't'}
+    >>> flatten({"a_b": 1, "a": {"b": 2}})
+    {'a_b': 1, 'a_b_2': 2}
     """
     flat: dict[str, Any] = {}
     # The top level is _flatten_into(flat, "", properties) written out: no f"{prefix}{key}" string per key and no
@@ -409,38 +489,73 @@ def flatten(properties: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in properties.items():
         if isinstance(value, dict):
             if value:
-                _flatten_into(flat, f"{key}_", value)
-            elif key not in flat:
-                flat[key] = "{}"
-        elif key not in flat:
-            flat[key] = compact_json(value) if isinstance(value, list) else value
+                _flatten_into(flat, f"{key}_", value, key, collisions)
+                continue
+            value = "{}"
+        elif isinstance(value, list):
+            value = compact_json(value)
+        if key in flat:  # only a joined name of an earlier object can hold a top-level key
+            key = _free_name(flat, key, key, collisions)
+        flat[key] = value
     return flat
 
 
-def _flatten_into(flat: dict[str, Any], prefix: str, node: Mapping[str, Any]) -> None:
+def _flatten_into(
+    flat: dict[str, Any], prefix: str, node: Mapping[str, Any], path: str, collisions: list[str] | None
+) -> None:
     for key, value in node.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
             if value:
-                _flatten_into(flat, f"{name}_", value)
-            elif name not in flat:
-                flat[name] = "{}"
-        elif name not in flat:
-            flat[name] = compact_json(value) if isinstance(value, list) else value
+                _flatten_into(flat, f"{name}_", value, f"{path}.{key}", collisions)
+                continue
+            value = "{}"
+        elif isinstance(value, list):
+            value = compact_json(value)
+        if name in flat:
+            name = _free_name(flat, name, f"{path}.{key}", collisions)
+        flat[name] = value
+
+
+def _free_name(flat: Mapping[str, Any], name: str, path: str, collisions: list[str] | None) -> str:
+    """The first of ``<name>_2``, ``<name>_3``... not in ``flat``, with the warning saying where it came from."""
+    free = free_key(flat, name)
+    if collisions is not None:
+        collisions.append(f"properties.{path}: flattens onto {name}, which is taken: sent as {free}")
+    return free
+
+
+def free_key(taken: Mapping[str, Any], name: str) -> str:
+    """``name`` when it is free in ``taken``, else the first free ``<name>_2``, ``<name>_3``...
+
+    >>> free_key({"a": 1, "a_2": 2}, "a"), free_key({}, "a")
+    ('a_3', 'a')
+    """
+    if name not in taken:
+        return name
+    n = 2
+    while f"{name}_{n}" in taken:
+        n += 1
+    return f"{name}_{n}"
 
 
 def _event_data(event: NativeEvent, name: str, warnings: list[str]) -> dict[str, Any]:
     props = event.properties
-    flat = flatten(props) if props else {}
+    flat = flatten(props, warnings) if props else {}
     # Checked in C first (map + isdisjoint): a reserved key is rare, and the per-key comprehension cost 5% of the
     # mapping (py-spy).
     reserved = [] if RESERVED_EVENT_DATA_KEYS.isdisjoint(map(str.lower, flat)) else _reserved_keys(flat)
     for key in reserved:
-        renamed = f"{RESERVED_KEY_PREFIX}{key}"
+        renamed = free_key(flat, f"{RESERVED_KEY_PREFIX}{key}")  # never onto a custom_<key> the caller sent
         warnings.append(f"properties.{key}: reserved by Kochava, sent as {renamed}")
         flat[renamed] = flat.pop(key)
     if event.type == "screen":
-        flat["screen_name"] = event.name or _first_text(props, ("name", "screen_name")) or ""
+        screen_name = event.name or _first_text(props, ("name", "screen_name")) or ""
+        if flat.get("screen_name", screen_name) != screen_name:  # the caller's own screen_name is kept too
+            moved = free_key(flat, "screen_name")
+            warnings.append(f"properties.screen_name: the screen's name takes screen_name, sent as {moved}")
+            flat[moved] = flat["screen_name"]
+        flat["screen_name"] = screen_name
     if name == PURCHASE:
         _purchase_fields(props, flat, warnings)
     if event.user_id and "user_id" not in flat:

@@ -82,8 +82,13 @@ def profile_key(app_id: str, platform: str, device_id: str) -> str:
 
 
 def device_key_id(event: Event) -> str | None:
-    """The id a profile is keyed by: ``device.id`` (IDFV / Android ID), else ``device.kochava_device_id``."""
-    return event.device.id or event.device.kochava_device_id or None
+    """The id a profile is keyed by: ``device.id`` (IDFV / Android ID), else ``device.kochava_device_id``; never an
+    all-zero id (every device in that state would share one profile, and be filled with each other's fields)."""
+    device = event.device
+    for candidate in (device.id, device.kochava_device_id):
+        if candidate and not is_zero_id(candidate):
+            return candidate
+    return None
 
 
 def _opts_out(ctx: Mapping[str, ProfileValue]) -> bool:

@@ -50,9 +50,10 @@ DOCUMENTED = {
 def test_documented_ios14_iad_install_is_reproduced() -> None:
     """Given the documented example's inputs as a native install event
     When it is mapped with the documented app GUID
-    Then the payload equals Kochava's example, except two deliberate differences:
-    the IDFA is upper-cased (spec: iOS ids upper case; Kochava's placeholder is not a real IDFA), and att_time is a
-    real epoch time (the documented 123456789 is 1973, which the contract refuses as out of range)."""
+    Then the payload equals Kochava's example, except three deliberate differences:
+    the IDFA is upper-cased (spec: iOS ids upper case; Kochava's placeholder is not a real IDFA), att_time is a
+    real epoch time (the documented 123456789 is 1973, which the contract refuses as out of range), and the
+    documented origination_ip 77.224.141.777 is not an IP address (777 > 255), so it is dropped with a warning."""
     body = (SAMPLES_DIR / "kochava_doc_install_ios14_iad.json").read_bytes()
     [event] = parse_body(body)
     assert not isinstance(event, Rejection), event
@@ -61,5 +62,6 @@ def test_documented_ios14_iad_install_is_reproduced() -> None:
     expected: dict[str, Any] = json.loads(json.dumps(DOCUMENTED))
     expected["data"]["device_ids"]["idfa"] = "KOCHAVA-TEST-IDFA-2015-12-09-12"
     expected["data"]["app_tracking_transparency"]["att_time"] = json.loads(body)["device"]["att"]["time"]
+    del expected["data"]["origination_ip"]
     assert outcome.payload == expected
-    assert outcome.warnings == []
+    assert outcome.warnings == ["device.ip is not an IPv4 or IPv6 address: not sent"]

@@ -57,12 +57,19 @@ def test_batch_sizes_at_the_limits() -> None:
     ]
 
 
-def test_a_leniently_parsed_batch_still_goes_through_the_model() -> None:
-    # A key with an unpaired surrogate: NativeBatch refuses the whole body (its keys must be valid strings).
-    body = b'{"batch": [{"\\ud800": 1}]}'
+def test_a_key_with_a_lone_surrogate_rejects_its_event_not_the_batch() -> None:
+    # NativeBatch would refuse the whole body (its keys must be valid strings): each event is judged on its own.
+    body = b'{"batch": [{"\\ud800": 1}, ' + orjson.dumps(EVENT) + b"]}"
+    bad, good = parse_body(body)
+    assert isinstance(bad, Rejection) and not isinstance(good, Rejection)
+    assert (bad.reason, bad.field, bad.raw) == (reasons.INVALID_EVENT, "\\ud800", {"\ufffd": 1})
+
+
+def test_a_leniently_parsed_batch_that_is_not_a_batch_still_goes_through_the_model() -> None:
+    body = b'{"batch": [], "x": "\\ud800"}'
     [item] = parse_body(body)
     assert isinstance(item, Rejection)
-    assert (item.reason, item.raw) == (reasons.INVALID_BODY, {"batch": [{"\ufffd": 1}]})
+    assert (item.reason, item.field, item.raw) == (reasons.INVALID_BODY, "batch", {"batch": [], "x": "\ufffd"})
 
 
 @given(st.dictionaries(st.sampled_from([*sorted(EVENT), "messageId", "context"]), json_values, max_size=7))
