@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -11,7 +12,16 @@ import pytest
 from functions.adapters.kochava_http import Kind, KochavaResult
 from functions.names import ATTR_REASON, IDEMPOTENCY_TTL_S
 from functions.pipeline import envelope, reasons
-from tests.integration.deliverer.support import FakeContext, Stack, event_body, event_payload
+from tests.integration.deliverer.support import (
+    DEVICE_IP,
+    IDFA,
+    IDFV,
+    IOS_APP,
+    FakeContext,
+    Stack,
+    event_body,
+    event_payload,
+)
 
 
 def test_the_same_message_delivered_twice_is_posted_once(stack: Stack) -> None:
@@ -62,6 +72,22 @@ def test_the_idempotency_record_outlives_the_dlq_retention(stack: Stack) -> None
     [item] = stack.idempotency_items()
     expires_in = int(item["expiration"]["N"]) - time.time()
     assert IDEMPOTENCY_TTL_S - 60 < expires_in <= IDEMPOTENCY_TTL_S
+
+
+def test_the_record_keeps_what_trace_shows_and_no_personal_data(stack: Stack) -> None:
+    stack.sink.script([503, 200])  # delivered on the second HTTP attempt
+    before_ms = int(time.time() * 1000)
+    stack.send(event_body("kept-1"))
+    assert stack.run_once() == {"batchItemFailures": []}
+    after_ms = int(time.time() * 1000)
+
+    [item] = stack.idempotency_items()
+    data = json.loads(item["data"]["S"])
+    assert before_ms <= data.pop("delivered_at_ms") <= after_ms
+    assert data == {"http_status": 200, "attempts": 2, "kind": "event", "app": IOS_APP}
+    raw = json.dumps(item)
+    for personal in (IDFA, IDFV, DEVICE_IP):
+        assert personal not in raw
 
 
 def test_a_rejected_payload_can_be_replayed_after_the_fix(stack: Stack) -> None:
