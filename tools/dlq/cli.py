@@ -38,13 +38,7 @@ from tools.dlq.ops import (
     scan,
     wrong_source,
 )
-from tools.dlq.sqs import (
-    DlqClient,
-    QueuePair,
-    discover_from_names,
-    discover_from_queue_url,
-    discover_from_stack,
-)
+from tools.dlq.sqs import DlqClient, QueuePair, discover_queues
 from tools.oncall import (
     AWS_ERRORS,
     EXIT_ERROR,
@@ -58,7 +52,6 @@ from tools.oncall import (
     DiscoveryError,
     add_stack_options,
     duration,
-    make_client,
     make_session,
     positive_int,
 )
@@ -265,16 +258,10 @@ def _selection(args: argparse.Namespace) -> Selection:
 
 def discover(args: argparse.Namespace) -> tuple[DlqClient, list[QueuePair]]:
     opts = AwsOptions.of(args)
-    session = make_session(opts)
-    sqs = make_client(session, "sqs", opts)
-    if args.stack:
-        pairs = discover_from_stack(make_client(session, "cloudformation", opts), args.stack)
-    elif args.queue_url:
-        pairs = discover_from_queue_url(sqs, args.queue_url, args.source_url)
-    elif args.stage or args.endpoint_url:
-        pairs = discover_from_names(sqs, args.stage or LOCAL_STAGE)
-    else:
-        raise DiscoveryError("where are the queues? give --stack NAME, --queue-url URL, --stage S or --endpoint-url")
+    stage = args.stage or (LOCAL_STAGE if args.endpoint_url else None)
+    sqs, pairs = discover_queues(
+        make_session(opts), opts, stack=args.stack, stage=stage, queue_url=args.queue_url, source_url=args.source_url
+    )
     if args.dlq:
         pairs = [p for p in pairs if p.key == args.dlq]
         if not pairs:

@@ -24,7 +24,7 @@ from infra.resources import (
     ResourceNames,
 )
 from tools.dlq.core import STAGE_BY_QUEUE_KEY, DlqMessage
-from tools.oncall import DiscoveryError
+from tools.oncall import AwsOptions, DiscoveryError, make_client
 
 SQS_BATCH = 10  # entries per SendMessageBatch / DeleteMessageBatch / ChangeMessageVisibilityBatch (AWS limit)
 
@@ -73,6 +73,27 @@ def queue_key_of(name: str) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------------- discovery
+
+
+def discover_queues(
+    session: Any,
+    opts: AwsOptions,
+    *,
+    stack: str | None,
+    stage: str | None,
+    queue_url: str | None = None,
+    source_url: str | None = None,
+) -> tuple[Any, list[QueuePair]]:
+    """(SQS client, the DLQs with their source queues): from the stack's outputs, one DLQ by URL, or the project's
+    names for ``stage``."""
+    sqs = make_client(session, "sqs", opts)
+    if stack:
+        return sqs, discover_from_stack(make_client(session, "cloudformation", opts), stack)
+    if queue_url:
+        return sqs, discover_from_queue_url(sqs, queue_url, source_url)
+    if stage:
+        return sqs, discover_from_names(sqs, stage)
+    raise DiscoveryError("where are the queues? give --stack NAME, --queue-url URL, --stage S or --endpoint-url")
 
 
 def discover_from_stack(cloudformation: Any, stack: str) -> list[QueuePair]:

@@ -16,14 +16,13 @@ import shlex
 import signal
 import socket
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from tools.local import aws
+from tools.local import DEFAULT_LAMBDA_LOG, aws
 from tools.local.stack import DEFAULT_API_KEY, EVENTS_DIR, LocalConfig, LocalStack
 
 DEFAULT_API_PORT = 8080
@@ -74,7 +73,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--lambda-log",
         metavar="PATH",
-        default=str(Path(tempfile.gettempdir()) / "kochava-local-lambdas.log"),
+        default=str(DEFAULT_LAMBDA_LOG),
         help="where the Lambdas' JSON logs go (default: %(default)s)",
     )
     return parser.parse_args(argv)

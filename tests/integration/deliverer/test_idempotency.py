@@ -168,3 +168,16 @@ def test_payload_is_posted_exactly_as_enveloped(stack: Stack) -> None:
     stack.send(event_body("exact-1"))
     stack.run_once()
     assert stack.sink.requests[0].json == event_payload("exact-1")
+
+
+def test_trace_finds_the_record_the_deliverer_wrote(stack: Stack) -> None:
+    """tools.trace computes the deliverer's idempotency key from a uuid: if the key changes, this fails until
+    tools/trace/core.py key_data mirrors it."""
+    from tools.trace.sources import IdempotencyTable
+
+    stack.send(event_body("traced-1"))
+    assert stack.run_once() == {"batchItemFailures": []}
+
+    [record] = IdempotencyTable(stack.dynamodb, stack.table).find("traced-1", [IOS_APP])
+    assert (record.kind, record.status, record.data["app"]) == ("event", "COMPLETED", IOS_APP)
+    assert IdempotencyTable(stack.dynamodb, stack.table).find("never-sent", [IOS_APP]) == []
