@@ -8,7 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -142,6 +142,7 @@ class Sources:
     dlq_pairs: list[Any]
     logs: LogSource | None
     errors: dict[str, str]
+    notes: list[str] = field(default_factory=list)
 
 
 def build_sources(args: argparse.Namespace, now_ms: int) -> Sources:
@@ -156,12 +157,12 @@ def build_sources(args: argparse.Namespace, now_ms: int) -> Sources:
     session = make_session(opts)
     errors: dict[str, str] = {}
     sources = Sources(names, None, list(args.app), None, [], None, errors)
-    try:
-        sources.table = IdempotencyTable(make_client(session, "dynamodb", opts), names.table(IDEMPOTENCY_TABLE))
-        if not sources.apps:
+    sources.table = IdempotencyTable(make_client(session, "dynamodb", opts), names.table(IDEMPOTENCY_TABLE))
+    if not sources.apps:
+        try:
             sources.apps = _apps(args, session, opts, names)
-    except AWS_ERRORS as exc:
-        errors["idempotency"] = mask_text(str(exc))
+        except AWS_ERRORS as exc:  # today's key does not need the app: say so, go on
+            sources.notes.append(f"app GUIDs of the deployed deliverer unknown ({mask_text(str(exc))}): use --app")
     try:
         sqs, sources.dlq_pairs = discover_queues(session, opts, stack=args.stack, stage=stage)
         sources.dlq_client = DlqClient(sqs, wait_time_s=args.wait_time_seconds)
@@ -226,8 +227,12 @@ def trace_all(sources: Sources, uuids: Sequence[str], *, scan_limit: int, reveal
 def _searched(sources: Sources, dlqs: DlqSearch, errors: dict[str, str]) -> dict[str, Any]:
     table = sources.names.table(IDEMPOTENCY_TABLE)
     apps = f", apps {', '.join(sources.apps)}" if sources.apps else ""
+    notes = "".join(f"; {note}" for note in sources.notes)
     searched: dict[str, Any] = {
-        "idempotency": {"table": table, "text": f"{table} (keys of uuid + kind install, event, identityLink{apps})"},
+        "idempotency": {
+            "table": table,
+            "text": f"{table} (keys of uuid + kind install, event, identityLink{apps}{notes})",
+        },
         "dlqs": {"scanned": dlqs.scanned, "truncated": dlqs.truncated, "text": dlqs.describe()},
         "logs": {"text": sources.logs.describe() if sources.logs is not None else "not searched"},
     }
@@ -251,9 +256,12 @@ def print_trace(trace: Trace, out: TextIO, now_ms: int) -> None:
         for fact in trace.facts:
             extra = "  ".join(f"{k}={v}" for k, v in fact.details.items())
             age = f"({format_age((now_ms - fact.at_ms) / 1000)} ago)" if fact.at_ms else ""
-            print(f"    {fact.to_json()['at'] or '?'} {age:<12} {fact.service:<10} {fact.message}  {extra}", file=out)
+            when = fact.to_json()["at"] or "?"
+            print(f"    {when} {age:<12} {fact.service:<10} {fact.what:<14} {fact.message}  {extra}".rstrip(), file=out)
     if not trace.found or any("error" in v for v in trace.searched.values() if isinstance(v, dict)):
-        print(f"  searched: {describe_searched(trace.searched)}", file=out)
+        print("  searched:", file=out)
+        for line in describe_searched(trace.searched):
+            print(f"    {line}", file=out)
     print(file=out)
 
 

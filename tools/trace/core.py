@@ -284,7 +284,7 @@ def decide(
         return trace
     if facts:
         return _by_newest_fact(trace, facts[-1])
-    trace.summary = "not found: " + describe_searched(trace.searched)
+    trace.summary = "no idempotency record, in no DLQ, no log line about it (searched below)"
     return trace
 
 
@@ -369,16 +369,13 @@ _PENDING_WORDS: Final[Mapping[str, str]] = {
 }
 
 
-def describe_searched(searched: Mapping[str, Any]) -> str:
-    """One line: what was searched, over which time range."""
-    parts = []
+def describe_searched(searched: Mapping[str, Any]) -> list[str]:
+    """One line per source: what was searched, over which time range (or why it failed)."""
+    lines = []
     for name, what in searched.items():
-        if isinstance(what, Mapping):
-            text = what.get("text")
-            parts.append(f"{name}: {text}" if text else name)
-        else:
-            parts.append(f"{name}: {what}")
-    return "; ".join(parts) or "nothing searched"
+        text = what.get("text") if isinstance(what, Mapping) else what
+        lines.append(f"{name}: {text}")
+    return lines
 
 
 def _int(value: Any) -> int | None:
