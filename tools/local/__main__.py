@@ -95,6 +95,7 @@ def aws_hints(stack: LocalStack) -> list[str]:
     )
     return [
         f"  python -m tools.dlq --endpoint-url {stack.endpoint_url} --region {aws.REGION} list",
+        f"  python -m tools.trace --endpoint-url {stack.endpoint_url} --region {aws.REGION} <uuid>",
         f"  {creds} aws --endpoint-url {stack.endpoint_url} sqs list-queues",
     ]
 
@@ -129,7 +130,7 @@ def run(args: argparse.Namespace, out: TextIO, lambda_log: Path | None) -> int:
         kochava_url=args.kochava_url,
         identitylink_url=args.identitylink_url,
         adservices_url=args.adservices_url,
-        log_level="INFO" if args.verbose else "WARNING",
+        log_level="INFO",  # as deployed: the file is their CloudWatch, and tools.trace reads their INFO lines
     )
     with LocalStack(config) as stack:
         say(f"AWS endpoint (moto)  {stack.endpoint_url}   queues and tables: {stack.names.prefix}-*")
