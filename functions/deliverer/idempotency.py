@@ -28,9 +28,8 @@ from typing import TYPE_CHECKING, Any, Final
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
-from functions.adapters.kochava_http import KochavaClient, KochavaResult
-from functions.deliverer.delivery import SendAnswer, kind_of
 from functions.pipeline.envelope import Envelope
+from functions.ports import KochavaClient, KochavaResult, SendAnswer
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
@@ -106,7 +105,7 @@ class IdempotentSender:
         sent: list[KochavaResult],
     ) -> dict[str, Any]:
         """The idempotent body: POST, raise unless delivered, return what the store keeps (plain JSON)."""
-        result = self._client.send(kind_of(env), payload, deadline=deadline)
+        result = self._client.send(env.kind, payload, deadline=deadline)
         sent.append(result)
         if not result.delivered:
             raise DeliveryFailedError(result)
@@ -120,7 +119,7 @@ def delivery_record(
 
     No personal data: no payload, no device id, only the facts of the POST.
 
-    >>> from functions.adapters.kochava_http import KochavaResult
+    >>> from functions.ports import KochavaResult
     >>> env = Envelope(uuid="u-1", kind="event", event_name="Purchase", payload={}, adservices_generated_at=None)
     >>> result = KochavaResult(outcome="delivered", http_status=200, attempts=2)
     >>> delivery_record(env, {"kochava_app_id": "koapp-guid"}, result, delivered_at_ms=1764500000000)

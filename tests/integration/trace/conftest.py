@@ -12,9 +12,9 @@ from typing import Any
 import boto3
 import pytest
 
-from functions.adapters.kochava_http import Kind, KochavaResult
 from functions.names import FUNCTION_DELIVERER, FUNCTION_ENRICHER, IDEMPOTENCY_TABLE, IDEMPOTENCY_TTL_S
-from functions.pipeline.envelope import Envelope
+from functions.pipeline.envelope import Envelope, Kind
+from functions.ports import KochavaResult
 from infra.resources import ResourceNames
 from tests.integration.dlq.conftest import aws, queues  # noqa: F401  (fixtures: moto, the project's queues)
 from tests.integration.dlq.helpers import REGION, STAGE, Queues
