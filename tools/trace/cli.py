@@ -67,7 +67,8 @@ examples:
 
 exit codes:
   0    every uuid was found (any status but not_found)
-  1    some uuid was not found, or the stack / an AWS call failed (what was searched is printed)
+  1    some uuid was not found (what was searched is printed), or a source could not be searched (the
+       answers are printed, but may be incomplete: e.g. a record unreadable, a DLQ message taken for the answer)
   2    bad arguments
   130  interrupted (Ctrl-C): every DLQ message looked at was made visible again
 
@@ -292,4 +293,7 @@ def main(
             out.write(json.dumps(trace.to_json(), ensure_ascii=False) + "\n")
         else:
             print_trace(trace, out, now)
-    return EXIT_OK if all(t.found for t in traces) else EXIT_ERROR
+    incomplete = [name for name, what in traces[0].searched.items() if isinstance(what, dict) and "error" in what]
+    if incomplete:
+        print(f"error: could not search {', '.join(incomplete)}: the answers may be incomplete", file=err)
+    return EXIT_OK if all(t.found for t in traces) and not incomplete else EXIT_ERROR

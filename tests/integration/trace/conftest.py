@@ -19,6 +19,7 @@ from infra.resources import ResourceNames
 from tests.integration.dlq.conftest import aws, queues  # noqa: F401  (fixtures: moto, the project's queues)
 from tests.integration.dlq.helpers import REGION, STAGE, Queues
 from tests.lambda_fakes import FakeContext
+from tools.local.aws import create_table
 
 NAMES = ResourceNames(STAGE)
 APP = "koapp-trace-guid"
@@ -67,13 +68,7 @@ class Aws:
 @pytest.fixture
 def stack(queues: Queues) -> Aws:  # noqa: F811
     dynamodb = boto3.client("dynamodb", region_name=REGION)
-    table = NAMES.table(IDEMPOTENCY_TABLE)
-    dynamodb.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": IDEMPOTENCY_TABLE.partition_key, "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": IDEMPOTENCY_TABLE.partition_key, "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    table = create_table(dynamodb, NAMES, IDEMPOTENCY_TABLE)  # as the local stack creates it
     logs = boto3.client("logs", region_name=REGION)
     for group in LOG_GROUPS.values():
         logs.create_log_group(logGroupName=group)
