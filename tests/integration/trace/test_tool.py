@@ -145,7 +145,6 @@ def test_bad_arguments_exit_2(argv: list[str]) -> None:
 
 
 def test_without_app_the_deployed_deliverers_app_guids_are_used(stack: Aws) -> None:
-
     role = boto3.client("iam").create_role(RoleName="deliverer", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as archive:
