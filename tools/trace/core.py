@@ -269,7 +269,8 @@ def decide(
     """The one status of ``uuid`` from what the sources found (see the module docstring for the rules)."""
     facts = [masked_fact(f, reveal=reveal) for f in facts]
     trace = Trace(uuid, "not_found", "", facts=list(facts), searched=dict(searched or {}))
-    completed = [r for r in records if r.status == "COMPLETED"]
+    # EXPIRED: past its 15 days but not yet removed by DynamoDB's TTL; its data still says when it was delivered.
+    completed = [r for r in records if r.status == "COMPLETED" or (r.status == "EXPIRED" and r.data)]
     in_progress = [r for r in records if r.status == "INPROGRESS"]
     if completed:
         return _delivered_by_record(trace, completed[0])

@@ -47,6 +47,12 @@ def test_a_dlq_message_wins_over_the_logs_and_says_what_to_do() -> None:
     assert IDFA in decide("u-1", dlq_hits=[dead(error=f"bad {IDFA}")], reveal=True).details["error"]
 
 
+def test_an_expired_record_not_yet_removed_still_says_delivered() -> None:
+    record = Record("event", "EXPIRED", {"delivered_at_ms": T0, "http_status": 200})
+    assert decide("u-1", records=[record]).status == "delivered"
+    assert decide("u-1", records=[Record("event", "EXPIRED", {})]).status == "not_found"  # a crashed attempt's
+
+
 def test_an_in_progress_record_is_pending() -> None:
     trace = decide("u-1", records=[Record("event", "INPROGRESS", {}, in_progress_until_ms=T0)])
     assert trace.status == "pending" and trace.details["in_progress_until"] == "2026-11-30T09:00:00Z"
