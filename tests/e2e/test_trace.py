@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from functions.names import DELIVERY_QUEUE, INGEST_QUEUE
 from tests.e2e.shared import NATIVE_EVENT, Run
 from tests.e2e.test_local_cli import ROOT, clean_env
 from tests.integration.dlq.helpers import counts, snapshot
+from tools.dlq.cli import main as dlq_main
 from tools.local import aws
 
 HEARTBEAT_UUID = "bd36eb67-0009-4350-a6dc-876bf69fb4af"  # events/heartbeat.json: filtered by default
@@ -87,10 +89,12 @@ def test_a_replay_into_the_wrong_queue_is_refused_and_moves_nothing(rejected: Ru
     assert any(REJECTED_UUID in body for _, body, _ in before.messages)
     ingest_dlq_before = counts(sqs, ingest_dlq)
 
-    done = tool("tools.dlq", rejected, "--queue-url", delivery_dlq, "--source-url", ingest, "replay")
+    out, err = io.StringIO(), io.StringIO()  # in-process (the CLI as a user runs it is covered above)
+    argv = ["--endpoint-url", rejected.stack.endpoint_url, "--queue-url", delivery_dlq, "--source-url", ingest]
+    code = dlq_main([*argv, "replay"], stdout=out, stderr=err)
 
-    assert done.returncode == 3, done.stdout + done.stderr
-    assert "refusing to replay kochava-local-delivery-dlq into kochava-local-ingest" in done.stdout
+    assert code == 3, out.getvalue() + err.getvalue()
+    assert "refusing to replay kochava-local-delivery-dlq into kochava-local-ingest" in out.getvalue()
     assert snapshot(sqs, delivery_dlq) == before  # still there, visible
     assert rejected.stack.wait_drained(timeout_s=20)
     assert counts(sqs, ingest_dlq) == ingest_dlq_before  # nothing reached the enricher to be dead-lettered
