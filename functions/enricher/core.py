@@ -49,7 +49,7 @@ from functions.names import (
     SQS_MAX_MESSAGE_BYTES,
 )
 from functions.pipeline import envelope, profiles, reasons
-from functions.pipeline.events import Event, Parsed, Rejection, Route, parse_body
+from functions.pipeline.events import Event, Parsed, Rejection, Route, parse_body, raw_events
 from functions.pipeline.jsontext import compact_json
 from functions.pipeline.kochava import Outcome, to_kochava
 from functions.pipeline.settings import Settings
@@ -442,9 +442,7 @@ class RawEvents:
 
     def body_of(self, index: int) -> str:
         if self._events is None:
-            document = orjson.loads(self._body)
-            batch = document.get("batch") if isinstance(document, dict) else None
-            self._events = batch if isinstance(batch, list) else [document]
+            self._events = raw_events(self._body)  # lenient: a sibling's lone surrogate must not make this raise
             if len(self._events) != self._count:  # cannot happen with parse_body's one-item-per-event promise
                 raise RuntimeError("raw events and parsed events are not aligned")
         return compact_json(self._events[index])

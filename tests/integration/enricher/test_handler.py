@@ -428,3 +428,31 @@ def test_lists_nested_deeper_than_orjson_writes_are_delivered_or_dead_lettered_n
     [dead] = stack.drain("ingest_dlq")
     assert dead["attributes"][ATTR_REASON] == reasons.INVALID_EVENT
     assert json.loads(dead["body"]) == invalid
+
+
+def test_lone_surrogates_reject_only_their_events_and_the_siblings_go_through(stack: Stack) -> None:
+    """Given one batch (issue 14, item 5): a lone surrogate escape in a property key, one in a property value, an
+    event the mapping rejects (only an all-zero IDFA) and a valid event
+    When the enricher handles it
+    Then the record succeeds at once: the valid event is forwarded, each other event is dead-lettered on its own
+    with its reason and a field name that can be read (the escape as received)."""
+    key = native_event(properties={"k\ud800": 1})
+    value = native_event(properties={"k": "v\udc00"})
+    no_id = native_event(device={"platform": "ios", "advertising_id": "00000000-0000-0000-0000-000000000000"})
+    good = native_event()
+    body = json.dumps({"batch": [key, value, no_id, good]})  # ensure_ascii: the surrogates travel as escapes
+    assert "\\ud800" in body
+
+    assert stack.invoke(stack.record(body)) == {"batchItemFailures": []}
+
+    assert [d["uuid"] for d in stack.deliveries()] == [good["uuid"]]
+    dead = {d["attributes"][ATTR_UUID]: d for d in stack.drain("ingest_dlq")}
+    assert {uuid: d["attributes"][ATTR_REASON] for uuid, d in dead.items()} == {
+        key["uuid"]: reasons.INVALID_EVENT,
+        value["uuid"]: reasons.INVALID_EVENT,
+        no_id["uuid"]: reasons.NO_DEVICE_IDENTIFIER,
+    }
+    assert dead[key["uuid"]]["attributes"][ATTR_FIELD] == "properties.k\\ud800"
+    assert dead[value["uuid"]]["attributes"][ATTR_FIELD] == "properties.k"
+    assert json.loads(dead[no_id["uuid"]]["body"]) == no_id
+    assert stack.drain("ingest") == []
