@@ -15,9 +15,9 @@ from types import FrameType
 from typing import Any, TextIO
 
 from functions.names import ATTR_ERROR, ATTR_FIELD, ATTR_RESPONSE_BODY, ATTR_STATUS, QUEUES
+from functions.pipeline.jsontext import escape_surrogates
 from tools.dlq.core import (
     REASON_ADVICE,
-    REFUSAL_WHY,
     DlqMessage,
     Selection,
     body_for_json,
@@ -25,6 +25,7 @@ from tools.dlq.core import (
     group,
     mask_text,
     message_summary,
+    refusal_why,
     render_body,
     shown_attributes,
 )
@@ -282,16 +283,19 @@ class Ui:
     json: bool
     stdin: TextIO
 
+    # Every text goes through escape_surrogates: a body or event name read from an escaped lone surrogate
+    # ("\ud800") holds a character no terminal encoding can write; it is shown as the escape received.
+
     def line(self, text: str = "") -> None:
         if not self.json:
-            print(text, file=self.out)
+            print(escape_surrogates(text), file=self.out)
 
     def note(self, text: str) -> None:
-        print(text, file=self.err)
+        print(escape_surrogates(text), file=self.err)
 
     def document(self, doc: dict[str, Any]) -> None:
         if self.json:
-            json.dump(doc, self.out, indent=2, ensure_ascii=False)
+            self.out.write(escape_surrogates(json.dumps(doc, indent=2, ensure_ascii=False)))
             self.out.write("\n")
 
     def progress(self, label: str, total: int) -> ProgressBar:
@@ -586,7 +590,9 @@ def _print_replay(ui: Ui, reports: list[ReplayReport], selection: Selection, *, 
             )
         if r.refused:
             reasons_ = sorted({s["reason"] for s in r.refused})
-            ui.line(f"  refused {len(r.refused)} ({', '.join(reasons_)}): {REFUSAL_WHY}")
+            for reason in reasons_:
+                count = sum(1 for s in r.refused if s["reason"] == reason)
+                ui.line(f"  refused {count} ({reason}): {refusal_why(reason)}")
         for f in r.failed:
             ui.line(f"  FAILED {f.get('id', '')} {f.get('error', '')}".rstrip())
         if r.sent_not_deleted:
@@ -659,7 +665,7 @@ def _print_purge_list(ui: Ui, pair: QueuePair, chosen: list[DlqMessage], now_ms:
     stream = ui.err if ui.json else ui.out
     print(f"{pair.dlq_name}: deleting {len(chosen)} message(s):", file=stream)
     for text in _message_lines([message_summary(m, now_ms) for m in chosen], indent="  "):
-        print(text, file=stream)
+        print(escape_surrogates(text), file=stream)
     stream.flush()
 
 

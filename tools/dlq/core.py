@@ -32,6 +32,7 @@ from functions.names import (
     ATTR_TRUNCATED,
 )
 from functions.pipeline import reasons
+from functions.pipeline.jsontext import escape_surrogates
 
 # Message attributes only a DLQ message carries: written by the stage that dead-lettered it, meaningless (and
 # misleading if the message dies again) on the source queue. Everything else is copied back on replay.
@@ -53,6 +54,14 @@ REFUSAL_WHY: Final = (
     "the event itself is invalid, so the enricher would dead-letter it again with the same reason; "
     "fix the sender, then purge these (or replay with --force if you know better)"
 )
+# ... and a redriven message that was replayed already: the consumer crashed on it again, so the fix did not help.
+REFUSAL_WHY_REDRIVEN_AGAIN: Final = (
+    "the consumer crashed on it again after a replay (attribute `replayed`), so replaying it again would loop; "
+    "read the Lambda's logs and deploy a fix, then replay with --force"
+)
+# Written by `replay` on every message it sends back (the count of its replays). Not a DLQ-only attribute: it
+# rides along on the source queue and comes back with a message SQS redrives again.
+ATTR_REPLAYED: Final = "replayed"
 
 # What on-call should do before replaying each reason (shown by `list`, documented in docs/runbook.md).
 REASON_ADVICE: Final[Mapping[str, str]] = {
@@ -67,7 +76,10 @@ REASON_ADVICE: Final[Mapping[str, str]] = {
     reasons.KOCHAVA_BAD_RESPONSE: "replayable: Kochava answered 200 without success",
     reasons.RETRIES_EXHAUSTED: "replayable once Kochava is healthy again",
     reasons.UUID_CONFLICT: "not replayable: another event was delivered under this uuid; resend with a fresh uuid",
-    reasons.REDRIVEN: "replayable once the consumer no longer crashes (deploy the fix first)",
+    reasons.REDRIVEN: (
+        "replayable once the consumer no longer crashes (deploy the fix first); "
+        "one that crashed again after a replay is refused without --force"
+    ),
 }
 
 # DLQ kind (the QueueSpec key) -> the value of the `stage` attribute a message of that DLQ would carry.
@@ -129,8 +141,23 @@ class DlqMessage:
 
     @property
     def replayable(self) -> bool:
-        """Replaying can succeed: the reason allows it and the body was not cut to fit the DLQ (``truncated``)."""
-        return reasons.is_replayable(self.reason) and self.attr(ATTR_TRUNCATED) != "true"
+        """Replaying can succeed: the reason allows it, the body was not cut to fit the DLQ (``truncated``), and it
+        is not a redriven message that crashed its consumer again after a replay (that would loop)."""
+        return (
+            reasons.is_replayable(self.reason)
+            and self.attr(ATTR_TRUNCATED) != "true"
+            and not self.redriven_after_replay
+        )
+
+    @property
+    def replayed(self) -> int:
+        """How many times ``replay`` sent this message back (0 when never)."""
+        return _int(self.attr(ATTR_REPLAYED)) or 0
+
+    @property
+    def redriven_after_replay(self) -> bool:
+        """SQS redrove it (no reason) although it had been replayed: the consumer crashed on it again."""
+        return self.reason == reasons.REDRIVEN and self.replayed > 0
 
     @property
     def event_name(self) -> str:
@@ -260,6 +287,11 @@ class Selection:
         if self.older_than_s is not None:
             parts.append(f"older than {format_age(self.older_than_s)}")
         return " and ".join(parts) or "everything"
+
+
+def refusal_why(reason: str) -> str:
+    """Why messages with this reason were refused (``redriven``: only ones redriven again after a replay are)."""
+    return REFUSAL_WHY_REDRIVEN_AGAIN if reason == reasons.REDRIVEN else REFUSAL_WHY
 
 
 def refused(msg: DlqMessage, *, force: bool) -> bool:
@@ -419,7 +451,8 @@ def render_body(body: str, *, reveal: bool) -> tuple[str, bool]:
     except ValueError:
         return (body if reveal else mask_text(body)), False
     shown = parsed if reveal else mask_json(parsed)
-    return json.dumps(shown, indent=2, ensure_ascii=False, sort_keys=False), True
+    # A lone surrogate (read from an escaped "\ud800") cannot be printed: it is shown as the escape received.
+    return escape_surrogates(json.dumps(shown, indent=2, ensure_ascii=False, sort_keys=False)), True
 
 
 def body_for_json(body: str, *, reveal: bool) -> Any:
@@ -460,6 +493,7 @@ def replay_attributes(msg: DlqMessage) -> dict[str, dict[str, str]]:
             out[name] = {"DataType": data_type, "StringValue": value["StringValue"]}
         elif "BinaryValue" in value:
             out[name] = {"DataType": data_type, "BinaryValue": value["BinaryValue"]}
+    out[ATTR_REPLAYED] = {"DataType": "Number", "StringValue": str(msg.replayed + 1)}
     return out
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from functions.pipeline.reasons import REDRIVEN
 from tools.dlq.core import DlqMessage, Selection, message_summary, refused, replay_attributes, size_batches
 from tools.dlq.sqs import SQS_BATCH, DlqClient, Held, MoveTask, MoveTaskUnavailable, Outgoing, QueuePair
 
@@ -225,9 +226,12 @@ def _move_chunk(
     report.moved_count += len(deleted)
 
 
-def non_replayable_count(client: DlqClient, pair: QueuePair, limit: int | None = None) -> int:
-    """How many messages of the DLQ have a non-replayable reason (read-only scan)."""
-    return len(scan(client, pair, limit, keep=lambda msg: not msg.replayable).messages)
+def move_task_blockers(client: DlqClient, pair: QueuePair, limit: int | None = None) -> tuple[int, int]:
+    """(non-replayable, redriven) message counts of the DLQ (read-only scan): either rules out a move task, which
+    moves everything and cannot add the ``replayed`` attribute that stops a redriven message from looping."""
+    seen = scan(client, pair, limit, keep=lambda msg: not msg.replayable or msg.reason == REDRIVEN).messages
+    invalid = sum(1 for msg in seen if not msg.replayable)
+    return invalid, len(seen) - invalid
 
 
 def replay_all(
@@ -266,14 +270,19 @@ def replay_all(
 
     if not use_move_task:
         return one_by_one()
-    if not force:
-        invalid = non_replayable_count(client, pair, limit)
-        if invalid:
-            report.notes.append(
-                f"{invalid} message(s) have a non-replayable reason: moving the others one by one instead of with "
-                "a message move task (which would move everything)"
-            )
-            return one_by_one()
+    invalid, redriven = move_task_blockers(client, pair, limit)
+    if invalid and not force:
+        report.notes.append(
+            f"{invalid} message(s) have a non-replayable reason: moving the others one by one instead of with "
+            "a message move task (which would move everything)"
+        )
+        return one_by_one()
+    if redriven:
+        report.notes.append(
+            f"{redriven} redriven message(s): moving one by one instead of with a message move task, so each carries "
+            "its replay count (one that crashes its consumer again is then not replayed in a loop)"
+        )
+        return one_by_one()
     dlq_arn = client.queue_arn(pair.dlq_url)
     try:
         handle = client.start_move_task(dlq_arn, client.queue_arn(pair.source_url), rate)

@@ -235,7 +235,26 @@ def test_replay_attributes_keep_the_source_ones_only() -> None:
     assert attrs["route"] == {"DataType": "String", "StringValue": "segment"}
     assert attrs["received_at_ms"] == {"DataType": "Number", "StringValue": "123"}
     assert attrs["adservices_attempt"]["DataType"] == "Number"
-    assert set(attrs) == {"route", "request_id", "received_at_ms", "uuid", "event_name", "adservices_attempt"}
+    assert set(attrs) == {
+        "route",
+        "request_id",
+        "received_at_ms",
+        "uuid",
+        "event_name",
+        "adservices_attempt",
+        "replayed",
+    }
+    assert attrs["replayed"] == {"DataType": "Number", "StringValue": "1"}
+
+
+def test_a_redriven_message_replayed_before_is_not_replayable_again() -> None:
+    fresh = msg(None, default_stage="enricher")
+    again = msg(None, default_stage="enricher", replayed=1)
+    assert fresh.replayable and not fresh.redriven_after_replay
+    assert not again.replayable and again.redriven_after_replay
+    assert replay_attributes(again)["replayed"]["StringValue"] == "2"
+    # a reasoned message that was replayed before stays replayable: its reason says what to fix
+    assert msg(reasons.RETRIES_EXHAUSTED, replayed=3).replayable
 
 
 SENSITIVE = ["idfa", "idfv", "adid", "android_id", "advertising_id", "advertisingId", "kochava_device_id", "ip"]

@@ -21,6 +21,7 @@ from tests.integration.dlq.helpers import (
     counts,
     create_queues,
     drain,
+    put,
     put_delivery_dead,
     put_ingest_dead,
     run_tool,
@@ -123,8 +124,9 @@ def test_filtered_replay_moves_exactly_the_selection(queues: Queues) -> None:
     assert {m["id"] for m in delivery["moved_messages"]} == {ids["retry_old"], ids["retry_new"]}
     moved = drain(queues.sqs, queues.delivery)
     assert sorted(m["body"]["uuid"] for m in moved) == ["d-new", "d-old"]
-    for m in moved:  # the source attributes are back, the DLQ-only ones are gone
-        assert m["attributes"] == {"uuid": m["body"]["uuid"], "kind": "event", "event_name": "Purchase"}
+    for m in moved:  # the source attributes are back, the DLQ-only ones are gone, the replay is counted
+        source = {"uuid": m["body"]["uuid"], "kind": "event", "event_name": "Purchase", "replayed": "1"}
+        assert m["attributes"] == source
     left = {m["body"]["uuid"] for m in drain(queues.sqs, queues.delivery_dlq)}
     assert left == {"d-other", "d-rej", "d-red"}
     assert drain(queues.sqs, queues.ingest) == []
@@ -138,7 +140,7 @@ def test_replay_to_the_ingest_queue_keeps_route_request_id_and_received_at(queue
     assert run.code == 0, run.err
     [moved] = drain(queues.sqs, queues.ingest)
     assert moved["body"]["uuid"] == "e-app"
-    assert set(moved["attributes"]) == {"route", "request_id", "received_at_ms", "uuid", "event_name"}
+    assert set(moved["attributes"]) == {"route", "request_id", "received_at_ms", "uuid", "event_name", "replayed"}
     assert moved["attributes"]["route"] == "segment"
     assert moved["attributes"]["request_id"] == "req-e-app"
     assert counts(queues.sqs, queues.ingest_dlq) == (3, 0)
@@ -166,7 +168,8 @@ def test_replay_everything_falls_back_on_moto_and_leaves_invalid_events(queues: 
     by_dlq = {q["dlq"]: q for q in doc["queues"]}
     delivery, ingest = by_dlq["kochava-local-delivery-dlq"], by_dlq["kochava-local-ingest-dlq"]
     assert delivery["moved"] == 5 and delivery["mode"] == "per_message"
-    assert any("not available" in n and "fell back" in n for n in delivery["notes"])
+    # its redriven message must carry its replay count, which a move task cannot add: moved one by one
+    assert any("1 redriven message(s): moving one by one" in n for n in delivery["notes"])
     assert ingest["moved"] == 2 and {r["reason"] for r in ingest["refused"]} == {"invalid_event", "invalid_json"}
     assert any("non-replayable" in n for n in ingest["notes"])
     assert counts(queues.sqs, queues.delivery_dlq) == (0, 0)
@@ -508,3 +511,47 @@ def test_replay_into_a_queue_without_redrive_policy_is_refused_unless_force(queu
     code, doc = replay("--force")  # on-call knows better: moved
     assert code == 0 and doc["queues"][0]["moved"] == 1
     assert counts(queues.sqs, other) == (1, 0) and counts(queues.sqs, queues.delivery_dlq) == (0, 0)
+
+
+# ------------------------------------------------------------------------------------------- hard input (issue 14)
+
+
+def test_show_list_and_json_print_a_body_with_a_lone_surrogate_escape(queues: Queues) -> None:
+    """Given a redriven ingest body holding an escaped lone surrogate (valid JSON text, not valid Unicode once read)
+    When on-call lists and shows it, as text and as JSON
+    Then every output can be written to a UTF-8 terminal, showing the escape as it was received."""
+    body = '{"batch": [{"uuid": "s-1", "type": "track", "event": "\\ud800", "properties": {"k\\udc00": 1}}]}'
+    put(queues.sqs, queues.ingest_dlq, body, route="native", request_id="req-s")
+    for argv in (["list"], ["show", "--reveal"], ["show"], ["--json", "show"], ["--json", "list"]):
+        run = run_tool("--dlq", "ingest", *argv)
+        assert run.code == 0, run.err
+        run.out.encode()  # what print() to a UTF-8 stdout does: it used to raise UnicodeEncodeError
+    shown = run_tool("--dlq", "ingest", "show", "--reveal").out
+    assert '"event": "\\ud800"' in shown and '"k\\udc00": 1' in shown
+
+
+def test_a_redriven_message_that_crashes_again_after_a_replay_is_not_replayed_in_a_loop(queues: Queues) -> None:
+    """Given a redriven message (the consumer crashed on it) replayed once
+    When the consumer crashes on it again and SQS redrives it back (same body, same attributes)
+    Then the next replay refuses it (the fix did not help) unless --force, and `list` says why."""
+    put_ingest_dead(queues, "e-red", None)
+    first = run_tool("--dlq", "ingest", "--json", "replay")
+    assert first.json()["queues"][0]["moved"] == 1
+    [replayed] = queues.sqs.receive_message(
+        QueueUrl=queues.ingest, MessageAttributeNames=["All"], MaxNumberOfMessages=1
+    )["Messages"]
+    assert replayed["MessageAttributes"]["replayed"] == {"DataType": "Number", "StringValue": "1"}
+    # SQS redrive moves the message as it is: body and attributes unchanged
+    queues.sqs.send_message(
+        QueueUrl=queues.ingest_dlq, MessageBody=replayed["Body"], MessageAttributes=replayed["MessageAttributes"]
+    )
+    queues.sqs.delete_message(QueueUrl=queues.ingest, ReceiptHandle=replayed["ReceiptHandle"])
+
+    again = run_tool("--dlq", "ingest", "replay")
+    assert "moved 0, refused 1" in again.out and "crashed on it again after a replay" in again.out
+    assert counts(queues.sqs, queues.ingest_dlq) == (1, 0)
+    assert "crashed again after a replay" in run_tool("--dlq", "ingest", "show").out
+    forced = run_tool("--dlq", "ingest", "--json", "replay", "--force")
+    assert forced.json()["queues"][0]["moved"] == 1
+    [twice] = drain(queues.sqs, queues.ingest)
+    assert twice["attributes"]["replayed"] == "2"
