@@ -139,7 +139,7 @@ class KochavaClient(Protocol):
 class SendAnswer:
     """What the once-only sender reports for one envelope."""
 
-    status: Literal["delivered", "duplicate", "in_progress", "failed"]
+    status: Literal["delivered", "duplicate", "in_progress", "failed", "conflict"]  # conflict: a reused uuid
     result: KochavaResult | None = None  # the Kochava result of this invocation's POST (None: no POST made)
 
 

@@ -4,8 +4,9 @@ For each record, concurrently (a thread pool; the POSTs are I/O bound):
 
 1. parse the envelope (``pipeline.envelope``); a malformed one is dead-lettered at once (``invalid_body``);
 2. re-apply the AdServices 24-hour window at send time (``pipeline.adservices.apply_window_at_send``);
-3. send it **once** through the :class:`OnceSender` (idempotent on ``uuid`` + ``kind``): delivered, or already
-   delivered earlier (a duplicate, skipped), or still in flight elsewhere, or failed with a Kochava result;
+3. send it **once** through the :class:`OnceSender` (idempotent on ``uuid`` + ``kind`` + app): delivered, or already
+   delivered earlier (a duplicate, skipped), or another event under that key (a conflict), or still in flight
+   elsewhere, or failed with a Kochava result;
 4. decide a :class:`Verdict` from the result and the SQS receive count (:func:`decide`).
 
 Then, once per batch and in the calling thread: dead-letter what must go to the delivery DLQ (one
@@ -17,6 +18,7 @@ case                                   verdict         reported to SQS          
 =====================================  ==============  ==========================  =============================
 2xx + ``{"success":"1"}``              delivered       success                     -
 already delivered (idempotency)        duplicate       success                     -
+same key, other content (reused uuid)  dead_letter     success                     ``uuid_conflict``
 429 / 5xx / timeout / network          retry           failed, visibility backoff  -
   ... on receive >= MAX_RECEIVE_COUNT  dead_letter     success                     ``retries_exhausted``
 4xx (not 429), 3xx                     dead_letter     success                     ``kochava_rejected``
@@ -61,6 +63,10 @@ RETRY_VISIBILITY_BASE_S: Final = 30
 RETRY_VISIBILITY_CAP_S: Final = 900
 SQS_MAX_VISIBILITY_S: Final = 12 * 3600
 STAGE: Final = FUNCTION_DELIVERER  # the DLQ ``stage`` attribute
+UUID_CONFLICT_ERROR: Final = (
+    "another event with this uuid, kind and app was delivered with different content: not sent; "
+    "the sender reuses uuids: resend this event with a fresh uuid"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +132,8 @@ def decide(
         return RecordOutcome(verdict="delivered", **common)
     if answer.status == "duplicate":
         return RecordOutcome(verdict="duplicate", **common)
+    if answer.status == "conflict":
+        return RecordOutcome(verdict="dead_letter", reason=reasons.UUID_CONFLICT, error=UUID_CONFLICT_ERROR, **common)
     result = answer.result
     if answer.status == "failed" and result is not None:
         if result.outcome == "permanent":

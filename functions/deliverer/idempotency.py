@@ -1,7 +1,8 @@
-"""At most one successful POST per event ``uuid`` + ``kind``: Powertools idempotency on DynamoDB.
+"""At most one successful POST per event ``uuid`` + ``kind`` + app: Powertools idempotency on DynamoDB.
 
-The key is the pair ``{"uuid", "kind"}`` (hashed by Powertools, under the fixed prefix :data:`KEY_PREFIX`, so a
-refactor of this module or a renamed function does not change keys). The table is ``IDEMPOTENCY_TABLE_NAME``
+The key is ``{"uuid", "kind", "app"}`` (``app`` = the payload's ``kochava_app_id``; hashed by Powertools, under the
+fixed prefix :data:`KEY_PREFIX`, so a refactor of this module or a renamed function does not change keys), and the
+record keeps a hash of the event's content (``pipeline.delivery_key``). The table is ``IDEMPOTENCY_TABLE_NAME``
 (``infra/resources.IDEMPOTENCY_TABLE``); a record lives ``IDEMPOTENCY_TTL_S`` (15 days: longer than a DLQ keeps a
 message, so an on-call replay can never reach Kochava twice). A delivered record's data is
 :func:`delivery_record`: when, Kochava's HTTP status, the attempts, the kind and the app GUID, never personal data
@@ -12,8 +13,10 @@ How each case behaves:
 * first send: Powertools writes an ``INPROGRESS`` record, we POST; on delivery it becomes ``COMPLETED``.
 * any failure (transient, 4xx, bad 200) raises inside the idempotent function, so Powertools **deletes** the
   record: nothing remembers a failure, and a later retry or replay sends again.
-* the same ``uuid`` + ``kind`` again after a delivery: Powertools returns the stored answer without calling us;
+* the same key and content again after a delivery: Powertools returns the stored answer without calling us;
   the response hook marks it ``duplicate`` (counted, acknowledged, no POST).
+* the same key with a different content (a reused uuid): Powertools' payload validation refuses it, answered
+  ``conflict`` (dead-lettered ``uuid_conflict`` by the deliverer, never posted, never dropped).
 * a crash mid-send (timeout, OOM) leaves ``INPROGRESS``; the Lambda context is registered, so the record carries
   ``in_progress_expiration`` = the moment that invocation would have timed out. Until then a concurrent copy
   gets ``in_progress`` (retried later by SQS); after it Powertools overwrites the record and sends again.
@@ -26,8 +29,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
 
+from functions.pipeline.delivery_key import CONTENT_JMESPATH, KEY_JMESPATH, delivery_key
 from functions.pipeline.envelope import Envelope
 from functions.ports import KochavaClient, KochavaResult, SendAnswer
 
@@ -60,6 +67,8 @@ class IdempotentSender:
     def __init__(self, client: KochavaClient, persistence: BasePersistenceLayer, *, expires_after_s: int) -> None:
         self._client = client
         self.config = IdempotencyConfig(
+            event_key_jmespath=KEY_JMESPATH,
+            payload_validation_jmespath=CONTENT_JMESPATH,
             expires_after_seconds=expires_after_s,
             raise_on_no_idempotency_key=True,
             response_hook=_mark_duplicate,
@@ -77,11 +86,11 @@ class IdempotentSender:
         self.config.register_lambda_context(context)
 
     def send_once(self, env: Envelope, payload: Mapping[str, Any], *, deadline: float) -> SendAnswer:
-        """POST unless this ``uuid`` + ``kind`` was delivered already; never records a failure."""
+        """POST unless this ``uuid`` + ``kind`` + app was delivered already; never records a failure."""
         sent: list[KochavaResult] = []  # filled by _post when it runs (the stored answer is plain JSON)
         try:
             stored = self._post_once(
-                delivery_key={"uuid": env.uuid, "kind": env.kind},
+                delivery_key=delivery_key(env),
                 env=env,
                 payload=payload,
                 deadline=deadline,
@@ -91,6 +100,8 @@ class IdempotentSender:
             return SendAnswer("failed", failed.result)
         except IdempotencyAlreadyInProgressError:
             return SendAnswer("in_progress")
+        except IdempotencyValidationError:  # same key, other content: a reused uuid
+            return SendAnswer("conflict")
         if not sent or (isinstance(stored, dict) and stored.get(_DUPLICATE_MARK)):
             return SendAnswer("duplicate")
         return SendAnswer("delivered", sent[-1])
@@ -98,7 +109,7 @@ class IdempotentSender:
     def _post(
         self,
         *,
-        delivery_key: dict[str, str],
+        delivery_key: dict[str, Any],
         env: Envelope,
         payload: Mapping[str, Any],
         deadline: float,

@@ -57,20 +57,20 @@ KINDS: Final = ("install", "event", "identityLink")
 
 # The deliverer's idempotency key (functions/deliverer/idempotency.py, ``IdempotentSender.send_once``): Powertools
 # hashes this data under the key prefix, so trace can compute the key of a uuid for each kind and look it up.
-def key_data(uuid: str, kind: str, app: str | None = None) -> dict[str, str]:
-    """The data the deliverer hashes into the idempotency key of ``uuid`` + ``kind``. ``app`` (a Kochava app GUID)
-    is for a key that includes the app: today's key does not (tests/integration/deliverer checks this function
-    against the deliverer's own records, so a change of the key fails a test until it is mirrored here)."""
-    return {"uuid": uuid, "kind": kind}
+def key_data(uuid: str, kind: str, app: str | None = None) -> dict[str, str | None]:
+    """The data the deliverer hashes into the idempotency key of ``uuid`` + ``kind`` + ``app`` (a Kochava app GUID;
+    ``functions.pipeline.delivery_key.KEY_JMESPATH``). tests/integration/deliverer checks this function against the
+    deliverer's own records, so a change of the key fails a test until it is mirrored here."""
+    return {"uuid": uuid, "kind": kind, "app": app}
 
 
-def key_candidates(uuid: str, apps: Sequence[str] = ()) -> list[tuple[str, dict[str, str]]]:
+def key_candidates(uuid: str, apps: Sequence[str] = ()) -> list[tuple[str, dict[str, str | None]]]:
     """(kind, key data) for every kind and app, without repeats (a key without the app needs no app).
 
-    >>> [kind for kind, _ in key_candidates("u-1", ["guid-a", "guid-b"])]
-    ['install', 'event', 'identityLink']
+    >>> [(kind, data["app"]) for kind, data in key_candidates("u-1", ["guid-a", "guid-b"])][:3]
+    [('install', 'guid-a'), ('install', 'guid-b'), ('event', 'guid-a')]
     """
-    out: list[tuple[str, dict[str, str]]] = []
+    out: list[tuple[str, dict[str, str | None]]] = []
     seen: set[str] = set()
     for kind in KINDS:
         candidates: list[str | None] = [*apps] or [None]

@@ -54,6 +54,50 @@ def test_two_copies_in_one_batch_are_posted_once(stack: Stack) -> None:
     assert stack.queue_depth() == (0, 0)
 
 
+def test_a_reused_uuid_with_different_content_is_dead_lettered_as_uuid_conflict(stack: Stack) -> None:
+    """Given an event delivered under a uuid (issue 14, item 6)
+    When another event with the same uuid, kind and app but different content arrives (a backend bug)
+    Then it is not posted and not dropped: it is in the delivery DLQ with reason uuid_conflict, unchanged."""
+    stack.send(event_body("reused-1", "Purchase"))
+    assert stack.run_once() == {"batchItemFailures": []}
+    other = event_body("reused-1", "Level Up")
+    stack.send(other)
+    assert stack.run_once() == {"batchItemFailures": []}
+
+    assert len(stack.sink.requests) == 1
+    [dead] = stack.dlq_messages()
+    assert dead["attributes"][ATTR_REASON] == reasons.UUID_CONFLICT
+    assert "different content" in dead["attributes"]["error"]
+    assert dead["body"] == other
+    assert not reasons.is_replayable(reasons.UUID_CONFLICT)
+
+
+def test_a_true_duplicate_differing_only_in_what_enrichment_fills_is_skipped(stack: Stack) -> None:
+    """The same event processed twice by the enricher (its message redelivered) may get another IP from the device
+    profile or a stale token stripped: still the same event, so a duplicate, not a conflict."""
+    stack.send(event_body("same-1"))
+    stack.run_once()
+    stack.send(event_body("same-1", origination_ip="198.51.100.77", device_ver="iPhone-iOS-17.1"))
+    assert stack.run_once() == {"batchItemFailures": []}
+    assert len(stack.sink.requests) == 1 and stack.dlq_messages() == []
+    verdicts = [line.get("verdict") for line in stack.log_lines() if "verdict" in line]
+    assert verdicts == ["delivered", "duplicate"]
+
+
+def test_the_same_uuid_for_two_apps_is_two_deliveries(stack: Stack) -> None:
+    """Two apps whose uuids collide: the key includes the app (kochava_app_id), so neither is lost."""
+    other_app = {**event_payload("two-apps"), "kochava_app_id": "ko-other-app"}
+    stack.send(event_body("two-apps"))
+    assert stack.run_once() == {"batchItemFailures": []}
+    stack.send(
+        envelope.build_body(
+            uuid="two-apps", kind="event", event_name="Purchase", payload=other_app, adservices_generated_at=None
+        )
+    )
+    assert stack.run_once() == {"batchItemFailures": []}
+    assert sorted(r.json["kochava_app_id"] for r in stack.sink.requests) == sorted([IOS_APP, "ko-other-app"])
+
+
 def test_the_key_is_uuid_and_kind(stack: Stack) -> None:
     identity = envelope.build_body(
         uuid="same-uuid",

@@ -51,8 +51,9 @@ class Aws:
         )
         sender = IdempotentSender(DeliveringKochava(), persistence, expires_after_s=IDEMPOTENCY_TTL_S)
         sender.register_lambda_context(FakeContext())
-        env = Envelope(uuid=uuid, kind=kind, event_name="Purchase", payload={}, adservices_generated_at=None)
-        answer = sender.send_once(env, {"kochava_app_id": APP}, deadline=time.monotonic() + 10)
+        payload = {"kochava_app_id": APP}
+        env = Envelope(uuid=uuid, kind=kind, event_name="Purchase", payload=payload, adservices_generated_at=None)
+        answer = sender.send_once(env, payload, deadline=time.monotonic() + 10)
         assert answer.status == "delivered"
 
     def log(self, function: str, *lines: dict[str, Any], at_ms: int | None = None) -> None:

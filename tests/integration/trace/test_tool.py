@@ -165,11 +165,15 @@ def test_without_app_the_deployed_deliverers_app_guids_are_used(stack: Aws) -> N
     assert "apps bundle-guid, ios-guid" in searched
 
 
-def test_unknown_app_guids_are_a_note_not_a_failure(stack: Aws) -> None:
+def test_without_app_guids_the_key_is_unknown_and_the_note_says_use_app(stack: Aws) -> None:
     stack.deliver("u-known")
     out = io.StringIO()
     argv = ["--stage", STAGE, "--region", REGION, "--wait-time-seconds", "0", "--json", "u-known"]
-    assert main(argv, stdout=out, stderr=io.StringIO()) == 0  # no deployed deliverer in moto: today's key needs none
+    # No deployed deliverer in moto, so no app GUIDs: the key includes the app, the record cannot be looked up
+    assert main(argv, stdout=out, stderr=io.StringIO()) == 1
     doc = json.loads(out.getvalue())
-    assert doc["status"] == "delivered"
+    assert doc["status"] == "not_found"
     assert "use --app" in doc["searched"]["idempotency"]["text"]
+    out = io.StringIO()
+    assert main([*argv[:-1], "--app", APP, "u-known"], stdout=out, stderr=io.StringIO()) == 0
+    assert json.loads(out.getvalue())["status"] == "delivered"
