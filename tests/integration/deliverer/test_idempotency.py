@@ -12,7 +12,8 @@ from functions.names import ATTR_REASON, IDEMPOTENCY_TTL_S
 from functions.pipeline import envelope, reasons
 from functions.pipeline.envelope import Kind
 from functions.ports import KochavaResult
-from tests.integration.deliverer.support import FakeContext, Stack, event_body, event_payload
+from tests.integration.deliverer.support import FakeContext, Stack
+from tests.samples.deliverer import event_body, event_payload
 
 
 def test_the_same_message_delivered_twice_is_posted_once(stack: Stack) -> None:

@@ -26,7 +26,8 @@ from functions.names import (
     PROFILE_TABLE,
 )
 from infra.resources import ResourceNames
-from tests.integration.enricher.support import ANDROID_APP, IOS_APP, Clock, Stack
+from tests.integration.enricher.support import Clock, Stack
+from tests.samples.enricher import ANDROID_APP, IOS_APP
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from functions.pipeline import reasons
-from tests.integration.dlq.helpers import IDFA, IDFV, IP, TOKEN, envelope, native_event, typed
+from tests.samples.dlq import IDFA, IDFV, IP, TOKEN, envelope, native_event, typed
 from tools.dlq.core import (
     DLQ_ONLY_ATTRIBUTES,
     REASON_ADVICE,
