@@ -26,11 +26,11 @@ from functions.names import (
     ATTR_UUID,
     DELIVERY_QUEUE,
     INGEST_QUEUE,
-    MAX_BODY_BYTES,
 )
 from infra.resources import ResourceNames
 from tests.samples.dlq import IDFA, IP, envelope, native_event, typed
 from tools.dlq.cli import main
+from tools.local.aws import create_queue
 
 REGION = "us-east-1"
 STAGE = "local"
@@ -48,18 +48,14 @@ class Queues:
 
 
 def create_queues(sqs: Any, stage: str = STAGE) -> Queues:
+    """The ingest and delivery queues with their DLQs, as ``tools/local/aws.py`` creates them for the local stack
+    (the deployed visibility timeouts: no poller here)."""
     names = ResourceNames(stage)
-    urls: dict[str, str] = {}
-    for spec in (INGEST_QUEUE, DELIVERY_QUEUE):
-        size = {"MaximumMessageSize": str(MAX_BODY_BYTES)}  # as infra/ and tools/local/ create them
-        dlq = sqs.create_queue(QueueName=names.dlq(spec), Attributes=size)["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": spec.max_receive_count})
-        urls[spec.key] = sqs.create_queue(QueueName=names.queue(spec), Attributes={"RedrivePolicy": policy, **size})[
-            "QueueUrl"
-        ]
-        urls[f"{spec.key}_dlq"] = dlq
-    return Queues(sqs, urls["ingest"], urls["ingest_dlq"], urls["delivery"], urls["delivery_dlq"])
+    ingest, delivery = (
+        create_queue(sqs, names, spec, visibility_timeout_s=spec.visibility_timeout_s)
+        for spec in (INGEST_QUEUE, DELIVERY_QUEUE)
+    )
+    return Queues(sqs, ingest.queue, ingest.dlq, delivery.queue, delivery.dlq)
 
 
 def put(sqs: Any, url: str, body: Any, **attrs: Any) -> str:

@@ -12,7 +12,9 @@ from moto import mock_aws
 from functions.adapters.profiles_dynamodb import DynamoDbProfileStore, ProfileStoreError
 from functions.adapters.sqs import SqsSender, chunks
 from functions.messages import MAX_TEXT_ATTRIBUTE_CHARS, OutgoingMessage, SendError, dead_letter_message, fit
-from functions.names import SQS_MAX_MESSAGE_ATTRIBUTES, SQS_MAX_MESSAGE_BYTES
+from functions.names import PROFILE_TABLE, SQS_MAX_MESSAGE_ATTRIBUTES, SQS_MAX_MESSAGE_BYTES
+from infra.resources import ResourceNames
+from tools.local.aws import create_table
 
 
 @pytest.fixture
@@ -210,20 +212,15 @@ def test_dead_letter_message_skips_missing_attributes_and_cuts_long_text() -> No
 
 def test_profile_store_round_trip_and_dedup(aws: Any) -> None:
     dynamodb = boto3.client("dynamodb")
-    dynamodb.create_table(
-        TableName="profiles",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    store = DynamoDbProfileStore(dynamodb, "profiles")
+    table = create_table(dynamodb, ResourceNames("test"), PROFILE_TABLE)
+    store = DynamoDbProfileStore(dynamodb, table)
     profiles = {
         f"k{i}": {"ip": f"10.0.0.{i}", "limit_ad_tracking": i % 2 == 0, "att_time": 1700000000 + i} for i in range(130)
     }
     store.put_many(profiles, expires_at=1_800_000_000)
     got = store.get_many([*profiles, "k1", "k1", "missing"])
     assert got == profiles
-    item = dynamodb.get_item(TableName="profiles", Key={"pk": {"S": "k3"}})["Item"]
+    item = dynamodb.get_item(TableName=table, Key={"pk": {"S": "k3"}})["Item"]
     assert item["expires_at"] == {"N": "1800000000"}
 
 
