@@ -241,3 +241,44 @@ def test_missing_table_is_an_error_naming_it(aws: None) -> None:
     create_queues(boto3.client("sqs", region_name=REGION))  # the queues, but no table
     run = erase("erase", "--platform", "ios", "--device-id", IDFV, "--app-id", "g")
     assert run.code == 1 and "profile table kochava-local-device-profiles" in run.err
+
+
+def test_stack_finds_the_dlqs_by_its_outputs_and_the_table_among_its_resources(aws: None) -> None:
+    q = create_queues(boto3.client("sqs", region_name=REGION), stage="prod")
+    put_ingest_dead(q, "mine-1", "invalid_event")
+    template = {
+        "Resources": {
+            "DeviceProfiles": {
+                "Type": "AWS::DynamoDB::Table",
+                "Properties": {
+                    "TableName": "kochava-prod-device-profiles",
+                    "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+                    "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+                    "BillingMode": "PAY_PER_REQUEST",
+                },
+            }
+        },
+        "Outputs": {
+            "IngestQueueUrl": {"Value": q.ingest},
+            "IngestDlqUrl": {"Value": q.ingest_dlq},
+            "DeliveryQueueUrl": {"Value": q.delivery},
+            "DeliveryDlqUrl": {"Value": q.delivery_dlq},
+        },
+    }
+    boto3.client("cloudformation", region_name=REGION).create_stack(
+        StackName="kochava-prod", TemplateBody=json.dumps(template)
+    )
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    Pipeline(q, dynamodb, "kochava-prod-device-profiles").put_profiles({f"{IOS_APP}#ios#{IDFV}": {"ip": IP}})
+    out, err = io.StringIO(), io.StringIO()
+
+    argv = ["--stack", "kochava-prod", "--region", REGION, "--wait-time-seconds", "0", "--json"]
+    code = main([*argv, "erase", "--platform", "ios", "--device-id", IDFV, "--app-id", IOS_APP], stdout=out, stderr=err)
+
+    assert code == 0, err.getvalue()
+    doc = json.loads(out.getvalue())
+    assert doc["profiles"]["table"] == "kochava-prod-device-profiles" and len(doc["profiles"]["deleted"]) == 1
+    assert [(d["dlq"], len(d["deleted"])) for d in doc["dlqs"]] == [
+        ("kochava-prod-ingest-dlq", 1),
+        ("kochava-prod-delivery-dlq", 0),
+    ]
