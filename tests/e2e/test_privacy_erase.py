@@ -8,13 +8,11 @@ Runs after ``test_local_pipeline`` (file order): its reports count the DLQ messa
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from typing import Any
 
 from functions.names import PROFILE_TABLE
 from tests.e2e.shared import Run
-from tests.e2e.test_local_cli import ROOT, clean_env
+from tests.e2e.test_local_cli import run_module
 from tools.local import aws
 
 IDFV = "5E1F7A2B-0C3D-4E5F-8A9B-0C1D2E3F4A5B"
@@ -75,14 +73,7 @@ def _payload(run: Run, usertime: int) -> dict[str, Any]:
 
 
 def _erase(run: Run, *extra: str) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "tools.privacy", "--endpoint-url", run.stack.endpoint_url, "--json", "erase", *extra],
-        cwd=ROOT,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_module("tools.privacy", "--endpoint-url", run.stack.endpoint_url, "--json", "erase", *extra)
     assert done.returncode == 0, done.stdout + done.stderr
     for secret in (IDFV, IDFA, KOCHAVA_ID, IP, UA, USER_ID):
         assert secret not in done.stdout + done.stderr

@@ -8,10 +8,18 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any, TextIO
 
-from tools.dlq.cli import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, LOCAL_STAGE, Ui
+from tools.dlq.cli import (  # the same exit codes, output and signal handling as tools.dlq
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    LOCAL_STAGE,
+    Ui,
+    _fail,
+    _sigterm,
+)
 from tools.dlq.core import mask_text, mask_value
 from tools.dlq.sqs import AWS_ERRORS, AwsOptions, DiscoveryError, DlqClient, make_client, make_session
 from tools.privacy.aws import (
@@ -25,6 +33,7 @@ from tools.privacy.aws import (
 )
 from tools.privacy.core import Found
 from tools.privacy.ops import DlqReport, ProfileReport, Request, erase_from_dlq, erase_profiles, removed_count
+from tools.stackflags import STACK_DEFAULTS, add_stack_flags, fill_defaults
 
 SCAN_LIMIT = 100_000  # messages looked at per DLQ and run (SQS allows 120,000 in flight)
 PLATFORMS = ("ios", "android")
@@ -58,26 +67,13 @@ exit codes:
 
 runbook: docs/privacy.md (deletion requests), docs/runbook.md"""
 
-COMMON_DEFAULTS: dict[str, Any] = {
-    "stack": None,
-    "region": None,
-    "profile": None,
-    "endpoint_url": None,
-    "stage": None,
-    "table": None,
-    "json": False,
-    "wait_time_seconds": 1,
-}
+COMMON_DEFAULTS: dict[str, Any] = {**STACK_DEFAULTS, "table": None, "json": False, "wait_time_seconds": 1}
 
 
 def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     where = common.add_argument_group("where the pipeline is (as tools.dlq)")
-    where.add_argument("--stack", metavar="NAME", help="CloudFormation stack (its outputs and resources)")
-    where.add_argument("--stage", metavar="S", help="find the resources by the project's names for this stage")
-    where.add_argument("--endpoint-url", metavar="URL", help="an AWS-compatible endpoint (the local stack's moto)")
-    where.add_argument("--region", metavar="R", help="AWS region (default: the AWS CLI's)")
-    where.add_argument("--profile", metavar="P", help="AWS CLI profile")
+    add_stack_flags(where)
     where.add_argument("--table", metavar="NAME", help="the device-profile table (default: found as above)")
     out = common.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="one JSON document on stdout (for scripts)")
@@ -144,9 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
-    for name, default in COMMON_DEFAULTS.items():
-        if not hasattr(args, name):
-            setattr(args, name, default)
+    fill_defaults(args, COMMON_DEFAULTS)
     if not args.device_id and not args.user_id:
         parser.error("erase needs --device-id ID (with --platform) or --user-id ID")
     if args.device_id and args.platform is None:
@@ -304,10 +298,6 @@ def cmd_erase(aws: Aws, args: argparse.Namespace, ui: Ui, now_ms: int) -> int:
     return code
 
 
-def _sigterm(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -336,9 +326,3 @@ def main(
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-
-
-def _fail(ui: Ui, message: str, code: int) -> int:
-    ui.note(f"error: {message}")
-    ui.document({"error": message, "exit_code": code})
-    return code

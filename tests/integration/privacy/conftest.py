@@ -6,13 +6,11 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from functions.adapters.profiles_dynamodb import DynamoDbProfileStore
 from functions.names import (
@@ -25,6 +23,7 @@ from functions.names import (
 )
 from functions.pipeline.profiles import Profile
 from infra.resources import ResourceNames
+from tests.integration.dlq.conftest import aws  # noqa: F401 (the fixture: moto with test credentials)
 from tests.integration.dlq.helpers import REGION, STAGE, Queues, create_queues
 from tools.local.aws import create_table
 
@@ -54,20 +53,9 @@ class Pipeline:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+def pipeline(aws: None, monkeypatch: pytest.MonkeyPatch) -> Pipeline:  # noqa: F811 (aws: the imported fixture)
+    for name in FUNCTION_ENV:  # the tool would take this shell's app GUIDs
         monkeypatch.delenv(name, raising=False)
-    for name in FUNCTION_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws():
-        yield
-
-
-@pytest.fixture
-def pipeline(aws: None) -> Pipeline:
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     table = create_table(dynamodb, ResourceNames(STAGE), PROFILE_TABLE)
     return Pipeline(create_queues(boto3.client("sqs", region_name=REGION)), dynamodb, table)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -19,6 +18,7 @@ from tests.integration.dlq.helpers import (
     NOW_MS,
     REGION,
     STAGE,
+    Run,
     create_queues,
     envelope,
     native_event,
@@ -35,16 +35,6 @@ OTHER_IDFA = "11112222-3333-4444-5555-666677778888"
 KOCHAVA_ID = "KDxyz0123456789abcdef"
 USER_ID = "user-1001"
 PROFILE = {"advertising_id": IDFA, "kochava_device_id": KOCHAVA_ID, "ip": IP, "user_id": USER_ID, "model": "iPhone"}
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
 
 
 def erase(*argv: str) -> Run:
