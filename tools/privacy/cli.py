@@ -46,8 +46,9 @@ run removes nothing and exits 0. What an erase cannot reach (point-in-time backu
 docs/privacy.md.
 
 Where: --stack NAME (the stack's outputs and resources); --stage S (the project's names, on AWS); --endpoint-url
-URL alone (the local stack, `make local`: stage local). The profile keys hold the Kochava app GUID: read from the
-deployed enricher's environment, else --app-id, else this shell's KOCHAVA_APP_ID_* variables."""
+URL alone (the local stack, `make local`: stage local). The profile keys hold the Kochava app GUID: --app-id GUID
+(repeatable), else read from the deployed enricher's environment, else this shell's KOCHAVA_APP_ID_* variables
+(on the local stack: what `make local` runs with)."""
 
 EPILOG = """\
 examples:
