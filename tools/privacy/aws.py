@@ -27,7 +27,8 @@ from functions.names import (
 from functions.pipeline.profiles import Profile
 from functions.pipeline.settings import Settings, SettingsError
 from infra.resources import ResourceNames
-from tools.dlq.sqs import DiscoveryError, QueuePair, discover_from_names, discover_from_stack
+from tools.dlq.sqs import QueuePair, discover_from_names, discover_from_stack
+from tools.oncall import DiscoveryError
 from tools.samples import DEMO_ENV
 
 APP_ID_VARIABLES = (ENV_KOCHAVA_APP_ID_IOS, ENV_KOCHAVA_APP_ID_ANDROID, ENV_KOCHAVA_APP_IDS_BY_BUNDLE)

@@ -10,18 +10,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from tools.dlq.cli import (  # the same exit codes, output and signal handling as tools.dlq
+from tools.dlq.cli import Ui, _fail, _sigterm  # the same output and signal handling as tools.dlq
+from tools.dlq.core import mask_text, mask_value
+from tools.dlq.sqs import DlqClient
+from tools.oncall import (
+    AWS_ERRORS,
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
     LOCAL_STAGE,
-    Ui,
-    _fail,
-    _sigterm,
+    STACK_DEFAULTS,
+    AwsOptions,
+    DiscoveryError,
+    add_stack_options,
+    make_client,
+    make_session,
 )
-from tools.dlq.core import mask_text, mask_value
-from tools.dlq.sqs import AWS_ERRORS, AwsOptions, DiscoveryError, DlqClient, make_client, make_session
 from tools.privacy.aws import (
     AppIds,
     ProfileTable,
@@ -33,7 +38,6 @@ from tools.privacy.aws import (
 )
 from tools.privacy.core import Found
 from tools.privacy.ops import DlqReport, ProfileReport, Request, erase_from_dlq, erase_profiles, removed_count
-from tools.stackflags import STACK_DEFAULTS, add_stack_flags, fill_defaults
 
 SCAN_LIMIT = 100_000  # messages looked at per DLQ and run (SQS allows 120,000 in flight)
 PLATFORMS = ("ios", "android")
@@ -74,7 +78,7 @@ COMMON_DEFAULTS: dict[str, Any] = {**STACK_DEFAULTS, "table": None, "json": Fals
 def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     where = common.add_argument_group("where the pipeline is (as tools.dlq)")
-    add_stack_flags(where)
+    add_stack_options(where)
     where.add_argument("--table", metavar="NAME", help="the device-profile table (default: found as above)")
     out = common.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="one JSON document on stdout (for scripts)")
@@ -141,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
-    fill_defaults(args, COMMON_DEFAULTS)
+    for name, default in COMMON_DEFAULTS.items():
+        if not hasattr(args, name):
+            setattr(args, name, default)
     if not args.device_id and not args.user_id:
         parser.error("erase needs --device-id ID (with --platform) or --user-id ID")
     if args.device_id and args.platform is None:
