@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.deliverer.support import Stack, event_body
+from tests.integration.deliverer.support import Stack
+from tests.samples.deliverer import event_body
 from tools.local.stub_http import Reply
 
 UA = "Mozilla/5.0 (Linux; Android 14; Pixel 8 Build/UQ1A.240105.004)"

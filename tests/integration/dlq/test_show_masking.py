@@ -7,7 +7,8 @@ import json
 from typing import Any
 
 from functions.names import ATTR_ERROR, ATTR_REASON, ATTR_STAGE
-from tests.integration.dlq.helpers import IDFA, IP, Queues, native_event, put, run_tool
+from tests.integration.dlq.helpers import Queues, put, run_tool
+from tests.samples.dlq import IDFA, IP, native_event
 
 UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15"
 USER_ID = "user-1001-private"

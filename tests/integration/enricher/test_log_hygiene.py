@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.enricher.support import IDFV, UA, Stack, native_event
+from tests.integration.enricher.support import Stack
+from tests.samples.enricher import IDFV, UA, native_event
 
 USER_ID = "user-private-7731"
 TC_STRING = "CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA"

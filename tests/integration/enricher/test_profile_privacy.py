@@ -8,7 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from functions.names import ENV_PROFILE_TTL_DAYS
-from tests.integration.enricher.support import IDFA, IDFV, IP, UA, Stack, native_event
+from tests.integration.enricher.support import Stack
+from tests.samples.enricher import IDFA, IDFV, IP, UA, native_event
 
 DAY = 24 * 3600
 

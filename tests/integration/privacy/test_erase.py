@@ -12,22 +12,18 @@ import pytest
 
 from functions.names import ATTR_FAILED_AT_MS, ATTR_REASON
 from tests.integration.dlq.helpers import (
-    IDFA,
-    IDFV,
-    IP,
     NOW_MS,
     REGION,
     STAGE,
     Run,
     create_queues,
-    envelope,
-    native_event,
     put,
     put_delivery_dead,
     put_ingest_dead,
     snapshot,
 )
 from tests.integration.privacy.conftest import ANDROID_APP, IOS_APP, SHOP_APP, SHOP_BUNDLE, Pipeline
+from tests.samples.dlq import IDFA, IDFV, IP, envelope, native_event
 from tools.privacy.cli import main
 
 OTHER_IDFV = "F0E1D2C3-9999-8888-7777-666655554444"
