@@ -2,10 +2,11 @@
 
 ``NativeEvent`` is both the wire model of ``POST /v1/events`` and the pipeline's internal event: its validators
 normalise every accepted form (aliases, timestamp formats, platform case) so the mapping sees one shape.
-``SegmentEvent`` is the wire model of ``POST /v1/segment``; ``functions.pipeline.events`` converts it into a
-``NativeEvent``.
+``SegmentEvent`` is the wire model of one mapped Segment call (track / screen / identify, with
+``integrations.Kochava`` validated by the native models); ``functions.pipeline.events`` converts it into a
+``NativeEvent``. Segment ``page`` / ``group`` / ``alias`` calls never reach it (``functions.pipeline.segment``).
 
-The JSON schemas of the HTTP bodies are generated from these models (``python -m functions.pipeline.contract
+The JSON schemas of the HTTP bodies are generated from this module (the Segment one checks only the envelope) (``python -m functions.pipeline.contract
 DIR``, i.e. ``make schemas``) and converted to JSON Schema draft 4, the dialect API Gateway request models use.
 A test regenerates them and fails on any drift from ``infra/schemas/``.
 

@@ -8,9 +8,11 @@ import copy
 import json
 from typing import Any
 
+import jsonschema
 import pytest
 
 from functions.pipeline import reasons
+from functions.pipeline.contract import MAX_BATCH_EVENTS, body_schema
 from functions.pipeline.events import Event, FilteredCall, Parsed, Rejection, parse_body, parse_event, raw_events
 from functions.pipeline.kochava import Outcome, to_kochava
 from functions.pipeline.settings import Settings
@@ -399,3 +401,18 @@ def test_integrations_kochava_of_another_type_is_an_error() -> None:
 def test_parsed_items_are_only_these_three_kinds() -> None:
     kinds: list[Parsed] = [parse_event(call(kind), "segment") for kind in ("track", "page", "nonsense")]
     assert [type(item) for item in kinds] == [Event, FilteredCall, Rejection]
+
+
+def test_the_segment_schema_checks_only_the_envelope() -> None:
+    """API Gateway (and the local API) validate Segment bodies with this: bad calls pass, to be judged one by one."""
+    validator = jsonschema.Draft4Validator(body_schema("segment"))
+    bad_call = {"type": "track", "context": {"device": {"type": "windows"}}}
+    assert validator.is_valid(call())
+    assert validator.is_valid(call("page"))
+    assert validator.is_valid({"batch": [call(), bad_call, {}], "sentAt": "x", "context": {"library": {}}})
+    assert validator.is_valid({"batch": [call()] * MAX_BATCH_EVENTS})
+    assert not validator.is_valid({"batch": []})
+    assert not validator.is_valid({"batch": [call()] * (MAX_BATCH_EVENTS + 1)})
+    assert not validator.is_valid({"batch": [call(), "track"]})
+    assert not validator.is_valid({"batch": {"0": call()}})
+    assert not validator.is_valid([call()])
