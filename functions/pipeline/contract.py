@@ -6,8 +6,9 @@ normalise every accepted form (aliases, timestamp formats, platform case) so the
 ``integrations.Kochava`` validated by the native models); ``functions.pipeline.events`` converts it into a
 ``NativeEvent``. Segment ``page`` / ``group`` / ``alias`` calls never reach it (``functions.pipeline.segment``).
 
-The JSON schemas of the HTTP bodies are generated from this module (the Segment one checks only the envelope) (``python -m functions.pipeline.contract
-DIR``, i.e. ``make schemas``) and converted to JSON Schema draft 4, the dialect API Gateway request models use.
+The JSON schemas of the HTTP bodies are generated from this module (the Segment one checks only the envelope:
+``python -m functions.pipeline.contract DIR``, i.e. ``make schemas``) and converted to JSON Schema draft 4, the
+dialect API Gateway request models use.
 A test regenerates them and fails on any drift from ``infra/schemas/``.
 
 Example:
