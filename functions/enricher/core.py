@@ -30,6 +30,7 @@ from functions.enricher import metrics as m
 from functions.enricher.adservices_flow import AdServicesFlow, Candidate, wants_resolution
 from functions.names import (
     ATTR_ADSERVICES_ATTEMPT,
+    ATTR_API_KEY_ID,
     ATTR_ERROR,
     ATTR_EVENT_NAME,
     ATTR_FIELD,
@@ -43,10 +44,11 @@ from functions.names import (
     SQS_MAX_MESSAGE_BYTES,
 )
 from functions.pipeline import envelope, profiles, reasons
-from functions.pipeline.events import Event, Rejection, Route, parse_body
+from functions.pipeline.events import Event, FilteredCall, Parsed, Rejection, Route, parse_body, raw_events
 from functions.pipeline.jsontext import compact_json
 from functions.pipeline.kochava import Outcome, to_kochava
 from functions.pipeline.settings import Settings
+from functions.pipeline.sources import NotAllowed, check_event
 
 STAGE = "enricher"
 
@@ -75,6 +77,7 @@ class MessageInfo:
     route: Route = "native"
     adservices_attempt: int = 0  # Apple calls already made for this (re-queued) install
     requeued: bool = False  # the enricher re-queued this install itself (it carries adservices_attempt)
+    api_key_id: str | None = None  # the API key (source) the request came with; SOURCE_APPS may bind it
 
     def attributes(self) -> dict[str, str | int | float]:
         out: dict[str, str | int | float] = {ATTR_ROUTE: self.route}
@@ -82,6 +85,8 @@ class MessageInfo:
             out[ATTR_REQUEST_ID] = self.request_id
         if self.received_at_ms is not None:
             out[ATTR_RECEIVED_AT_MS] = self.received_at_ms
+        if self.api_key_id:
+            out[ATTR_API_KEY_ID] = self.api_key_id
         return out
 
 
@@ -91,6 +96,7 @@ class Result:
 
     tally: Counter[str] = field(default_factory=Counter)
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    filtered_by_type: Counter[str] = field(default_factory=Counter)  # "page", "group", "alias", "track"...
 
 
 @dataclass
@@ -141,7 +147,7 @@ class Enricher:
         result = Result()
         tally = result.tally
         items = parse_body(body, route=info.route)
-        raws = _RawEvents(body, items)
+        raws = _RawEvents(body, items, info.route)
         if not info.requeued:  # a re-queued install was already counted when it first arrived
             tally[m.EVENTS_RECEIVED] += len(items)
         failed_at_ms = int(now * 1000)
@@ -150,7 +156,8 @@ class Enricher:
         deliveries: list[OutgoingMessage] = []
         requeues: list[OutgoingMessage] = []
 
-        keys = self._profile_keys(items)
+        denied = self._denied(items, info)
+        keys = self._profile_keys(items, denied)
         store = self.profile_store
         stored = store.get_many(set(keys.values())) if store is not None and keys else {}
         current: dict[str, profiles.Profile] = dict(stored)
@@ -168,6 +175,26 @@ class Enricher:
                         message=item.message,
                         uuid=item.uuid,
                         event_name=item.event_name,
+                        info=info,
+                        failed_at_ms=failed_at_ms,
+                        result=result,
+                    )
+                )
+                continue
+            if isinstance(item, FilteredCall):  # Segment page / group / alias: counted by type, never sent
+                tally[m.EVENTS_FILTERED] += 1
+                result.filtered_by_type[item.call_type] += 1
+                continue
+            not_allowed = denied.get(index)
+            if not_allowed is not None:  # the source (API key) may not send to this app: nothing else is done
+                dead.append(
+                    self._dead_letter(
+                        raws.body_of(index),
+                        reason=not_allowed.reason,
+                        field_name=not_allowed.field,
+                        message=not_allowed.message,
+                        uuid=item.uuid,
+                        event_name=item.name or item.type,
                         info=info,
                         failed_at_ms=failed_at_ms,
                         result=result,
@@ -201,6 +228,7 @@ class Enricher:
                     dirty.add(key)
             if outcome.status == "filtered":
                 tally[m.EVENTS_FILTERED] += 1
+                result.filtered_by_type[item.type] += 1
                 continue
             if outcome.adservices_expired:
                 tally[m.ADSERVICES_TOKEN_EXPIRED] += 1
@@ -312,13 +340,25 @@ class Enricher:
             result=result,
         )
 
-    def _profile_keys(self, items: Sequence[Event | Rejection]) -> dict[int, str]:
+    def _denied(self, items: Sequence[Parsed], info: MessageInfo) -> dict[int, NotAllowed]:
+        """The valid events the message's API key may not send (SOURCE_APPS), by position."""
+        if not info.api_key_id or info.api_key_id not in self.settings.source_apps:
+            return {}
+        out: dict[int, NotAllowed] = {}
+        for index, item in enumerate(items):
+            if isinstance(item, Event):
+                not_allowed = check_event(self.settings, info.api_key_id, item, info.route)
+                if not_allowed is not None:
+                    out[index] = not_allowed
+        return out
+
+    def _profile_keys(self, items: Sequence[Parsed], denied: Mapping[int, NotAllowed]) -> dict[int, str]:
         """The profile key of each valid event that has one (needs a configured app GUID and a device id)."""
         if self.profile_store is None:
             return {}
         keys: dict[int, str] = {}
         for index, item in enumerate(items):
-            if isinstance(item, Rejection):
+            if not isinstance(item, Event) or index in denied:
                 continue
             device_id = profiles.device_key_id(item)
             app_id = self.settings.app_id_for(item.device.platform, item.app.bundle_id if item.app else None)
@@ -364,9 +404,11 @@ class Enricher:
             **{ATTR_FIELD: field_name, ATTR_ERROR: message, ATTR_UUID: uuid, ATTR_EVENT_NAME: event_name},
             **info.attributes(),
         )
-        # The event as received may itself be ~1 MiB: cut the body (``truncated``) rather than lose the message;
-        # received_at_ms then makes room for that 11th attribute (failed_at_ms and request_id still date it).
-        return fit(dead, droppable=(ATTR_RECEIVED_AT_MS,))
+        # SQS allows 10 attributes: with api_key_id (kept so a replay is checked against the key's binding again)
+        # received_at_ms makes room when all others are present. The event as received may itself be ~1 MiB: cut
+        # the body (``truncated``) rather than lose the message; api_key_id then goes too (a cut body is never
+        # replayed). failed_at_ms and request_id still date and identify it.
+        return fit(dead, droppable=(ATTR_RECEIVED_AT_MS, ATTR_API_KEY_ID))
 
 
 def _too_large_error(size: int) -> str:
@@ -407,16 +449,15 @@ class _RawEvents:
     also travel exactly as it was received, so the body is decoded again (once) for those rare cases.
     """
 
-    def __init__(self, body: str, items: Sequence[object]) -> None:
+    def __init__(self, body: str, items: Sequence[object], route: Route) -> None:
         self._body = body
         self._count = len(items)
+        self._route = route
         self._events: list[Any] | None = None
 
     def body_of(self, index: int) -> str:
-        if self._events is None:
-            document = orjson.loads(self._body)
-            batch = document.get("batch") if isinstance(document, dict) else None
-            self._events = batch if isinstance(batch, list) else [document]
+        if self._events is None:  # as parse_body saw them (Segment: with the batch-level context merged in)
+            self._events = raw_events(orjson.loads(self._body), self._route)
             if len(self._events) != self._count:  # cannot happen with parse_body's one-item-per-event promise
                 raise RuntimeError("raw events and parsed events are not aligned")
         return compact_json(self._events[index])

@@ -34,6 +34,7 @@ with collector_paused(freeze=True):
     from functions.enricher.core import Enricher, MessageInfo, Queues, segment_route
     from functions.names import (
         ATTR_ADSERVICES_ATTEMPT,
+        ATTR_API_KEY_ID,
         ATTR_RECEIVED_AT_MS,
         ATTR_REQUEST_ID,
         ATTR_ROUTE,
@@ -69,6 +70,7 @@ _enricher: Enricher | None = None
 _context: LambdaContext | None = None
 _tally: Counter[str] = Counter()
 _rejected: Counter[str] = Counter()
+_filtered: Counter[str] = Counter()
 
 
 def build_enricher(env: os._Environ[str] | dict[str, str] | None = None) -> Enricher:
@@ -156,6 +158,7 @@ def _message_info(record: SqsRecord) -> MessageInfo:
         route=segment_route(text(ATTR_ROUTE)),
         adservices_attempt=attempt or 0,
         requeued=attempt is not None,
+        api_key_id=text(ATTR_API_KEY_ID),
     )
 
 
@@ -173,6 +176,7 @@ def record_handler(record: SqsRecord) -> None:
         logger.remove_keys(["request_id", "message_id"])
     _tally.update(result.tally)
     _rejected.update(result.rejected_by_reason)
+    _filtered.update(result.filtered_by_type)
     logger.info("message processed", extra={"counts": dict(result.tally)})
 
 
@@ -182,15 +186,19 @@ def _emit_metrics() -> None:
     for name, value in sorted(_tally.items()):
         if value and name not in (m.EVENTS_RECEIVED, m.EVENTS_FORWARDED, m.EVENTS_REJECTED, m.EVENTS_FILTERED):
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-    for reason, value in sorted(_rejected.items()):
-        with single_metric(
-            name=m.EVENTS_REJECTED,
-            unit=MetricUnit.Count,
-            value=value,
-            namespace=NAMESPACE,
-            default_dimensions={"service": SERVICE},
-        ) as metric:
-            metric.add_dimension(name=m.REJECTED_REASON_DIMENSION, value=reason)
+    for name, dimension, counts in (
+        (m.EVENTS_REJECTED, m.REJECTED_REASON_DIMENSION, _rejected),
+        (m.EVENTS_FILTERED, m.FILTERED_TYPE_DIMENSION, _filtered),
+    ):
+        for value_name, value in sorted(counts.items()):
+            with single_metric(
+                name=name,
+                unit=MetricUnit.Count,
+                value=value,
+                namespace=NAMESPACE,
+                default_dimensions={"service": SERVICE},
+            ) as metric:
+                metric.add_dimension(name=dimension, value=value_name)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -202,6 +210,7 @@ def lambda_handler(event: Mapping[str, Any], context: LambdaContext) -> dict[str
     _context = context
     _tally.clear()
     _rejected.clear()
+    _filtered.clear()
     records = event.get("Records") or []
     failed: list[dict[str, str]] = []
     try:
