@@ -29,11 +29,11 @@ import orjson
 
 from functions.pipeline import adservices, reasons
 from functions.pipeline.contract import NativeEvent
+from functions.pipeline.envelope import Kind
 from functions.pipeline.jsontext import compact_json
 from functions.pipeline.settings import Settings
 
 Status = Literal["ok", "rejected", "filtered"]
-Kind = Literal["install", "event", "identityLink"]
 
 # Kochava's standard event names (input compared case-insensitively); other names are kept exactly as sent.
 STANDARD_EVENT_NAMES: Final[Mapping[str, str]] = {
