@@ -33,8 +33,10 @@ from functions.pipeline.contract import (
     Att,
     Device,
     EventType,
+    KochavaIntegration,
     NativeBatch,
     NativeEvent,
+    SegmentContext,
     SegmentEvent,
     segment_platform,
 )
@@ -250,8 +252,6 @@ def segment_to_event(call: SegmentEvent) -> NativeEvent:
     field and where it goes.
     """
     context = call.context
-    seg_device = context.device
-    seg_os = context.os
     event_type: EventType = call.type
     name = call.event
     properties = dict(call.properties or {})
@@ -262,22 +262,6 @@ def segment_to_event(call: SegmentEvent) -> NativeEvent:
     elif call.type == "identify":
         properties = {**(context.traits or {}), **(call.traits or {})}
     kochava = call.integrations.Kochava if call.integrations is not None else None
-    platform = segment_platform(seg_device.type if seg_device else None, seg_os.name if seg_os else None)
-    device = _trusted(
-        Device,
-        {
-            "platform": platform,
-            "id": seg_device.id if seg_device else None,
-            "advertising_id": seg_device.advertisingId if seg_device else None,
-            "kochava_device_id": kochava.kochava_device_id if kochava else None,
-            "ip": context.ip,
-            "user_agent": context.userAgent,
-            "model": seg_device.model if seg_device else None,
-            "os_version": seg_os.version if seg_os else None,
-            "limit_ad_tracking": _limit_ad_tracking(seg_device.adTrackingEnabled if seg_device else None),
-            "att": _segment_att(seg_device.attTrackingStatus if seg_device else None, kochava.att if kochava else None),
-        },
-    )
     app = None
     if context.app is not None:
         seg_app = context.app
@@ -298,7 +282,7 @@ def segment_to_event(call: SegmentEvent) -> NativeEvent:
             "ref": None,
             "offset": None,
             "app": app,
-            "device": device,
+            "device": _segment_device(context, kochava),
             "adservices": adservices,
             "iad_attribution_details": kochava.iad_attribution_details if kochava else None,
             "consent": kochava.consent if kochava else None,
@@ -307,8 +291,26 @@ def segment_to_event(call: SegmentEvent) -> NativeEvent:
     )
 
 
-def _limit_ad_tracking(ad_tracking_enabled: bool | None) -> bool | None:
-    return None if ad_tracking_enabled is None else not ad_tracking_enabled
+def _segment_device(context: SegmentContext, kochava: KochavaIntegration | None) -> Device:
+    """The internal device of a Segment call: ``context.device`` / ``os`` / ``ip`` / ``userAgent``, plus
+    ``integrations.Kochava.kochava_device_id`` and ``att``."""
+    seg_device, seg_os = context.device, context.os
+    ad_tracking = seg_device.adTrackingEnabled if seg_device else None
+    return _trusted(
+        Device,
+        {
+            "platform": segment_platform(seg_device.type if seg_device else None, seg_os.name if seg_os else None),
+            "id": seg_device.id if seg_device else None,
+            "advertising_id": seg_device.advertisingId if seg_device else None,
+            "kochava_device_id": kochava.kochava_device_id if kochava else None,
+            "ip": context.ip,
+            "user_agent": context.userAgent,
+            "model": seg_device.model if seg_device else None,
+            "os_version": seg_os.version if seg_os else None,
+            "limit_ad_tracking": None if ad_tracking is None else not ad_tracking,
+            "att": _segment_att(seg_device.attTrackingStatus if seg_device else None, kochava.att if kochava else None),
+        },
+    )
 
 
 def _segment_att(tracking_status: int | None, att: Att | None) -> Att | None:
