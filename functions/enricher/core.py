@@ -106,11 +106,13 @@ class MessageInfo:
 
 @dataclass
 class Result:
-    """What one message became (the tally feeds the metrics)."""
+    """What one message became (the tally feeds the metrics; the uuids, its log line, read by tools.trace)."""
 
     tally: Counter[str] = field(default_factory=Counter)
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
     filtered_by_type: Counter[str] = field(default_factory=Counter)  # "page", "group", "alias", "track"...
+    forwarded: dict[str, list[str]] = field(default_factory=dict)  # kind -> uuids handed to the delivery queue
+    filtered: dict[str, list[str]] = field(default_factory=dict)  # event name -> uuids dropped on purpose
 
 
 @dataclass
@@ -307,6 +309,8 @@ class Enricher:
         if isinstance(item, FilteredCall):  # Segment page / group / alias: counted by type, never sent
             message.tally[m.EVENTS_FILTERED] += 1
             message.result.filtered_by_type[item.call_type] += 1
+            if item.uuid:
+                message.result.filtered.setdefault(item.call_type, []).append(item.uuid)
             return
         not_allowed = message.not_allowed.get(index)
         if not_allowed is not None:  # its API key may not send to its app: nothing else is done with it
@@ -331,6 +335,7 @@ class Enricher:
         if outcome.status == "filtered":
             message.tally[m.EVENTS_FILTERED] += 1
             message.result.filtered_by_type[item.type] += 1
+            message.result.filtered.setdefault(item.name or item.type, []).append(item.uuid)
             return
         if outcome.adservices_expired:
             message.tally[m.ADSERVICES_TOKEN_EXPIRED] += 1
@@ -382,6 +387,10 @@ class Enricher:
         refused = self.sender.send(self.queues.delivery, deliveries) if deliveries else []
         for refusal in refused:
             message.dead.append(refused_letter(message, works[refusal.index], refusal))
+        refused_at = {refusal.index for refusal in refused}
+        for index, work in enumerate(works):
+            if index not in refused_at:
+                message.result.forwarded.setdefault(work.outcome.kind or "?", []).append(work.original.uuid)
         if message.dead:
             self._send_for_good(self.queues.ingest_dlq, [self.dead_letter(message, d) for d in message.dead])
         requeues = [w.requeue for w in message.works if w.requeue is not None]

@@ -69,6 +69,7 @@ REASON_ADVICE: Final[Mapping[str, str]] = {
     reasons.KOCHAVA_REJECTED: "replay after fixing what Kochava rejected (see http_status / response_body)",
     reasons.KOCHAVA_BAD_RESPONSE: "replayable: Kochava answered 200 without success",
     reasons.RETRIES_EXHAUSTED: "replayable once Kochava is healthy again",
+    reasons.UUID_CONFLICT: "not replayable: another event was delivered under this uuid; resend with a fresh uuid",
     reasons.REDRIVEN: "replayable once the consumer no longer crashes (deploy the fix first)",
 }
 
