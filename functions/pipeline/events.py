@@ -226,6 +226,8 @@ def parse_event(raw: Any, route: Route = "native") -> Parsed:
         return _validate_native(raw)
     except ValidationError as exc:
         field, message = describe_error(exc)
+        if route == "segment" and field == "type":  # page / group / alias are accepted too (and filtered)
+            message = f"type: must be {segment.CALL_TYPES_TEXT}"
         uuid = raw.get("messageId" if route == "segment" else "uuid")
         name = raw.get("event") or raw.get("action") or raw.get("type")
         return Rejection(

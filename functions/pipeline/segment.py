@@ -29,6 +29,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 UNMAPPED_TYPES: Final = frozenset({"page", "group", "alias"})
+CALL_TYPES_TEXT: Final = "track, screen, identify, page, group or alias"  # every call type a route accepts
 # Batch-level keys that apply to every call of the batch.
 SHARED_KEYS: Final = ("context", "integrations")
 KOCHAVA: Final = "Kochava"

@@ -118,6 +118,7 @@ def test_segment_destination_switches_are_honoured(integrations: dict[str, Any],
 def test_an_unknown_call_type_is_an_invalid_event_naming_the_type() -> None:
     item = rejection(call("purchase"))
     assert (item.reason, item.field, item.uuid) == (reasons.INVALID_EVENT, "type", "m-1")
+    assert item.message == "type: must be track, screen, identify, page, group or alias"
 
 
 def test_one_bad_call_does_not_affect_the_others_of_its_batch() -> None:
