@@ -57,6 +57,7 @@ from functions.pipeline import envelope, profiles, reasons
 from functions.pipeline.events import Event, FilteredCall, Parsed, Rejection, Route, parse_body, raw_events
 from functions.pipeline.jsontext import compact_json
 from functions.pipeline.kochava import Outcome, to_kochava
+from functions.pipeline.masking import redact
 from functions.pipeline.settings import Settings
 from functions.pipeline.sources import NotAllowed, check_event
 
@@ -405,9 +406,8 @@ class Enricher:
     def dead_letter(self, message: Message, letter: DeadLetter) -> OutgoingMessage:
         """The ingest-DLQ message for one event (logged and counted by reason here)."""
         self.log.set_correlation_id(letter.uuid)
-        self.log.warning(
-            "event dead-lettered", extra={"reason": letter.reason, "field": letter.field, "error": letter.error}
-        )
+        error = redact(letter.error) if letter.error else letter.error  # may echo the value (a bad timestamp)
+        self.log.warning("event dead-lettered", extra={"reason": letter.reason, "field": letter.field, "error": error})
         self.log.set_correlation_id(None)
         message.result.rejected_by_reason[letter.reason] += 1
         dead = dead_letter_message(
