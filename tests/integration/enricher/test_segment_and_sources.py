@@ -28,7 +28,8 @@ from functions.names import (
     SQS_MAX_MESSAGE_ATTRIBUTES,
 )
 from functions.pipeline import reasons
-from tests.integration.enricher.support import IDFA, IDFV, IP, NOW, UA, Stack, native_event
+from tests.integration.enricher.support import Stack
+from tests.samples.enricher import IDFA, IDFV, IP, NOW, UA, native_event
 from tools.dlq.core import DlqMessage, replay_attributes
 
 GAME = "com.example.game"
