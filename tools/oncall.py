@@ -1,9 +1,9 @@
 """What the on-call tools share: where the stack is (flags, AWS sessions), exit codes, argument types.
 
-``python -m tools.dlq`` and ``python -m tools.trace`` take the same stack flags, before their command arguments:
-``--stack NAME``, ``--stage S``, ``--endpoint-url URL`` (the local stack), ``--region R``, ``--profile P``. Against a
-local endpoint with no AWS credentials configured they bring dummy ones (moto accepts anything), so
-``--endpoint-url`` alone just works.
+``python -m tools.dlq``, ``python -m tools.trace`` and ``python -m tools.privacy`` take the same stack flags, before
+their command arguments: ``--stack NAME``, ``--stage S``, ``--endpoint-url URL`` (the local stack), ``--region R``,
+``--profile P``. Against a local endpoint with no AWS credentials configured they bring dummy ones (moto accepts
+anything), so ``--endpoint-url`` alone just works.
 
 Example:
     >>> stage_of(stack="kochava-prod", stage=None, endpoint_url=None)

@@ -182,13 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=fmt,
         help="full messages: body, reason attributes, receive count, first failure",
         description=_wrap(
-            "Show messages in full. Device ids, IP addresses and AdServices tokens are masked "
-            "(first 4 characters and the length) unless --reveal. Read-only."
+            "Show messages in full. Personal data (device and advertising ids, IP addresses, user agents, user "
+            "ids, consent strings, referrers, AdServices tokens, e-mail addresses) is masked (first 4 characters "
+            "and the length) unless --reveal. Read-only."
         ),
     )
     show.add_argument("message_ids", nargs="*", metavar="ID", help="SQS message ids (as `list`/`replay` print them)")
     show.add_argument("--limit", type=positive_int, default=None, metavar="N", help="at most N messages (default 10)")
-    show.add_argument("--reveal", action="store_true", help="show device ids, IPs and tokens unmasked")
+    show.add_argument("--reveal", action="store_true", help="show personal data unmasked")
 
     replay = sub.add_parser(
         "replay",
@@ -484,7 +485,7 @@ def _print_message(ui: Ui, i: int, n: int, doc: dict[str, Any], msg: DlqMessage,
     others = {k: v for k, v in attrs.items() if k not in shown}
     ui.line("attributes     " + "  ".join(f"{k}={v}" for k, v in others.items()))
     text, _ = render_body(msg.body, reveal=reveal)
-    ui.line("body" + ("" if reveal else " (device ids, IPs and tokens masked; --reveal to see them)") + ":")
+    ui.line("body" + ("" if reveal else " (personal data masked; --reveal to see it)") + ":")
     ui.line(text)
     ui.line()
 

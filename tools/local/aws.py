@@ -169,8 +169,14 @@ class MotoServer:
         self._server.stop()
 
 
-def create_queue(sqs: Any, names: ResourceNames, spec: QueueSpec) -> QueueUrls:
-    """The DLQ, then the queue redriving into it after ``spec.max_receive_count`` receives."""
+def create_queue(
+    sqs: Any, names: ResourceNames, spec: QueueSpec, *, visibility_timeout_s: int | None = None
+) -> QueueUrls:
+    """The DLQ, then the queue redriving into it after ``spec.max_receive_count`` receives.
+
+    ``visibility_timeout_s`` defaults to :func:`local_visibility_timeout_s`; tests that drive the Lambdas on moto's
+    in-process ``mock_aws`` (no pollers) pass the deployed ``spec.visibility_timeout_s``.
+    """
     dlq_url = sqs.create_queue(
         QueueName=names.dlq(spec),
         Attributes={"MessageRetentionPeriod": str(spec.dlq_retention_s), "MaximumMessageSize": str(MAX_BODY_BYTES)},
@@ -180,7 +186,7 @@ def create_queue(sqs: Any, names: ResourceNames, spec: QueueSpec) -> QueueUrls:
     url = sqs.create_queue(
         QueueName=names.queue(spec),
         Attributes={
-            "VisibilityTimeout": str(local_visibility_timeout_s(spec)),
+            "VisibilityTimeout": str(visibility_timeout_s or local_visibility_timeout_s(spec)),
             "MessageRetentionPeriod": str(spec.retention_s),
             "MaximumMessageSize": str(MAX_BODY_BYTES),
             "RedrivePolicy": json.dumps(redrive),

@@ -25,6 +25,7 @@ from functions.names import (
 )
 from infra.resources import ResourceNames
 from tests.integration.deliverer.support import Clock, Stack
+from tools.local.aws import create_queue, create_table
 from tools.local.kochava_sink import KochavaSink
 
 REGION = "eu-west-1"
@@ -38,7 +39,8 @@ def sink() -> Iterator[KochavaSink]:
 
 @pytest.fixture
 def stack(monkeypatch: pytest.MonkeyPatch, sink: KochavaSink) -> Iterator[Stack]:
-    """Queues (with the real redrive settings), the idempotency table, the sink, and a fresh deliverer runtime."""
+    """Queues (with the real redrive settings, from ``tools/local/aws.py``), the idempotency table, the sink, and a
+    fresh deliverer runtime."""
     for name, value in {
         "AWS_DEFAULT_REGION": REGION,
         "AWS_ACCESS_KEY_ID": "testing",
@@ -54,29 +56,12 @@ def stack(monkeypatch: pytest.MonkeyPatch, sink: KochavaSink) -> Iterator[Stack]
         names = ResourceNames(stage="test")
         sqs = boto3.client("sqs", region_name=REGION)
         dynamodb = boto3.client("dynamodb", region_name=REGION)
-        dlq_url = sqs.create_queue(QueueName=names.dlq(DELIVERY_QUEUE))["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        queue_url = sqs.create_queue(
-            QueueName=names.queue(DELIVERY_QUEUE),
-            Attributes={
-                "VisibilityTimeout": str(DELIVERY_QUEUE.visibility_timeout_s),
-                "RedrivePolicy": (
-                    f'{{"deadLetterTargetArn": "{dlq_arn}", "maxReceiveCount": "{DELIVERY_QUEUE.max_receive_count}"}}'
-                ),
-            },
-        )["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        table = names.table(IDEMPOTENCY_TABLE)
-        dynamodb.create_table(
-            TableName=table,
-            KeySchema=[{"AttributeName": IDEMPOTENCY_TABLE.partition_key, "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": IDEMPOTENCY_TABLE.partition_key, "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        queues = create_queue(sqs, names, DELIVERY_QUEUE, visibility_timeout_s=DELIVERY_QUEUE.visibility_timeout_s)
+        table = create_table(dynamodb, names, IDEMPOTENCY_TABLE)
         env = {
             ENV_KOCHAVA_URL: sink.track_url,
             ENV_KOCHAVA_IDENTITYLINK_URL: sink.identitylink_url,
-            ENV_DELIVERY_DLQ_URL: dlq_url,
+            ENV_DELIVERY_DLQ_URL: queues.dlq,
             ENV_IDEMPOTENCY_TABLE: table,
             ENV_MAX_RECEIVE_COUNT: str(DELIVERY_QUEUE.max_receive_count),
             ENV_DELIVERER_MAX_WORKERS: "10",
@@ -88,7 +73,7 @@ def stack(monkeypatch: pytest.MonkeyPatch, sink: KochavaSink) -> Iterator[Stack]
         capture = logging.StreamHandler(logs)
         capture.setFormatter(deliverer_handler.logger.registered_handler.formatter)
         deliverer_handler.logger.addHandler(capture)
-        built = Stack(sqs, dynamodb, queue_url, queue_arn, dlq_url, table, sink, Clock(), logs, env)
+        built = Stack(sqs, dynamodb, queues.queue, queues.queue_arn, queues.dlq, table, sink, Clock(), logs, env)
         built.use_runtime()
         try:
             yield built

@@ -9,7 +9,8 @@ import pytest
 
 from functions.names import ATTR_REASON
 from functions.pipeline.adservices import ATTRIBUTION_KEY, TOKEN_KEY, TOKEN_VALIDITY_S
-from tests.integration.deliverer.support import ADSERVICES_TOKEN, NOW, Stack, install_body
+from tests.integration.deliverer.support import Stack
+from tests.samples.deliverer import ADSERVICES_TOKEN, NOW, install_body
 
 RESOLVED = {"attribution": True, "orgId": 40669820, "campaignId": 542370539, "adGroupId": 542317095}
 

@@ -20,7 +20,8 @@ from functions.names import (
     ENV_DELIVERER_RETRY_BASE_S,
 )
 from functions.pipeline import reasons
-from tests.integration.deliverer.support import FakeContext, Stack, event_body
+from tests.integration.deliverer.support import FakeContext, Stack
+from tests.samples.deliverer import event_body
 from tools.local.kochava_sink import IDENTITYLINK_PATH, TRACK_PATH
 from tools.local.stub_http import Reply
 

@@ -13,16 +13,8 @@ from functions.names import ATTR_REASON, IDEMPOTENCY_TTL_S
 from functions.pipeline import envelope, reasons
 from functions.pipeline.envelope import Kind
 from functions.ports import KochavaResult
-from tests.integration.deliverer.support import (
-    DEVICE_IP,
-    IDFA,
-    IDFV,
-    IOS_APP,
-    FakeContext,
-    Stack,
-    event_body,
-    event_payload,
-)
+from tests.integration.deliverer.support import FakeContext, Stack
+from tests.samples.deliverer import DEVICE_IP, IDFA, IDFV, IOS_APP, event_body, event_payload
 
 
 def test_the_same_message_delivered_twice_is_posted_once(stack: Stack) -> None:

@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.deliverer.support import (
-    ADSERVICES_TOKEN,
-    DEVICE_IP,
-    IDFA,
-    IDFV,
-    NOW,
-    Stack,
-    event_body,
-    install_body,
-)
+from tests.integration.deliverer.support import Stack
+from tests.samples.deliverer import ADSERVICES_TOKEN, DEVICE_IP, IDFA, IDFV, NOW, event_body, install_body
 from tools.local.stub_http import Reply
 
 ECHO = {"success": "0", "error": f"device {IDFA} / {IDFV} from {DEVICE_IP} token {ADSERVICES_TOKEN} rejected"}

@@ -1,5 +1,6 @@
-"""Helpers for the DLQ tool's tests: the project's queues (stage ``local``) on moto, DLQ messages seeded the way
-the enricher / deliverer / SQS redrive write them, queues read back, and the tool run in-process."""
+"""Helpers for the DLQ tool's tests (sample bodies: ``tests/samples/dlq.py``): the project's queues (stage
+``local``) on moto, DLQ messages seeded the way the enricher / deliverer / SQS redrive write them,
+queues read back, and the tool run in-process."""
 
 from __future__ import annotations
 
@@ -25,19 +26,16 @@ from functions.names import (
     ATTR_UUID,
     DELIVERY_QUEUE,
     INGEST_QUEUE,
-    MAX_BODY_BYTES,
 )
 from infra.resources import ResourceNames
+from tests.samples.dlq import IDFA, IP, envelope, native_event, typed
 from tools.dlq.cli import main
+from tools.local.aws import create_queue
 
 REGION = "us-east-1"
 STAGE = "local"
 NOW_MS = int(time.time() * 1000)  # "now" for ages, close to the SQS timestamps moto writes
 HOUR_MS = 3_600_000
-IDFA = "6D92078A-8246-4BA4-AE5B-76104861E7DC"
-IDFV = "A1B2C3D4-1111-2222-3333-444455556666"
-IP = "203.0.113.77"
-TOKEN = "eyJhbGciOiJSUzI1NiJ9.secret-adservices-token-value"
 
 
 @dataclass
@@ -50,28 +48,14 @@ class Queues:
 
 
 def create_queues(sqs: Any, stage: str = STAGE) -> Queues:
+    """The ingest and delivery queues with their DLQs, as ``tools/local/aws.py`` creates them for the local stack
+    (the deployed visibility timeouts: no poller here)."""
     names = ResourceNames(stage)
-    urls: dict[str, str] = {}
-    for spec in (INGEST_QUEUE, DELIVERY_QUEUE):
-        size = {"MaximumMessageSize": str(MAX_BODY_BYTES)}  # as infra/ and tools/local/ create them
-        dlq = sqs.create_queue(QueueName=names.dlq(spec), Attributes=size)["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": spec.max_receive_count})
-        urls[spec.key] = sqs.create_queue(QueueName=names.queue(spec), Attributes={"RedrivePolicy": policy, **size})[
-            "QueueUrl"
-        ]
-        urls[f"{spec.key}_dlq"] = dlq
-    return Queues(sqs, urls["ingest"], urls["ingest_dlq"], urls["delivery"], urls["delivery_dlq"])
-
-
-def typed(attrs: dict[str, Any]) -> dict[str, dict[str, str]]:
-    out = {}
-    for name, value in attrs.items():
-        if value is None:
-            continue
-        kind = "Number" if isinstance(value, int | float) and not isinstance(value, bool) else "String"
-        out[name] = {"DataType": kind, "StringValue": str(value)}
-    return out
+    ingest, delivery = (
+        create_queue(sqs, names, spec, visibility_timeout_s=spec.visibility_timeout_s)
+        for spec in (INGEST_QUEUE, DELIVERY_QUEUE)
+    )
+    return Queues(sqs, ingest.queue, ingest.dlq, delivery.queue, delivery.dlq)
 
 
 def put(sqs: Any, url: str, body: Any, **attrs: Any) -> str:
@@ -81,39 +65,6 @@ def put(sqs: Any, url: str, body: Any, **attrs: Any) -> str:
     if attrs:
         kwargs["MessageAttributes"] = typed(attrs)
     return str(sqs.send_message(**kwargs)["MessageId"])
-
-
-def native_event(uuid: str, name: str = "Purchase") -> dict[str, Any]:
-    return {
-        "uuid": uuid,
-        "type": "track",
-        "event": name,
-        "timestamp": "2026-11-23T10:00:00Z",
-        "properties": {"price": 9.99},
-        "device": {"platform": "ios", "id": IDFV, "advertising_id": IDFA, "ip": IP},
-        "adservices": {"token": TOKEN, "generated_at": 1_799_990_000},
-    }
-
-
-def envelope(uuid: str, name: str = "Purchase", kind: str = "event") -> dict[str, Any]:
-    return {
-        "v": 1,
-        "uuid": uuid,
-        "kind": kind,
-        "event_name": name,
-        "payload": {
-            "action": kind,
-            "kochava_app_id": "koapp-guid",
-            "kochava_device_id": IDFV,
-            "data": {
-                "device_ids": {"idfa": IDFA, "idfv": IDFV},
-                "origination_ip": IP,
-                "event_name": name,
-                "usertime": 1_799_990_000,
-            },
-        },
-        "adservices_generated_at": None,
-    }
 
 
 def put_ingest_dead(

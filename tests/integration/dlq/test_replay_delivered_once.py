@@ -25,6 +25,7 @@ from functions.names import (
 from infra.resources import ResourceNames
 from tests.integration.dlq.helpers import REGION, STAGE, Queues, counts, put_delivery_dead, run_tool
 from tools.dlq.sqs import DlqClient
+from tools.local.aws import create_table
 
 deliverer = pytest.importorskip("functions.deliverer.handler")
 kochava_http = pytest.importorskip("functions.adapters.kochava_http")
@@ -33,14 +34,7 @@ pollers = pytest.importorskip("tools.local.pollers")
 
 
 def create_idempotency_table() -> str:
-    name = ResourceNames(STAGE).table(IDEMPOTENCY_TABLE)
-    boto3.client("dynamodb", region_name=REGION).create_table(
-        TableName=name,
-        AttributeDefinitions=[{"AttributeName": IDEMPOTENCY_TABLE.partition_key, "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": IDEMPOTENCY_TABLE.partition_key, "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    return name
+    return create_table(boto3.client("dynamodb", region_name=REGION), ResourceNames(STAGE), IDEMPOTENCY_TABLE)
 
 
 def receive_one(q: Queues) -> dict[str, Any] | None:

@@ -11,11 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.integration.dlq.helpers import (
-    IDFA,
-    IDFV,
-    IP,
     REGION,
-    TOKEN,
     FakeTty,
     Queues,
     counts,
@@ -27,6 +23,7 @@ from tests.integration.dlq.helpers import (
     run_tool,
     snapshot,
 )
+from tests.samples.dlq import IDFA, IDFV, IP, TOKEN
 from tools.dlq.sqs import DlqClient, MoveTask
 
 DLQ_ONLY = {"stage", "reason", "field", "error", "failed_at_ms", "http_status", "response_body"}

@@ -1,4 +1,5 @@
-"""The enricher Lambda against moto (real boto3 calls to emulated SQS and DynamoDB), with a controllable clock
+"""The enricher Lambda against moto (real boto3 calls to emulated SQS and DynamoDB; the queues and table created
+from the specs by ``tools/local/aws.py``, as for the local stack), with a controllable clock
 and the Powertools logger's output captured, so tests can check what a whole run logged."""
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from functions.names import (
     PROFILE_TABLE,
 )
 from infra.resources import ResourceNames
-from tests.integration.enricher.support import ANDROID_APP, IOS_APP, Clock, Stack
+from tests.integration.enricher.support import Clock, Stack
+from tests.samples.enricher import ANDROID_APP, IOS_APP
+from tools.local.aws import create_queue, create_table
 
 
 @pytest.fixture
@@ -56,18 +59,12 @@ def make_stack(env_vars: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Ite
         names = ResourceNames(stage="test")
         sqs = boto3.client("sqs", region_name="eu-west-1")
         dynamodb = boto3.client("dynamodb", region_name="eu-west-1")
-        urls = {
-            "ingest": sqs.create_queue(QueueName=names.queue(INGEST_QUEUE))["QueueUrl"],
-            "ingest_dlq": sqs.create_queue(QueueName=names.dlq(INGEST_QUEUE))["QueueUrl"],
-            "delivery": sqs.create_queue(QueueName=names.queue(DELIVERY_QUEUE))["QueueUrl"],
-        }
-        table = names.table(PROFILE_TABLE)
-        dynamodb.create_table(
-            TableName=table,
-            KeySchema=[{"AttributeName": PROFILE_TABLE.partition_key, "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": PROFILE_TABLE.partition_key, "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
+        ingest, delivery = (
+            create_queue(sqs, names, spec, visibility_timeout_s=spec.visibility_timeout_s)
+            for spec in (INGEST_QUEUE, DELIVERY_QUEUE)
         )
+        urls = {"ingest": ingest.queue, "ingest_dlq": ingest.dlq, "delivery": delivery.queue}
+        table = create_table(dynamodb, names, PROFILE_TABLE)
         from functions.enricher import handler
 
         logs = io.StringIO()

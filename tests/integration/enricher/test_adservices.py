@@ -23,7 +23,8 @@ from functions.names import (
     ENV_ADSERVICES_URL,
 )
 from functions.pipeline.adservices import ATTRIBUTION_KEY, TOKEN_KEY, TOKEN_VALIDITY_S
-from tests.integration.enricher.support import NOW, TOKEN, Stack, native_event
+from tests.integration.enricher.support import Stack
+from tests.samples.enricher import NOW, TOKEN, native_event
 from tools.local.apple_stub import DEVELOPER_MODE_PAYLOAD, AppleStub, attribution_payload
 from tools.local.stub_http import Reply
 

@@ -27,7 +27,8 @@ from functions.names import (
     sqs_message_bytes,
 )
 from functions.pipeline import reasons
-from tests.integration.enricher.support import IDFA, IDFV, IOS_APP, IP, NOW, TOKEN, UA, Stack, native_event
+from tests.integration.enricher.support import Stack
+from tests.samples.enricher import IDFA, IDFV, IOS_APP, IP, NOW, TOKEN, UA, native_event
 from tests.shapes import nested_list
 
 

@@ -12,7 +12,9 @@ from moto import mock_aws
 from functions.adapters.profiles_dynamodb import DynamoDbProfileStore, ProfileStoreError
 from functions.adapters.sqs import SqsSender, chunks
 from functions.messages import MAX_TEXT_ATTRIBUTE_CHARS, OutgoingMessage, SendError, dead_letter_message, fit
-from functions.names import SQS_MAX_MESSAGE_ATTRIBUTES, SQS_MAX_MESSAGE_BYTES
+from functions.names import PROFILE_TABLE, SQS_MAX_MESSAGE_ATTRIBUTES, SQS_MAX_MESSAGE_BYTES
+from infra.resources import ResourceNames
+from tools.local.aws import create_table
 
 
 @pytest.fixture
@@ -196,6 +198,17 @@ def test_fit_cuts_the_body_and_keeps_ten_attributes_at_most() -> None:
     assert fit(OutgoingMessage("small", attrs)) == OutgoingMessage("small", attrs)
 
 
+def test_fit_leaves_out_droppable_attributes_over_ten_even_when_the_size_fits() -> None:
+    attrs: dict[str, str | int | float] = {f"a{i}": f"v{i}" for i in range(SQS_MAX_MESSAGE_ATTRIBUTES + 1)}
+    small = fit(OutgoingMessage("small", attrs, delay_seconds=5), droppable=("a0", "a1"))
+    assert small.body == "small" and small.delay_seconds == 5
+    assert sorted(small.attributes) == sorted(f"a{i}" for i in range(1, SQS_MAX_MESSAGE_ATTRIBUTES + 1))
+    big = fit(OutgoingMessage("x" * SQS_MAX_MESSAGE_BYTES, attrs), droppable=("a0", "a1"))
+    assert big.size() <= SQS_MAX_MESSAGE_BYTES and big.attributes["truncated"] is True
+    assert "a0" not in big.attributes and "a1" not in big.attributes
+    assert len(big.attributes) == SQS_MAX_MESSAGE_ATTRIBUTES
+
+
 def test_dead_letter_message_skips_missing_attributes_and_cuts_long_text() -> None:
     msg = dead_letter_message(
         "{}", stage="enricher", reason="invalid_event", failed_at_ms=5, field=None, error="e" * 5000, uuid=""
@@ -210,20 +223,15 @@ def test_dead_letter_message_skips_missing_attributes_and_cuts_long_text() -> No
 
 def test_profile_store_round_trip_and_dedup(aws: Any) -> None:
     dynamodb = boto3.client("dynamodb")
-    dynamodb.create_table(
-        TableName="profiles",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    store = DynamoDbProfileStore(dynamodb, "profiles")
+    table = create_table(dynamodb, ResourceNames("test"), PROFILE_TABLE)
+    store = DynamoDbProfileStore(dynamodb, table)
     profiles = {
         f"k{i}": {"ip": f"10.0.0.{i}", "limit_ad_tracking": i % 2 == 0, "att_time": 1700000000 + i} for i in range(130)
     }
     store.put_many(profiles, expires_at=1_800_000_000)
     got = store.get_many([*profiles, "k1", "k1", "missing"])
     assert got == profiles
-    item = dynamodb.get_item(TableName="profiles", Key={"pk": {"S": "k3"}})["Item"]
+    item = dynamodb.get_item(TableName=table, Key={"pk": {"S": "k3"}})["Item"]
     assert item["expires_at"] == {"N": "1800000000"}
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,9 +12,9 @@ import boto3
 import pytest
 
 from functions.names import FUNCTION_DELIVERER, FUNCTION_ENRICHER, IDEMPOTENCY_TABLE, IDEMPOTENCY_TTL_S
-from functions.pipeline.envelope import Envelope, Kind
-from functions.ports import KochavaResult
+from functions.pipeline.envelope import Envelope
 from infra.resources import ResourceNames
+from tests.fakes import FakeKochava
 from tests.integration.dlq.conftest import aws, queues  # noqa: F401  (fixtures: moto, the project's queues)
 from tests.integration.dlq.helpers import REGION, STAGE, Queues
 from tests.lambda_fakes import FakeContext
@@ -26,13 +25,6 @@ APP = "koapp-trace-guid"
 LOG_GROUPS = {name: f"/aws/lambda/{NAMES.function(name)}" for name in (FUNCTION_ENRICHER, FUNCTION_DELIVERER)}
 
 
-class DeliveringKochava:
-    """Kochava answering success: the deliverer's sender then writes a COMPLETED record."""
-
-    def send(self, kind: Kind, payload: Mapping[str, Any], *, deadline: float) -> KochavaResult:
-        return KochavaResult(outcome="delivered", http_status=200, attempts=1)
-
-
 @dataclass
 class Aws:
     queues: Queues
@@ -41,7 +33,8 @@ class Aws:
     table: str
 
     def deliver(self, uuid: str, kind: str = "event") -> None:
-        """What the deliverer does on a delivery: its real idempotent sender writes the record."""
+        """What the deliverer does on a delivery: its real idempotent sender writes the record (Kochava answering
+        success)."""
         from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
         from functions.deliverer.idempotency import IdempotentSender
@@ -49,7 +42,7 @@ class Aws:
         persistence = DynamoDBPersistenceLayer(
             table_name=self.table, key_attr=IDEMPOTENCY_TABLE.partition_key, boto3_client=self.dynamodb
         )
-        sender = IdempotentSender(DeliveringKochava(), persistence, expires_after_s=IDEMPOTENCY_TTL_S)
+        sender = IdempotentSender(FakeKochava(), persistence, expires_after_s=IDEMPOTENCY_TTL_S)
         sender.register_lambda_context(FakeContext())
         payload = {"kochava_app_id": APP}
         env = Envelope(uuid=uuid, kind=kind, event_name="Purchase", payload=payload, adservices_generated_at=None)

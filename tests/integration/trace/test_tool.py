@@ -12,8 +12,9 @@ import boto3
 import pytest
 
 from functions.names import FUNCTION_DELIVERER, FUNCTION_ENRICHER
-from tests.integration.dlq.helpers import IDFA, REGION, STAGE, counts, put_delivery_dead, put_ingest_dead
+from tests.integration.dlq.helpers import REGION, STAGE, counts, put_delivery_dead, put_ingest_dead
 from tests.integration.trace.conftest import APP, Aws
+from tests.samples.dlq import IDFA
 from tools.trace.cli import main
 
 

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from functions.pipeline import profiles, reasons
-from functions.pipeline.events import Event, Rejection, parse_body, parse_event, raw_events
+from functions.pipeline.events import Event, Rejection, load_document, parse_body, parse_event, raw_events
 from functions.pipeline.jsontext import compact_json
 from functions.pipeline.kochava import MIN_USERTIME_S, USERTIME_MAX_AHEAD_S, flatten, is_zero_id
 from tests.unit.pipeline.test_kochava_mapping import IDFA, NOW, ZERO, data_of, event, mapped
@@ -169,10 +169,10 @@ def test_a_lone_surrogate_rejects_only_its_event_with_text_that_can_be_written(b
 
 def test_raw_events_of_a_body_with_a_lone_surrogate_can_be_written_as_sent() -> None:
     body = '{"batch":[{"uuid":"a","k":"v\\ud800"},{"uuid":"b"}]}'
-    first, second = raw_events(body)
+    first, second = raw_events(load_document(body))
     assert compact_json(first) == '{"uuid":"a","k":"v\\ud800"}'  # the escape as received, valid UTF-8
     assert compact_json(second) == '{"uuid":"b"}'
-    assert raw_events('{"uuid":"solo"}') == [{"uuid": "solo"}]
+    assert raw_events(load_document('{"uuid":"solo"}')) == [{"uuid": "solo"}]
 
 
 def test_compact_json_writes_a_lone_surrogate_as_its_escape() -> None:

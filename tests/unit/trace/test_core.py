@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.dlq.helpers import IDFA
+from tests.samples.dlq import IDFA
 from tools.dlq.core import DlqMessage
 from tools.trace.core import DlqHit, Fact, Record, decide, fact_of, facts_for
 from tools.trace.sources import INSIGHTS_UUIDS_PER_QUERY, InsightsLogs

@@ -12,7 +12,7 @@ from functions.names import ENV_DELIVERER_RETRY_BASE_S, ENV_DELIVERY_DLQ_URL, EN
 from functions.pipeline import envelope, reasons
 from functions.pipeline.masking import redact
 from functions.ports import KochavaResult, SendAnswer
-from tests.integration.deliverer.support import ADSERVICES_TOKEN, DEVICE_IP, IDFA, event_body
+from tests.samples.deliverer import ADSERVICES_TOKEN, DEVICE_IP, IDFA, event_body
 
 BODY = event_body("r-1")
 ENV = envelope.parse(BODY)

@@ -1,0 +1,338 @@
+"""In-memory fakes of the ports (``functions/ports.py``) and of the enricher's ``Log``, for fast core tests.
+
+Each fake is a small real implementation, not a mock: it keeps what it was given, answers the way its adapter
+answers, and can be told to fail the ways that adapter fails (see the adapters' module docs):
+
+===========================  ==================================================================================
+fake                         mirrors
+===========================  ==================================================================================
+:class:`FakeSender`          ``adapters.sqs.SqsSender``: a message over SQS's size limit, or one the test marks,
+                             is refused for good (:class:`~functions.messages.Refused`, in input order); a
+                             transient failure raises :class:`~functions.messages.SendError`
+:class:`FakeProfileStore`    ``adapters.profiles_dynamodb``: profiles by key, each written with its expiry;
+                             a read or a write can raise :class:`ProfileStoreError`
+:class:`FakeAdServices`      ``adapters.apple``: scripted answers per token (the last one repeats); never raises
+                             unless told to (a client bug)
+:class:`FakeKochava`         ``adapters.kochava_http``: scripted :class:`~functions.ports.KochavaResult` per event
+                             uuid (the last one repeats), delivered by default
+:class:`FakeOnceSender`      ``deliverer.idempotency.IdempotentSender``: a key (uuid + kind) delivered once is a
+                             ``duplicate`` after; a failure is never remembered; a key in flight elsewhere is
+                             ``in_progress``; the store can be down (raises)
+:class:`FakeDeliveryQueue`   ``adapters.sqs.SqsDeliveryQueue``: dead letters kept, or :class:`SendError`; back-offs
+                             kept, or refused (False)
+:class:`FakeLog`             the slice of Powertools' ``Logger`` the enricher uses
+===========================  ==================================================================================
+
+The deliverer calls its ports from a thread pool: the deliverer-side fakes lock their state.
+
+Example:
+    >>> sender = FakeSender()
+    >>> sender.send("q", [OutgoingMessage("a"), OutgoingMessage("x" * (SQS_MAX_MESSAGE_BYTES + 1))])[0].code
+    'MessageTooLong'
+    >>> [m.body for m in sender.sent["q"]]
+    ['a']
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from functions.adapters.profiles_dynamodb import ProfileStoreError
+from functions.messages import DeliveryRecord, OutgoingMessage, Refused, SendError
+from functions.names import SQS_MAX_MESSAGE_BYTES
+from functions.pipeline.envelope import Envelope, Kind
+from functions.pipeline.profiles import Profile
+from functions.ports import AdServicesResult, KochavaResult, SendAnswer
+
+T = TypeVar("T")
+
+# --- Messages --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeSender:
+    """A :class:`~functions.ports.MessageSender` that keeps what it accepted per queue URL."""
+
+    sent: dict[str, list[OutgoingMessage]] = field(default_factory=dict)
+    retried_entries: int = 0
+    _refusals: list[tuple[Callable[[str, OutgoingMessage], bool], str, str]] = field(default_factory=list)
+    _transient: dict[str | None, int] = field(default_factory=dict)  # queue URL (None: any) -> calls left to fail
+    _retries_next: int = 0
+
+    def refuse(
+        self, when: Callable[[str, OutgoingMessage], bool], code: str = "InvalidMessageContents", error: str = ""
+    ) -> None:
+        """Refuse for good every message ``when(queue_url, message)`` holds for (a ``SenderFault`` entry)."""
+        self._refusals.append((when, code, error or f"{code}: refused by the test"))
+
+    def fail(self, queue_url: str | None = None, times: int = 1) -> None:
+        """The next ``times`` sends to ``queue_url`` (None: to any queue) still fail after the retries."""
+        self._transient[queue_url] = self._transient.get(queue_url, 0) + times
+
+    def retry_next(self, entries: int) -> None:
+        """The next send needs another call for ``entries`` of its entries, then succeeds (the metric)."""
+        self._retries_next += entries
+
+    def send(self, queue_url: str, messages: Sequence[OutgoingMessage]) -> list[Refused]:
+        for key in (queue_url, None):
+            if self._transient.get(key, 0) > 0:
+                self._transient[key] -= 1
+                raise SendError(
+                    queue_url, [{"Id": f"m{i}", "Code": "ServiceUnavailable"} for i in range(len(messages))]
+                )
+        refused: list[Refused] = []
+        accepted = self.sent.setdefault(queue_url, [])
+        for index, message in enumerate(messages):
+            refusal = self._refusal(queue_url, index, message)
+            if refusal is None:
+                accepted.append(message)
+            else:
+                refused.append(refusal)
+        self.retried_entries += self._retries_next
+        self._retries_next = 0
+        return refused
+
+    def _refusal(self, queue_url: str, index: int, message: OutgoingMessage) -> Refused | None:
+        size = message.size()
+        if size > SQS_MAX_MESSAGE_BYTES:  # the real sender's pre-flight check
+            error = f"message of {size} bytes (body + attributes) is over SQS's limit of {SQS_MAX_MESSAGE_BYTES}"
+            return Refused(index, message, "MessageTooLong", error)
+        for when, code, error in self._refusals:
+            if when(queue_url, message):
+                return Refused(index, message, code, error)
+        return None
+
+    def messages(self, queue_url: str) -> list[OutgoingMessage]:
+        """What ``queue_url`` accepted, in order."""
+        return list(self.sent.get(queue_url, []))
+
+
+# --- Device profiles -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeProfileStore:
+    """A :class:`~functions.ports.ProfileStore` in a dict; ``expires_at`` keeps each key's last expiry."""
+
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    expires_at: dict[str, int] = field(default_factory=dict)
+    reads: list[list[str]] = field(default_factory=list)  # the keys of each get_many, de-duplicated
+    writes: list[tuple[dict[str, Profile], int]] = field(default_factory=list)  # each put_many that succeeded
+    read_error: Exception | None = None
+    write_error: Exception | None = None
+
+    def fail_reads(self, error: Exception | None = None) -> None:
+        self.read_error = error or ProfileStoreError("BatchGetItem left keys unprocessed after 4 attempts")
+
+    def fail_writes(self, error: Exception | None = None) -> None:
+        self.write_error = error or ProfileStoreError("BatchWriteItem left items unprocessed after 4 attempts")
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Profile]:
+        unique = list(dict.fromkeys(k for k in keys if k))
+        self.reads.append(unique)
+        if self.read_error is not None:
+            raise self.read_error
+        return {k: dict(self.profiles[k]) for k in unique if k in self.profiles}  # copies, as read from a table
+
+    def put_many(self, profiles: Mapping[str, Profile], expires_at: int) -> None:
+        if self.write_error is not None:
+            raise self.write_error
+        written = {k: dict(p) for k, p in profiles.items()}
+        self.writes.append((written, expires_at))
+        self.profiles.update(written)
+        self.expires_at.update(dict.fromkeys(written, expires_at))
+
+
+# --- Apple AdServices ------------------------------------------------------------------------------------------
+
+
+class FakeAdServices:
+    """An :class:`~functions.ports.AdServicesClient` answering scripted results per token.
+
+    A token's answers are given in order, the last one repeating; a token without a script gets ``default``
+    (``not_ready``, as Apple answers 404 before the attribution exists). ``calls`` lists the tokens asked.
+    """
+
+    def __init__(self, default: AdServicesResult | None = None) -> None:
+        self.default = default or AdServicesResult("not_ready", 404, error="Apple: attribution not ready yet")
+        self.calls: list[str] = []
+        self.error: Exception | None = None  # raised by resolve (a client bug; the real one never raises)
+        self._scripts: dict[str, list[AdServicesResult]] = {}
+        self._lock = threading.Lock()
+
+    def script(self, token: str, *answers: AdServicesResult) -> None:
+        self._scripts[token] = list(answers)
+
+    def resolve(self, token: str) -> AdServicesResult:
+        with self._lock:
+            self.calls.append(token)
+            if self.error is not None:
+                raise self.error
+            return _next(self._scripts.get(token), self.default)
+
+
+def apple_resolved(attribution: Mapping[str, Any]) -> AdServicesResult:
+    """Apple's 200 with an attribution record."""
+    return AdServicesResult("resolved", 200, attribution=dict(attribution))
+
+
+APPLE_NOT_READY = AdServicesResult("not_ready", 404, error="Apple: attribution not ready yet")
+APPLE_INVALID = AdServicesResult("invalid", 400, error="Apple: invalid token")
+APPLE_UNAVAILABLE = AdServicesResult("unavailable", 503, error="Apple: HTTP 503")
+
+
+# --- Kochava ---------------------------------------------------------------------------------------------------
+
+DELIVERED = KochavaResult("delivered", 200, response_body='{"success":"1"}')
+TRANSIENT = KochavaResult("transient", 503, response_body="busy", error="HTTP 503 after 4 attempt(s)", attempts=4)
+REJECTED = KochavaResult("permanent", 400, response_body='{"success":"0","error":"bad app id"}', error="HTTP 400")
+BAD_RESPONSE = KochavaResult("bad_response", 200, response_body="<html>", error="HTTP 200 without the success answer")
+
+
+@dataclass(frozen=True)
+class Post:
+    """One payload Kochava was sent (``uuid`` is None when it came through the port, which does not carry it)."""
+
+    uuid: str | None
+    kind: Kind
+    payload: Mapping[str, Any]
+    deadline: float
+
+
+class FakeKochava:
+    """A :class:`~functions.ports.KochavaClient` answering scripted results per event uuid (delivered by default).
+
+    Kochava's payload does not carry the event's uuid: :meth:`send` (the port) answers from the script of ``None``;
+    :class:`FakeOnceSender` calls :meth:`answer` with the envelope's uuid.
+    """
+
+    def __init__(self, default: KochavaResult = DELIVERED) -> None:
+        self.default = default
+        self.posts: list[Post] = []
+        self._scripts: dict[str | None, list[KochavaResult]] = {}
+        self._lock = threading.Lock()
+
+    def script(self, uuid: str | None, *results: KochavaResult) -> None:
+        """``uuid``'s answers in order, the last one repeating (``None``: payloads sent through :meth:`send`)."""
+        self._scripts[uuid] = list(results)
+
+    def send(self, kind: Kind, payload: Mapping[str, Any], *, deadline: float) -> KochavaResult:
+        return self.answer(None, kind, payload, deadline=deadline)
+
+    def answer(self, uuid: str | None, kind: Kind, payload: Mapping[str, Any], *, deadline: float) -> KochavaResult:
+        with self._lock:
+            self.posts.append(Post(uuid, kind, payload, deadline))
+            return _next(self._scripts.get(uuid), self.default)
+
+    def posted(self, uuid: str) -> list[Post]:
+        return [p for p in self.posts if p.uuid == uuid]
+
+
+class FakeOnceSender:
+    """A :class:`~functions.ports.OnceSender` with its idempotency store in memory (keys: uuid + kind)."""
+
+    def __init__(self, kochava: FakeKochava | None = None) -> None:
+        self.kochava = kochava or FakeKochava()
+        self.delivered: set[tuple[str, str]] = set()
+        self.in_flight: set[tuple[str, str]] = set()  # an invocation elsewhere is sending these
+        self.error: Exception | None = None  # raised by send_once: the idempotency store is down
+        self._lock = threading.Lock()
+
+    def send_once(self, env: Envelope, payload: Mapping[str, Any], *, deadline: float) -> SendAnswer:
+        key = (env.uuid, env.kind)
+        with self._lock:
+            if self.error is not None:
+                raise self.error
+            if key in self.delivered:
+                return SendAnswer("duplicate")
+            if key in self.in_flight:
+                return SendAnswer("in_progress")
+            self.in_flight.add(key)
+        try:
+            result = self.kochava.answer(env.uuid, env.kind, payload, deadline=deadline)
+        finally:
+            with self._lock:
+                self.in_flight.discard(key)
+        if not result.delivered:
+            return SendAnswer("failed", result)  # nothing remembered: a retry sends again
+        with self._lock:
+            self.delivered.add(key)
+        return SendAnswer("delivered", result)
+
+
+@dataclass
+class FakeDeliveryQueue:
+    """A :class:`~functions.ports.DeliveryQueue` that keeps dead letters and back-offs."""
+
+    dlq_url: str = "https://sqs.test/delivery-dlq"
+    dead_letters: list[OutgoingMessage] = field(default_factory=list)
+    back_offs: list[tuple[str, int]] = field(default_factory=list)  # (message id, visibility timeout s)
+    dead_letter_error: Exception | None = None
+    refuse_back_off: bool = False
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def fail_dead_letters(self) -> None:
+        """The DLQ send fails after the retries (the real queue raises :class:`SendError`)."""
+        self.dead_letter_error = SendError(self.dlq_url, [{"Id": "m0", "Code": "ServiceUnavailable"}])
+
+    def dead_letter(self, messages: Sequence[OutgoingMessage]) -> None:
+        with self._lock:
+            if self.dead_letter_error is not None:
+                raise self.dead_letter_error
+            too_large = [i for i, m in enumerate(messages) if m.size() > SQS_MAX_MESSAGE_BYTES]
+            if too_large:  # refused for good: the real queue raises rather than acknowledge it unrecorded
+                raise SendError(self.dlq_url, [{"Id": f"m{i}", "Code": "MessageTooLong"} for i in too_large])
+            self.dead_letters.extend(messages)
+
+    def back_off(self, record: DeliveryRecord, visibility_timeout_s: int) -> bool:
+        with self._lock:
+            if self.refuse_back_off:
+                return False
+            self.back_offs.append((record.message_id, visibility_timeout_s))
+            return True
+
+
+# --- The enricher's log ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogLine:
+    level: str
+    message: str
+    extra: Mapping[str, Any]
+    correlation_id: str | None
+
+
+@dataclass
+class FakeLog:
+    """The enricher's :class:`~functions.enricher.core.Log`: lines kept with the correlation id of their time."""
+
+    lines: list[LogLine] = field(default_factory=list)
+    correlation_id: str | None = None
+
+    def info(self, msg: object, *args: object, **kwargs: Any) -> None:
+        self._add("INFO", msg, kwargs)
+
+    def warning(self, msg: object, *args: object, **kwargs: Any) -> None:
+        self._add("WARNING", msg, kwargs)
+
+    def set_correlation_id(self, value: str | None) -> None:
+        self.correlation_id = value
+
+    def _add(self, level: str, msg: object, kwargs: Mapping[str, Any]) -> None:
+        self.lines.append(LogLine(level, str(msg), dict(kwargs.get("extra") or {}), self.correlation_id))
+
+    def named(self, message: str) -> list[LogLine]:
+        return [line for line in self.lines if line.message == message]
+
+
+def _next(script: list[T] | None, default: T) -> T:
+    """The next scripted answer (the last one repeats), else ``default``."""
+    if not script:
+        return default
+    return script.pop(0) if len(script) > 1 else script[0]
