@@ -97,7 +97,7 @@ def stage_arn(method_arn: str) -> str:
     'arn:aws:execute-api:us-east-1:123456789012:abc/dev/*'
     """
     prefix, _, resource = method_arn.rpartition(":")
-    api_id, stage = (resource.split("/") + ["", ""])[:2]
+    api_id, stage = [*resource.split("/"), "", ""][:2]
     return f"{prefix}:{api_id}/{stage}/*"
 
 
