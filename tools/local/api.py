@@ -141,6 +141,7 @@ class Accepted:
     request_id: str
     received_at_ms: int
     api_key_id: str = ""
+    content_encoding: str = ""  # as sent (the body above is decoded)
 
 
 @dataclass(frozen=True)
@@ -243,9 +244,9 @@ class IngestApi:
             return error(400, "invalid_body", "Invalid request body", errors=errors)
         if spec.call_type is not None:
             text = with_call_type(text, spec.call_type)
-        return self._enqueue(spec, text, key_id)
+        return self._enqueue(spec, text, key_id, headers.get("content-encoding") or "")
 
-    def _enqueue(self, spec: IngestPath, text: str, key_id: str) -> Answer:
+    def _enqueue(self, spec: IngestPath, text: str, key_id: str, encoding: str) -> Answer:
         """SendMessage with the API's attributes; the success answer of the path, or the deployed API's error."""
         request_id = str(uuid.uuid4())
         received_at_ms = int(time.time() * 1000)
@@ -269,7 +270,7 @@ class IngestApi:
         except Exception as exc:  # any SQS failure: never answer success for a message that is not queued
             log.error("SendMessage failed for request %s: %s", request_id, exc)
             return error(500, "server_error", "Internal server error", request_id=request_id)
-        accepted = Accepted(spec.route, text.encode(), sent["MessageId"], request_id, received_at_ms, key_id)
+        accepted = Accepted(spec.route, text.encode(), sent["MessageId"], request_id, received_at_ms, key_id, encoding)
         if self.on_accepted is not None:
             self.on_accepted(accepted)
         ids = {"message_id": accepted.message_id, "request_id": request_id}
