@@ -338,9 +338,6 @@ SCHEMA_FILES = {
 }
 
 
-DRAFT4 = "http://json-schema.org/draft-04/schema#"
-
-
 def body_schema(route: Literal["native", "segment"]) -> dict[str, Any]:
     """Draft-4 JSON schema of a request body: one event, or ``{"batch": [event, ...]}`` (1..100 events).
 
@@ -365,7 +362,7 @@ def body_schema(route: Literal["native", "segment"]) -> dict[str, Any]:
         },
     }
     schema = {
-        "$schema": DRAFT4,
+        "$schema": "http://json-schema.org/draft-04/schema#",
         "title": f"{route} ingest body",
         "type": "object",
         "oneOf": [{"$ref": f"#/definitions/{event_name}"}, batch],
@@ -408,6 +405,9 @@ def _to_draft4(node: Any) -> Any:
             del out["anyOf"]
             out.update(merged)
     return out
+
+
+DRAFT4 = "http://json-schema.org/draft-04/schema#"
 
 
 def envelope_schema(model: Literal["segment_batch", "segment_call"]) -> dict[str, Any]:
