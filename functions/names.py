@@ -198,7 +198,9 @@ FUNCTION_STATIC_ENV = {"PYDANTIC_DISABLE_PLUGINS": "__all__"}
 # The Lambda functions: short name (also the Powertools service name) and handler, in the `functions` package.
 FUNCTION_ENRICHER = "enricher"
 FUNCTION_DELIVERER = "deliverer"
+FUNCTION_AUTHORIZER = "authorizer"  # the ingest API's API key authorizer (functions/authorizer, stdlib only)
 HANDLER_ENRICHER = "functions.enricher.handler.lambda_handler"
 HANDLER_DELIVERER = "functions.deliverer.handler.lambda_handler"
+HANDLER_AUTHORIZER = "functions.authorizer.handler.lambda_handler"
 # CloudWatch namespace of the Powertools metrics both functions emit.
 METRICS_NAMESPACE = "KochavaPipeline"
