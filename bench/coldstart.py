@@ -45,6 +45,8 @@ TARGET_MS = 300.0
 HANDLERS = {
     "functions.enricher.handler": "handler.build_enricher()",
     "functions.deliverer.handler": "handler.build_runtime(os.environ)",
+    # The ingest API's key authorizer (standard library only; API Gateway caches its answers per key).
+    "functions.authorizer.handler": "handler.lambda_handler({'resource': '/v1/batch', 'headers': {}}, None)",
 }
 _QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/kochava-bench-"
 # What the stack passes to each function besides FUNCTION_STATIC_ENV, for the wiring step (no call is made).

@@ -10,8 +10,8 @@ Cost: API Gateway caches the answer per header value for ``authorizerCacheSecond
 runs once per key per cache period and per API Gateway cache, not per request (docs/deploy.md: figures). A missing
 header never reaches it (API Gateway answers at once, ``403`` here).
 
-The function: standard library only (its asset has no dependencies, ``infra/bundling.py``), 128 MB, arm64, its own
-role that may only write its own log group; no X-Ray (it would be the only thing traced on that path).
+The function: standard library only (its asset has no dependencies, ``infra/bundling.py``), 128 MB, arm64, active
+tracing like the other functions, its own role that may only write its own log group (and X-Ray).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from functions.names import (
@@ -84,6 +85,19 @@ class ApiKeyAuthorizer(Construct):
             environment={ENV_POWERTOOLS_LOG_LEVEL: config.log_level},
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,
+            tracing=lambda_.Tracing.ACTIVE,  # its (rare) calls show in the API's X-Ray traces
+        )
+        NagSuppressions.add_resource_suppressions(
+            self.role,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="Active X-Ray tracing: xray:PutTraceSegments/PutTelemetryRecords support no resource-level "
+                    "permissions, AWS requires Resource '*'. The only other statement is its own log group.",
+                    applies_to=["Resource::*"],
+                )
+            ],
+            apply_to_children=True,
         )
         ttl = Duration.seconds(config.authorizer_cache_seconds)
         self.by_header = {

@@ -9,8 +9,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from functions.pipeline import reasons
 from functions.names import BODY_MODELS
+from functions.pipeline import reasons
 from functions.pipeline.contract import SCHEMA_FILES, body_schema, envelope_schema, parse_timestamp, schema_for
 from functions.pipeline.events import Rejection, parse_body, parse_event
 
