@@ -4,7 +4,8 @@ The REST API reads its API keys from a Lambda authorizer (``apiKeySource: AUTHOR
 keys and usage plans serves both ways callers send a key: the ``x-api-key`` header on the native paths
 (``/v1/events``, ``/v1/segment``) and HTTP Basic auth with the key as the user name (``Authorization: Basic
 base64(key + ":")``, the password empty or ignored) on the Segment HTTP Tracking API paths (``/v1/batch``...) that
-the Segment and RudderStack server libraries call (``functions.names.INGEST_PATHS``).
+the Segment and RudderStack server libraries call (``functions.names.INGEST_PATHS``; the function gets the table
+in its environment, :class:`~functions.authorizer.config.AuthorizerConfig`).
 
 The authorizer does not know or check the keys: it hands the key to API Gateway as ``usageIdentifierKey`` and API
 Gateway checks it against the usage plan's keys (unknown or disabled: ``403``) and applies that key's throttle and
@@ -15,12 +16,13 @@ A request whose header holds no usable key (not Basic, not base64, an empty user
 (``403``), cached too. The key, a secret, is never logged or used as the principal id.
 
 Example:
+    >>> config = AuthorizerConfig(api_key_paths=["/v1/events"], basic_auth_paths=["/v1/batch"])
     >>> arn = "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3/prod/POST/v1/batch"
     >>> event = {"methodArn": arn, "resource": "/v1/batch", "headers": {"Authorization": "Basic d2stMTIzOg=="}}
-    >>> decision = authorize(event)
+    >>> decision = authorize(event, config)
     >>> decision.answer["usageIdentifierKey"], decision.answer["policyDocument"]["Statement"][0]["Resource"]
     ('wk-123', 'arn:aws:execute-api:eu-west-1:123456789012:a1b2c3/prod/*')
-    >>> authorize({**event, "headers": {"Authorization": "Bearer x"}}).denied
+    >>> authorize({**event, "headers": {"Authorization": "Bearer x"}}, config).denied
     'the Authorization header is not HTTP Basic auth'
 """
 
@@ -29,21 +31,24 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from functions.names import API_KEY_HEADER, BASIC_AUTH_HEADER, INGEST_PATHS_BY_PATH
+from functions.authorizer.config import AuthorizerConfig
 
 PRINCIPAL_ID = "api-key"  # the same for every caller: the key itself is a secret
+API_KEY_HEADER = "x-api-key"  # functions.names.API_KEY_HEADER (a test keeps them equal)
+BASIC_AUTH_HEADER = "authorization"  # functions.names.BASIC_AUTH_HEADER
 _BASIC = "basic"
 
 
-@dataclass(frozen=True)
 class Decision:
     """The authorizer's answer to API Gateway, and why it denied (None: allowed)."""
 
-    answer: dict[str, Any]
-    denied: str | None = None
+    __slots__ = ("answer", "denied")
+
+    def __init__(self, answer: dict[str, Any], denied: str | None = None) -> None:
+        self.answer = answer
+        self.denied = denied
 
 
 def basic_auth_user(header: str | None) -> str | None:
@@ -69,17 +74,17 @@ def basic_auth_user(header: str | None) -> str | None:
     return user or None
 
 
-def request_key(headers: Mapping[str, Any] | None, path: str) -> tuple[str | None, str]:
+def request_key(headers: Mapping[str, Any] | None, path: str, config: AuthorizerConfig) -> tuple[str | None, str]:
     """``(key, problem)``: the API key in the one header ``path`` takes it from (``problem`` says why it is None).
 
     The key comes only from the header API Gateway caches the answer by (the authorizer's identity source), so a
     cached answer can never stand for another key.
     """
-    spec = INGEST_PATHS_BY_PATH.get(path)
-    if spec is None:
+    basic = path in config.basic_auth_paths
+    if not basic and path not in config.api_key_paths:
         return None, f"no ingest path {path!r}"
     lowered = {str(name).lower(): value for name, value in (headers or {}).items()}
-    if not spec.segment_api:
+    if not basic:
         value = lowered.get(API_KEY_HEADER)
         key = value.strip() if isinstance(value, str) else ""
         return (key, "") if key else (None, f"no {API_KEY_HEADER} header")
@@ -108,10 +113,10 @@ def _policy(effect: str, resource: str) -> dict[str, Any]:
     }
 
 
-def authorize(event: Mapping[str, Any]) -> Decision:
+def authorize(event: Mapping[str, Any], config: AuthorizerConfig) -> Decision:
     """The answer to a REQUEST authorizer event: Allow with ``usageIdentifierKey``, or an explicit Deny."""
     method_arn = str(event.get("methodArn") or "")
-    key, problem = request_key(event.get("headers"), str(event.get("resource") or ""))
+    key, problem = request_key(event.get("headers"), str(event.get("resource") or ""), config)
     if key is None:
         deny = _policy("Deny", stage_arn(method_arn) if method_arn else "*")
         return Decision({"principalId": PRINCIPAL_ID, "policyDocument": deny}, problem)

@@ -24,13 +24,8 @@ from aws_cdk import aws_logs as logs
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
-from functions.names import (
-    API_KEY_HEADER,
-    BASIC_AUTH_HEADER,
-    ENV_POWERTOOLS_LOG_LEVEL,
-    FUNCTION_AUTHORIZER,
-    HANDLER_AUTHORIZER,
-)
+from functions.authorizer.config import AuthorizerConfig
+from functions.names import API_KEY_HEADER, BASIC_AUTH_HEADER, FUNCTION_AUTHORIZER, HANDLER_AUTHORIZER, INGEST_PATHS
 from infra.bundling import LambdaAssetBuilder
 from infra.config import PipelineConfig
 from infra.constructs.functions import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME
@@ -82,7 +77,7 @@ class ApiKeyAuthorizer(Construct):
             memory_size=AUTHORIZER_MEMORY_MB,
             timeout=Duration.seconds(AUTHORIZER_TIMEOUT_S),
             role=self.role,
-            environment={ENV_POWERTOOLS_LOG_LEVEL: config.log_level},
+            environment=AuthorizerConfig.for_paths(INGEST_PATHS, config.log_level).environment(),
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,
             tracing=lambda_.Tracing.ACTIVE,  # its (rare) calls show in the API's X-Ray traces

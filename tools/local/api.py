@@ -47,6 +47,7 @@ from typing import Any
 from jsonschema import Draft4Validator, ValidationError
 from jsonschema.exceptions import best_match
 
+from functions.authorizer.config import AuthorizerConfig
 from functions.authorizer.core import request_key
 from functions.names import (
     API_KEY_HEADER,
@@ -58,6 +59,7 @@ from functions.names import (
     BASIC_AUTH_HEADER,
     BODY_MODELS,
     BODY_TOO_LARGE_ERROR,
+    INGEST_PATHS,
     INGEST_PATHS_BY_PATH,
     MAX_BODY_BYTES,
     SQS_MAX_MESSAGE_BYTES,
@@ -70,6 +72,8 @@ from tools.local.content_encoding import DecodedTooLarge, UnsupportedEncoding, d
 log = logging.getLogger("tools.local.api")
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "infra" / "schemas"
+# The deployed authorizer's path table (infra/constructs/authorizer.py builds the same from INGEST_PATHS).
+AUTHORIZER = AuthorizerConfig.for_paths(INGEST_PATHS)
 LOCAL_DEFAULT_KEY_ID = "local-default"  # the id of the local API's default key (API Gateway ids look like a1b2c3d4e5)
 MAX_ERRORS = 10  # how many schema errors a 400 lists
 JSON_MEDIA_TYPE = "application/json"  # the only request template of the deployed integration
@@ -202,7 +206,8 @@ class IngestApi:
 
     def key_id(self, spec: IngestPath, headers: Any) -> str | Answer:
         """The id of the request's API key, or the 403 the deployed API answers (authorizer, then key check)."""
-        key, problem = request_key({name: headers.get(name) for name in (API_KEY_HEADER, BASIC_AUTH_HEADER)}, spec.path)
+        sent = {name: headers.get(name) for name in (API_KEY_HEADER, BASIC_AUTH_HEADER)}
+        key, problem = request_key(sent, spec.path, AUTHORIZER)
         if key is None:
             if problem.startswith("no "):  # API Gateway: an identity source is missing, the authorizer is not called
                 return error(403, "unauthorized", "Unauthorized")
