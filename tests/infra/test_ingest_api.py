@@ -31,6 +31,7 @@ from infra.constructs.ingest_api import (
 )
 from infra.resources import BODY_SCHEMA_FILE, ResourceNames
 from tests.infra.support import REPO_ROOT, Synthesized
+from tests.infra.test_assets import _repo_modules_imported_by
 
 
 def _methods(synth: Synthesized) -> dict[str, dict]:
@@ -87,12 +88,16 @@ def test_the_authorizer_is_a_small_stdlib_lambda_that_writes_only_its_logs(defau
     code = {str(p.relative_to(authorizer.asset_path)) for p in authorizer.asset_path.rglob("*.py")}
     assert code == {
         "functions/__init__.py",
-        "functions/names.py",
         "functions/authorizer/__init__.py",
         "functions/authorizer/config.py",
         "functions/authorizer/core.py",
         "functions/authorizer/handler.py",
     }
+    modules = _repo_modules_imported_by("functions.authorizer.handler")
+    assert "functions.names" not in modules, "kept out of the authorizer's import path (cold start)"
+    for name in modules:
+        module = authorizer.asset_path.joinpath(*name.split("."))
+        assert (module / "__init__.py").is_file() or module.with_suffix(".py").is_file(), f"{name} not in the asset"
     permissions = [
         p["Properties"]
         for p in default_stack.resources("AWS::Lambda::Permission").values()
