@@ -19,6 +19,8 @@ The environment is the deployed function's as far as imports are concerned: ``LA
 Powertools' Tracer is enabled and imports and patches the X-Ray SDK, as with ``Tracing.ACTIVE``), the region,
 the Powertools service name, and ``FUNCTION_STATIC_ENV`` (``infra/resources.py``), which the stack sets too.
 
+The API key authorizer (standard library only) is measured too: its figure is a few percent of the enricher's.
+
 Target (issue 8): at most 300 ms per handler.
 """
 
