@@ -49,7 +49,13 @@ class PipelineStack(Stack):
         self.names = names
         assets = assets or LambdaAssetBuilder(runtime_python_version(LAMBDA_RUNTIME))
         self.queues = PipelineQueues(self, "Queues", names=names, max_receive_count=config.max_receive_count)
-        self.tables = PipelineTables(self, "Tables", names=names, retain=config.retain_tables)
+        self.tables = PipelineTables(
+            self,
+            "Tables",
+            names=names,
+            retain=config.retain_tables,
+            profile_backup_days=config.profile_backup_days,
+        )
         self.functions = PipelineFunctions(
             self, "Functions", names=names, config=config, queues=self.queues, tables=self.tables, assets=assets
         )

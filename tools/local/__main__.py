@@ -16,7 +16,6 @@ import shlex
 import signal
 import socket
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import TextIO
 
 from infra.config import ConfigError, parse_source_apps
-from tools.local import aws
+from tools.local import DEFAULT_LAMBDA_LOG, aws
 from tools.local.stack import DEFAULT_API_KEY, EVENTS_DIR, LocalConfig, LocalStack
 
 DEFAULT_API_PORT = 8080
@@ -81,7 +80,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--lambda-log",
         metavar="PATH",
-        default=str(Path(tempfile.gettempdir()) / "kochava-local-lambdas.log"),
+        default=str(DEFAULT_LAMBDA_LOG),
         help="where the Lambdas' JSON logs go (default: %(default)s)",
     )
     return parser.parse_args(argv)
@@ -103,6 +102,7 @@ def aws_hints(stack: LocalStack) -> list[str]:
     )
     return [
         f"  python -m tools.dlq --endpoint-url {stack.endpoint_url} --region {aws.REGION} list",
+        f"  python -m tools.trace --endpoint-url {stack.endpoint_url} --region {aws.REGION} <uuid>",
         f"  {creds} aws --endpoint-url {stack.endpoint_url} sqs list-queues",
     ]
 
@@ -142,7 +142,7 @@ def run(args: argparse.Namespace, out: TextIO, lambda_log: Path | None) -> int:
         kochava_url=args.kochava_url,
         identitylink_url=args.identitylink_url,
         adservices_url=args.adservices_url,
-        log_level="INFO" if args.verbose else "WARNING",
+        log_level="INFO",  # as deployed: the file is their CloudWatch, and tools.trace reads their INFO lines
         source_apps=parse_source_apps(args.source_apps, "--source-apps"),
     )
     with LocalStack(config) as stack:
