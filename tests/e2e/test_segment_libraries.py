@@ -20,7 +20,7 @@ import pytest
 from rudderstack.analytics import Client as RudderClient
 from segment.analytics import Client as SegmentClient
 
-from tests.e2e.shared import Run
+from tests.e2e.shared import BOUND_APP, BOUND_KEY, Run
 from tools.local.report import DELIVERED, FILTERED
 
 NODE_CLIENT = Path(__file__).with_name("segment_node_client.cjs")
@@ -172,3 +172,25 @@ def test_a_wrong_write_key_is_reported_by_the_library_as_403(run: Run, sent: Any
     errors = send(library, run.stack.api_url, "not-a-key")
     assert errors, f"{library} reported no error for a wrong write key"
     assert all("403" in error for error in errors), errors
+
+
+def test_a_write_key_bound_to_an_app_sends_only_to_that_app(run: Run, sent: Any) -> None:
+    """sourceApps locally (--source-apps): the library's calls for another app are dead-lettered app_not_allowed."""
+    ctx_other = context(IDFAS["segment-python"])  # context.app.namespace com.example.shop: not the key's app
+    ctx_bound = {**ctx_other, "app": {**ctx_other["app"], "namespace": BOUND_APP}}
+    errors: list[str] = []
+    client = SegmentClient(
+        write_key=BOUND_KEY, host=run.stack.api_url, on_error=lambda e, _b: errors.append(str(e)), max_retries=1
+    )
+    for message_id, ctx in (("bound-other-app", ctx_other), ("bound-own-app", ctx_bound)):
+        client.track(user_id="u-bound", event="Level Up", context=ctx, message_id=message_id)
+    client.flush()
+    client.join()
+    assert errors == [], "the API accepts the batch: the binding is judged per call by the enricher"
+    assert run.stack.wait_drained(timeout_s=60), run.stack.queue_depths()
+    report = run.stack.report()
+    assert report.fates["bound-own-app"] == DELIVERED
+    assert report.fates["bound-other-app"] == "dlq:ingest:app_not_allowed"
+    (dead,) = [m for m in report.dlq["ingest"] if m.uuid == "bound-other-app"]
+    assert dead.attributes["api_key_id"] == "local-" + BOUND_KEY
+    assert dead.attributes["field"] == "context.app.namespace"
