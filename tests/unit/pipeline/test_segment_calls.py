@@ -417,3 +417,11 @@ def test_the_segment_schema_checks_only_the_envelope() -> None:
     assert not validator.is_valid({"batch": [call(), "track"]})
     assert not validator.is_valid({"batch": {"0": call()}})
     assert not validator.is_valid([call()])
+
+
+@pytest.mark.parametrize("kind", ["track", "page", "alias"])
+def test_a_single_call_body_as_posted_to_v1_track_or_v1_page_is_one_item(kind: str) -> None:
+    """/v1/track, /v1/page... put one call object (no batch) on the Segment route."""
+    [item] = parse_body(json.dumps(call(kind, event="Level Up")), "segment")
+    assert item.uuid == "m-1"
+    assert isinstance(item, Event if kind == "track" else FilteredCall)
