@@ -38,8 +38,44 @@ ATTR_API_KEY_ID = "api_key_id"  # the API key (source) the request came with: $c
 ROUTE_NATIVE = "native"
 ROUTE_SEGMENT = "segment"
 ROUTES = (ROUTE_NATIVE, ROUTE_SEGMENT)
-# The ingest API's path per route (the deployed API Gateway and tools/local serve the same).
+# The ingest API's own path per route (the deployed API Gateway and tools/local serve the same).
 ROUTE_PATHS = {ROUTE_NATIVE: "/v1/events", ROUTE_SEGMENT: "/v1/segment"}
+# The Segment HTTP Tracking API calls a single-call path implies (`/v1/track`...): the first three are mapped, the
+# others accepted and deliberately filtered by the enricher.
+SEGMENT_CALL_TYPES = ("track", "screen", "identify", "page", "group", "alias")
+
+
+@dataclass(frozen=True)
+class IngestPath:
+    """One POST path of the ingest API (deployed and tools/local alike).
+
+    ``route`` is the ``route`` message attribute (how the enricher reads the body); ``body_model`` names the request
+    model, ``infra/schemas/<body_model>_body.schema.json``. ``segment_api`` paths are the Segment HTTP Tracking API
+    surface the Segment and RudderStack server libraries call: HTTP Basic auth with the write key (API key) as the
+    user name, ``200 {"success": true}``, only the envelope checked at the gateway. On a single-call path
+    (``call_type``) the gateway sets the body's ``type`` to the path's call type before queueing it.
+    """
+
+    path: str
+    route: str
+    body_model: str
+    segment_api: bool = False
+    call_type: str | None = None
+
+
+INGEST_PATHS = (
+    IngestPath("/v1/events", ROUTE_NATIVE, "native"),
+    IngestPath("/v1/segment", ROUTE_SEGMENT, "segment"),
+    IngestPath("/v1/batch", ROUTE_SEGMENT, "segment_batch", segment_api=True),
+    IngestPath("/v1/import", ROUTE_SEGMENT, "segment_batch", segment_api=True),  # analytics-java's batch path
+    *(IngestPath(f"/v1/{call}", ROUTE_SEGMENT, "segment_call", True, call) for call in SEGMENT_CALL_TYPES),
+)
+INGEST_PATHS_BY_PATH = {p.path: p for p in INGEST_PATHS}
+BODY_MODELS = tuple(dict.fromkeys(p.body_model for p in INGEST_PATHS))
+# The request header carrying the API key: `x-api-key` on the native paths, `Authorization: Basic` on the
+# Segment-compatible ones (the deployed API's authorizer reads exactly this one, see functions/authorizer).
+API_KEY_HEADER = "x-api-key"
+BASIC_AUTH_HEADER = "authorization"
 
 # SQS: one message, body + message attributes (names, data types, values), is at most 1 MiB (the queues'
 # MaximumMessageSize; also the total of one SendMessageBatch call), with at most 10 message attributes.
@@ -50,7 +86,14 @@ SQS_MAX_MESSAGE_ATTRIBUTES = 10
 MAX_BODY_BYTES = SQS_MAX_MESSAGE_BYTES
 # The message attributes the ingest API adds to every body, (name, SQS data type), in this order: the deployed
 # integration template (infra/constructs/ingest_api.py) and tools/local/api.py both send exactly these.
-API_MESSAGE_ATTRIBUTES = ((ATTR_REQUEST_ID, "String"), (ATTR_RECEIVED_AT_MS, "Number"), (ATTR_ROUTE, "String"))
+# The API key id (ATTR_API_KEY_ID) comes last: API Gateway has none under IAM auth (authMode=iam), so it is left out
+# there (SQS refuses an empty attribute value).
+API_MESSAGE_ATTRIBUTES = (
+    (ATTR_REQUEST_ID, "String"),
+    (ATTR_RECEIVED_AT_MS, "Number"),
+    (ATTR_ROUTE, "String"),
+    (ATTR_API_KEY_ID, "String"),
+)
 # The error of the ingest API's 413 (deployed: SQS refused the message as too long; tools/local: sqs_message_bytes).
 BODY_TOO_LARGE_ERROR = (
     f"the body and its message attributes are over the queue message size limit of {SQS_MAX_MESSAGE_BYTES} bytes"
@@ -155,7 +198,9 @@ FUNCTION_STATIC_ENV = {"PYDANTIC_DISABLE_PLUGINS": "__all__"}
 # The Lambda functions: short name (also the Powertools service name) and handler, in the `functions` package.
 FUNCTION_ENRICHER = "enricher"
 FUNCTION_DELIVERER = "deliverer"
+FUNCTION_AUTHORIZER = "authorizer"  # the ingest API's API key authorizer (functions/authorizer, stdlib only)
 HANDLER_ENRICHER = "functions.enricher.handler.lambda_handler"
 HANDLER_DELIVERER = "functions.deliverer.handler.lambda_handler"
+HANDLER_AUTHORIZER = "functions.authorizer.handler.lambda_handler"
 # CloudWatch namespace of the Powertools metrics both functions emit.
 METRICS_NAMESPACE = "KochavaPipeline"

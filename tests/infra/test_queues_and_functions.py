@@ -21,6 +21,7 @@ from functions.names import (
     ENV_POWERTOOLS_SERVICE_NAME,
     ENV_PROFILE_TABLE,
     ENV_PROFILE_TTL_DAYS,
+    HANDLER_AUTHORIZER,
     HANDLER_DELIVERER,
     HANDLER_ENRICHER,
     IDEMPOTENCY_TABLE,
@@ -91,7 +92,8 @@ def test_functions_run_the_latest_python_on_arm64_with_json_logs_and_tracing(def
     )
     assert LAMBDA_RUNTIME.name == newest.name
     functions = default_stack.resources("AWS::Lambda::Function")
-    assert {f["Properties"]["Handler"] for f in functions.values()} == {HANDLER_ENRICHER, HANDLER_DELIVERER}
+    handlers = {f["Properties"]["Handler"] for f in functions.values()}
+    assert handlers == {HANDLER_ENRICHER, HANDLER_DELIVERER, HANDLER_AUTHORIZER}
     for function in functions.values():
         props = function["Properties"]
         assert props["Runtime"] == newest.name

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from infra.config import ConfigError, parse_source_apps
 from tools.local import DEFAULT_LAMBDA_LOG, aws
 from tools.local.stack import DEFAULT_API_KEY, EVENTS_DIR, LocalConfig, LocalStack
 
@@ -51,6 +52,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--api-key", default=DEFAULT_API_KEY, metavar="KEY", help="the x-api-key the local API requires"
+    )
+    parser.add_argument(
+        "--source-apps",
+        metavar="JSON",
+        help='bind keys to apps, as the stack\'s sourceApps: \'{"ios-backend": ["com.example.ios"]}\' adds the key '
+        "ios-backend (its value is its name here) that may send only to com.example.ios",
     )
     parser.add_argument("--kochava-url", metavar="URL", help="deliver to this URL instead of the local Kochava sink")
     parser.add_argument(
@@ -102,6 +109,11 @@ def aws_hints(stack: LocalStack) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        parse_source_apps(args.source_apps, "--source-apps")
+    except ConfigError as exc:
+        print(f"python -m tools.local: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     out = sys.stdout
     # The Lambdas log JSON lines (and EMF metrics) to stdout as they would to CloudWatch: into a file here, so the
@@ -131,10 +143,14 @@ def run(args: argparse.Namespace, out: TextIO, lambda_log: Path | None) -> int:
         identitylink_url=args.identitylink_url,
         adservices_url=args.adservices_url,
         log_level="INFO",  # as deployed: the file is their CloudWatch, and tools.trace reads their INFO lines
+        source_apps=parse_source_apps(args.source_apps, "--source-apps"),
     )
     with LocalStack(config) as stack:
         say(f"AWS endpoint (moto)  {stack.endpoint_url}   queues and tables: {stack.names.prefix}-*")
         say(f"local API            {stack.api_url}   x-api-key: {config.api_key}")
+        say(f"Segment HTTP API     {stack.api_url}/v1/batch ...   write key: {config.api_key} (HTTP Basic user name)")
+        for name, apps in config.source_apps.items():
+            say(f"bound key            {name}   may send to: {', '.join(apps)}")
         say(f"Kochava              {stack.kochava_url}{' (local sink)' if stack.sink else ''}")
         say(f"Kochava IdentityLink {stack.identitylink_url}")
         say(f"Apple AdServices     {stack.adservices_url}{' (local stub)' if stack.apple else ''}")

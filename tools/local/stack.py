@@ -13,6 +13,7 @@ cold start reads its configuration. One stack per process at a time: moto keeps 
 
 from __future__ import annotations
 
+import base64
 import importlib
 import json
 import logging
@@ -33,7 +34,7 @@ from functions.deliverer.delivery import RETRY_VISIBILITY_BASE_S
 from functions.pipeline import envelope
 from infra.resources import ResourceNames
 from tools.local import aws
-from tools.local.api import Accepted, ApiServer, IngestApi, load_validators
+from tools.local.api import LOCAL_DEFAULT_KEY_ID, Accepted, ApiServer, IngestApi, load_validators
 from tools.local.apple_stub import AppleStub, attribution_payload
 from tools.local.kochava_sink import KochavaSink
 from tools.local.pollers import BatchResult, Handler, QueuePoller
@@ -69,6 +70,24 @@ class LocalConfig:
     enforce_timeouts: bool = False  # fail a batch whose handler overran the Lambda timeout (see pollers)
     log_level: str = "WARNING"  # the Lambdas' POWERTOOLS_LOG_LEVEL
     env: dict[str, str] = field(default_factory=dict)  # extra Lambda environment (wins over everything)
+    # Keys bound to the apps they may send to, as the `sourceApps` context key of the stack: key name -> bundle ids
+    # or Kochava app GUIDs. Locally a bound key's value is its name and its id `local-<name>` (see api_keys).
+    source_apps: dict[str, list[str]] = field(default_factory=dict)
+
+    def api_keys(self) -> dict[str, str]:
+        """Every key the local API takes -> its id (the ``api_key_id`` message attribute, SOURCE_APPS' keys)."""
+        return {self.api_key: LOCAL_DEFAULT_KEY_ID, **{name: local_key_id(name) for name in self.source_apps}}
+
+    def source_apps_env(self) -> str | None:
+        """The enricher's SOURCE_APPS (key id -> apps), as the stack builds it; None when no key is bound."""
+        if not self.source_apps:
+            return None
+        return json.dumps({local_key_id(name): apps for name, apps in self.source_apps.items()}, sort_keys=True)
+
+
+def local_key_id(name: str) -> str:
+    """The local id of the bound key ``name`` (on AWS, API Gateway assigns ids)."""
+    return f"local-{name}"
 
 
 def identitylink_url_for(kochava_url: str) -> str:
@@ -171,7 +190,7 @@ class LocalStack:
         self._set_environment()
         sqs = aws.client("sqs", self.endpoint_url)
         ingest = self.resources.queues[r.INGEST_QUEUE.key]
-        api = IngestApi(sqs, ingest.queue, self.config.api_key, load_validators(), on_accepted=self._on_accepted)
+        api = IngestApi(sqs, ingest.queue, self.config.api_keys(), load_validators(), on_accepted=self._on_accepted)
         self.api_server = ApiServer(api, self.config.api_port)
         functions = {
             r.INGEST_QUEUE.key: (r.FUNCTION_ENRICHER, r.HANDLER_ENRICHER),
@@ -272,6 +291,9 @@ class LocalStack:
             "POWERTOOLS_METRICS_DISABLED": "true",  # no EMF blobs on stdout locally
             "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
         }
+        source_apps = self.config.source_apps_env()
+        if source_apps is not None:
+            env[r.ENV_SOURCE_APPS] = source_apps
         env.update(self.config.env)
         return env
 
@@ -303,13 +325,20 @@ class LocalStack:
         name: str = "",
         headers: dict[str, str] | None = None,
     ) -> requests.Response:
-        """POST a body (bytes/str as is, anything else as JSON) to the route's path over HTTP, with the API key."""
-        path = r.ROUTE_PATHS[route]
+        """POST a body (bytes/str as is, anything else as JSON) over HTTP, with the API key as the path takes it.
+
+        ``route`` is a route (``native``, ``segment``: its own path) or a path (``/v1/batch``...); the Segment
+        HTTP API paths get the key as HTTP Basic auth, the others as ``x-api-key``.
+        """
+        spec = r.INGEST_PATHS_BY_PATH.get(route) or r.INGEST_PATHS_BY_PATH[r.ROUTE_PATHS[route]]
+        path, route = spec.path, spec.route
         data = body if isinstance(body, bytes | str) else json.dumps(body)
-        sent_headers = {
-            "content-type": "application/json",
-            "x-api-key": self.config.api_key if api_key is None else api_key,
-        }
+        key = self.config.api_key if api_key is None else api_key
+        sent_headers = {"content-type": "application/json"}
+        if spec.segment_api:
+            sent_headers["authorization"] = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
+        else:
+            sent_headers["x-api-key"] = key
         sent_headers.update(headers or {})
         response = self._session.post(self.api_url + path, data=data, headers=sent_headers, timeout=30)
         try:
