@@ -44,7 +44,13 @@ class PipelineStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         names = ResourceNames(stage=config.stage)
         self.names = names
-        self.queues = PipelineQueues(self, "Queues", names=names, max_receive_count=config.max_receive_count)
+        self.queues = PipelineQueues(
+            self,
+            "Queues",
+            names=names,
+            max_receive_count=config.max_receive_count,
+            delivery_max_receive_count=config.delivery_max_receive_count,
+        )
         self.tables = PipelineTables(self, "Tables", names=names, retain=config.retain_tables)
         self.functions = PipelineFunctions(
             self, "Functions", names=names, config=config, queues=self.queues, tables=self.tables, assets=assets
