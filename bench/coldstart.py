@@ -5,7 +5,7 @@ in turn (so a slow spell of the shared machine falls on both alike):
 
 * a probe: a fresh interpreter that times ``import <handler>`` itself (``time.perf_counter`` and
   ``time.process_time`` around the import statement: the interpreter's own start is not in it, nothing else
-  is), then times the wiring the first invocation does (``build_enricher()`` / ``build_runtime()``: settings,
+  is), then times the wiring the first invocation does (``build_runtime()``: settings,
   boto3 clients, the HTTP session; no network), prints the figures and leaves with ``os._exit``;
 * a bare interpreter (``import os; os._exit(0)``), as the cross-check the issue describes: the probe's process
   wall time minus the bare one's is the import time measured from outside.
@@ -43,7 +43,7 @@ NAME = "cold start"
 TARGET_MS = 300.0
 # Handler module -> the call its first invocation makes to wire the container (see each handler's docstring).
 HANDLERS = {
-    "functions.enricher.handler": "handler.build_enricher()",
+    "functions.enricher.handler": "handler.build_runtime(os.environ)",
     "functions.deliverer.handler": "handler.build_runtime(os.environ)",
 }
 _QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/kochava-bench-"

@@ -50,7 +50,10 @@ FUNCTIONS_PACKAGE = "functions"
 SHARED_CODE = (
     "functions/__init__.py",
     "functions/coldstart.py",
+    "functions/envconfig.py",
+    "functions/messages.py",
     "functions/names.py",
+    "functions/ports.py",
     "functions/pipeline",
     "functions/adapters",
 )

@@ -25,53 +25,17 @@ Example:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any, Final, Literal, Protocol
+from typing import Final
 
 import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
-from functions.pipeline.adservices import is_developer_mode_payload
 from functions.pipeline.settings import DEFAULT_ADSERVICES_URL
-
-AdServicesStatus = Literal["resolved", "invalid", "not_ready", "unavailable"]
+from functions.ports import AdServicesResult
 
 DEFAULT_CONNECT_TIMEOUT_S: Final = 2.0
 DEFAULT_READ_TIMEOUT_S: Final = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class AdServicesResult:
-    """Apple's answer for one token."""
-
-    status: AdServicesStatus
-    http_status: int | None = None  # None: no answer (timeout, connection error)
-    attribution: dict[str, Any] | None = None  # only when resolved
-    error: str = ""
-    elapsed_s: float = 0.0
-
-    @property
-    def resolved(self) -> bool:
-        return self.status == "resolved"
-
-    @property
-    def developer_mode(self) -> bool:
-        """Apple's fixed test payload for a device in developer mode: never forward it as attribution."""
-        return self.attribution is not None and is_developer_mode_payload(self.attribution)
-
-    @property
-    def retryable(self) -> bool:
-        """Worth asking again later (while the token is fresh)."""
-        return self.status in ("not_ready", "unavailable")
-
-
-class AdServicesClient(Protocol):
-    """Resolves one token (the enricher depends on this; tests pass a fake or point the real one at a stub)."""
-
-    def resolve(self, token: str) -> AdServicesResult:
-        """Ask Apple once for the attribution of ``token``; never raises for HTTP or network trouble."""
-        ...
 
 
 class RequestsAdServicesClient:

@@ -31,7 +31,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, Self
+from typing import TYPE_CHECKING, Any, Final, Self
 
 import orjson
 import requests
@@ -39,35 +39,20 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, ReadTimeoutError, ResponseError
 from urllib3.util.retry import Retry
 
+from functions.ports import KochavaResult
+
 if TYPE_CHECKING:
     from urllib3.connectionpool import ConnectionPool
     from urllib3.response import BaseHTTPResponse
 
-Outcome = Literal["delivered", "transient", "permanent", "bad_response"]
-Kind = Literal["install", "event", "identityLink"]
+    from functions.pipeline.envelope import Kind
+
 
 # Kochava's answers worth retrying: throttling and server errors.
 RETRY_STATUSES: Final = frozenset({429, *range(500, 600)})
 # Bodies kept in a result (the DLQ attribute is cut again to 1 KiB by the SQS adapter).
 MAX_KEPT_BODY_CHARS: Final = 4096
 _SUCCESS_VALUES: Final = frozenset({"1", 1})  # 1 == True == 1.0: all accepted
-
-
-@dataclass(frozen=True, slots=True)
-class KochavaResult:
-    """What happened to one payload."""
-
-    outcome: Outcome
-    http_status: int | None = None  # the last answer's status (None: no answer at all)
-    response_body: str = ""  # the last answer's body (cut to MAX_KEPT_BODY_CHARS)
-    error: str = ""  # human-readable cause for anything but delivered
-    attempts: int = 1  # HTTP attempts made (1 + retries)
-    retry_after_s: float | None = None  # Kochava's Retry-After on the last answer, if any
-    elapsed_s: float = 0.0
-
-    @property
-    def delivered(self) -> bool:
-        return self.outcome == "delivered"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,14 +72,6 @@ class HttpPolicy:
     def attempt_budget_s(self) -> float:
         """Worst-case seconds one attempt can take (connect + read timeout)."""
         return self.connect_timeout_s + self.read_timeout_s
-
-
-class KochavaClient(Protocol):
-    """Sends one payload to Kochava (the deliverer depends on this, tests may pass a fake)."""
-
-    def send(self, kind: Kind, payload: Mapping[str, Any], *, deadline: float) -> KochavaResult:
-        """POST ``payload`` to the endpoint for ``kind``; give up (transient) before ``deadline`` (monotonic s)."""
-        ...
 
 
 # --- Retry bounded by a deadline ---------------------------------------------------------------------------------

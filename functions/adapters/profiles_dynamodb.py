@@ -32,18 +32,6 @@ class ProfileStoreError(Exception):
     """DynamoDB did not answer for some keys / items after every retry."""
 
 
-class ProfileStore(Protocol):
-    """What the enricher needs from a profile store (a dict-backed fake implements it in unit tests)."""
-
-    def get_many(self, keys: Iterable[str]) -> dict[str, Profile]:
-        """The stored profiles of ``keys`` (missing keys are absent from the answer)."""
-        ...
-
-    def put_many(self, profiles: Mapping[str, Profile], expires_at: int) -> None:
-        """Store (replace) each profile under its key, expiring at ``expires_at`` (epoch s)."""
-        ...
-
-
 class DynamoDbClient(Protocol):
     def batch_get_item(self, *, RequestItems: dict[str, Any]) -> dict[str, Any]: ...
 

@@ -1,166 +1,45 @@
-"""SQS adapter: send messages in batches (10 per call, split by size), retry partial failures, dead-letter.
+"""SQS adapter: the only code of the Lambdas that calls SQS.
 
-The only code of the enricher that calls ``SendMessageBatch``. Handlers build :class:`OutgoingMessage` values
-(body + typed attributes) and call :meth:`SqsSender.send`. Nothing is ever dropped silently; every message ends:
+:class:`SqsSender` implements :class:`~functions.ports.MessageSender`: ``SendMessageBatch`` in batches (10 per call,
+split by size), partial failures retried with backoff. Nothing is ever dropped silently; every message ends:
 
 * accepted by SQS;
-* **refused for good** (:class:`Refused`, returned to the caller): SQS can never accept it as it is, so retrying
-  would only fail until SQS redrives the input without a reason. That is a message over
-  :data:`~infra.resources.SQS_MAX_MESSAGE_BYTES` (checked before sending: SQS would fail the whole call with
+* **refused for good** (:class:`~functions.messages.Refused`, returned to the caller): SQS can never accept it as
+  it is, so retrying would only fail until SQS redrives the input without a reason. That is a message over
+  :data:`~functions.names.SQS_MAX_MESSAGE_BYTES` (checked before sending: SQS would fail the whole call with
   ``BatchRequestTooLong``) or a ``Failed`` entry with ``SenderFault: true`` (too long, invalid characters...).
   The caller dead-letters what it stands for, with a reason;
 * or still failing transiently (``SenderFault: false``, a raising call) after the retries with backoff:
-  :class:`SendError` is raised, so the caller reports its SQS record failed and SQS redelivers it.
+  :class:`~functions.messages.SendError` is raised, so the caller reports its SQS record failed and SQS
+  redelivers it.
+
+:class:`SqsDeliveryQueue` implements :class:`~functions.ports.DeliveryQueue` for the deliverer: dead-letter to the
+delivery DLQ through the same sender, and push a failed record's next try back (``ChangeMessageVisibility``).
 
 Example:
-    >>> msg = dead_letter_message("{}", stage="enricher", reason="invalid_event", failed_at_ms=1, field="uuid")
-    >>> sorted(msg.attributes)
-    ['failed_at_ms', 'field', 'reason', 'stage']
+    >>> queue_url_from_arn("arn:aws:sqs:eu-west-1:123456789012:kochava-dev-delivery")
+    'https://sqs.eu-west-1.amazonaws.com/123456789012/kochava-dev-delivery'
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from functions.names import (
-    ATTR_FAILED_AT_MS,
-    ATTR_REASON,
-    ATTR_STAGE,
-    ATTR_TRUNCATED,
-    SQS_MAX_MESSAGE_ATTRIBUTES,
-    SQS_MAX_MESSAGE_BYTES,
-    sqs_message_bytes,
-)
+from functions.messages import DeliveryRecord, OutgoingMessage, Refused, SendError
+from functions.names import SQS_MAX_MESSAGE_BYTES
 
 # AWS service limits (not project settings): entries per SendMessageBatch call, and the total payload of one
 # call (bodies + attribute names, types and values). The queue's own MaximumMessageSize caps single messages.
 SQS_BATCH_MAX_ENTRIES = 10
 SQS_BATCH_MAX_BYTES = 1024 * 1024
-# Error codes of a message SQS refuses because of its size (the entry's Code, or our own pre-flight check).
-TOO_LONG_CODES = frozenset({"MessageTooLong", "BatchRequestTooLong", "InvalidParameterValue"})
-SQS_MAX_DELAY_S = 900
-# Human-readable attribute values (error text, response bodies) are cut to this many characters.
-MAX_TEXT_ATTRIBUTE_CHARS = 1024
-
-AttributeValue = str | int | float
-
-
-class SendError(Exception):
-    """Some messages could not be handed to SQS after every retry; the caller must not acknowledge its input."""
-
-    def __init__(self, queue_url: str, failed: Sequence[Mapping[str, Any]]) -> None:
-        self.queue_url = queue_url
-        self.failed = list(failed)
-        codes = sorted({str(f.get("Code", "?")) for f in self.failed})
-        super().__init__(f"{len(self.failed)} message(s) not accepted by SQS ({', '.join(codes)})")
-
-
-@dataclass(frozen=True)
-class Refused:
-    """A message SQS will never accept as it is (a sender fault): ``index`` is its position in ``send()``'s input."""
-
-    index: int
-    message: OutgoingMessage
-    code: str
-    error: str
-
-    @property
-    def too_large(self) -> bool:
-        return self.code in TOO_LONG_CODES
 
 
 class SqsClient(Protocol):
     """The slice of the boto3 SQS client this adapter uses (a fake implements it in unit tests)."""
 
     def send_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]: ...
-
-
-@dataclass(frozen=True)
-class OutgoingMessage:
-    """One message to send: a string body, typed attributes (str -> String, int/float -> Number), a delay."""
-
-    body: str
-    attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
-    delay_seconds: int = 0
-
-    def entry(self, entry_id: str) -> dict[str, Any]:
-        """The ``SendMessageBatch`` entry; empty string attributes are left out (SQS rejects them)."""
-        out: dict[str, Any] = {"Id": entry_id, "MessageBody": self.body}
-        attrs = {name: _attribute(value) for name, value in self.attributes.items() if value != ""}
-        if attrs:
-            out["MessageAttributes"] = attrs
-        if self.delay_seconds:
-            out["DelaySeconds"] = max(0, min(SQS_MAX_DELAY_S, int(self.delay_seconds)))
-        return out
-
-    def size(self) -> int:
-        """Bytes this message counts for against SQS's limits (body + attribute names, types, values)."""
-        typed = (self._typed(name, value) for name, value in self.attributes.items() if value != "")
-        return sqs_message_bytes(self.body, typed)
-
-    @staticmethod
-    def _typed(name: str, value: AttributeValue) -> tuple[str, str, str]:
-        attr = _attribute(value)
-        return name, attr["DataType"], attr["StringValue"]
-
-
-def _attribute(value: AttributeValue) -> dict[str, str]:
-    if isinstance(value, bool):  # a bool is an int: keep it readable
-        return {"DataType": "String", "StringValue": "true" if value else "false"}
-    if isinstance(value, int | float):
-        return {"DataType": "Number", "StringValue": repr(value) if isinstance(value, float) else str(value)}
-    return {"DataType": "String", "StringValue": value}
-
-
-def dead_letter_message(
-    body: str,
-    *,
-    stage: str,
-    reason: str,
-    failed_at_ms: int,
-    **attributes: AttributeValue | None,
-) -> OutgoingMessage:
-    """A DLQ message: ``stage``, ``reason``, ``failed_at_ms`` plus any other attributes (``None``/empty skipped).
-
-    Text values are cut to :data:`MAX_TEXT_ATTRIBUTE_CHARS` so a huge error never pushes a message over the limit.
-    """
-    attrs: dict[str, AttributeValue] = {ATTR_STAGE: stage, ATTR_REASON: reason, ATTR_FAILED_AT_MS: failed_at_ms}
-    for name, value in attributes.items():
-        if value is None or value == "":
-            continue
-        attrs[name] = value[:MAX_TEXT_ATTRIBUTE_CHARS] if isinstance(value, str) else value
-    return OutgoingMessage(body=body, attributes=attrs)
-
-
-def fit(
-    msg: OutgoingMessage,
-    *,
-    max_bytes: int = SQS_MAX_MESSAGE_BYTES,
-    droppable: Sequence[str] = (),
-) -> OutgoingMessage:
-    """``msg`` unchanged when SQS can take it; otherwise its body cut (at a character boundary) so it fits, with
-    the attribute ``truncated``=``true``. To stay within SQS's 10 attributes, the first of ``droppable`` present are
-    left out to make room for ``truncated``. For DLQ messages: a cut body beats losing the message and its reason.
-
-    >>> cut = fit(OutgoingMessage("x" * 100, {"uuid": "u1"}), max_bytes=60)
-    >>> cut.size() <= 60, cut.attributes["truncated"], cut.attributes["uuid"]
-    (True, True, 'u1')
-    """
-    if msg.size() <= max_bytes:
-        return msg
-    attrs = dict(msg.attributes)
-    attrs[ATTR_TRUNCATED] = True
-    for name in droppable:
-        if len([v for v in attrs.values() if v != ""]) <= SQS_MAX_MESSAGE_ATTRIBUTES:
-            break
-        attrs.pop(name, None)
-    overhead = OutgoingMessage("", attrs).size()
-    room = max(1, max_bytes - overhead)
-    body = msg.body.encode()[:room].decode(errors="ignore") or msg.body[:1]
-    return OutgoingMessage(body, attrs, msg.delay_seconds)
 
 
 def chunks(
@@ -275,3 +154,53 @@ def _error_code(exc: Exception) -> str:
     response = getattr(exc, "response", None)
     error = response.get("Error") if isinstance(response, Mapping) else None
     return str(error.get("Code", "")) if isinstance(error, Mapping) else ""
+
+
+def queue_url_from_arn(arn: str) -> str:
+    """The queue URL of an SQS queue ARN (``arn:aws:sqs:REGION:ACCOUNT:NAME``)."""
+    parts = arn.split(":")
+    if len(parts) != 6 or parts[2] != "sqs":
+        raise ValueError(f"not an SQS queue ARN: {arn!r}")
+    _, partition, _, region, account, name = parts
+    domain = "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
+    return f"https://sqs.{region}.{domain}/{account}/{name}"
+
+
+class SqsDeliveryQueue:
+    """Dead-letter and back-off actions of one deliverer container.
+
+    ``client`` is a boto3 SQS client or a zero-argument factory of one: the happy path (every record delivered)
+    never touches SQS itself, so the factory keeps a cold start from paying for an SQS client it does not use.
+    The client is then created once and reused.
+    """
+
+    def __init__(self, client: Any, dlq_url: str, queue_url: str | None = None) -> None:
+        self._client_or_factory = client
+        self._resolved: Any = None
+        self._dlq_url = dlq_url
+        self._queue_url = queue_url  # None: taken from each record's eventSourceARN
+
+    @property
+    def _client(self) -> Any:
+        if self._resolved is None:
+            candidate = self._client_or_factory
+            self._resolved = candidate() if callable(candidate) else candidate  # a boto3 client is not callable
+        return self._resolved
+
+    def dead_letter(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Send every message to the delivery DLQ, or raise :class:`functions.adapters.sqs.SendError` (also for a
+        message SQS refuses for good: the records stay with SQS rather than being acknowledged unrecorded)."""
+        refused = SqsSender(self._client).send(self._dlq_url, messages)
+        if refused:
+            raise SendError(self._dlq_url, [{"Id": f"m{r.index}", "Code": r.code, "Message": r.error} for r in refused])
+
+    def back_off(self, record: DeliveryRecord, visibility_timeout_s: int) -> bool:
+        """Hide ``record`` for ``visibility_timeout_s`` so SQS redelivers it later; False if SQS refused."""
+        try:
+            queue_url = self._queue_url or queue_url_from_arn(record.event_source_arn)
+            self._client.change_message_visibility(
+                QueueUrl=queue_url, ReceiptHandle=record.receipt_handle, VisibilityTimeout=visibility_timeout_s
+            )
+        except Exception:  # the record then comes back after the queue's visibility timeout: later, not lost
+            return False
+        return True

@@ -32,13 +32,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Final, Literal, Protocol
+from dataclasses import dataclass
+from typing import Any, Final, Literal
 
-from functions.adapters.kochava_http import Kind, KochavaResult
-from functions.adapters.sqs import OutgoingMessage, dead_letter_message, fit
+from functions.messages import DeliveryRecord, OutgoingMessage, dead_letter_message, fit
 from functions.names import (
     ATTR_ERROR,
     ATTR_EVENT_NAME,
@@ -50,6 +49,7 @@ from functions.names import (
 )
 from functions.pipeline import adservices, envelope, reasons
 from functions.pipeline.envelope import Envelope, EnvelopeError
+from functions.ports import DeliveryQueue, KochavaResult, OnceSender, SendAnswer
 
 Verdict = Literal["delivered", "duplicate", "retry", "dead_letter", "failed"]
 
@@ -61,62 +61,6 @@ RETRY_VISIBILITY_BASE_S: Final = 30
 RETRY_VISIBILITY_CAP_S: Final = 900
 SQS_MAX_VISIBILITY_S: Final = 12 * 3600
 STAGE: Final = FUNCTION_DELIVERER  # the DLQ ``stage`` attribute
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryRecord:
-    """The parts of an SQS record the deliverer uses."""
-
-    message_id: str
-    receipt_handle: str
-    body: str
-    receive_count: int
-    event_source_arn: str = ""
-    attributes: Mapping[str, str] = field(default_factory=dict)  # message attributes, string values
-
-    @classmethod
-    def from_sqs(cls, record: Mapping[str, Any]) -> DeliveryRecord:
-        """From one entry of a Lambda SQS event's ``Records``."""
-        system = record.get("attributes") or {}
-        message_attributes = record.get("messageAttributes") or {}
-        return cls(
-            message_id=str(record["messageId"]),
-            receipt_handle=str(record.get("receiptHandle", "")),
-            body=str(record.get("body", "")),
-            receive_count=int(system.get("ApproximateReceiveCount", 1)),
-            event_source_arn=str(record.get("eventSourceARN", "")),
-            attributes={
-                name: str(value.get("stringValue", ""))
-                for name, value in message_attributes.items()
-                if isinstance(value, Mapping)
-            },
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class SendAnswer:
-    """What the once-only sender reports for one envelope."""
-
-    status: Literal["delivered", "duplicate", "in_progress", "failed"]
-    result: KochavaResult | None = None  # the Kochava result of this invocation's POST (None: no POST made)
-
-
-class OnceSender(Protocol):
-    """Sends an envelope's payload at most once successfully per ``uuid`` + ``kind`` (see ``idempotency.py``)."""
-
-    def send_once(self, env: Envelope, payload: Mapping[str, Any], *, deadline: float) -> SendAnswer: ...
-
-
-class DeliveryQueue(Protocol):
-    """The SQS side effects of a batch (``queue_actions.py``; a fake in unit tests)."""
-
-    def dead_letter(self, messages: Sequence[OutgoingMessage]) -> None:
-        """Send every message to the delivery DLQ or raise (nothing of the batch is then acknowledged)."""
-        ...
-
-    def back_off(self, record: DeliveryRecord, visibility_timeout_s: int) -> bool:
-        """Make ``record`` invisible for ``visibility_timeout_s``; False when SQS refused (logged by caller)."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,15 +257,3 @@ class Deliverer:
 
 def _replace(outcome: RecordOutcome, **changes: Any) -> RecordOutcome:
     return dataclasses.replace(outcome, **changes)
-
-
-def kind_of(env: Envelope) -> Kind:
-    """The envelope's kind, typed for the HTTP client (``envelope.parse`` has checked it)."""
-    kind = env.kind
-    if kind == "install":
-        return "install"
-    if kind == "event":
-        return "event"
-    if kind == "identityLink":
-        return "identityLink"
-    raise EnvelopeError(f"kind: {kind!r}")

@@ -27,23 +27,12 @@ with collector_paused(freeze=True):
     from aws_lambda_powertools import Logger, Metrics, Tracer
     from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-    from functions.adapters.kochava_http import HttpPolicy, KochavaClient, RequestsKochavaClient
+    from functions.adapters.kochava_http import HttpPolicy, RequestsKochavaClient
     from functions.deliverer import metrics as m
-    from functions.deliverer.delivery import (
-        RETRY_VISIBILITY_BASE_S,
-        BatchReport,
-        Deliverer,
-        DeliveryRecord,
-        RecordOutcome,
-    )
+    from functions.deliverer.config import DelivererConfig
+    from functions.deliverer.delivery import BatchReport, Deliverer, RecordOutcome
+    from functions.messages import DeliveryRecord
     from functions.names import (
-        DELIVERY_QUEUE,
-        ENV_DELIVERER_MAX_WORKERS,
-        ENV_DELIVERER_RETRY_BASE_S,
-        ENV_DELIVERY_DLQ_URL,
-        ENV_DELIVERY_QUEUE_URL,
-        ENV_IDEMPOTENCY_TABLE,
-        ENV_MAX_RECEIVE_COUNT,
         ENV_POWERTOOLS_METRICS_NAMESPACE,
         ENV_POWERTOOLS_SERVICE_NAME,
         FUNCTION_DELIVERER,
@@ -58,6 +47,7 @@ with collector_paused(freeze=True):
         from aws_lambda_powertools.utilities.typing import LambdaContext
 
         from functions.deliverer.idempotency import IdempotentSender
+        from functions.ports import KochavaClient
 
     SERVICE: Final = os.environ.get(ENV_POWERTOOLS_SERVICE_NAME) or FUNCTION_DELIVERER
     NAMESPACE: Final = os.environ.get(ENV_POWERTOOLS_METRICS_NAMESPACE) or METRICS_NAMESPACE
@@ -68,66 +58,6 @@ with collector_paused(freeze=True):
     metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
     # Patch only what the deliverer calls: patching every library X-Ray supports costs ~60 ms of cold start.
     tracer = Tracer(service=SERVICE, patch_modules=("botocore", "requests"))
-
-# Metric names (CloudWatch, namespace NAMESPACE, dimension service; DeadLettered by reason): deliverer/metrics.py.
-METRIC_DELIVERED: Final = m.DELIVERED
-METRIC_TRANSIENT: Final = m.TRANSIENT_FAILURES
-METRIC_DEAD_LETTERED: Final = m.DEAD_LETTERED
-METRIC_DUPLICATES: Final = m.DUPLICATES_SKIPPED
-METRIC_TOKEN_STRIPPED: Final = m.TOKEN_STRIPPED_AT_SEND
-METRIC_UNEXPECTED: Final = m.DELIVERY_ERRORS
-METRIC_HTTP_RETRIES: Final = m.KOCHAVA_HTTP_RETRIES
-
-
-@dataclass(frozen=True)
-class DelivererConfig:
-    """The deliverer's own environment (queue URLs, table, limits); shared settings come from ``Settings``."""
-
-    dlq_url: str
-    idempotency_table: str
-    queue_url: str | None = None
-    max_receive_count: int = DELIVERY_QUEUE.max_receive_count
-    max_workers: int = DELIVERY_QUEUE.batch_size
-    retry_base_s: float = RETRY_VISIBILITY_BASE_S  # first SQS backoff of a transient failure, doubled per receive
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> DelivererConfig:
-        """Read ``DELIVERY_DLQ_URL``, ``IDEMPOTENCY_TABLE_NAME`` (required), ``DELIVERY_QUEUE_URL``,
-        ``MAX_RECEIVE_COUNT``, ``DELIVERER_MAX_WORKERS``, ``DELIVERER_RETRY_BASE_S`` (optional); raise ``ValueError``
-        naming what is wrong."""
-        missing = [name for name in (ENV_DELIVERY_DLQ_URL, ENV_IDEMPOTENCY_TABLE) if not env.get(name, "").strip()]
-        if missing:
-            raise ValueError(f"missing environment variable(s): {', '.join(missing)}")
-        return cls(
-            dlq_url=env[ENV_DELIVERY_DLQ_URL].strip(),
-            idempotency_table=env[ENV_IDEMPOTENCY_TABLE].strip(),
-            queue_url=env.get(ENV_DELIVERY_QUEUE_URL, "").strip() or None,
-            max_receive_count=_positive_int(env, ENV_MAX_RECEIVE_COUNT, DELIVERY_QUEUE.max_receive_count),
-            max_workers=_positive_int(env, ENV_DELIVERER_MAX_WORKERS, DELIVERY_QUEUE.batch_size),
-            retry_base_s=_positive_float(env, ENV_DELIVERER_RETRY_BASE_S, RETRY_VISIBILITY_BASE_S),
-        )
-
-
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"{name}: must be a positive integer, got {raw!r}")
-    return int(raw)
-
-
-def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):
-        raise ValueError(f"{name}: must be a positive number of seconds, got {raw!r}")
-    return value
 
 
 @dataclass
@@ -163,8 +93,8 @@ def build_runtime(
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
     from botocore.config import Config
 
+    from functions.adapters.sqs import SqsDeliveryQueue
     from functions.deliverer.idempotency import IdempotentSender
-    from functions.deliverer.queue_actions import SqsDeliveryQueue
 
     settings = Settings.from_env(env)
     config = DelivererConfig.from_env(env)
@@ -279,18 +209,18 @@ def _log_outcome(outcome: RecordOutcome) -> None:
 
 def _count(report: BatchReport) -> None:
     verdicts = Counter(o.verdict for o in report.outcomes)
-    metrics.add_metric(name=METRIC_DELIVERED, unit=MetricUnit.Count, value=verdicts["delivered"])
-    metrics.add_metric(name=METRIC_DUPLICATES, unit=MetricUnit.Count, value=verdicts["duplicate"])
-    metrics.add_metric(name=METRIC_TRANSIENT, unit=MetricUnit.Count, value=verdicts["retry"])
-    metrics.add_metric(name=METRIC_UNEXPECTED, unit=MetricUnit.Count, value=verdicts["failed"])
+    metrics.add_metric(name=m.DELIVERED, unit=MetricUnit.Count, value=verdicts["delivered"])
+    metrics.add_metric(name=m.DUPLICATES_SKIPPED, unit=MetricUnit.Count, value=verdicts["duplicate"])
+    metrics.add_metric(name=m.TRANSIENT_FAILURES, unit=MetricUnit.Count, value=verdicts["retry"])
+    metrics.add_metric(name=m.DELIVERY_ERRORS, unit=MetricUnit.Count, value=verdicts["failed"])
     stripped = sum(1 for o in report.outcomes if o.token_stripped and o.verdict in ("delivered", "dead_letter"))
-    metrics.add_metric(name=METRIC_TOKEN_STRIPPED, unit=MetricUnit.Count, value=stripped)
+    metrics.add_metric(name=m.TOKEN_STRIPPED_AT_SEND, unit=MetricUnit.Count, value=stripped)
     retries = sum(max(0, o.result.attempts - 1) for o in report.outcomes if o.result is not None)
-    metrics.add_metric(name=METRIC_HTTP_RETRIES, unit=MetricUnit.Count, value=retries)
+    metrics.add_metric(name=m.KOCHAVA_HTTP_RETRIES, unit=MetricUnit.Count, value=retries)
     by_reason = Counter(o.reason for o in report.outcomes if o.verdict == "dead_letter" and o.dead_letter_sent)
     for reason, count in sorted(by_reason.items(), key=lambda item: str(item[0])):
         with single_metric(
-            name=METRIC_DEAD_LETTERED,
+            name=m.DEAD_LETTERED,
             unit=MetricUnit.Count,
             value=count,
             namespace=NAMESPACE,

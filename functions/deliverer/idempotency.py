@@ -26,9 +26,8 @@ from typing import TYPE_CHECKING, Any, Final
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
-from functions.adapters.kochava_http import KochavaClient, KochavaResult
-from functions.deliverer.delivery import SendAnswer, kind_of
 from functions.pipeline.envelope import Envelope
+from functions.ports import KochavaClient, KochavaResult, SendAnswer
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
@@ -104,7 +103,7 @@ class IdempotentSender:
         sent: list[KochavaResult],
     ) -> dict[str, Any]:
         """The idempotent body: POST, raise unless delivered, return what the store keeps (plain JSON)."""
-        result = self._client.send(kind_of(env), payload, deadline=deadline)
+        result = self._client.send(env.kind, payload, deadline=deadline)
         sent.append(result)
         if not result.delivered:
             raise DeliveryFailedError(result)

@@ -35,7 +35,7 @@ from functions.pipeline.masking import fingerprint
 from functions.pipeline.settings import Settings
 
 if TYPE_CHECKING:  # the client module imports requests: only the handler's factory loads it
-    from functions.adapters.apple import AdServicesClient
+    from functions.ports import AdServicesClient
 
 NOT_READY_MAX_TRIES: Final = 3  # Apple: retry a 404 every 5 s, at most 3 attempts
 NOT_READY_DELAY_S: Final = 5

@@ -1,33 +1,38 @@
-"""The enricher's work on one ingest message, with every dependency injected (no Powertools, no boto3 here).
+"""The enricher's work on one ingest message, as a short sequence of named steps (no Powertools, no boto3 here).
 
-One SQS message is one HTTP body: one event or a batch of up to 100. :meth:`Enricher.process` handles every
-event of it **in order** and hands each one off exactly once:
+One SQS message is one HTTP body: one event or a batch of up to 100. :meth:`Enricher.process` runs these steps,
+each a function of the per-message state (:class:`Message`) and the enricher's ports:
 
-* invalid (a :class:`~functions.pipeline.events.Rejection`) or rejected by the mapping (``missing_app_id``,
-  ``no_device_identifier``) -> the ingest DLQ, as its own message with the reason attributes, at once;
-* filtered (``heartbeat``) -> counted, dropped on purpose;
-* ok -> device-profile enrichment, AdServices resolution for fresh install tokens, one delivery-queue message;
-* ok, but its delivery message cannot fit in one SQS message (1 MiB with its attributes), or SQS refuses it for
-  good (a sender fault) -> the ingest DLQ at once (``payload_too_large``), never retried until SQS redrives it;
-* an install whose token Apple cannot answer yet -> re-queued alone to the ingest queue with a delay.
+1. :func:`parse` - the body into one item per event, in order (an event or a rejection);
+2. :meth:`Enricher.load_profiles` - the device profiles of the message's devices, in one read;
+3. :meth:`Enricher.map_event` - per event: fill from its device profile, map to Kochava, and decide:
+   invalid or rejected by the mapping (``missing_app_id``, ``no_device_identifier``) -> the ingest DLQ;
+   filtered (``heartbeat``) -> counted, dropped on purpose; ok -> on its way (and its fields update the profile);
+4. :meth:`Enricher.resolve_adservices` - fresh install tokens asked of Apple; an install Apple cannot answer yet
+   is re-queued alone to the ingest queue with a delay;
+5. :func:`route` - one delivery-queue message per event on its way; one that cannot fit in one SQS message
+   (1 MiB with its attributes) goes to the ingest DLQ instead (``payload_too_large``);
+6. :meth:`Enricher.hand_off` - send the deliveries, then the dead letters and re-queues; a delivery SQS refuses for
+   good is dead-lettered with its reason;
+7. :meth:`Enricher.save_profiles` - the updated profiles, best effort (a failed write is counted, never fatal).
 
-It returns only when everything was handed to SQS; otherwise it raises and the caller reports the SQS record
-failed (SQS redelivers it; the deliverer is idempotent per uuid + kind, so a second copy is harmless).
+Every event is handed off exactly once. ``process`` returns only when everything was handed to SQS; otherwise it
+raises and the caller reports the SQS record failed (SQS redelivers it; the deliverer is idempotent per uuid + kind,
+so a second copy is harmless).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from functions.adapters.profiles_dynamodb import ProfileStore
-from functions.adapters.sqs import OutgoingMessage, Refused, SendError, SqsSender, dead_letter_message, fit
 from functions.enricher import metrics as m
 from functions.enricher.adservices_flow import AdServicesFlow, Candidate, wants_resolution
+from functions.messages import OutgoingMessage, Refused, SendError, dead_letter_message, fit
 from functions.names import (
     ATTR_ADSERVICES_ATTEMPT,
     ATTR_ERROR,
@@ -38,17 +43,21 @@ from functions.names import (
     ATTR_REQUEST_ID,
     ATTR_ROUTE,
     ATTR_UUID,
+    FUNCTION_ENRICHER,
     PROFILE_TTL_S,
     ROUTE_SEGMENT,
     SQS_MAX_MESSAGE_BYTES,
 )
 from functions.pipeline import envelope, profiles, reasons
-from functions.pipeline.events import Event, Rejection, Route, parse_body
+from functions.pipeline.events import Event, Parsed, Rejection, Route, parse_body
 from functions.pipeline.jsontext import compact_json
 from functions.pipeline.kochava import Outcome, to_kochava
 from functions.pipeline.settings import Settings
 
-STAGE = "enricher"
+if TYPE_CHECKING:
+    from functions.ports import MessageSender, ProfileStore
+
+STAGE = FUNCTION_ENRICHER  # the DLQ ``stage`` attribute
 
 
 class Log(Protocol):
@@ -94,13 +103,112 @@ class Result:
 
 
 @dataclass
-class _Work:
+class Work:
     """One valid event on its way through the message."""
 
-    index: int
+    index: int  # its position in the message
     event: Event  # after profile fill
     original: Event  # as received (what a re-queue or a DLQ message carries)
     outcome: Outcome
+    requeue: OutgoingMessage | None = None  # set when Apple is to be asked again later
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """Why one event goes to the ingest DLQ (the message itself is built by :meth:`Message.dead_letter`)."""
+
+    body: str  # the event as received
+    reason: str
+    field: str | None
+    error: str | None
+    uuid: str | None
+    event_name: str | None
+
+
+@dataclass
+class Message:
+    """The state of one ingest message while its steps run."""
+
+    info: MessageInfo
+    now: float
+    items: list[Parsed]
+    raws: RawEvents
+    result: Result = field(default_factory=Result)
+    profile_keys: dict[int, str] = field(default_factory=dict)  # event position -> its device-profile key
+    profiles: dict[str, profiles.Profile] = field(default_factory=dict)  # as stored, then updated in batch order
+    changed_profiles: set[str] = field(default_factory=set)
+    works: list[Work] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+
+    @property
+    def tally(self) -> Counter[str]:
+        return self.result.tally
+
+    @property
+    def failed_at_ms(self) -> int:
+        return int(self.now * 1000)
+
+
+def parse(body: str, info: MessageInfo, now: float) -> Message:
+    """Step 1: the body as one item per event, counted as received (a re-queued install was counted already)."""
+    items = parse_body(body, route=info.route)
+    message = Message(info=info, now=now, items=items, raws=RawEvents(body, len(items)))
+    if not info.requeued:
+        message.tally[m.EVENTS_RECEIVED] += len(items)
+    return message
+
+
+def rejection_letter(item: Rejection) -> DeadLetter:
+    """The dead letter of an event the parser rejected (it keeps the raw event, or the body when not JSON)."""
+    body = item.raw if isinstance(item.raw, str) else compact_json(item.raw)
+    return DeadLetter(body, item.reason, item.field, item.message, item.uuid, item.event_name)
+
+
+def delivery_message(work: Work, info: MessageInfo) -> OutgoingMessage:
+    """The delivery-queue message of an event on its way: the envelope and its attributes."""
+    outcome = work.outcome
+    attributes: dict[str, str | int | float] = {
+        ATTR_UUID: work.original.uuid,
+        ATTR_KIND: outcome.kind or "",
+        ATTR_EVENT_NAME: outcome.event_name or "",
+        ATTR_REQUEST_ID: info.request_id or "",
+    }
+    if info.received_at_ms is not None:
+        attributes[ATTR_RECEIVED_AT_MS] = info.received_at_ms
+    return OutgoingMessage(envelope.build(outcome), attributes)
+
+
+def route(message: Message) -> tuple[list[Work], list[OutgoingMessage]]:
+    """Step 5: the delivery message of each event still on its way, with the works they stand for (same order);
+    one over SQS's size limit is dead-lettered now, as it would fail on every retry."""
+    works: list[Work] = []
+    deliveries: list[OutgoingMessage] = []
+    for work in message.works:
+        if work.requeue is not None:
+            continue
+        delivery = delivery_message(work, message.info)
+        size = delivery.size()
+        if size > SQS_MAX_MESSAGE_BYTES:
+            refusal = Refused(len(deliveries), delivery, "MessageTooLong", too_large_error(size))
+            message.dead.append(refused_letter(message, work, refusal))
+            continue
+        works.append(work)
+        deliveries.append(delivery)
+    return works, deliveries
+
+
+def refused_letter(message: Message, work: Work, refusal: Refused) -> DeadLetter:
+    """The dead letter of an event whose delivery message SQS cannot take (too large, bad characters)."""
+    raw_body = message.raws.body_of(work.index)
+    if refusal.too_large:
+        field_name, field_bytes = largest_field(orjson.loads(raw_body))
+        detail = f"; largest field {field_name}: {field_bytes} bytes" if field_name else ""
+        reason, error = reasons.PAYLOAD_TOO_LARGE, refusal.error + detail
+    else:
+        reason, field_name = reasons.INVALID_EVENT, None
+        error = f"SQS refused the delivery message: {refusal.error}"
+    original = work.original
+    return DeadLetter(raw_body, reason, field_name, error, original.uuid, original.name or original.type)
 
 
 class Enricher:
@@ -110,16 +218,18 @@ class Enricher:
         self,
         *,
         settings: Settings,
-        sender: SqsSender,
+        sender: MessageSender,
         queues: Queues,
         profile_store: ProfileStore | None,
         adservices: Callable[[], AdServicesFlow] | None,
         log: Log,
+        profile_ttl_s: int = PROFILE_TTL_S,
     ) -> None:
         self.settings = settings
         self.sender = sender
         self.queues = queues
         self.profile_store = profile_store
+        self.profile_ttl_s = profile_ttl_s
         self._adservices_factory = adservices  # built on first use: the HTTP client is imported only then
         self._adservices: AdServicesFlow | None = None
         self.log = log
@@ -131,155 +241,139 @@ class Enricher:
         return self._adservices
 
     def process(
-        self,
-        body: str,
-        info: MessageInfo,
-        now: float,
-        remaining_s: Callable[[], float] | None = None,
+        self, body: str, info: MessageInfo, now: float, remaining_s: Callable[[], float] | None = None
     ) -> Result:
         """Handle every event of ``body``; raise when something could not be handed off (see module doc)."""
-        result = Result()
-        tally = result.tally
-        items = parse_body(body, route=info.route)
-        raws = _RawEvents(body, items)
-        if not info.requeued:  # a re-queued install was already counted when it first arrived
-            tally[m.EVENTS_RECEIVED] += len(items)
-        failed_at_ms = int(now * 1000)
+        message = parse(body, info, now)
+        self.load_profiles(message)
+        for index, item in enumerate(message.items):
+            self.map_event(message, index, item)
+        self.resolve_adservices(message, remaining_s)
+        works, deliveries = route(message)
+        self.hand_off(message, works, deliveries)
+        self.save_profiles(message)
+        return message.result
 
-        dead: list[OutgoingMessage] = []
-        deliveries: list[OutgoingMessage] = []
-        requeues: list[OutgoingMessage] = []
-
-        keys = self._profile_keys(items)
-        store = self.profile_store
-        stored = store.get_many(set(keys.values())) if store is not None and keys else {}
-        current: dict[str, profiles.Profile] = dict(stored)
-        dirty: set[str] = set()
-
-        candidates: list[Candidate] = []
-        works: list[_Work] = []
-        for index, item in enumerate(items):
+    def load_profiles(self, message: Message) -> None:
+        """Step 2: the profile key of each valid event that has one (a configured app GUID and a device id), and
+        the stored profiles of those keys, in one read."""
+        if self.profile_store is None:
+            return
+        for index, item in enumerate(message.items):
             if isinstance(item, Rejection):
-                dead.append(
-                    self._dead_letter(
-                        _as_body(item.raw),
-                        reason=item.reason,
-                        field_name=item.field,
-                        message=item.message,
-                        uuid=item.uuid,
-                        event_name=item.event_name,
-                        info=info,
-                        failed_at_ms=failed_at_ms,
-                        result=result,
-                    )
-                )
                 continue
-            key = keys.get(index)
-            event, filled = profiles.fill_from_profile(item, current.get(key) if key else None)
-            if filled:
-                tally[m.PROFILE_FILLED] += 1
-            outcome = to_kochava(event, self.settings, now=now)
-            if outcome.status == "rejected":
-                dead.append(
-                    self._dead_letter(
-                        raws.body_of(index),
-                        reason=outcome.reason or "rejected",
-                        field_name=outcome.field,
-                        message=outcome.message,
-                        uuid=item.uuid,
-                        event_name=item.name or item.type,
-                        info=info,
-                        failed_at_ms=failed_at_ms,
-                        result=result,
-                    )
-                )
-                continue
-            if key:  # accepted (ok or filtered): its own fields feed the profile, in batch order
-                new = profiles.updated_profile(item, current.get(key), now)
-                if new is not None:
-                    current[key] = new
-                    dirty.add(key)
-            if outcome.status == "filtered":
-                tally[m.EVENTS_FILTERED] += 1
-                continue
-            if outcome.adservices_expired:
-                tally[m.ADSERVICES_TOKEN_EXPIRED] += 1
-            work = _Work(index, event, item, outcome)
-            works.append(work)
-            if self._adservices_factory is not None and wants_resolution(self.settings, event, outcome):
-                candidates.append(Candidate(key=index, event=event, outcome=outcome))
+            device_id = profiles.device_key_id(item)
+            app_id = self.settings.app_id_for(item.device.platform, item.app.bundle_id if item.app else None)
+            if device_id and app_id:
+                message.profile_keys[index] = profiles.profile_key(app_id, item.device.platform, device_id)
+        if message.profile_keys:
+            message.profiles.update(self.profile_store.get_many(set(message.profile_keys.values())))
 
-        replaced: dict[int, Outcome] = {}
-        requeued: set[int] = set()
-        flow = self.adservices if candidates else None
-        if flow is not None:
-            decisions = flow.resolve_all(candidates, now, info.adservices_attempt, remaining_s)
-            for decision in decisions:
-                tally.update(decision.counts)
-                self.log.set_correlation_id(decision.uuid)
-                self.log.info(
-                    "adservices",
-                    extra={
-                        "action": decision.action,
-                        "apple": decision.apple,
-                        "apple_http_status": decision.http_status,
-                        "attempt": decision.attempt,
-                        "delay_s": decision.delay_s,
-                        "token": decision.token_fingerprint,
-                    },
-                )
-                if decision.action == "requeue":
-                    requeued.add(decision.key)
-                    attrs = {**info.attributes(), ATTR_ADSERVICES_ATTEMPT: decision.attempt}
-                    requeues.append(OutgoingMessage(raws.body_of(decision.key), attrs, delay_seconds=decision.delay_s))
-                elif decision.outcome is not None:
-                    replaced[decision.key] = decision.outcome
-            self.log.set_correlation_id(None)
+    def map_event(self, message: Message, index: int, item: Parsed) -> None:
+        """Step 3: one event filled from its profile, mapped, and set on its way, dead-lettered or filtered."""
+        if isinstance(item, Rejection):
+            message.dead.append(rejection_letter(item))
+            return
+        key = message.profile_keys.get(index)
+        event, filled = profiles.fill_from_profile(item, message.profiles.get(key) if key else None)
+        if filled:
+            message.tally[m.PROFILE_FILLED] += 1
+        outcome = to_kochava(event, self.settings, now=message.now)
+        if outcome.status == "rejected":
+            body = message.raws.body_of(index)
+            reason = outcome.reason or "rejected"
+            error, name = outcome.message, item.name or item.type
+            message.dead.append(DeadLetter(body, reason, outcome.field, error, item.uuid, name))
+            return
+        if key:  # accepted (ok or filtered): its own fields feed the profile, in batch order
+            updated = profiles.updated_profile(item, message.profiles.get(key), message.now)
+            if updated is not None:
+                message.profiles[key] = updated
+                message.changed_profiles.add(key)
+        if outcome.status == "filtered":
+            message.tally[m.EVENTS_FILTERED] += 1
+            return
+        if outcome.adservices_expired:
+            message.tally[m.ADSERVICES_TOKEN_EXPIRED] += 1
+        message.works.append(Work(index, event, item, outcome))
 
-        delivered_works: list[_Work] = []
-        for work in works:
-            if work.index in requeued:
-                continue
-            outcome = replaced.get(work.index, work.outcome)
-            message = OutgoingMessage(
-                envelope.build(outcome),
-                {
-                    ATTR_UUID: work.original.uuid,
-                    ATTR_KIND: outcome.kind or "",
-                    ATTR_EVENT_NAME: outcome.event_name or "",
-                    ATTR_REQUEST_ID: info.request_id or "",
-                    **({ATTR_RECEIVED_AT_MS: info.received_at_ms} if info.received_at_ms is not None else {}),
-                },
-            )
-            size = message.size()
-            if size > SQS_MAX_MESSAGE_BYTES:  # would fail on every retry: dead-letter it now, with the reason
-                refusal = Refused(len(deliveries), message, "MessageTooLong", _too_large_error(size))
-                dead.append(self._refused_delivery(work, refusal, raws, info, failed_at_ms, result))
-                continue
-            deliveries.append(message)
-            delivered_works.append(work)
+    def resolve_adservices(self, message: Message, remaining_s: Callable[[], float] | None) -> None:
+        """Step 4: ask Apple for the installs with a fresh token; attach the answer, or mark the install for a
+        delayed re-queue."""
+        if self._adservices_factory is None:
+            return
+        wanted = [w for w in message.works if wants_resolution(self.settings, w.event, w.outcome)]
+        flow = self.adservices if wanted else None
+        if flow is None:
+            return
+        by_index = {w.index: w for w in wanted}
+        candidates = [Candidate(key=w.index, event=w.event, outcome=w.outcome) for w in wanted]
+        info = message.info
+        for decision in flow.resolve_all(candidates, message.now, info.adservices_attempt, remaining_s):
+            message.tally.update(decision.counts)
+            self._log_decision(decision)
+            work = by_index[decision.key]
+            if decision.action == "requeue":
+                attributes = {**info.attributes(), ATTR_ADSERVICES_ATTEMPT: decision.attempt}
+                body = message.raws.body_of(work.index)
+                work.requeue = OutgoingMessage(body, attributes, delay_seconds=decision.delay_s)
+            elif decision.outcome is not None:
+                work.outcome = decision.outcome
 
-        # Hand-offs: a transient failure raises (the record is reported failed and redelivered as a whole); a
-        # delivery message SQS refuses for good is dead-lettered with its reason instead.
+    def _log_decision(self, decision: Any) -> None:
+        self.log.set_correlation_id(decision.uuid)
+        self.log.info(
+            "adservices",
+            extra={
+                "action": decision.action,
+                "apple": decision.apple,
+                "apple_http_status": decision.http_status,
+                "attempt": decision.attempt,
+                "delay_s": decision.delay_s,
+                "token": decision.token_fingerprint,
+            },
+        )
+        self.log.set_correlation_id(None)
+
+    def hand_off(self, message: Message, works: Sequence[Work], deliveries: Sequence[OutgoingMessage]) -> None:
+        """Step 6: deliveries first (one SQS refuses for good is dead-lettered with its reason), then the dead
+        letters and re-queues, which have no other place to go. A transient failure raises: the record is reported
+        failed and redelivered as a whole."""
         retried_before = self.sender.retried_entries
-        refused: list[Refused] = []
-        if deliveries:
-            refused = self.sender.send(self.queues.delivery, deliveries)
-            for refusal in refused:
-                work = delivered_works[refusal.index]
-                dead.append(self._refused_delivery(work, refusal, raws, info, failed_at_ms, result))
-        if dead:
-            self._send_for_good(self.queues.ingest_dlq, dead)
+        refused = self.sender.send(self.queues.delivery, deliveries) if deliveries else []
+        for refusal in refused:
+            message.dead.append(refused_letter(message, works[refusal.index], refusal))
+        if message.dead:
+            self._send_for_good(self.queues.ingest_dlq, [self.dead_letter(message, d) for d in message.dead])
+        requeues = [w.requeue for w in message.works if w.requeue is not None]
         if requeues:
             self._send_for_good(self.queues.ingest, requeues)
+        tally = message.tally
         tally[m.SEND_RETRIES] += self.sender.retried_entries - retried_before
-        tally[m.EVENTS_REJECTED] += len(dead)
+        tally[m.EVENTS_REJECTED] += len(message.dead)
         tally[m.EVENTS_FORWARDED] += len(deliveries) - len(refused)
         tally[m.ADSERVICES_REQUEUED] += len(requeues)
 
-        if dirty and store is not None:
-            self._write_profiles(store, {key: current[key] for key in dirty}, now, tally)
-        return result
+    def dead_letter(self, message: Message, letter: DeadLetter) -> OutgoingMessage:
+        """The ingest-DLQ message for one event (logged and counted by reason here)."""
+        self.log.set_correlation_id(letter.uuid)
+        self.log.warning(
+            "event dead-lettered", extra={"reason": letter.reason, "field": letter.field, "error": letter.error}
+        )
+        self.log.set_correlation_id(None)
+        message.result.rejected_by_reason[letter.reason] += 1
+        dead = dead_letter_message(
+            letter.body,
+            stage=STAGE,
+            reason=letter.reason,
+            failed_at_ms=message.failed_at_ms,
+            **{ATTR_FIELD: letter.field, ATTR_ERROR: letter.error},
+            **{ATTR_UUID: letter.uuid, ATTR_EVENT_NAME: letter.event_name},
+            **message.info.attributes(),
+        )
+        # The event as received may itself be ~1 MiB: cut the body (``truncated``) rather than lose the message;
+        # received_at_ms then makes room for that 11th attribute (failed_at_ms and request_id still date it).
+        return fit(dead, droppable=(ATTR_RECEIVED_AT_MS,))
 
     def _send_for_good(self, queue_url: str, messages: Sequence[OutgoingMessage]) -> None:
         """Send messages that have no other place to go: one SQS refuses for good fails the record too."""
@@ -287,89 +381,23 @@ class Enricher:
         if refused:
             raise SendError(queue_url, [{"Id": f"m{r.index}", "Code": r.code, "Message": r.error} for r in refused])
 
-    def _refused_delivery(
-        self, work: _Work, refusal: Refused, raws: _RawEvents, info: MessageInfo, failed_at_ms: int, result: Result
-    ) -> OutgoingMessage:
-        """The ingest-DLQ message of an event whose delivery message SQS cannot take (too large, bad characters)."""
-        raw_body = raws.body_of(work.index)
-        if refusal.too_large:
-            reason = reasons.PAYLOAD_TOO_LARGE
-            field_name, field_bytes = largest_field(orjson.loads(raw_body))
-            detail = f"; largest field {field_name}: {field_bytes} bytes" if field_name else ""
-            message = refusal.error + detail
-        else:
-            reason, field_name = reasons.INVALID_EVENT, None
-            message = f"SQS refused the delivery message: {refusal.error}"
-        return self._dead_letter(
-            raw_body,
-            reason=reason,
-            field_name=field_name,
-            message=message,
-            uuid=work.original.uuid,
-            event_name=work.original.name or work.original.type,
-            info=info,
-            failed_at_ms=failed_at_ms,
-            result=result,
-        )
-
-    def _profile_keys(self, items: Sequence[Event | Rejection]) -> dict[int, str]:
-        """The profile key of each valid event that has one (needs a configured app GUID and a device id)."""
-        if self.profile_store is None:
-            return {}
-        keys: dict[int, str] = {}
-        for index, item in enumerate(items):
-            if isinstance(item, Rejection):
-                continue
-            device_id = profiles.device_key_id(item)
-            app_id = self.settings.app_id_for(item.device.platform, item.app.bundle_id if item.app else None)
-            if device_id and app_id:
-                keys[index] = profiles.profile_key(app_id, item.device.platform, device_id)
-        return keys
-
-    def _write_profiles(
-        self, store: ProfileStore, changed: Mapping[str, profiles.Profile], now: float, tally: Counter[str]
-    ) -> None:
-        """Profiles are an optimisation for later events: a failed write is counted and logged, never fatal."""
+    def save_profiles(self, message: Message) -> None:
+        """Step 7: profiles are an optimisation for later events: a failed write is counted and logged, never
+        fatal."""
+        store = self.profile_store
+        if store is None or not message.changed_profiles:
+            return
+        changed = {key: message.profiles[key] for key in message.changed_profiles}
         try:
-            store.put_many(changed, expires_at=int(now) + PROFILE_TTL_S)
+            store.put_many(changed, expires_at=int(message.now) + self.profile_ttl_s)
         except Exception as exc:  # ProfileStoreError, botocore errors...
-            tally[m.PROFILE_WRITE_FAILED] += len(changed)
+            message.tally[m.PROFILE_WRITE_FAILED] += len(changed)
             self.log.warning("profile write failed", extra={"profiles": len(changed), "error": type(exc).__name__})
             return
-        tally[m.PROFILE_UPDATED] += len(changed)
-
-    def _dead_letter(
-        self,
-        body: str,
-        *,
-        reason: str,
-        field_name: str | None,
-        message: str | None,
-        uuid: str | None,
-        event_name: str | None,
-        info: MessageInfo,
-        failed_at_ms: int,
-        result: Result,
-    ) -> OutgoingMessage:
-        """The ingest-DLQ message for one event (logged and counted by reason here)."""
-        self.log.set_correlation_id(uuid)
-        self.log.warning("event dead-lettered", extra={"reason": reason, "field": field_name, "error": message})
-        self.log.set_correlation_id(None)
-        result.rejected_by_reason[reason] += 1
-        dead = dead_letter_message(
-            body,
-            stage=STAGE,
-            reason=reason,
-            failed_at_ms=failed_at_ms,
-            **{ATTR_FIELD: field_name, ATTR_ERROR: message, ATTR_UUID: uuid, ATTR_EVENT_NAME: event_name},
-            **info.attributes(),
-        )
-        # The event as received may itself be ~1 MiB: cut the body (``truncated``) rather than lose the message;
-        # received_at_ms then makes room for that 11th attribute (failed_at_ms and request_id still date it).
-        return fit(dead, droppable=(ATTR_RECEIVED_AT_MS,))
+        message.tally[m.PROFILE_UPDATED] += len(changed)
 
 
-def _too_large_error(size: int) -> str:
+def too_large_error(size: int) -> str:
     return (
         f"the Kochava payload as a delivery-queue message is {size} bytes (with its attributes), over SQS's limit "
         f"of {SQS_MAX_MESSAGE_BYTES} bytes (Kochava accepts at most 2 MB per request): send a smaller event"
@@ -393,23 +421,16 @@ def largest_field(raw: Any) -> tuple[str | None, int]:
     return (".".join(path) or None), size
 
 
-def _as_body(raw: Any) -> str:
-    """A DLQ body: the text as received when it was not JSON, else the JSON of the raw event."""
-    if isinstance(raw, str):
-        return raw
-    return compact_json(raw)
-
-
-class _RawEvents:
+class RawEvents:
     """The raw JSON of each event of a body, by position, decoded only when a DLQ / re-queue message needs it.
 
     ``parse_body`` keeps the raw event on rejections only; an event rejected by the mapping or re-queued must
     also travel exactly as it was received, so the body is decoded again (once) for those rare cases.
     """
 
-    def __init__(self, body: str, items: Sequence[object]) -> None:
+    def __init__(self, body: str, count: int) -> None:
         self._body = body
-        self._count = len(items)
+        self._count = count
         self._events: list[Any] | None = None
 
     def body_of(self, index: int) -> str:
@@ -423,5 +444,9 @@ class _RawEvents:
 
 
 def segment_route(route: str | None) -> Route:
-    """The route attribute as the parser's literal (anything unknown is the native contract)."""
+    """The route attribute as the parser's literal (anything unknown is the native contract).
+
+    >>> segment_route("segment"), segment_route(None)
+    ('segment', 'native')
+    """
     return "segment" if route == ROUTE_SEGMENT else "native"

@@ -1,17 +1,17 @@
 """Enricher Lambda: ingest queue -> validate, enrich, map -> delivery queue (or the ingest DLQ with a reason).
 
-Thin on purpose: Powertools wiring (JSON ``Logger`` with the event uuid as correlation id, EMF ``Metrics``,
-``Tracer``) around :class:`functions.enricher.core.Enricher`, and the SQS partial batch response: the records
-are handled one after the other, and a record is reported failed (``batchItemFailures``) only when one of its
-events could not be handed off to SQS; the others are deleted by SQS.
+Thin on purpose, and the same shape as the deliverer's handler: a typed config read once
+(:class:`~functions.enricher.config.EnricherConfig` + :class:`~functions.pipeline.settings.Settings`), a
+:class:`Runtime` built once per container on the first invocation (:func:`build_runtime`), and
+:func:`handle` ``(runtime, event, context)``, which runs :class:`~functions.enricher.core.Enricher` on each record
+and answers with the SQS partial batch response: a record is reported failed (``batchItemFailures``) only when one
+of its events could not be handed off to SQS; the others are deleted by SQS. Logs are JSON with the event uuid as
+correlation id; metrics are EMF, counted per invocation.
 
-The partial batch response is built here, as in the deliverer, not with Powertools' ``BatchProcessor``: that
-one is a loop and a ``try`` per record, but importing ``utilities.batch`` also imports asyncio, every Powertools
-event data class and the Powertools parser's pydantic models for Kinesis, DynamoDB, Kafka..., 60 ms of this
-function's cold start (``python -X importtime``) for nothing the enricher uses.
-
-Cold start: only what every path needs is imported at module load. boto3 clients are created on the first
-invocation and reused; the Apple client (and ``requests``) only when an install with a fresh token shows up.
+The partial batch response is built here, not with Powertools' ``BatchProcessor``: importing ``utilities.batch``
+also imports asyncio, every Powertools event data class and the parser's pydantic models, 60 ms of cold start.
+Only what every path needs is imported at module load; the Apple client (and ``requests``) only when an install
+with a fresh token shows up.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from functions.coldstart import collector_paused
@@ -31,18 +32,14 @@ with collector_paused(freeze=True):
     from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
     from functions.enricher import metrics as m
-    from functions.enricher.core import Enricher, MessageInfo, Queues, segment_route
+    from functions.enricher.core import Enricher, MessageInfo, Queues, Result, segment_route
     from functions.names import (
         ATTR_ADSERVICES_ATTEMPT,
         ATTR_RECEIVED_AT_MS,
         ATTR_REQUEST_ID,
         ATTR_ROUTE,
-        ENV_DELIVERY_QUEUE_URL,
-        ENV_INGEST_DLQ_URL,
-        ENV_INGEST_QUEUE_URL,
         ENV_POWERTOOLS_METRICS_NAMESPACE,
         ENV_POWERTOOLS_SERVICE_NAME,
-        ENV_PROFILE_TABLE,
         FUNCTION_ENRICHER,
         METRICS_NAMESPACE,
     )
@@ -55,47 +52,47 @@ with collector_paused(freeze=True):
 
     SERVICE = os.environ.get(ENV_POWERTOOLS_SERVICE_NAME) or FUNCTION_ENRICHER
     NAMESPACE = os.environ.get(ENV_POWERTOOLS_METRICS_NAMESPACE) or METRICS_NAMESPACE
-
     logger = Logger(service=SERVICE)
     metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
-    # Only botocore is patched at start-up: patching every supported library would import requests, sqlite3... on
-    # every cold start. requests is patched when the Apple client is first built.
+    # Only botocore is patched at start-up; requests is patched when the Apple client is first built.
     tracer = Tracer(service=SERVICE, patch_modules=("botocore",))
 
-# The clock of the AdServices window and of DLQ timestamps; tests replace it.
-clock: Callable[[], float] = time.time
-
-_enricher: Enricher | None = None
-_context: LambdaContext | None = None
-_tally: Counter[str] = Counter()
-_rejected: Counter[str] = Counter()
+SqsRecord = Mapping[str, Any]
+"""One record of the SQS event, as Lambda passes it (``messageId``, ``body``, ``messageAttributes``...)."""
 
 
-def build_enricher(env: os._Environ[str] | dict[str, str] | None = None) -> Enricher:
-    """Wire the real adapters from the environment (called once per container, on the first invocation)."""
+@dataclass
+class Runtime:
+    """What lives as long as the container: the wired enricher and the clock of the AdServices window."""
+
+    enricher: Enricher
+    clock: Callable[[], float] = time.time
+
+
+def build_runtime(env: Mapping[str, str], *, clock: Callable[[], float] = time.time) -> Runtime:
+    """Wire the real adapters from the environment (once per container, on the first invocation)."""
     import boto3
     from botocore.config import Config
 
     from functions.adapters.profiles_dynamodb import DynamoDbProfileStore
     from functions.adapters.sqs import SqsSender
+    from functions.enricher.config import EnricherConfig
     from functions.pipeline.settings import Settings
 
-    env = os.environ if env is None else env
-    settings = Settings.from_env(env)
-    config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)
-    sqs = boto3.client("sqs", config=config)
-    table = env.get(ENV_PROFILE_TABLE, "").strip()
-    store = DynamoDbProfileStore(boto3.client("dynamodb", config=config), table) if table else None
-    return Enricher(
+    settings, config = Settings.from_env(env), EnricherConfig.from_env(env)
+    boto_config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)
+    table = config.profile_table
+    store = DynamoDbProfileStore(boto3.client("dynamodb", config=boto_config), table) if table else None
+    enricher = Enricher(
         settings=settings,
-        sender=SqsSender(sqs),
-        queues=Queues(
-            ingest=env[ENV_INGEST_QUEUE_URL], ingest_dlq=env[ENV_INGEST_DLQ_URL], delivery=env[ENV_DELIVERY_QUEUE_URL]
-        ),
+        sender=SqsSender(boto3.client("sqs", config=boto_config)),
+        queues=Queues(config.ingest_queue_url, config.ingest_dlq_url, config.delivery_queue_url),
         profile_store=store,
         adservices=(lambda: _adservices_flow(settings)) if settings.adservices_resolve else None,
         log=logger,
+        profile_ttl_s=config.profile_ttl_s,
     )
+    return Runtime(enricher=enricher, clock=clock)
 
 
 def _adservices_flow(settings: Settings) -> AdServicesFlow:
@@ -108,33 +105,90 @@ def _adservices_flow(settings: Settings) -> AdServicesFlow:
     return AdServicesFlow(settings, client, call_budget_s=budget)
 
 
-def enricher() -> Enricher:
-    global _enricher
-    if _enricher is None:
+_runtime: Runtime | None = None
+
+
+def get_runtime() -> Runtime:
+    """The container's runtime, built on the first invocation (nothing is created at import time)."""
+    global _runtime
+    if _runtime is None:
         with collector_paused():  # boto3 clients and their service models: ~40 ms of collections otherwise
-            _enricher = build_enricher()
-    return _enricher
+            _runtime = build_runtime(os.environ)
+    return _runtime
 
 
-def reset() -> None:
-    """Forget the wired enricher (tests change the environment between cases)."""
-    global _enricher
-    _enricher = None
-
-
-def _remaining_s() -> float:
-    return _context.get_remaining_time_in_millis() / 1000.0 if _context is not None else float("inf")
+def set_runtime(runtime: Runtime | None) -> None:
+    """Install (or forget, with None) the container's runtime: tests and the local stack."""
+    global _runtime
+    _runtime = runtime
 
 
 class AllRecordsFailedError(RuntimeError):
     """Every record of the batch failed: the invocation fails (SQS redelivers them all after their visibility)."""
 
 
-SqsRecord = Mapping[str, Any]
-"""One record of the SQS event, as Lambda passes it (``messageId``, ``body``, ``messageAttributes``...)."""
+@dataclass
+class Invocation:
+    """What one invocation did: the records SQS must redeliver and the counts its metrics report."""
+
+    failed: list[dict[str, str]] = field(default_factory=list)
+    tally: Counter[str] = field(default_factory=Counter)
+    rejected_by_reason: Counter[str] = field(default_factory=Counter)
+
+    def add(self, result: Result) -> None:
+        self.tally.update(result.tally)
+        self.rejected_by_reason.update(result.rejected_by_reason)
 
 
-def _message_info(record: SqsRecord) -> MessageInfo:
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: Mapping[str, Any], context: LambdaContext) -> dict[str, list[dict[str, str]]]:
+    """SQS event source entry point (``ReportBatchItemFailures`` enabled on the mapping)."""
+    return handle(get_runtime(), event, context)
+
+
+def handle(runtime: Runtime, event: Mapping[str, Any], context: LambdaContext) -> dict[str, list[dict[str, str]]]:
+    """Enrich one batch of ingest messages; answer with the records SQS must redeliver."""
+    records = event.get("Records") or []
+    invocation = Invocation()
+    try:
+        for record in records:
+            try:
+                invocation.add(process_record(runtime, record, context))
+            except Exception:  # logged by process_record; SQS redelivers this record only
+                invocation.failed.append({"itemIdentifier": str(record.get("messageId"))})
+        if records and len(invocation.failed) == len(records):
+            # As Powertools' BatchProcessor does: a failed invocation, not a reply, when nothing went through, so
+            # the function's Errors metric shows it and the event source mapping backs off (SQS redelivers all).
+            raise AllRecordsFailedError(f"All records failed processing: {len(records)} of {len(records)}")
+        return {"batchItemFailures": invocation.failed}
+    finally:
+        _emit_metrics(invocation)
+
+
+@tracer.capture_method
+def process_record(runtime: Runtime, record: SqsRecord, context: LambdaContext) -> Result:
+    """One ingest message; raising marks it failed (SQS redelivers it, the rest of the batch is unaffected)."""
+    info = message_info(record)
+    logger.append_keys(request_id=info.request_id, message_id=record.get("messageId"))
+
+    def remaining_s() -> float:
+        return context.get_remaining_time_in_millis() / 1000.0
+
+    try:
+        result = runtime.enricher.process(record.get("body") or "", info, runtime.clock(), remaining_s)
+    except Exception:
+        logger.exception("message not fully handed off: reported failed for redelivery")
+        raise
+    finally:
+        logger.remove_keys(["request_id", "message_id"])
+    logger.info("message processed", extra={"counts": dict(result.tally)})
+    return result
+
+
+def message_info(record: SqsRecord) -> MessageInfo:
+    """The message attributes API Gateway (or a re-queue) wrote on an ingest message."""
     attrs = record.get("messageAttributes") or {}
 
     def text(name: str) -> str | None:
@@ -159,30 +213,17 @@ def _message_info(record: SqsRecord) -> MessageInfo:
     )
 
 
-@tracer.capture_method
-def record_handler(record: SqsRecord) -> None:
-    """One ingest message; raising marks it failed (SQS redelivers it, the rest of the batch is unaffected)."""
-    info = _message_info(record)
-    logger.append_keys(request_id=info.request_id, message_id=record.get("messageId"))
-    try:
-        result = enricher().process(record.get("body") or "", info, now=clock(), remaining_s=_remaining_s)
-    except Exception:
-        logger.exception("message not fully handed off: reported failed for redelivery")
-        raise
-    finally:
-        logger.remove_keys(["request_id", "message_id"])
-    _tally.update(result.tally)
-    _rejected.update(result.rejected_by_reason)
-    logger.info("message processed", extra={"counts": dict(result.tally)})
+_ALWAYS_EMITTED = (m.EVENTS_RECEIVED, m.EVENTS_FORWARDED, m.EVENTS_REJECTED, m.EVENTS_FILTERED)
 
 
-def _emit_metrics() -> None:
-    for name in (m.EVENTS_RECEIVED, m.EVENTS_FORWARDED, m.EVENTS_REJECTED, m.EVENTS_FILTERED):
-        metrics.add_metric(name=name, unit=MetricUnit.Count, value=_tally.get(name, 0))
-    for name, value in sorted(_tally.items()):
-        if value and name not in (m.EVENTS_RECEIVED, m.EVENTS_FORWARDED, m.EVENTS_REJECTED, m.EVENTS_FILTERED):
+def _emit_metrics(invocation: Invocation) -> None:
+    tally = invocation.tally
+    for name in _ALWAYS_EMITTED:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=tally.get(name, 0))
+    for name, value in sorted(tally.items()):
+        if value and name not in _ALWAYS_EMITTED:
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-    for reason, value in sorted(_rejected.items()):
+    for reason, value in sorted(invocation.rejected_by_reason.items()):
         with single_metric(
             name=m.EVENTS_REJECTED,
             unit=MetricUnit.Count,
@@ -191,30 +232,3 @@ def _emit_metrics() -> None:
             default_dimensions={"service": SERVICE},
         ) as metric:
             metric.add_dimension(name=m.REJECTED_REASON_DIMENSION, value=reason)
-
-
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def lambda_handler(event: Mapping[str, Any], context: LambdaContext) -> dict[str, list[dict[str, str]]]:
-    """SQS event source entry point (``ReportBatchItemFailures`` enabled on the mapping)."""
-    global _context
-    _context = context
-    _tally.clear()
-    _rejected.clear()
-    records = event.get("Records") or []
-    failed: list[dict[str, str]] = []
-    try:
-        for record in records:
-            try:
-                record_handler(record)
-            except Exception:  # logged by record_handler; SQS redelivers this record only
-                failed.append({"itemIdentifier": str(record.get("messageId"))})
-        if records and len(failed) == len(records):
-            # As Powertools' BatchProcessor does: a failed invocation, not a reply, when nothing went through, so
-            # the function's Errors metric shows it and the event source mapping backs off (SQS redelivers all).
-            raise AllRecordsFailedError(f"All records failed processing: {len(records)} of {len(records)}")
-        return {"batchItemFailures": failed}
-    finally:
-        _emit_metrics()
-        _context = None

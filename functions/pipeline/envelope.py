@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import orjson
 
@@ -21,7 +21,10 @@ if TYPE_CHECKING:
     from functions.pipeline.kochava import Outcome
 
 VERSION: Final = 1
-KINDS: Final = frozenset({"install", "event", "identityLink"})
+Kind = Literal["install", "event", "identityLink"]
+"""What a payload is for Kochava: an install or an event (both POSTed to /track/json), or an IdentityLink."""
+_KINDS: Final[dict[str, Kind]] = {"install": "install", "event": "event", "identityLink": "identityLink"}
+KINDS: Final = frozenset(_KINDS)
 
 
 class EnvelopeError(ValueError):
@@ -31,7 +34,7 @@ class EnvelopeError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Envelope:
     uuid: str
-    kind: str  # "install" | "event" | "identityLink"
+    kind: Kind
     event_name: str | None
     payload: dict[str, Any]  # exactly the body to POST
     adservices_generated_at: float | None  # epoch s; lets the deliverer re-apply the 24 h window
@@ -43,7 +46,7 @@ class Envelope:
 
 
 def build_body(
-    *, uuid: str, kind: str, event_name: str | None, payload: dict[str, Any], adservices_generated_at: float | None
+    *, uuid: str, kind: Kind, event_name: str | None, payload: dict[str, Any], adservices_generated_at: float | None
 ) -> str:
     """Serialize an envelope (a str, as SQS message bodies are)."""
     return orjson.dumps(
@@ -81,10 +84,10 @@ def parse(body: str | bytes) -> Envelope:
         raise EnvelopeError("not a JSON object")
     if raw.get("v") != VERSION:
         raise EnvelopeError(f"unsupported envelope version {raw.get('v')!r}")
-    uuid, kind, payload = raw.get("uuid"), raw.get("kind"), raw.get("payload")
+    uuid, kind, payload = raw.get("uuid"), _KINDS.get(str(raw.get("kind"))), raw.get("payload")
     if not isinstance(uuid, str) or not uuid:
         raise EnvelopeError("uuid: missing")
-    if kind not in KINDS:
+    if kind is None:
         raise EnvelopeError(f"kind: must be one of {sorted(KINDS)}")
     if not isinstance(payload, dict):
         raise EnvelopeError("payload: must be an object")

@@ -29,11 +29,11 @@ import orjson
 
 from functions.pipeline import adservices, reasons
 from functions.pipeline.contract import NativeEvent
+from functions.pipeline.envelope import Kind
 from functions.pipeline.jsontext import compact_json
 from functions.pipeline.settings import Settings
 
 Status = Literal["ok", "rejected", "filtered"]
-Kind = Literal["install", "event", "identityLink"]
 
 # Kochava's standard event names (input compared case-insensitively); other names are kept exactly as sent.
 STANDARD_EVENT_NAMES: Final[Mapping[str, str]] = {
@@ -109,25 +109,16 @@ class Outcome:
         return line
 
 
-def kind_of(event: NativeEvent) -> Kind:
-    return _KIND_BY_TYPE.get(event.type, "event")
-
-
 _KIND_BY_TYPE: Final[Mapping[str, Kind]] = {"install": "install", "identify": "identityLink"}
 
 
-def event_name_for(event: NativeEvent, settings: Settings) -> str:
-    """The Kochava event name: configured overrides, then the standard names, else the name as sent."""
+def event_name_for(event: NativeEvent, settings: Settings, name_key: str | None = None) -> str:
+    """The Kochava event name: configured overrides, then the standard names, else the name as sent.
+    ``name_key`` is ``(event.name or "").strip().lower()`` when the caller has it already (the filter check)."""
     if event.type == "screen":
         return settings.event_name_map.get("screen", SCREEN_VIEW)
     name = event.name or ""
-    key = name.strip().lower()
-    return settings.event_name_map.get(key) or STANDARD_EVENT_NAMES.get(key) or name
-
-
-def _track_event_name(name: str, key: str, settings: Settings) -> str:
-    """:func:`event_name_for` of a track event whose ``(name or "").strip().lower()`` is ``key`` (already computed
-    for the filter check)."""
+    key = name.strip().lower() if name_key is None else name_key
     return settings.event_name_map.get(key) or STANDARD_EVENT_NAMES.get(key) or name
 
 
@@ -199,10 +190,7 @@ def to_kochava(
         _install_fields(event, data, device_ids, now, attribution, outcome)
         outcome.event_name = "install"
     else:
-        if name_key is None:
-            name = event_name_for(event, settings)
-        else:
-            name = _track_event_name(event.name or "", name_key, settings)
+        name = event_name_for(event, settings, name_key)
         data["event_name"] = name
         data["event_data"] = _event_data(event, name, warnings)
         outcome.event_name = name

@@ -1,7 +1,7 @@
 """Typed settings shared by the Lambdas and the tools, built from environment variables.
 
 The pipeline never reads ``os.environ`` itself: handlers and tools call :meth:`Settings.from_env` with the
-environment and pass the result in. Variable names are fixed in ``infra/resources.py`` (``ENV_*``).
+environment and pass the result in. Variable names are the ``ENV_*`` constants of :mod:`functions.names`.
 
 Example:
     >>> s = Settings.from_env({"KOCHAVA_APP_ID_IOS": "koios-guid", "FILTERED_EVENTS": "heartbeat, ping"})
@@ -17,6 +17,18 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from functions.names import (
+    ENV_ADSERVICES_RESOLVE,
+    ENV_ADSERVICES_URL,
+    ENV_EVENT_NAME_MAP,
+    ENV_FILTERED_EVENTS,
+    ENV_KOCHAVA_APP_ID_ANDROID,
+    ENV_KOCHAVA_APP_ID_IOS,
+    ENV_KOCHAVA_APP_IDS_BY_BUNDLE,
+    ENV_KOCHAVA_IDENTITYLINK_URL,
+    ENV_KOCHAVA_URL,
+)
 
 DEFAULT_KOCHAVA_URL = "https://control.kochava.com/track/json"
 DEFAULT_KOCHAVA_IDENTITYLINK_URL = "https://control.kochava.com/v1/cpi/identityLink.php"
@@ -60,30 +72,30 @@ class Settings:
         """Build from environment variables; raise :class:`SettingsError` naming the bad variable."""
         values: dict[str, Any] = {}
         plain = {
-            "KOCHAVA_APP_ID_IOS": "kochava_app_id_ios",
-            "KOCHAVA_APP_ID_ANDROID": "kochava_app_id_android",
-            "KOCHAVA_URL": "kochava_url",
-            "KOCHAVA_IDENTITYLINK_URL": "kochava_identitylink_url",
-            "ADSERVICES_URL": "adservices_url",
+            ENV_KOCHAVA_APP_ID_IOS: "kochava_app_id_ios",
+            ENV_KOCHAVA_APP_ID_ANDROID: "kochava_app_id_android",
+            ENV_KOCHAVA_URL: "kochava_url",
+            ENV_KOCHAVA_IDENTITYLINK_URL: "kochava_identitylink_url",
+            ENV_ADSERVICES_URL: "adservices_url",
         }
         for var, attribute in plain.items():
             value = env.get(var, "").strip()
             if value:
                 values[attribute] = value
-        bundles = _json_object(env, "KOCHAVA_APP_IDS_BY_BUNDLE")
+        bundles = _json_object(env, ENV_KOCHAVA_APP_IDS_BY_BUNDLE)
         if bundles is not None:
             values["kochava_app_ids_by_bundle"] = bundles
-        names = _json_object(env, "EVENT_NAME_MAP")
+        names = _json_object(env, ENV_EVENT_NAME_MAP)
         if names is not None:
             values["event_name_map"] = {key.strip().lower(): name for key, name in names.items()}
-        if "FILTERED_EVENTS" in env:
+        if ENV_FILTERED_EVENTS in env:
             values["filtered_events"] = frozenset(
-                name.strip().lower() for name in env["FILTERED_EVENTS"].split(",") if name.strip()
+                name.strip().lower() for name in env[ENV_FILTERED_EVENTS].split(",") if name.strip()
             )
-        if env.get("ADSERVICES_RESOLVE", "").strip():
-            flag = env["ADSERVICES_RESOLVE"].strip().lower()
+        if env.get(ENV_ADSERVICES_RESOLVE, "").strip():
+            flag = env[ENV_ADSERVICES_RESOLVE].strip().lower()
             if flag not in {"true", "false", "1", "0", "yes", "no", "on", "off"}:
-                raise SettingsError(f"ADSERVICES_RESOLVE: must be true or false, got {flag!r}")
+                raise SettingsError(f"{ENV_ADSERVICES_RESOLVE}: must be true or false, got {flag!r}")
             values["adservices_resolve"] = flag in {"true", "1", "yes", "on"}
         return cls(**values)
 

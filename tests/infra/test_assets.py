@@ -29,7 +29,7 @@ def test_requirements_to_bundle_leave_out_what_the_runtime_provides() -> None:
 def test_asset_holds_runtime_deps_for_arm64_and_no_dev_packages(default_stack: Synthesized, function: str) -> None:
     asset = _assets(default_stack)[function]
     top_level = {path.name for path in asset.iterdir()}
-    for package in ("pydantic", "pydantic_core", "aws_lambda_powertools", "requests", "orjson", "functions", "infra"):
+    for package in ("pydantic", "pydantic_core", "aws_lambda_powertools", "requests", "orjson", "functions"):
         assert package in top_level, f"{package} missing from {asset}"
     version = runtime_python_version(LAMBDA_RUNTIME).replace(".", "")
     native = list((asset / "pydantic_core").glob("_pydantic_core.*.so"))

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from functions.adapters.kochava_http import Kind, KochavaResult
 from functions.names import ATTR_REASON, IDEMPOTENCY_TTL_S
 from functions.pipeline import envelope, reasons
+from functions.pipeline.envelope import Kind
+from functions.ports import KochavaResult
 from tests.integration.deliverer.support import FakeContext, Stack, event_body, event_payload
 
 

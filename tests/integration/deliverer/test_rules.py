@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from functions.adapters.kochava_http import KochavaResult
-from functions.deliverer.delivery import (
-    RETRY_VISIBILITY_CAP_S,
-    DeliveryRecord,
-    SendAnswer,
-    dead_letter_for,
-    decide,
-    retry_visibility_s,
-)
-from functions.deliverer.handler import DelivererConfig
-from functions.deliverer.queue_actions import queue_url_from_arn
+from functions.adapters.sqs import queue_url_from_arn
+from functions.deliverer.config import DelivererConfig
+from functions.deliverer.delivery import RETRY_VISIBILITY_CAP_S, dead_letter_for, decide, retry_visibility_s
+from functions.messages import DeliveryRecord
 from functions.names import ENV_DELIVERER_RETRY_BASE_S, ENV_DELIVERY_DLQ_URL, ENV_IDEMPOTENCY_TABLE
 from functions.pipeline import envelope, reasons
 from functions.pipeline.masking import redact
+from functions.ports import KochavaResult, SendAnswer
 from tests.integration.deliverer.support import ADSERVICES_TOKEN, DEVICE_IP, IDFA, event_body
 
 BODY = event_body("r-1")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 from collections.abc import Callable, Iterator
 
 import boto3
@@ -74,7 +75,6 @@ def make_stack(env_vars: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Ite
         capture.setFormatter(handler.logger.registered_handler.formatter)
         handler.logger.addHandler(capture)
         clock = Clock()
-        monkeypatch.setattr(handler, "clock", clock)
 
         def make(**extra_env: str) -> Stack:
             monkeypatch.setenv(ENV_INGEST_QUEUE_URL, urls["ingest"])
@@ -83,14 +83,14 @@ def make_stack(env_vars: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Ite
             monkeypatch.setenv(ENV_PROFILE_TABLE, table)
             for name, value in extra_env.items():
                 monkeypatch.setenv(name, value)
-            handler.reset()
+            handler.set_runtime(handler.build_runtime(os.environ, clock=clock))
             return Stack(sqs, dynamodb, urls, table, clock, logs, handler)
 
         try:
             yield make
         finally:
             handler.logger.removeHandler(capture)
-            handler.reset()
+            handler.set_runtime(None)
 
 
 @pytest.fixture

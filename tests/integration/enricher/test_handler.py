@@ -160,7 +160,7 @@ class FlakySqs:
 
 
 def _wrap_sqs(stack: Stack, flaky: FlakySqs) -> None:
-    enricher = handler.enricher()
+    enricher = handler.get_runtime().enricher
     enricher.sender._client = flaky
     enricher.sender._sleep = lambda _s: None
 

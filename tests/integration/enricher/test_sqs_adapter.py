@@ -10,15 +10,8 @@ import pytest
 from moto import mock_aws
 
 from functions.adapters.profiles_dynamodb import DynamoDbProfileStore, ProfileStoreError
-from functions.adapters.sqs import (
-    MAX_TEXT_ATTRIBUTE_CHARS,
-    OutgoingMessage,
-    SendError,
-    SqsSender,
-    chunks,
-    dead_letter_message,
-    fit,
-)
+from functions.adapters.sqs import SqsSender, chunks
+from functions.messages import MAX_TEXT_ATTRIBUTE_CHARS, OutgoingMessage, SendError, dead_letter_message, fit
 from functions.names import SQS_MAX_MESSAGE_ATTRIBUTES, SQS_MAX_MESSAGE_BYTES
 
 

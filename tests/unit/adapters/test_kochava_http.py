@@ -10,11 +10,11 @@ import pytest
 
 from functions.adapters.kochava_http import (
     HttpPolicy,
-    KochavaResult,
     RequestsKochavaClient,
     classify_answer,
     is_success_body,
 )
+from functions.ports import KochavaResult
 from tools.local.kochava_sink import IDENTITYLINK_PATH, TRACK_PATH, KochavaSink
 from tools.local.stub_http import Reply
 

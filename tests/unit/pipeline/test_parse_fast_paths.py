@@ -9,12 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
-from functions.pipeline import reasons
-from functions.pipeline.contract import MAX_BATCH_EVENTS, NativeBatch, NativeEvent, SegmentEvent
+from functions.pipeline import events, reasons
+from functions.pipeline.contract import MAX_BATCH_EVENTS, Device, NativeBatch, NativeEvent, SegmentEvent
 from functions.pipeline.events import Rejection, _plain_batch, parse_body, parse_event, segment_to_event
 
 json_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False) | st.text()
@@ -86,3 +87,53 @@ def test_valid_events_of_both_routes_are_model_validate() -> None:
     segment["context"] = {"device": {"type": "Android", "id": 7, "attTrackingStatus": 2}, "app": {"build": 3}}
     assert parse_event(EVENT, "native") == NativeEvent.model_validate(EVENT)
     assert parse_event(segment, "segment") == segment_to_event(SegmentEvent.model_validate(segment))
+
+
+SEGMENT_CALL = {
+    "type": "track",
+    "event": "Level Up",
+    "messageId": "m-1",
+    "timestamp": 1_700_000_000,
+    "context": {"device": {"type": "ios", "id": "V", "advertisingId": "A"}, "app": {"namespace": "com.x"}},
+}
+
+
+def test_a_field_added_to_a_model_reaches_both_routes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given the internal event and its device gain an optional field each (one with a default factory),
+    when a native event and a Segment call are parsed,
+    then both come out as the new models, the new fields read as their defaults and model_dump() holds them:
+    the Segment fast path (``_trusted``) takes its field list from ``model_fields``, not from a hand-written copy."""
+
+    class WiderDevice(Device):
+        carrier: str | None = None
+
+    class WiderEvent(NativeEvent):
+        device: WiderDevice
+        tags: list[str] = Field(default_factory=list)
+        campaign: str | None = "organic"
+
+    monkeypatch.setattr(events, "NativeEvent", WiderEvent)
+    monkeypatch.setattr(events, "Device", WiderDevice)
+    monkeypatch.setattr(events, "_validate_native", WiderEvent.__pydantic_validator__.validate_python)
+
+    native = parse_event(EVENT, "native")
+    segment = parse_event(SEGMENT_CALL, "segment")
+    for parsed in (native, segment):
+        assert isinstance(parsed, WiderEvent) and isinstance(parsed.device, WiderDevice)
+        assert (parsed.tags, parsed.campaign, parsed.device.carrier) == ([], "organic", None)
+        dumped = parsed.model_dump()
+        assert (dumped["tags"], dumped["campaign"], dumped["device"]["carrier"]) == ([], "organic", None)
+    assert isinstance(segment, WiderEvent)
+    # The fast path builds what validation would build from the same values.
+    assert segment == WiderEvent.model_validate(segment.model_dump())
+    other = parse_event({**SEGMENT_CALL, "messageId": "m-2"}, "segment")
+    assert isinstance(other, WiderEvent)
+    assert other.tags is not segment.tags  # a default factory gives each event its own value
+
+
+def test_segment_events_are_what_validation_would_build() -> None:
+    segment = parse_event(SEGMENT_CALL, "segment")
+    assert isinstance(segment, NativeEvent)
+    assert segment == NativeEvent.model_validate(segment.model_dump())
+    assert set(vars(segment)) == set(NativeEvent.model_fields)
+    assert set(vars(segment.device)) == set(Device.model_fields)

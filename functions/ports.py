@@ -1,0 +1,161 @@
+"""The ports: the small Protocols the enricher and deliverer cores depend on, and the values that cross them.
+
+The cores (``functions/enricher/core.py``, ``functions/deliverer/delivery.py``) are written against these and
+nothing else of the outside world. ``functions/adapters/`` implements them on boto3 and requests; the tests pass
+in-memory fakes (``tests/fakes.py``), so the cores have fast unit tests without moto or HTTP.
+
+========================  ===========================================  ==========================================
+port                      used by                                      adapter
+========================  ===========================================  ==========================================
+:class:`MessageSender`    enricher (delivery queue, ingest DLQ, re-    :class:`functions.adapters.sqs.SqsSender`
+                          queue), deliverer (delivery DLQ)
+:class:`ProfileStore`     enricher (device profiles)                   ``adapters.profiles_dynamodb``
+:class:`AdServicesClient` enricher (Apple's attribution API)           ``adapters.apple``
+:class:`KochavaClient`    deliverer (POST one payload)                 ``adapters.kochava_http``
+:class:`OnceSender`       deliverer (at most one success per key)      ``deliverer.idempotency`` (Powertools)
+:class:`DeliveryQueue`    deliverer (dead-letter, back off)            :class:`functions.adapters.sqs.SqsDeliveryQueue`
+========================  ===========================================  ==========================================
+
+Example (a fake satisfies a port structurally):
+    >>> class NoProfiles:
+    ...     def get_many(self, keys): return {}
+    ...     def put_many(self, profiles, expires_at): pass
+    >>> store: ProfileStore = NoProfiles()
+    >>> store.get_many(["k"])
+    {}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from functions.pipeline.adservices import is_developer_mode_payload
+
+if TYPE_CHECKING:  # types only: the deliverer must not import the pydantic contract (cold start)
+    from functions.messages import DeliveryRecord, OutgoingMessage, Refused
+    from functions.pipeline.envelope import Envelope, Kind
+    from functions.pipeline.profiles import Profile
+
+# --- Messages ------------------------------------------------------------------------------------------------
+
+
+class MessageSender(Protocol):
+    """Hands messages to a queue (SQS ``SendMessageBatch``)."""
+
+    retried_entries: int  # entries that needed another call so far (a metric)
+
+    def send(self, queue_url: str, messages: Sequence[OutgoingMessage]) -> list[Refused]:
+        """Send every message; return those the queue refuses for good (in input order); raise
+        :class:`~functions.messages.SendError` when some still fail transiently after the retries."""
+        ...
+
+
+# --- Device profiles -----------------------------------------------------------------------------------------
+
+
+class ProfileStore(Protocol):
+    """Device profiles by key (``functions.pipeline.profiles.profile_key``)."""
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Profile]:
+        """The stored profiles of ``keys`` (missing keys are absent); raise on a store failure."""
+        ...
+
+    def put_many(self, profiles: Mapping[str, Profile], expires_at: int) -> None:
+        """Write (replace) ``profiles``, each expiring at ``expires_at`` (epoch s); raise on a store failure."""
+        ...
+
+
+# --- Apple AdServices ----------------------------------------------------------------------------------------
+
+AdServicesStatus = Literal["resolved", "invalid", "not_ready", "unavailable"]
+
+
+@dataclass(frozen=True, slots=True)
+class AdServicesResult:
+    """Apple's answer for one token."""
+
+    status: AdServicesStatus
+    http_status: int | None = None  # None: no answer (timeout, connection error)
+    attribution: dict[str, Any] | None = None  # only when resolved
+    error: str = ""
+    elapsed_s: float = 0.0
+
+    @property
+    def resolved(self) -> bool:
+        return self.status == "resolved"
+
+    @property
+    def developer_mode(self) -> bool:
+        """Apple's fixed test payload for a device in developer mode: never forward it as attribution."""
+        return self.attribution is not None and is_developer_mode_payload(self.attribution)
+
+    @property
+    def retryable(self) -> bool:
+        """Worth asking again later (while the token is fresh)."""
+        return self.status in ("not_ready", "unavailable")
+
+
+class AdServicesClient(Protocol):
+    """Resolves one AdServices token with Apple."""
+
+    def resolve(self, token: str) -> AdServicesResult:
+        """Ask Apple once for the attribution of ``token``; never raises for HTTP or network trouble."""
+        ...
+
+
+# --- Kochava -------------------------------------------------------------------------------------------------
+
+HttpOutcome = Literal["delivered", "transient", "permanent", "bad_response"]
+
+
+@dataclass(frozen=True, slots=True)
+class KochavaResult:
+    """What happened to one payload sent to Kochava."""
+
+    outcome: HttpOutcome
+    http_status: int | None = None  # the last answer's status (None: no answer at all)
+    response_body: str = ""  # the last answer's body (cut to MAX_KEPT_BODY_CHARS)
+    error: str = ""  # human-readable cause for anything but delivered
+    attempts: int = 1  # HTTP attempts made (1 + retries)
+    retry_after_s: float | None = None  # Kochava's Retry-After on the last answer, if any
+    elapsed_s: float = 0.0
+
+    @property
+    def delivered(self) -> bool:
+        return self.outcome == "delivered"
+
+
+class KochavaClient(Protocol):
+    """Sends one payload to Kochava."""
+
+    def send(self, kind: Kind, payload: Mapping[str, Any], *, deadline: float) -> KochavaResult:
+        """POST ``payload`` to the endpoint for ``kind``; give up (transient) before ``deadline`` (monotonic s)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SendAnswer:
+    """What the once-only sender reports for one envelope."""
+
+    status: Literal["delivered", "duplicate", "in_progress", "failed"]
+    result: KochavaResult | None = None  # the Kochava result of this invocation's POST (None: no POST made)
+
+
+class OnceSender(Protocol):
+    """Sends an envelope's payload at most once successfully per idempotency key (see ``deliverer/idempotency``)."""
+
+    def send_once(self, env: Envelope, payload: Mapping[str, Any], *, deadline: float) -> SendAnswer: ...
+
+
+class DeliveryQueue(Protocol):
+    """The deliverer's SQS side effects for a batch."""
+
+    def dead_letter(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Send every message to the delivery DLQ or raise (nothing of the batch is then acknowledged)."""
+        ...
+
+    def back_off(self, record: DeliveryRecord, visibility_timeout_s: int) -> bool:
+        """Make ``record`` invisible for ``visibility_timeout_s``; False when SQS refused (logged by caller)."""
+        ...
