@@ -1,6 +1,6 @@
 """The Kochava circuit breaker and per-message attempt counts on DynamoDB (``names.DELIVERY_STATE_TABLE``).
 
-Implements :class:`functions.pipeline.breaker.BreakerStore`. Two kinds of items share the table (partition key
+Implements :class:`functions.ports.BreakerStore`. Two kinds of items share the table (partition key
 ``pk``, TTL attribute ``expires_at``):
 
 * ``breaker#kochava``: ``state`` (``open`` | ``closed``), ``failures`` (transient failures in a row),

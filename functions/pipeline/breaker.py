@@ -1,7 +1,8 @@
 """The circuit breaker in front of Kochava: its state, its policy and the pure rules (no boto3, no clock reads).
 
-Every deliverer invocation shares one breaker, stored in DynamoDB (``functions/adapters/breaker_dynamodb.py``,
-read once per batch). What a batch does depends on the breaker's :func:`mode`:
+Every deliverer invocation shares one breaker, stored in DynamoDB (port :class:`functions.ports.BreakerStore`,
+adapter ``functions/adapters/breaker_dynamodb.py``, read once per batch). What a batch does depends on the
+breaker's :func:`mode`:
 
 ==========  ==========================================================================================
 ``send``    closed: POST every record as usual (urllib3 retries in-process, SQS backoff, idempotency)
@@ -39,7 +40,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Final, Literal, Protocol
+from typing import Final, Literal
 
 from functions.names import DELIVERY_QUEUE
 
@@ -156,40 +157,3 @@ def give_up(*, age_s: float, receive_count: int, policy: BreakerPolicy) -> str |
 def is_kochava_answer(outcome: str) -> bool:
     """Whether a probe's outcome shows Kochava is back: anything but ``transient`` (a 4xx is an answer too)."""
     return outcome != "transient"
-
-
-class BreakerStore(Protocol):
-    """The shared breaker and the per-message attempt counts (DynamoDB: ``adapters/breaker_dynamodb.py``).
-
-    Every write that changes the breaker is conditional, so among concurrent invocations exactly one opens it,
-    claims a probe slot or closes it (True), the others learn they lost (False).
-    """
-
-    def read(self) -> BreakerState:
-        """The breaker as stored (an eventually consistent read: one per batch); :data:`CLOSED` when absent."""
-        ...
-
-    def add_failures(self, count: int, *, now: float) -> int:
-        """Add ``count`` transient failures in a row; the new total."""
-        ...
-
-    def reset_failures(self) -> None:
-        """A delivery happened: the failures in a row start again from 0 (only while closed)."""
-        ...
-
-    def open(self, *, now: float, probe_after: float) -> bool:
-        """Open the breaker unless it is open already; True when this call opened it."""
-        ...
-
-    def claim_probe(self, *, now: float, next_probe_after: float) -> bool:
-        """Take the probe slot due at or before ``now`` (the next one is due at ``next_probe_after``)."""
-        ...
-
-    def close(self, *, now: float) -> bool:
-        """Close the breaker if it is open; True when this call closed it."""
-        ...
-
-    def count_attempt(self, message_id: str, *, now: float) -> int:
-        """Count one more real delivery attempt of SQS message ``message_id``; the count so far, this one included.
-        Holds and probes are not counted. A replay from the DLQ is a new message: it starts again from 1."""
-        ...
