@@ -133,8 +133,9 @@ class KochavaResult:
 class KochavaClient(Protocol):
     """Sends one payload to Kochava."""
 
-    def send(self, kind: Kind, payload: Mapping[str, Any], *, deadline: float) -> KochavaResult:
-        """POST ``payload`` to the endpoint for ``kind``; give up (transient) before ``deadline`` (monotonic s)."""
+    def send(self, kind: Kind, payload: Mapping[str, Any], *, deadline: float, retry: bool = True) -> KochavaResult:
+        """POST ``payload`` to the endpoint for ``kind``; give up (transient) before ``deadline`` (monotonic s).
+        ``retry=False``: one attempt only, no in-process retry (a breaker probe)."""
         ...
 
 
@@ -149,7 +150,9 @@ class SendAnswer:
 class OnceSender(Protocol):
     """Sends an envelope's payload at most once successfully per idempotency key (see ``deliverer/idempotency``)."""
 
-    def send_once(self, env: Envelope, payload: Mapping[str, Any], *, deadline: float) -> SendAnswer: ...
+    def send_once(
+        self, env: Envelope, payload: Mapping[str, Any], *, deadline: float, retry: bool = True
+    ) -> SendAnswer: ...
 
 
 class DeliveryQueue(Protocol):

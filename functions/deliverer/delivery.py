@@ -69,9 +69,6 @@ if TYPE_CHECKING:
 Verdict = Literal["delivered", "duplicate", "retry", "held", "dead_letter", "failed"]
 # Real POST attempts of a message before a transient failure dead-letters it (DELIVERER_MAX_ATTEMPTS).
 DEFAULT_MAX_ATTEMPTS: Final = 5
-# The time one HTTP attempt may take (connect + read timeout of adapters.kochava_http.HttpPolicy): a probe gets
-# exactly this much, so the adapter's deadline-bound retry refuses every retry (one request per probe).
-PROBE_BUDGET_S: Final = 13.05
 
 # SQS backoff for a transient failure: visibility = BASE * 2**(receive_count - 1), capped. With the queue's
 # maxReceiveCount of 5 the waits are 30 s, 60 s, 120 s, 240 s before the last try (Kochava's own SDK retries
@@ -228,7 +225,6 @@ class Deliverer:
         clock: Callable[[], float] = time.time,
         retry_base_s: float = RETRY_VISIBILITY_BASE_S,
         breaker: KochavaBreaker | None = None,
-        probe_budget_s: float = PROBE_BUDGET_S,
     ) -> None:
         self._sender = sender
         self._queue = queue
@@ -236,7 +232,6 @@ class Deliverer:
         self._retry_base_s = retry_base_s
         self._clock = clock
         self._breaker = breaker
-        self._probe_budget_s = probe_budget_s
         self._executor = ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="deliver")
 
     def process_record(self, record: DeliveryRecord, *, deadline: float, probe: bool = False) -> RecordOutcome:
@@ -253,7 +248,7 @@ class Deliverer:
             payload, stripped = adservices.apply_window_at_send(
                 env.payload, env.adservices_generated_at, now=self._clock()
             )
-            answer = self._sender.send_once(env, payload, deadline=deadline)
+            answer = self._sender.send_once(env, payload, deadline=deadline, retry=not probe)
             transient = answer.result is not None and answer.result.outcome == "transient"
             if self._breaker is not None and answer.status == "failed" and transient and not probe:
                 attempts = self._breaker.count_attempt(record.message_id, now=self._clock())
@@ -317,14 +312,14 @@ class Deliverer:
         return self._probe(records, deadline=deadline)
 
     def _probe(self, records: Sequence[DeliveryRecord], *, deadline: float) -> BatchReport:
-        """Send records one at a time, each with a single attempt, until one gets an answer from Kochava: then
+        """Send records one at a time, each with a single attempt (no in-process retry), until one gets an answer from
+        Kochava: then
         close the breaker and send the rest; a 429 / 5xx / timeout holds the probe and the rest."""
         assert self._breaker is not None
         outcomes: list[RecordOutcome] = []
         probes = 0
         for index, record in enumerate(records):
-            probe_deadline = min(deadline, time.monotonic() + self._probe_budget_s)
-            outcome = self.process_record(record, deadline=probe_deadline, probe=True)
+            outcome = self.process_record(record, deadline=deadline, probe=True)
             if outcome.result is None:  # no POST (a duplicate, not an envelope...): not a probe, try the next one
                 outcomes.append(outcome)
                 continue

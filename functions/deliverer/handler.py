@@ -132,7 +132,6 @@ def build_runtime(
         clock=clock,
         retry_base_s=config.retry_base_s,
         breaker=breaker,
-        probe_budget_s=policy.attempt_budget_s,
     )
     return Runtime(deliverer=deliverer, sender=sender, kochava=kochava)
 
