@@ -4,7 +4,8 @@ One SQS message is one HTTP body: one event or a batch of up to 100. :meth:`Enri
 each a function of the per-message state (:class:`Message`) and the enricher's ports:
 
 1. :func:`parse` - the body into one item per event, in order (an event or a rejection);
-2. :meth:`Enricher.load_profiles` - the device profiles of the message's devices, in one read;
+2. :meth:`Enricher.load_profiles` - the device profiles of the message's devices, in one read (a failed read is
+   counted and the events go on without their profiles: the message does not fail);
 3. :meth:`Enricher.map_event` - per event: fill from its device profile, map to Kochava, and decide:
    invalid or rejected by the mapping (``missing_app_id``, ``no_device_identifier``) -> the ingest DLQ;
    filtered (``heartbeat``) -> counted, dropped on purpose; ok -> on its way (and its fields update the profile);
@@ -266,8 +267,17 @@ class Enricher:
             app_id = self.settings.app_id_for(item.device.platform, item.app.bundle_id if item.app else None)
             if device_id and app_id:
                 message.profile_keys[index] = profiles.profile_key(app_id, item.device.platform, device_id)
-        if message.profile_keys:
+        if not message.profile_keys:
+            return
+        try:
             message.profiles.update(self.profile_store.get_many(set(message.profile_keys.values())))
+        except Exception as exc:  # throttling, DynamoDB down: enrich without profiles rather than fail the message
+            message.tally[m.PROFILE_READ_FAILED] += len(message.profile_keys)
+            self.log.warning(
+                "profile read failed: events enriched without their profile",
+                extra={"events": len(message.profile_keys), "error": type(exc).__name__},
+            )
+            message.profile_keys.clear()  # neither filled nor written back: a stored profile is never overwritten
 
     def map_event(self, message: Message, index: int, item: Parsed) -> None:
         """Step 3: one event filled from its profile, mapped, and set on its way, dead-lettered or filtered."""

@@ -86,7 +86,9 @@ ENRICHER_WIDGETS: tuple[tuple[str, tuple[str, ...]], ...] = (
             enricher_metrics.PROFILE_FILLED,
             enricher_metrics.PROFILE_UPDATED,
             enricher_metrics.PROFILE_WRITE_FAILED,
+            enricher_metrics.PROFILE_READ_FAILED,
             enricher_metrics.SEND_RETRIES,
+            enricher_metrics.HANDOFF_BACKOFFS,
         ),
     ),
 )
