@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from functions.names import DELIVERY_QUEUE, INGEST_QUEUE
+from functions.names import DELIVERY_QUEUE, INGEST_QUEUE, PROFILE_TTL_S
 
 AuthMode = Literal["apiKey", "iam"]
 AUTH_MODES: tuple[AuthMode, ...] = ("apiKey", "iam")
@@ -74,6 +74,11 @@ class PipelineConfig:
     log_level: str = "INFO"  # the Lambdas' Powertools log level
     api_execution_log_level: str = "ERROR"  # API Gateway execution logging: ERROR or INFO (never bodies)
     retain_tables: bool = True  # keep the DynamoDB tables when the stack is deleted
+    # Days a device profile is kept after the device was last seen (docs/privacy.md recommends 90 where the
+    # pipeline's server-side events follow the app's own within weeks), and days of point-in-time recovery of the
+    # profile table (1..35: what an erase cannot reach, so keep it short).
+    profile_ttl_days: int = PROFILE_TTL_S // (24 * 3600)
+    profile_backup_days: int = 35
 
     @classmethod
     def from_context(cls, get: ContextGetter) -> PipelineConfig:
@@ -117,6 +122,8 @@ class PipelineConfig:
                 get, "apiExecutionLogLevel", defaults.api_execution_log_level, ("ERROR", "INFO")
             ),
             retain_tables=_boolean(get, "retainTables", defaults.retain_tables),
+            profile_ttl_days=_integer(get, "profileTtlDays", defaults.profile_ttl_days, minimum=1, maximum=3650),
+            profile_backup_days=_integer(get, "profileBackupDays", defaults.profile_backup_days, minimum=1, maximum=35),
         )
         if not _STAGE_PATTERN.match(config.stage):
             raise ConfigError(f"context 'stage': {config.stage!r} must be lower-case letters, digits, '-' (<= 20)")

@@ -51,7 +51,13 @@ class PipelineStack(Stack):
             max_receive_count=config.max_receive_count,
             delivery_max_receive_count=config.delivery_max_receive_count,
         )
-        self.tables = PipelineTables(self, "Tables", names=names, retain=config.retain_tables)
+        self.tables = PipelineTables(
+            self,
+            "Tables",
+            names=names,
+            retain=config.retain_tables,
+            profile_backup_days=config.profile_backup_days,
+        )
         self.functions = PipelineFunctions(
             self, "Functions", names=names, config=config, queues=self.queues, tables=self.tables, assets=assets
         )

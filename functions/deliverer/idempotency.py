@@ -3,7 +3,9 @@
 The key is the pair ``{"uuid", "kind"}`` (hashed by Powertools, under the fixed prefix :data:`KEY_PREFIX`, so a
 refactor of this module or a renamed function does not change keys). The table is ``IDEMPOTENCY_TABLE_NAME``
 (``infra/resources.IDEMPOTENCY_TABLE``); a record lives ``IDEMPOTENCY_TTL_S`` (15 days: longer than a DLQ keeps a
-message, so an on-call replay can never reach Kochava twice).
+message, so an on-call replay can never reach Kochava twice). A delivered record's data is
+:func:`delivery_record`: when, Kochava's HTTP status, the attempts, the kind and the app GUID, never personal data
+(``python -m tools.trace`` reads it).
 
 How each case behaves:
 
@@ -111,8 +113,27 @@ class IdempotentSender:
         sent.append(result)
         if not result.delivered:
             raise DeliveryFailedError(result)
-        return {
-            "http_status": result.http_status,
-            "attempts": result.attempts,
-            "delivered_at_ms": int(time.time() * 1000),
-        }
+        return delivery_record(env, payload, result, delivered_at_ms=int(time.time() * 1000))
+
+
+def delivery_record(
+    env: Envelope, payload: Mapping[str, Any], result: KochavaResult, *, delivered_at_ms: int
+) -> dict[str, Any]:
+    """What the idempotency record keeps of a delivery (its ``data``): what ``python -m tools.trace`` shows.
+
+    No personal data: no payload, no device id, only the facts of the POST.
+
+    >>> from functions.ports import KochavaResult
+    >>> env = Envelope(uuid="u-1", kind="event", event_name="Purchase", payload={}, adservices_generated_at=None)
+    >>> result = KochavaResult(outcome="delivered", http_status=200, attempts=2)
+    >>> delivery_record(env, {"kochava_app_id": "koapp-guid"}, result, delivered_at_ms=1764500000000)
+    {'delivered_at_ms': 1764500000000, 'http_status': 200, 'attempts': 2, 'kind': 'event', 'app': 'koapp-guid'}
+    """
+    app = payload.get("kochava_app_id")
+    return {
+        "delivered_at_ms": delivered_at_ms,
+        "http_status": result.http_status,
+        "attempts": result.attempts,
+        "kind": env.kind,
+        "app": app if isinstance(app, str) else None,
+    }

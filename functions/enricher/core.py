@@ -53,6 +53,7 @@ from functions.pipeline import envelope, profiles, reasons
 from functions.pipeline.events import Event, Parsed, Rejection, Route, parse_body
 from functions.pipeline.jsontext import compact_json
 from functions.pipeline.kochava import Outcome, to_kochava
+from functions.pipeline.masking import redact
 from functions.pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -97,10 +98,12 @@ class MessageInfo:
 
 @dataclass
 class Result:
-    """What one message became (the tally feeds the metrics)."""
+    """What one message became (the tally feeds the metrics; the uuids, its log line, read by tools.trace)."""
 
     tally: Counter[str] = field(default_factory=Counter)
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    forwarded: dict[str, list[str]] = field(default_factory=dict)  # kind -> uuids handed to the delivery queue
+    filtered: dict[str, list[str]] = field(default_factory=dict)  # event name -> uuids dropped on purpose
 
 
 @dataclass
@@ -302,6 +305,7 @@ class Enricher:
                 message.changed_profiles.add(key)
         if outcome.status == "filtered":
             message.tally[m.EVENTS_FILTERED] += 1
+            message.result.filtered.setdefault(item.name or item.type, []).append(item.uuid)
             return
         if outcome.adservices_expired:
             message.tally[m.ADSERVICES_TOKEN_EXPIRED] += 1
@@ -353,6 +357,10 @@ class Enricher:
         refused = self.sender.send(self.queues.delivery, deliveries) if deliveries else []
         for refusal in refused:
             message.dead.append(refused_letter(message, works[refusal.index], refusal))
+        refused_at = {refusal.index for refusal in refused}
+        for index, work in enumerate(works):
+            if index not in refused_at:
+                message.result.forwarded.setdefault(work.outcome.kind or "?", []).append(work.original.uuid)
         if message.dead:
             self._send_for_good(self.queues.ingest_dlq, [self.dead_letter(message, d) for d in message.dead])
         requeues = [w.requeue for w in message.works if w.requeue is not None]
@@ -367,9 +375,8 @@ class Enricher:
     def dead_letter(self, message: Message, letter: DeadLetter) -> OutgoingMessage:
         """The ingest-DLQ message for one event (logged and counted by reason here)."""
         self.log.set_correlation_id(letter.uuid)
-        self.log.warning(
-            "event dead-lettered", extra={"reason": letter.reason, "field": letter.field, "error": letter.error}
-        )
+        error = redact(letter.error) if letter.error else letter.error  # may echo the value (a bad timestamp)
+        self.log.warning("event dead-lettered", extra={"reason": letter.reason, "field": letter.field, "error": error})
         self.log.set_correlation_id(None)
         message.result.rejected_by_reason[letter.reason] += 1
         dead = dead_letter_message(

@@ -219,7 +219,9 @@ def process_record(runtime: Runtime, record: SqsRecord, context: LambdaContext) 
         raise
     finally:
         logger.remove_keys(["request_id", "message_id"])
-    logger.info("message processed", extra={"counts": dict(result.tally)})
+    # The uuids by outcome: how tools.trace finds an event that was forwarded or filtered (not personal data).
+    outcomes = {"forwarded": result.forwarded, "filtered": result.filtered}
+    logger.info("message processed", extra={"counts": dict(result.tally), **{k: v for k, v in outcomes.items() if v}})
     return result
 
 

@@ -274,42 +274,50 @@ _set_extra = vars(BaseModel)["__pydantic_extra__"].__set__
 _set_private = vars(BaseModel)["__pydantic_private__"].__set__
 
 
-@dataclass(frozen=True, slots=True)
 class _Defaults:
-    """A model's fields, taken from ``model_fields`` itself: the static defaults in declaration order, and the
-    fields whose default comes from a factory (a fresh value per instance)."""
+    """A model's fields, taken from its own ``model_fields``: how many there are, the static defaults in
+    declaration order, and the fields whose default comes from a factory (a fresh value per instance)."""
 
-    static: dict[str, Any]
-    factories: tuple[tuple[str, Callable[[], Any]], ...]
+    __slots__ = ("factories", "size", "static")
+
+    def __init__(self, cls: type[BaseModel]) -> None:
+        self.size = len(cls.model_fields)
+        self.static: dict[str, Any] = {}
+        self.factories: list[tuple[str, Callable[[], Any]]] = []
+        for name, info in cls.model_fields.items():
+            if info.default_factory is not None:
+                self.factories.append((name, info.default_factory))  # type: ignore[arg-type]
+            elif not info.is_required():  # a required field must be named by the caller: left out, it fails loudly
+                self.static[name] = info.default
+
+    def complete(self, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` with every field it does not name set to that field's default."""
+        state = {**self.static, **values}
+        for name, factory in self.factories:
+            if name not in values:
+                state[name] = factory()
+        return state
 
 
 _DEFAULTS: dict[type[BaseModel], _Defaults] = {}
 
 
-def _defaults_of(cls: type[BaseModel]) -> _Defaults:
-    static: dict[str, Any] = {}
-    factories: list[tuple[str, Callable[[], Any]]] = []
-    for name, info in cls.model_fields.items():
-        if info.default_factory is not None:
-            factories.append((name, info.default_factory))  # type: ignore[arg-type]
-        elif not info.is_required():  # a required field must be named by the caller: left out, it fails loudly
-            static[name] = info.default
-    return _DEFAULTS.setdefault(cls, _Defaults(static, tuple(factories)))
-
-
 def _trusted(cls: type[_Model], values: dict[str, Any]) -> _Model:
     """What ``cls.model_construct(**values)`` builds, for values that are already valid, without its per-field
     alias and default loop (a third of a Segment event's cost in a profile). The field list and the defaults come
-    from the model's own ``model_fields``, so a field added to a model reads as its default here too, and
-    ``model_dump()`` sees it (tests/unit/pipeline/test_parse_fast_paths.py adds one to prove it)."""
-    defaults = _DEFAULTS.get(cls) or _defaults_of(cls)
-    state = {**defaults.static, **values}
-    for name, factory in defaults.factories:
-        if name not in values:
-            state[name] = factory()
+    from the model's own ``model_fields``: a field the caller does not name (one added to a model later) is set to
+    its default here, so it reads as its default and ``model_dump()`` sees it
+    (tests/unit/pipeline/test_parse_fast_paths.py adds fields to prove it). Callers here name every field, so the
+    common case costs one length check."""
+    defaults = _DEFAULTS.get(cls)
+    if defaults is None:
+        defaults = _DEFAULTS.setdefault(cls, _Defaults(cls))
+    given = set(values)  # model_construct's fields_set: the fields named, not the defaulted ones
+    if len(values) != defaults.size:
+        values = defaults.complete(values)
     model = cls.__new__(cls)
-    _set_attribute(model, "__dict__", state)
-    _set_fields_set(model, set(values))
+    _set_attribute(model, "__dict__", values)
+    _set_fields_set(model, given)
     _set_extra(model, None)
     _set_private(model, None)
     return model

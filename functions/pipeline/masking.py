@@ -1,10 +1,17 @@
-"""How personal data appears in logs: never raw. Shared by both Lambdas.
+"""How personal data appears in logs: never raw. Shared by both Lambdas and the on-call tools.
+
+Which values are personal (docs/privacy.md): advertising ids, device ids, IPs, user agents, user ids, consent
+strings (``tc_string``), referrers, AdServices tokens and anything shaped like an e-mail address.
+:func:`is_personal_key` tells by a JSON key (``advertising_id``, ``advertisingId`` and ``advertising-id`` alike);
+``tools.dlq`` and ``tools.privacy`` mask by it too.
 
 :func:`fingerprint` turns one known value (an AdServices token, an IDFA) into a short, stable SHA-256 fingerprint,
 so on-call can see that two log lines are about the same value without seeing it. :func:`redact` masks whatever
-free text may echo such values (Kochava error bodies, exception messages): device identifiers (IDFA, IDFV, Android
-ids) and long opaque tokens become fingerprints, IP addresses become ``<ip>`` (the IPv4 space is small enough to
-reverse a hash).
+free text may echo such values (Kochava error bodies, exception messages): device identifiers (IDFA, IDFV,
+Android ids) and long opaque tokens become fingerprints; IP addresses become ``<ip>`` (the IPv4 space is small
+enough to reverse a hash), e-mail addresses ``<email>``, browser-style user agents ``<user-agent>``, and whatever
+else a personal key holds in JSON-shaped text (user ids, consent strings, referrers: often short or guessable)
+``<redacted>``.
 
 Example:
     >>> fingerprint("1.2.3.4")
@@ -13,6 +20,12 @@ Example:
     True
     >>> redact('{"idfa": "6D92078A-8246-4BA4-AE5B-76104861E7DC", "ip": "203.0.113.7"}')
     '{"idfa": "<id:sha256:2afcf919a0c1>", "ip": "<ip>"}'
+    >>> redact('{"user_id": "u-42", "tc_string": "CPXx", "note": "mail jo@example.com"}')
+    '{"user_id": "<redacted>", "tc_string": "<redacted>", "note": "mail <email>"}'
+    >>> redact("device_ua=Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) rejected")
+    'device_ua=<user-agent> rejected'
+    >>> is_personal_key("advertisingId"), is_personal_key("id", parent="device"), is_personal_key("id")
+    (True, True, False)
 """
 
 from __future__ import annotations
@@ -27,6 +40,60 @@ _HEX_ID: Final = re.compile(r"\b[0-9A-Fa-f]{16,}\b")  # android_id (16 hex), oth
 _IPV4: Final = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
 _IPV6_CANDIDATE: Final = re.compile(r"(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f.]{0,15}){2,8}(?![\w:])")
 _TOKEN: Final = re.compile(r"[A-Za-z0-9+/_=-]{40,}")  # AdServices tokens are long base64 strings
+_EMAIL: Final = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# Browser-style user agents: the product token and its parenthesised platform (model, OS) are what identify.
+_USER_AGENT: Final = re.compile(r"\b(?:Mozilla|Dalvik|CFNetwork|okhttp)/[0-9.]+(?: \([^)]*\))?")
+# A JSON string member: its key and its value (escaped quotes inside the value are kept in it).
+_KEYED_STRING: Final = re.compile(r'"(?P<key>[A-Za-z_][A-Za-z0-9_-]*)"(?P<sep>\s*:\s*)"(?P<value>(?:[^"\\]|\\.)*)"')
+
+# Keys whose values are personal, compared after lower-casing and dropping everything but letters and digits.
+PERSONAL_KEYS: Final = frozenset(
+    {
+        # device and advertising ids, native / Segment / Kochava spellings
+        "idfa",
+        "idfv",
+        "adid",
+        "androidid",
+        "advertisingid",
+        "kochavadeviceid",
+        "deviceid",
+        "anonymousid",
+        # network
+        "ip",
+        "originationip",
+        "useragent",
+        "deviceua",
+        # the person
+        "userid",
+        "email",
+        # consent and attribution
+        "tcstring",
+        "referrer",
+        "adservicestoken",
+        "token",
+    }
+)
+# `id` is a device id only inside a `device` object (native `device.id`, Segment `context.device.id`).
+_PERSONAL_ID_PARENTS: Final = frozenset({"device"})
+
+
+def _norm_key(key: str) -> str:
+    return "".join(c for c in key.lower() if c.isalnum())
+
+
+def is_personal_key(key: str, parent: str | None = None) -> bool:
+    """True when the value under ``key`` (inside an object under ``parent``) is personal data."""
+    norm = _norm_key(key)
+    return norm in PERSONAL_KEYS or (norm == "id" and parent is not None and _norm_key(parent) in _PERSONAL_ID_PARENTS)
+
+
+def looks_like_email(value: str) -> bool:
+    """``True`` for text that contains an e-mail address (masked wherever it appears).
+
+    >>> looks_like_email("Jo.Doe+x@mail.example.co.uk"), looks_like_email("order@3")
+    (True, False)
+    """
+    return _EMAIL.search(value) is not None
 
 
 @overload
@@ -48,11 +115,27 @@ def _mask_ipv6(match: re.Match[str]) -> str:
     return "<ip>"
 
 
+_PLACEHOLDER: Final = re.compile(r"<[a-z-]+(?::sha256:[0-9a-f]{12})?>")
+
+
+def _mask_keyed(match: re.Match[str]) -> str:
+    """A personal key's string value -> ``<redacted>`` (user ids, consent strings, referrers, user agents are often
+    short or guessable: a fingerprint could be reversed), unless an earlier pass already masked all of it."""
+    value = match.group("value")
+    if not value or _PLACEHOLDER.fullmatch(value) or not is_personal_key(match.group("key")):
+        return match.group()
+    return f'"{match.group("key")}"{match.group("sep")}"<redacted>"'
+
+
 def redact(text: str, limit: int = 512) -> str:
-    """``text`` with identifiers, IPs and tokens masked, cut to ``limit`` characters."""
+    """``text`` with personal values, identifiers, IPs, tokens, e-mail addresses and user agents masked, cut to
+    ``limit`` characters."""
+    text = _EMAIL.sub("<email>", text)
+    text = _USER_AGENT.sub("<user-agent>", text)
     text = _TOKEN.sub(lambda m: f"<token:{fingerprint(m.group())}>", text)
     text = _UUID.sub(lambda m: f"<id:{fingerprint(m.group().upper())}>", text)
     text = _HEX_ID.sub(lambda m: f"<id:{fingerprint(m.group().lower())}>", text)
     text = _IPV6_CANDIDATE.sub(_mask_ipv6, text)
     text = _IPV4.sub("<ip>", text)
+    text = _KEYED_STRING.sub(_mask_keyed, text)
     return text if len(text) <= limit else text[:limit] + "..."

@@ -27,7 +27,18 @@ Rules (docs/enricher.md repeats them for mobile teams):
   An event at least as recent as the last one applied overwrites; an older event (arriving late) only fills
   fields the profile lacks. An opt-out in a recent event removes the remembered advertising id, and a profile
   whose consent state says opt-out never keeps one. An all-zero advertising id is never stored. The profile is
-  written only when a field changed, or once a day to push its expiry (``PROFILE_TTL_S``) forward.
+  written only when a field changed, or once a day to push its expiry (the ``PROFILE_TTL_DAYS`` setting)
+  forward.
+* **Consent** (:func:`refuses_personal_data`): the profile also remembers the device's consent signals, the GDPR
+  pair ``gdpr_applies`` / ``ad_user_data`` (:data:`CONSENT_FIELDS`, a group like ATT) beside ATT and
+  ``limit_ad_tracking``. While they refuse (GDPR applies and ``ad_user_data`` is not true, ATT ``denied`` or
+  ``restricted``, or ``limit_ad_tracking`` true), the profile keeps none of :data:`PERSONAL_FIELDS`
+  (advertising id, Kochava device id, IP, user agent, user id): the event that brings the refusal removes what
+  was stored, and later events add nothing personal until a newer event lifts it (the newest signal wins; a late
+  event never does). Nothing personal is filled from a profile into an event that refuses either. What stays is
+  the refusal itself and non-identifying facts (model, OS and app version), so later server-side events of the
+  device are still sent with its opt-out. An all-zero advertising id alone is not a refusal (iOS answers zeros
+  while ATT is not determined): only the advertising id is then left out.
 
 Example:
     >>> old = {"advertising_id": "A-1", "ip": "1.2.3.4", "last_event_at": 100.0, "updated_at": 100.0}
@@ -69,6 +80,13 @@ REFRESH_AFTER_S: Final = 24 * 3600
 # Never taken from a profile into an install (attribution must use the install's own network context).
 NOT_FILLED_ON_INSTALL: Final = frozenset({"ip", "user_agent"})
 OPT_OUT_ATT: Final = frozenset({"denied", "restricted"})
+# Personal data a profile must not keep (nor fill into an event) while the device's consent signals refuse it.
+PERSONAL_FIELDS: Final = ("advertising_id", "kochava_device_id", "ip", "user_agent", "user_id")
+# The GDPR consent signals (``consent.gdpr_applies`` / ``consent.ad_user_data``), remembered as one group, never
+# filled into an event (Kochava takes consent from the event itself).
+CONSENT_FIELDS: Final = ("gdpr_applies", "ad_user_data")
+# Everything a stored profile may hold besides its bookkeeping.
+REMEMBERED: Final = (*FIELDS, *CONSENT_FIELDS)
 ATT_STATUSES: Final = frozenset({"authorized", "denied", "restricted", "not_determined"})
 
 
@@ -95,6 +113,25 @@ def _opts_out(ctx: Mapping[str, ProfileValue]) -> bool:
     )
 
 
+def refuses_personal_data(state: Mapping[str, ProfileValue]) -> bool:
+    """True when the consent signals in ``state`` (an event's context or a profile) forbid keeping personal data.
+
+    >>> refuses_personal_data({"gdpr_applies": True, "ad_user_data": False})
+    True
+    >>> refuses_personal_data({"gdpr_applies": True})  # GDPR applies and no consent was given
+    True
+    >>> refuses_personal_data({"gdpr_applies": False, "att_status": "authorized"})
+    False
+    >>> refuses_personal_data({"att_status": "restricted"}), refuses_personal_data({"limit_ad_tracking": True})
+    (True, True)
+    """
+    return (
+        state.get("att_status") in OPT_OUT_ATT
+        or state.get("limit_ad_tracking") is True
+        or (state.get("gdpr_applies") is True and state.get("ad_user_data") is not True)
+    )
+
+
 def context_of(event: Event) -> Profile:
     """The profile fields an event carries itself (absent / empty values left out)."""
     device = event.device
@@ -113,6 +150,9 @@ def context_of(event: Event) -> Profile:
         values["att_status"] = device.att.status
         values["att_time"] = device.att.time
         values["att_duration"] = device.att.duration
+    if event.consent is not None:
+        values["gdpr_applies"] = event.consent.gdpr_applies
+        values["ad_user_data"] = event.consent.ad_user_data
     return {name: value for name, value in values.items() if value is not None and value != ""}
 
 
@@ -129,7 +169,16 @@ def fillable(ctx: Mapping[str, ProfileValue], profile: Mapping[str, ProfileValue
         filled[name] = profile[name]
     if "advertising_id" not in ctx and "advertising_id" in profile and not _opts_out({**ctx, **filled}):
         filled["advertising_id"] = profile["advertising_id"]
+    if refuses_personal_data({**_consent(ctx, profile), **ctx, **filled}):
+        for name in PERSONAL_FIELDS:
+            filled.pop(name, None)
     return filled
+
+
+def _consent(ctx: Mapping[str, ProfileValue], profile: Mapping[str, ProfileValue]) -> Profile:
+    """The consent group that applies: the event's own when it carries one, else the profile's."""
+    source = ctx if any(name in ctx for name in CONSENT_FIELDS) else profile
+    return {name: source[name] for name in CONSENT_FIELDS if name in source}
 
 
 def fill_from_profile(event: Event, profile: Mapping[str, ProfileValue] | None) -> tuple[Event, list[str]]:
@@ -184,25 +233,34 @@ def merge_context(
     incoming = {
         name: value
         for name, value in ctx.items()
-        if name in FIELDS and not (name == "advertising_id" and isinstance(value, str) and is_zero_id(value))
+        if name in REMEMBERED and not (name == "advertising_id" and isinstance(value, str) and is_zero_id(value))
     }
+    has_consent = any(name in incoming for name in CONSENT_FIELDS)
     if newer:
-        if "att_status" in incoming:  # one group: an answer without a time must not keep the old answer's time
-            for name in ATT_FIELDS:
-                new.pop(name, None)
+        # Groups: an answer without a time must not keep the old answer's time; a consent without ad_user_data
+        # must not keep the old one's.
+        for group, present in ((ATT_FIELDS, "att_status" in incoming), (CONSENT_FIELDS, has_consent)):
+            if present:
+                for name in group:
+                    new.pop(name, None)
         new.update(incoming)
         if _opts_out(ctx):
             new.pop("advertising_id", None)
     else:
         if "att_status" in incoming and "att_status" not in new:
             new.update({name: incoming[name] for name in ATT_FIELDS if name in incoming})
+        if has_consent and not any(name in new for name in CONSENT_FIELDS):
+            new.update({name: incoming[name] for name in CONSENT_FIELDS if name in incoming})
         for name, value in incoming.items():
-            if name not in ATT_FIELDS:
+            if name not in ATT_FIELDS and name not in CONSENT_FIELDS:
                 new.setdefault(name, value)
     if _opts_out(new):
         new.pop("advertising_id", None)
-    before = {name: old.get(name) for name in FIELDS} if old else {}
-    after = {name: new.get(name) for name in FIELDS}
+    if refuses_personal_data(new):
+        for name in PERSONAL_FIELDS:
+            new.pop(name, None)
+    before = {name: old.get(name) for name in REMEMBERED} if old else {}
+    after = {name: new.get(name) for name in REMEMBERED}
     changed = {k: v for k, v in before.items() if v is not None} != {k: v for k, v in after.items() if v is not None}
     return new, changed
 
@@ -222,7 +280,7 @@ def updated_profile(event: Event, old: Mapping[str, ProfileValue] | None, now: f
     stale = not isinstance(updated_at, int | float) or now - float(updated_at) >= REFRESH_AFTER_S
     if old is not None and not changed and not stale:
         return None
-    if old is None and not any(name in new for name in FIELDS):
+    if old is None and not any(name in new for name in REMEMBERED):
         return None  # nothing worth remembering (an event with the device id alone)
     new[LAST_EVENT_AT] = max(event_at, float(last)) if isinstance(last, int | float) else event_at
     new[UPDATED_AT] = now

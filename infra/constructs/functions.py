@@ -50,6 +50,7 @@ from functions.names import (
     ENV_POWERTOOLS_METRICS_NAMESPACE,
     ENV_POWERTOOLS_SERVICE_NAME,
     ENV_PROFILE_TABLE,
+    ENV_PROFILE_TTL_DAYS,
     FUNCTION_DELIVERER,
     FUNCTION_ENRICHER,
     FUNCTION_STATIC_ENV,
@@ -218,6 +219,7 @@ class PipelineFunctions(Construct):
                     ENV_INGEST_DLQ_URL: queues.ingest.dlq.queue_url,
                     ENV_DELIVERY_QUEUE_URL: queues.delivery.queue.queue_url,
                     ENV_PROFILE_TABLE: tables.profiles.table_name,
+                    ENV_PROFILE_TTL_DAYS: str(config.profile_ttl_days),
                 },
             ),
         )

@@ -12,16 +12,18 @@ from collections.abc import Iterator
 import pytest
 
 from tests.e2e.shared import NATIVE_EVENT, SEGMENT_EVENT, Run
+from tests.reliability.lambda_logs import LambdaLogCapture
 from tools.local.stack import LocalConfig, LocalStack
 
 
 @pytest.fixture(scope="package")  # stopped after tests/e2e: its pollers must not outlive it
-def run() -> Iterator[Run]:
-    with LocalStack(LocalConfig()) as stack:
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    lambda_log = tmp_path_factory.mktemp("e2e") / "lambdas.log"  # what CloudWatch would hold (tools.trace reads it)
+    with LocalStack(LocalConfig()) as stack, LambdaLogCapture(lambda_log, stdout=False):
         samples = {path.name: response for path, response in stack.post_samples()}
         without_key = stack.post("native", {**NATIVE_EVENT, "uuid": "e2e-no-key"}, api_key="")
         wrong_key = stack.post("segment", {**SEGMENT_EVENT, "messageId": "e2e-wrong-key"}, api_key="not-the-key")
         native = stack.post("native", NATIVE_EVENT)
         segment = stack.post("segment", SEGMENT_EVENT)
         assert stack.wait_drained(timeout_s=45), f"not drained: {stack.queue_depths()}"
-        yield Run(stack, stack.report(), samples, without_key, wrong_key, native, segment)
+        yield Run(stack, stack.report(), samples, without_key, wrong_key, native, segment, lambda_log)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -41,6 +42,7 @@ class Run:
     wrong_key: requests.Response
     native: requests.Response
     segment: requests.Response
+    lambda_log: Path  # the Lambdas' JSON log lines (INFO and up), as CloudWatch would hold them
 
     @property
     def sink(self) -> KochavaSink:

@@ -50,15 +50,15 @@ def test_make_local_once_exits_0_and_prints_the_report(tmp_path: Path) -> None:
     assert '"level":' in lambda_log.read_text()  # the Lambdas' JSON logs went to the file, not the terminal
 
 
-def test_the_dlq_tool_lists_the_local_dlqs(run: Run) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "tools.dlq", "--endpoint-url", run.stack.endpoint_url, "list"],
-        cwd=ROOT,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
+def run_module(module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m MODULE ARGS`` from the repo root, as a user runs it (without the caller's AWS settings)."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=60
     )
+
+
+def test_the_dlq_tool_lists_the_local_dlqs(run: Run) -> None:
+    done = run_module("tools.dlq", "--endpoint-url", run.stack.endpoint_url, "list")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "kochava-local-ingest-dlq" in done.stdout
     assert "invalid_event" in done.stdout

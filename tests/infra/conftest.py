@@ -34,5 +34,7 @@ def iam_stack(tmp_path_factory: pytest.TempPathFactory, asset_builder: LambdaAss
         "maxReceiveCount": "3",
         "delivererMaxConcurrency": "7",
         "kochavaAppIdsByBundle": '{"com.example.app": "guid-bundle"}',
+        "profileTtlDays": "90",
+        "profileBackupDays": "7",
     }
     return synthesize(tmp_path_factory.mktemp("cdk-iam"), context, asset_builder)

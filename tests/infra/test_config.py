@@ -15,6 +15,7 @@ def test_defaults_without_context() -> None:
     assert config == PipelineConfig()
     assert config.stage == "dev" and config.auth_mode == "apiKey"
     assert config.max_receive_count == INGEST_QUEUE.max_receive_count
+    assert (config.profile_ttl_days, config.profile_backup_days) == (180, 35)
 
 
 def test_strings_from_the_command_line_and_json_from_cdk_json_are_both_accepted() -> None:
@@ -53,6 +54,8 @@ def test_strings_from_the_command_line_and_json_from_cdk_json_are_both_accepted(
         ("stage", "Prod_1", "stage"),
         ("logRetentionDays", "31", "logRetentionDays"),
         ("adservicesResolve", "maybe", "adservicesResolve"),
+        ("profileTtlDays", "0", "profileTtlDays"),
+        ("profileBackupDays", "36", "profileBackupDays"),
     ],
 )
 def test_bad_values_name_the_key(key: str, value: str, message: str) -> None:

@@ -21,6 +21,7 @@ from functions.names import (
     ENV_POWERTOOLS_METRICS_NAMESPACE,
     ENV_POWERTOOLS_SERVICE_NAME,
     ENV_PROFILE_TABLE,
+    ENV_PROFILE_TTL_DAYS,
     HANDLER_DELIVERER,
     HANDLER_ENRICHER,
     IDEMPOTENCY_TABLE,
@@ -83,6 +84,7 @@ def test_tables_are_on_demand_with_ttl_and_point_in_time_recovery(default_stack:
         assert table["KeySchema"] == [{"AttributeName": spec.partition_key, "KeyType": "HASH"}]
         assert table["TimeToLiveSpecification"] == {"AttributeName": spec.ttl_attribute, "Enabled": True}
         assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+        assert table["PointInTimeRecoverySpecification"]["RecoveryPeriodInDays"] == 35  # profileBackupDays default
 
 
 def test_functions_run_the_latest_python_on_arm64_with_json_logs_and_tracing(default_stack: Synthesized) -> None:
@@ -112,6 +114,7 @@ def test_environment_is_the_real_wiring(default_stack: Synthesized, iam_stack: S
     assert enricher[ENV_INGEST_DLQ_URL] == {"Ref": ref(stack.queues.ingest.dlq)}
     assert enricher[ENV_DELIVERY_QUEUE_URL] == {"Ref": ref(stack.queues.delivery.queue)}
     assert enricher[ENV_PROFILE_TABLE] == {"Ref": ref(stack.tables.profiles)}
+    assert enricher[ENV_PROFILE_TTL_DAYS] == "180"
     assert enricher[ENV_KOCHAVA_APP_ID_IOS] == "koios-test-guid"
     assert deliverer[ENV_DELIVERY_QUEUE_URL] == {"Ref": ref(stack.queues.delivery.queue)}
     assert ENV_INGEST_QUEUE_URL not in deliverer
@@ -130,6 +133,13 @@ def test_environment_is_the_real_wiring(default_stack: Synthesized, iam_stack: S
         iam_enricher["Environment"]["Variables"][ENV_KOCHAVA_APP_IDS_BY_BUNDLE] == '{"com.example.app": "guid-bundle"}'
     )
     assert iam_enricher["Environment"]["Variables"][ENV_MAX_RECEIVE_COUNT] == "3"
+    assert iam_enricher["Environment"]["Variables"][ENV_PROFILE_TTL_DAYS] == "90"
+    [iam_profiles] = [
+        t["Properties"]
+        for t in iam_stack.resources("AWS::DynamoDB::Table").values()
+        if t["Properties"]["TableName"] == "kochava-test-device-profiles"
+    ]
+    assert iam_profiles["PointInTimeRecoverySpecification"]["RecoveryPeriodInDays"] == 7
 
 
 def test_event_sources_report_batch_item_failures_with_a_batching_window(

@@ -40,10 +40,15 @@ class _LambdaThreads(logging.Filter):
 
 
 class LambdaLogCapture:
-    """``with LambdaLogCapture(path): ...`` after the stack started (the handler modules are loaded then)."""
+    """``with LambdaLogCapture(path): ...`` after the stack started (the handler modules are loaded then).
 
-    def __init__(self, path: Path) -> None:
+    ``stdout=False`` leaves ``sys.stdout`` alone (only the loggers are pointed at the file): for a capture that spans
+    several tests, whose output pytest swaps in and out per test.
+    """
+
+    def __init__(self, path: Path, *, stdout: bool = True) -> None:
         self.path = path
+        self.stdout = stdout
         self._file: IO[str] | None = None
         self._undo: list[Any] = []
         self._redirect: contextlib.redirect_stdout[IO[str]] | None = None
@@ -59,8 +64,9 @@ class LambdaLogCapture:
         other.setFormatter(logging.Formatter("%(levelname)s %(name)s [%(threadName)s] %(message)s"))
         logging.getLogger().addHandler(other)
         self._undo.append(lambda: logging.getLogger().removeHandler(other))
-        self._redirect = contextlib.redirect_stdout(self._file)
-        self._redirect.__enter__()
+        if self.stdout:
+            self._redirect = contextlib.redirect_stdout(self._file)
+            self._redirect.__enter__()
         return self
 
     def _capture_powertools(self, module: ModuleType, file: IO[str]) -> str:

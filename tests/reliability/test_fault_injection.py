@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -185,6 +187,33 @@ def test_the_lambda_logs_hold_no_advertising_id_device_id_ip_or_adservices_token
         "IPv4 addresses": sorted({ip for ip in IPV4.findall(logs) if not ip.startswith("127.")}),
     }
     assert {what: values[:5] for what, values in leaked.items() if values} == {}
+
+
+# Keys under which the run's events carry the other personal data (native and Segment spellings).
+PERSONAL_KEYS = frozenset({"user_agent", "userAgent", "user_id", "userId", "tc_string", "referrer"})
+
+
+def _personal_values(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in PERSONAL_KEYS and isinstance(item, str) and len(item) >= 8:
+                yield item
+            else:
+                yield from _personal_values(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _personal_values(item)
+
+
+def test_the_lambda_logs_hold_no_user_agent_user_id_consent_string_or_referrer(fault_run: FaultRun) -> None:
+    """Given the Lambdas' logs of the whole run
+    When they are searched for every user agent, user id, consent string (tc_string) and install referrer the run's
+    events carried
+    Then none is there."""
+    values = {value for event in fault_run.traffic.events for value in _personal_values(event.body)}
+    assert len(values) > 100, "the run's events carry too few personal values for this check to mean anything"
+    leaked = sorted(value for value in values if value in fault_run.logs)
+    assert [value[:16] for value in leaked[:5]] == []
 
 
 def test_the_lambda_logs_show_the_masked_forms(fault_run: FaultRun) -> None:

@@ -25,31 +25,37 @@ from tools.dlq.core import (
     group,
     mask_text,
     message_summary,
-    parse_duration,
     render_body,
     shown_attributes,
 )
-from tools.dlq.ops import PurgeReport, ReplayReport, Throttle, purge, replay_all, replay_messages, scan
-from tools.dlq.sqs import (
+from tools.dlq.ops import (
+    PurgeReport,
+    ReplayReport,
+    Throttle,
+    purge,
+    replay_all,
+    replay_messages,
+    scan,
+    wrong_source,
+)
+from tools.dlq.sqs import DlqClient, QueuePair, discover_queues
+from tools.oncall import (
     AWS_ERRORS,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    LOCAL_STAGE,
+    STACK_DEFAULTS,
     AwsOptions,
     DiscoveryError,
-    DlqClient,
-    QueuePair,
-    discover_from_names,
-    discover_from_queue_url,
-    discover_from_stack,
-    make_client,
+    add_stack_options,
+    duration,
     make_session,
+    positive_int,
 )
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_REFUSED = 3
-EXIT_INTERRUPTED = 130
-
-LOCAL_STAGE = "local"
 MAX_MOVE_RATE = 500  # the SQS limit of MaxNumberOfMessagesPerSecond
 
 DESCRIPTION = """\
@@ -86,7 +92,8 @@ exit codes:
        deleted (or were sent but not deleted: see the summary)
   2    bad arguments
   3    refused: non-replayable messages without --force (the others were replayed; with --dry-run: would be
-       refused), or purge not confirmed / not confirmable (no terminal and no --yes)
+       refused), a target queue whose redrive policy does not point at that DLQ (nothing moved; --force overrides),
+       or purge not confirmed / not confirmable (no terminal and no --yes)
   130  interrupted (Ctrl-C / SIGTERM): hidden messages were made visible again; see the summary
 
 runbook: docs/runbook.md"""
@@ -95,32 +102,11 @@ runbook: docs/runbook.md"""
 # ------------------------------------------------------------------------------------------------------ parsing
 
 
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
-
-
 # Defaults of the options every command accepts (before or after the command name).
 COMMON_DEFAULTS: dict[str, Any] = {
-    "stack": None,
-    "region": None,
-    "profile": None,
+    **STACK_DEFAULTS,
     "queue_url": None,
     "source_url": None,
-    "endpoint_url": None,
-    "stage": None,
     "dlq": None,
     "json": False,
     "visibility_timeout": 300,
@@ -132,29 +118,21 @@ COMMON_DEFAULTS: dict[str, Any] = {
 def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     where = common.add_argument_group("where the queues are")
-    where.add_argument("--stack", metavar="NAME", help="CloudFormation stack whose outputs name the queues")
-    where.add_argument("--region", metavar="R", help="AWS region (default: the AWS CLI's)")
-    where.add_argument("--profile", metavar="P", help="AWS CLI profile")
+    add_stack_options(where)
     where.add_argument("--queue-url", metavar="URL", help="one DLQ, by URL (its source: --source-url or SQS)")
     where.add_argument("--source-url", metavar="URL", help="with --queue-url: the queue to replay into")
-    where.add_argument(
-        "--endpoint-url",
-        metavar="URL",
-        help="an SQS-compatible endpoint (the local stack's moto); dummy credentials when none are set",
-    )
-    where.add_argument("--stage", metavar="S", help="find the queues by the project's names for this stage")
     where.add_argument("--dlq", choices=[spec.key for spec in QUEUES], help="only this DLQ (default: every DLQ found)")
     out = common.add_argument_group("output and tuning")
     out.add_argument("--json", action="store_true", help="one JSON document on stdout (for scripts)")
     out.add_argument(
         "--visibility-timeout",
-        type=_positive_int,
+        type=positive_int,
         metavar="S",
         help="seconds a received message stays hidden while the tool works (default 300; restored at the end)",
     )
     out.add_argument(
         "--scan-limit",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="look at no more than N messages per DLQ and run (default 100000; SQS allows 120000 in flight)",
     )
@@ -168,7 +146,7 @@ def _selectors() -> argparse.ArgumentParser:
     group_.add_argument("--reason", action="append", default=[], metavar="R", help="dead-letter reason")
     group_.add_argument("--event-name", action="append", default=[], metavar="N", help="event name (any case)")
     group_.add_argument(
-        "--older-than", type=_duration, metavar="DURATION", help="first failed at least this long ago: 30m, 2h, 3d"
+        "--older-than", type=duration, metavar="DURATION", help="first failed at least this long ago: 30m, 2h, 3d"
     )
     group_.add_argument("--id", action="append", default=[], dest="ids", metavar="ID", help="SQS message id")
     return sel
@@ -203,13 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=fmt,
         help="full messages: body, reason attributes, receive count, first failure",
         description=_wrap(
-            "Show messages in full. Device ids, IP addresses and AdServices tokens are masked "
-            "(first 4 characters and the length) unless --reveal. Read-only."
+            "Show messages in full. Personal data (device and advertising ids, IP addresses, user agents, user "
+            "ids, consent strings, referrers, AdServices tokens, e-mail addresses) is masked (first 4 characters "
+            "and the length) unless --reveal. Read-only."
         ),
     )
     show.add_argument("message_ids", nargs="*", metavar="ID", help="SQS message ids (as `list`/`replay` print them)")
-    show.add_argument("--limit", type=_positive_int, default=None, metavar="N", help="at most N messages (default 10)")
-    show.add_argument("--reveal", action="store_true", help="show device ids, IPs and tokens unmasked")
+    show.add_argument("--limit", type=positive_int, default=None, metavar="N", help="at most N messages (default 10)")
+    show.add_argument("--reveal", action="store_true", help="show personal data unmasked")
 
     replay = sub.add_parser(
         "replay",
@@ -220,15 +199,20 @@ def build_parser() -> argparse.ArgumentParser:
             "Without selectors: the whole DLQ, with SQS StartMessageMoveTask where available (falls back "
             "to receive -> send -> delete, e.g. on the local stack). With selectors: receive -> send to the source "
             "queue (original attributes, without the DLQ-only ones) -> delete from the DLQ only after the send "
-            "succeeded. Messages with a non-replayable reason are refused unless --force. Only messages already in "
+            "succeeded. Messages with a non-replayable reason are refused unless --force, and so is a target queue "
+            "whose redrive policy does not dead-letter into that DLQ (nothing is moved). Only messages already in "
             "the DLQ when it starts are replayed, so one failing again is never replayed twice in a run."
         ),
     )
     replay.add_argument("--dry-run", action="store_true", help="show what would move; change nothing")
     replay.add_argument(
-        "--rate", type=_positive_int, metavar="N", help=f"at most N messages per second (1..{MAX_MOVE_RATE})"
+        "--rate", type=positive_int, metavar="N", help=f"at most N messages per second (1..{MAX_MOVE_RATE})"
     )
-    replay.add_argument("--force", action="store_true", help="also replay non-replayable (invalid) events")
+    replay.add_argument(
+        "--force",
+        action="store_true",
+        help="also replay non-replayable (invalid) events, or into a queue that is not the DLQ's source",
+    )
     replay.add_argument(
         "--no-move-task", action="store_true", help="never use StartMessageMoveTask: always receive -> send -> delete"
     )
@@ -274,17 +258,11 @@ def _selection(args: argparse.Namespace) -> Selection:
 
 
 def discover(args: argparse.Namespace) -> tuple[DlqClient, list[QueuePair]]:
-    opts = AwsOptions(region=args.region, endpoint_url=args.endpoint_url, profile=args.profile)
-    session = make_session(opts)
-    sqs = make_client(session, "sqs", opts)
-    if args.stack:
-        pairs = discover_from_stack(make_client(session, "cloudformation", opts), args.stack)
-    elif args.queue_url:
-        pairs = discover_from_queue_url(sqs, args.queue_url, args.source_url)
-    elif args.stage or args.endpoint_url:
-        pairs = discover_from_names(sqs, args.stage or LOCAL_STAGE)
-    else:
-        raise DiscoveryError("where are the queues? give --stack NAME, --queue-url URL, --stage S or --endpoint-url")
+    opts = AwsOptions.of(args)
+    stage = args.stage or (LOCAL_STAGE if args.endpoint_url else None)
+    sqs, pairs = discover_queues(
+        make_session(opts), opts, stack=args.stack, stage=stage, queue_url=args.queue_url, source_url=args.source_url
+    )
     if args.dlq:
         pairs = [p for p in pairs if p.key == args.dlq]
         if not pairs:
@@ -503,7 +481,7 @@ def _print_message(ui: Ui, i: int, n: int, doc: dict[str, Any], msg: DlqMessage,
     others = {k: v for k, v in attrs.items() if k not in shown}
     ui.line("attributes     " + "  ".join(f"{k}={v}" for k, v in others.items()))
     text, _ = render_body(msg.body, reveal=reveal)
-    ui.line("body" + ("" if reveal else " (device ids, IPs and tokens masked; --reveal to see them)") + ":")
+    ui.line("body" + ("" if reveal else " (personal data masked; --reveal to see it)") + ":")
     ui.line(text)
     ui.line()
 
@@ -518,6 +496,9 @@ def cmd_replay(ctx: Context, args: argparse.Namespace) -> int:
             reports.append(report)
             if pair.source_url is None:
                 report.failed.append({"error": "source queue unknown: pass --source-url"})
+                continue
+            report.wrong_queue = None if args.force else wrong_source(ctx.client, pair)
+            if report.wrong_queue:
                 continue
             bar = ctx.ui.progress(f"{pair.dlq_name} -> {pair.source_name}", ctx.client.approximate_count(pair.dlq_url))
             try:
@@ -568,7 +549,7 @@ def cmd_replay(ctx: Context, args: argparse.Namespace) -> int:
     if code == EXIT_OK:
         if any(r.failed or r.sent_not_deleted for r in reports):
             code = EXIT_ERROR
-        elif any(r.refused for r in reports):
+        elif any(r.refused or r.wrong_queue for r in reports):
             code = EXIT_REFUSED
     _print_replay(ctx.ui, reports, selection, dry_run=args.dry_run)
     ctx.ui.document(
@@ -586,7 +567,12 @@ def cmd_replay(ctx: Context, args: argparse.Namespace) -> int:
 def _print_replay(ui: Ui, reports: list[ReplayReport], selection: Selection, *, dry_run: bool) -> None:
     ui.line(f"replay of {selection.describe()}" + (" (dry run: nothing changed)" if dry_run else ""))
     for r in reports:
-        ui.line(f"{r.dlq} -> {r.source or '?'}" + (f"  [{r.mode}]" if not dry_run else ""))
+        ui.line(f"{r.dlq} -> {r.source or '?'}" + (f"  [{r.mode}]" if not dry_run and not r.wrong_queue else ""))
+        if r.wrong_queue:
+            ui.line(f"  REFUSED, nothing moved: {r.wrong_queue}")
+            if ui.json:
+                ui.note(f"error: {r.wrong_queue}")
+            continue
         for note in r.notes:
             ui.line(f"  note: {note}")
         if dry_run:

@@ -32,6 +32,7 @@ from functions.names import (
     ATTR_TRUNCATED,
 )
 from functions.pipeline import reasons
+from functions.pipeline.masking import is_personal_key, looks_like_email
 
 # Message attributes only a DLQ message carries: written by the stage that dead-lettered it, meaningless (and
 # misleading if the message dies again) on the source queue. Everything else is copied back on replay.
@@ -62,9 +63,11 @@ REASON_ADVICE: Final[Mapping[str, str]] = {
     reasons.NO_DEVICE_IDENTIFIER: "not replayable: no usable device id in the event",
     reasons.PAYLOAD_TOO_LARGE: "not replayable: the event is too big for one SQS message (see `field`, `error`)",
     reasons.MISSING_APP_ID: "replay after deploying the missing Kochava app GUID",
+    reasons.APP_NOT_ALLOWED: "replay only after binding the source's API key to this app (SOURCE_APPS)",
     reasons.KOCHAVA_REJECTED: "replay after fixing what Kochava rejected (see http_status / response_body)",
     reasons.KOCHAVA_BAD_RESPONSE: "replayable: Kochava answered 200 without success",
     reasons.RETRIES_EXHAUSTED: "replayable once Kochava is healthy again",
+    reasons.UUID_CONFLICT: "not replayable: another event was delivered under this uuid; resend with a fresh uuid",
     reasons.REDRIVEN: "replayable once the consumer no longer crashes (deploy the fix first)",
 }
 
@@ -326,38 +329,14 @@ def group(messages: Iterable[DlqMessage], now_ms: int) -> list[Group]:
 
 # ------------------------------------------------------------------------------------------------------ masking
 
-# Keys whose values are personal data (device ids, IPs, AdServices tokens), compared after lower-casing and
-# dropping `_` / `-`, so `advertising_id`, `advertisingId` and `advertising-id` are the same key.
-SENSITIVE_KEYS: Final = frozenset(
-    {
-        "idfa",
-        "idfv",
-        "adid",
-        "androidid",
-        "advertisingid",
-        "kochavadeviceid",
-        "deviceid",
-        "originationip",
-        "ip",
-        "adservicestoken",
-        "token",
-    }
-)
-# `id` is a device id only inside a `device` object (native `device.id`, Segment `context.device.id`).
-_SENSITIVE_ID_PARENTS: Final = frozenset({"device"})
+# Which keys hold personal data (device and advertising ids, IPs, user agents, user ids, consent strings,
+# referrers, tokens, e-mail) is decided in one place, shared with the Lambdas' log masking.
 KEEP_CHARS: Final = 4
 _MIN_LEN_TO_KEEP: Final = 12  # shorter values (a short IP, a test id) are masked entirely
 
 
-def _norm_key(key: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", key.lower())
-
-
 def is_sensitive_key(key: str, parent: str | None = None) -> bool:
-    norm = _norm_key(key)
-    return norm in SENSITIVE_KEYS or (
-        norm == "id" and parent is not None and _norm_key(parent) in _SENSITIVE_ID_PARENTS
-    )
+    return is_personal_key(key, parent)
 
 
 def mask_value(value: str) -> str:
@@ -369,23 +348,31 @@ def mask_value(value: str) -> str:
 
 
 def mask_json(value: Any, parent: str | None = None) -> Any:
-    """A copy of a parsed JSON value with every sensitive key's scalar value masked (objects are walked)."""
+    """A copy of a parsed JSON value with every sensitive key's scalar value masked, and every string that holds
+    an e-mail address wherever it is (objects and lists are walked).
+
+    >>> mask_json({"device": {"id": "IDFV-0000-1111"}, "user_id": "u-1", "properties": {"note": "me@example.com"}})
+    {'device': {'id': 'IDFV…(14)'}, 'user_id': '…(3)', 'properties': {'note': '…(14)'}}
+    """
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():
             if isinstance(item, dict | list):
                 out[key] = mask_json(item, parent=key)
             elif is_sensitive_key(key, parent) and item is not None and item != "":
-                out[key] = mask_value(str(item))
+                out[key] = f"…({len(str(item))})" if looks_like_email(str(item)) else mask_value(str(item))
             else:
-                out[key] = item
+                out[key] = mask_json(item, parent=parent)
         return out
     if isinstance(value, list):
         return [mask_json(item, parent=parent) for item in value]
+    if isinstance(value, str) and looks_like_email(value):
+        return f"…({len(value)})"  # not even the first characters of an address
     return value
 
 
 _KEYED_VALUE = re.compile(r'("(?P<key>[A-Za-z_\-]+)"\s*:\s*")(?P<value>[^"]*)(")')
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _UUID = re.compile(r"\b[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\b")
 _IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
 _IPV6 = re.compile(r"\b(?:[0-9A-Fa-f]{1,4}:){3,7}[0-9A-Fa-f]{1,4}\b")
@@ -393,7 +380,8 @@ _IPV6 = re.compile(r"\b(?:[0-9A-Fa-f]{1,4}:){3,7}[0-9A-Fa-f]{1,4}\b")
 
 def mask_text(text: str) -> str:
     """Best effort for text that is not JSON (a broken body, an error message, Kochava's answer): mask
-    ``"sensitive_key": "value"`` pairs, then anything shaped like a UUID (IDFA/IDFV) or an IP address."""
+    ``"sensitive_key": "value"`` pairs, then anything shaped like an e-mail address, a UUID (IDFA/IDFV) or an IP
+    address."""
 
     def keyed(m: re.Match[str]) -> str:
         if not is_sensitive_key(m.group("key")) or not m.group("value"):
@@ -404,6 +392,7 @@ def mask_text(text: str) -> str:
         return mask_value(m.group(0))
 
     out = _KEYED_VALUE.sub(keyed, text)
+    out = _EMAIL.sub(lambda m: f"…({len(m.group(0))})", out)
     for pattern in (_UUID, _IPV6, _IPV4):
         out = pattern.sub(plain, out)
     return out

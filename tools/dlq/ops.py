@@ -66,11 +66,13 @@ class ReplayReport:
     arrived_during_run: int = 0  # reached the DLQ after the replay started: left alone (see replay_messages)
     move_task: dict[str, Any] | None = None
     interrupted: bool = False
+    wrong_queue: str | None = None  # why the source queue was refused (nothing was looked at or moved)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "dlq": self.dlq,
             "source": self.source,
+            "wrong_queue": self.wrong_queue,
             "mode": self.mode,
             "dry_run": self.dry_run,
             "notes": self.notes,
@@ -85,6 +87,28 @@ class ReplayReport:
             "move_task": self.move_task,
             "interrupted": self.interrupted,
         }
+
+
+def wrong_source(client: DlqClient, pair: QueuePair) -> str | None:
+    """Why replaying ``pair.dlq`` into ``pair.source`` must be refused, or None when the source queue's
+    RedrivePolicy dead-letters into that very DLQ (so its consumer is the one that failed these messages).
+
+    Replaying into another queue hands the messages to the wrong Lambda: delivery envelopes sent to the ingest queue
+    are dead-lettered by the enricher as invalid events, which are never replayable and get purged.
+    """
+    if pair.source_url is None:
+        return None
+    target = client.redrive_target_arn(pair.source_url)
+    dlq_arn = client.queue_arn(pair.dlq_url)
+    if target == dlq_arn:
+        return None
+    source = pair.source_name
+    why = f"it dead-letters into {target.rsplit(':', 1)[-1]}" if target else "it has no redrive policy"
+    return (
+        f"refusing to replay {pair.dlq_name} into {source}: {source} is not the source of {pair.dlq_name} ({why}), "
+        f"so its consumer is not the one that failed these messages. Replay into the queue whose redrive policy "
+        f"targets {pair.dlq_name} (omit --source-url: the tool finds it), or pass --force if you are sure"
+    )
 
 
 class Throttle:

@@ -7,15 +7,12 @@ Every AWS call the tool makes goes through :class:`DlqClient` (messages) or the 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from functions.names import QUEUES
 from infra.resources import (
@@ -27,20 +24,15 @@ from infra.resources import (
     ResourceNames,
 )
 from tools.dlq.core import STAGE_BY_QUEUE_KEY, DlqMessage
+from tools.oncall import AwsOptions, DiscoveryError, make_client
 
 SQS_BATCH = 10  # entries per SendMessageBatch / DeleteMessageBatch / ChangeMessageVisibilityBatch (AWS limit)
-DUMMY_CREDENTIALS = ("testing", "testing")  # for a local endpoint when no credentials are configured
-DEFAULT_REGION = "us-east-1"
 
 # Stack outputs: (queue key, source queue output, DLQ output).
 STACK_OUTPUTS = (
     ("ingest", OUTPUT_INGEST_QUEUE_URL, OUTPUT_INGEST_DLQ_URL),
     ("delivery", OUTPUT_DELIVERY_QUEUE_URL, OUTPUT_DELIVERY_DLQ_URL),
 )
-
-
-class DiscoveryError(Exception):
-    """The queues could not be found; the message says what was tried."""
 
 
 class MoveTaskUnavailable(Exception):
@@ -80,42 +72,28 @@ def queue_key_of(name: str) -> str | None:
     return None
 
 
-# ---------------------------------------------------------------------------------------------------- sessions
-
-
-@dataclass(frozen=True)
-class AwsOptions:
-    region: str | None = None
-    endpoint_url: str | None = None
-    profile: str | None = None
-
-
-def make_session(opts: AwsOptions) -> boto3.session.Session:
-    """A boto3 session with the AWS CLI's usual credentials; against a local endpoint with none configured,
-    dummy ones (moto accepts anything), so ``--endpoint-url`` alone just works."""
-    session = boto3.session.Session(profile_name=opts.profile, region_name=opts.region)
-    if opts.endpoint_url and session.get_credentials() is None:
-        session = boto3.session.Session(
-            aws_access_key_id=DUMMY_CREDENTIALS[0],
-            aws_secret_access_key=DUMMY_CREDENTIALS[1],
-            region_name=opts.region or session.region_name or DEFAULT_REGION,
-        )
-    return session
-
-
-def make_client(session: boto3.session.Session, service: str, opts: AwsOptions) -> Any:
-    region = opts.region or session.region_name or (DEFAULT_REGION if opts.endpoint_url else None)
-    if region is None and "AWS_DEFAULT_REGION" not in os.environ:
-        raise DiscoveryError("no AWS region: pass --region or set AWS_REGION / AWS_DEFAULT_REGION")
-    return session.client(
-        service,
-        region_name=region,
-        endpoint_url=opts.endpoint_url,
-        config=Config(retries={"max_attempts": 3, "mode": "standard"}),
-    )
-
-
 # --------------------------------------------------------------------------------------------------- discovery
+
+
+def discover_queues(
+    session: Any,
+    opts: AwsOptions,
+    *,
+    stack: str | None,
+    stage: str | None,
+    queue_url: str | None = None,
+    source_url: str | None = None,
+) -> tuple[Any, list[QueuePair]]:
+    """(SQS client, the DLQs with their source queues): from the stack's outputs, one DLQ by URL, or the project's
+    names for ``stage``."""
+    sqs = make_client(session, "sqs", opts)
+    if stack:
+        return sqs, discover_from_stack(make_client(session, "cloudformation", opts), stack)
+    if queue_url:
+        return sqs, discover_from_queue_url(sqs, queue_url, source_url)
+    if stage:
+        return sqs, discover_from_names(sqs, stage)
+    raise DiscoveryError("where are the queues? give --stack NAME, --queue-url URL, --stage S or --endpoint-url")
 
 
 def discover_from_stack(cloudformation: Any, stack: str) -> list[QueuePair]:
@@ -267,6 +245,14 @@ class DlqClient:
             raise DiscoveryError(f"{url}: no QueueArn")
         return arn
 
+    def redrive_target_arn(self, url: str) -> str | None:
+        """The ``deadLetterTargetArn`` of the queue's RedrivePolicy (None: no redrive policy)."""
+        policy = _attribute(self.sqs, url, "RedrivePolicy")
+        if not policy:
+            return None
+        target = json.loads(policy).get("deadLetterTargetArn")
+        return str(target) if target else None
+
     def receive(self, url: str, default_stage: str | None = None) -> list[DlqMessage]:
         """Up to 10 messages, with every message and system attribute, hidden for ``visibility_timeout_s``."""
         answer = self.sqs.receive_message(
@@ -346,9 +332,6 @@ class DlqClient:
 def _chunks(items: Sequence[Any], n: int) -> Iterator[Sequence[Any]]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
-
-
-AWS_ERRORS = (ClientError, BotoCoreError)
 
 
 @dataclass

@@ -16,14 +16,13 @@ import shlex
 import signal
 import socket
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from tools.local import aws
+from tools.local import DEFAULT_LAMBDA_LOG, aws
 from tools.local.stack import DEFAULT_API_KEY, EVENTS_DIR, LocalConfig, LocalStack
 
 DEFAULT_API_PORT = 8080
@@ -82,7 +81,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--lambda-log",
         metavar="PATH",
-        default=str(Path(tempfile.gettempdir()) / "kochava-local-lambdas.log"),
+        default=str(DEFAULT_LAMBDA_LOG),
         help="where the Lambdas' JSON logs go (default: %(default)s)",
     )
     args = parser.parse_args(argv)
@@ -107,6 +106,7 @@ def aws_hints(stack: LocalStack) -> list[str]:
     )
     return [
         f"  python -m tools.dlq --endpoint-url {stack.endpoint_url} --region {aws.REGION} list",
+        f"  python -m tools.trace --endpoint-url {stack.endpoint_url} --region {aws.REGION} <uuid>",
         f"  {creds} aws --endpoint-url {stack.endpoint_url} sqs list-queues",
     ]
 
@@ -141,7 +141,7 @@ def run(args: argparse.Namespace, out: TextIO, lambda_log: Path | None) -> int:
         kochava_url=args.kochava_url,
         identitylink_url=args.identitylink_url,
         adservices_url=args.adservices_url,
-        log_level="INFO" if args.verbose else "WARNING",
+        log_level="INFO",  # as deployed: the file is their CloudWatch, and tools.trace reads their INFO lines
         time_scale=args.time_scale,
     )
     with LocalStack(config) as stack:

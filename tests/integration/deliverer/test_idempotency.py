@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -12,7 +13,16 @@ from functions.names import ATTR_REASON, IDEMPOTENCY_TTL_S
 from functions.pipeline import envelope, reasons
 from functions.pipeline.envelope import Kind
 from functions.ports import KochavaResult
-from tests.integration.deliverer.support import FakeContext, Stack, event_body, event_payload
+from tests.integration.deliverer.support import (
+    DEVICE_IP,
+    IDFA,
+    IDFV,
+    IOS_APP,
+    FakeContext,
+    Stack,
+    event_body,
+    event_payload,
+)
 
 
 def test_the_same_message_delivered_twice_is_posted_once(stack: Stack) -> None:
@@ -63,6 +73,22 @@ def test_the_idempotency_record_outlives_the_dlq_retention(stack: Stack) -> None
     [item] = stack.idempotency_items()
     expires_in = int(item["expiration"]["N"]) - time.time()
     assert IDEMPOTENCY_TTL_S - 60 < expires_in <= IDEMPOTENCY_TTL_S
+
+
+def test_the_record_keeps_what_trace_shows_and_no_personal_data(stack: Stack) -> None:
+    stack.sink.script([503, 200])  # delivered on the second HTTP attempt
+    before_ms = int(time.time() * 1000)
+    stack.send(event_body("kept-1"))
+    assert stack.run_once() == {"batchItemFailures": []}
+    after_ms = int(time.time() * 1000)
+
+    [item] = stack.idempotency_items()
+    data = json.loads(item["data"]["S"])
+    assert before_ms <= data.pop("delivered_at_ms") <= after_ms
+    assert data == {"http_status": 200, "attempts": 2, "kind": "event", "app": IOS_APP}
+    raw = json.dumps(item)
+    for personal in (IDFA, IDFV, DEVICE_IP):
+        assert personal not in raw
 
 
 def test_a_rejected_payload_can_be_replayed_after_the_fix(stack: Stack) -> None:
@@ -143,3 +169,16 @@ def test_payload_is_posted_exactly_as_enveloped(stack: Stack) -> None:
     stack.send(event_body("exact-1"))
     stack.run_once()
     assert stack.sink.requests[0].json == event_payload("exact-1")
+
+
+def test_trace_finds_the_record_the_deliverer_wrote(stack: Stack) -> None:
+    """tools.trace computes the deliverer's idempotency key from a uuid: if the key changes, this fails until
+    tools/trace/core.py key_data mirrors it."""
+    from tools.trace.sources import IdempotencyTable
+
+    stack.send(event_body("traced-1"))
+    assert stack.run_once() == {"batchItemFailures": []}
+
+    [record] = IdempotencyTable(stack.dynamodb, stack.table).find("traced-1", [IOS_APP])
+    assert (record.kind, record.status, record.data["app"]) == ("event", "COMPLETED", IOS_APP)
+    assert IdempotencyTable(stack.dynamodb, stack.table).find("never-sent", [IOS_APP]) == []

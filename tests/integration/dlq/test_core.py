@@ -178,7 +178,7 @@ def test_mask_json_segment_event_and_envelope() -> None:
     assert env["payload"]["data"]["origination_ip"] == "203.…(12)"
     assert env["uuid"] == "u-2" and env["payload"]["kochava_app_id"] == "koapp-guid"
     identity_link = mask_json({"device_id": {"idfa": IDFA}, "data": {"user_id": "user-7"}})
-    assert identity_link == {"device_id": {"idfa": "6D92…(36)"}, "data": {"user_id": "user-7"}}
+    assert identity_link == {"device_id": {"idfa": "6D92…(36)"}, "data": {"user_id": "…(6)"}}
 
 
 def test_mask_text_for_bodies_that_are_not_json() -> None:
@@ -239,7 +239,8 @@ def test_replay_attributes_keep_the_source_ones_only() -> None:
 
 
 SENSITIVE = ["idfa", "idfv", "adid", "android_id", "advertising_id", "advertisingId", "kochava_device_id", "ip"]
-SENSITIVE += ["origination_ip", "ad_services_token", "token", "device_id"]
+SENSITIVE += ["origination_ip", "ad_services_token", "token", "device_id", "user_agent", "userAgent", "device_ua"]
+SENSITIVE += ["user_id", "userId", "anonymousId", "tc_string", "referrer", "email"]
 json_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8))
 
 

@@ -467,3 +467,44 @@ def test_ctrl_c_while_waiting_for_the_move_task_says_how_to_cancel_it(
     run = run_tool("--dlq", "delivery", "replay")
     assert run.code == 130
     assert "cancel-message-move-task --task-handle h-42" in run.out
+
+
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
+def test_replay_into_a_queue_that_is_not_the_dlqs_source_is_refused(queues: Queues, dry_run: list[str]) -> None:
+    """The issue's repro: delivery envelopes replayed into the ingest queue would be dead-lettered as invalid."""
+    put_delivery_dead(queues, "d-wrong", "retries_exhausted")
+    before = snapshot(queues.sqs, queues.delivery_dlq)
+    from tools.dlq.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["--queue-url", queues.delivery_dlq, "--source-url", queues.ingest, "--region", REGION, "replay", *dry_run]
+    code = main(argv, stdout=out, stderr=err)
+
+    assert code == 3, err.getvalue()
+    text = out.getvalue()
+    assert "refusing to replay kochava-local-delivery-dlq into kochava-local-ingest" in text
+    assert "dead-letters into kochava-local-ingest-dlq" in text
+    assert snapshot(queues.sqs, queues.delivery_dlq) == before  # nothing moved, nothing left hidden
+    assert counts(queues.sqs, queues.ingest) == (0, 0)
+
+
+def test_replay_into_a_queue_without_redrive_policy_is_refused_unless_force(queues: Queues) -> None:
+    put_delivery_dead(queues, "d-elsewhere", "retries_exhausted")
+    other = queues.sqs.create_queue(QueueName="kochava-local-scratch")["QueueUrl"]
+    from tools.dlq.cli import main
+
+    def replay(*extra: str) -> tuple[int, Any]:
+        out, err = io.StringIO(), io.StringIO()
+        argv = ["--queue-url", queues.delivery_dlq, "--source-url", other, "--region", REGION, "--json", "replay"]
+        code = main([*argv, *extra], stdout=out, stderr=err)
+        return code, json.loads(out.getvalue())
+
+    code, doc = replay()
+    assert code == 3
+    [q] = doc["queues"]
+    assert "it has no redrive policy" in q["wrong_queue"] and q["moved"] == 0
+    assert counts(queues.sqs, queues.delivery_dlq) == (1, 0)
+
+    code, doc = replay("--force")  # on-call knows better: moved
+    assert code == 0 and doc["queues"][0]["moved"] == 1
+    assert counts(queues.sqs, other) == (1, 0) and counts(queues.sqs, queues.delivery_dlq) == (0, 0)

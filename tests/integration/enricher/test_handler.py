@@ -121,6 +121,10 @@ def test_filtered_heartbeat_is_counted_and_not_forwarded(stack: Stack, capsys: p
     assert emf["EventsFiltered"] == 1
     assert emf["EventsForwarded"] == 1
     assert emf["EventsReceived"] == 2
+    # The message's log line names both (tools.trace finds a filtered or forwarded event by it).
+    [processed] = [line for line in stack.log_lines() if line.get("message") == "message processed"]
+    assert processed["filtered"] == {"heartbeat": [heartbeat["uuid"]]}
+    assert processed["forwarded"] == {"event": [kept["uuid"]]}
 
 
 def test_rejections_are_counted_per_reason(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:

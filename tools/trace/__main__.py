@@ -1,0 +1,8 @@
+"""``python -m tools.trace``: see ``python -m tools.trace --help`` and docs/runbook.md."""
+
+import sys
+
+from tools.trace.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
