@@ -124,26 +124,37 @@ def fit(
     max_bytes: int = SQS_MAX_MESSAGE_BYTES,
     droppable: Sequence[str] = (),
 ) -> OutgoingMessage:
-    """``msg`` unchanged when SQS can take it; otherwise its body cut (at a character boundary) so it fits, with
-    the attribute ``truncated``=``true``. To stay within SQS's 10 attributes, the first of ``droppable`` present are
-    left out to make room for ``truncated``. For DLQ messages: a cut body beats losing the message and its reason.
+    """``msg`` unchanged when SQS can take it (at most 10 attributes and ``max_bytes``). Over 10 attributes, the
+    first of ``droppable`` present are left out until it has 10. Over the size, its body is cut (at a character
+    boundary) so it fits, with the attribute ``truncated``=``true``, and more of ``droppable`` are left out to make
+    room for that one. For DLQ messages: a cut body or a missing minor attribute beats losing the message.
 
     >>> cut = fit(OutgoingMessage("x" * 100, {"uuid": "u1"}), max_bytes=60)
     >>> cut.size() <= 60, cut.attributes["truncated"], cut.attributes["uuid"]
     (True, True, 'u1')
     """
+    if _count(msg.attributes) > SQS_MAX_MESSAGE_ATTRIBUTES:
+        msg = OutgoingMessage(msg.body, _drop(dict(msg.attributes), droppable), msg.delay_seconds)
     if msg.size() <= max_bytes:
         return msg
-    attrs = dict(msg.attributes)
-    attrs[ATTR_TRUNCATED] = True
-    for name in droppable:
-        if len([v for v in attrs.values() if v != ""]) <= SQS_MAX_MESSAGE_ATTRIBUTES:
-            break
-        attrs.pop(name, None)
+    attrs = _drop({**msg.attributes, ATTR_TRUNCATED: True}, droppable)
     overhead = OutgoingMessage("", attrs).size()
     room = max(1, max_bytes - overhead)
     body = msg.body.encode()[:room].decode(errors="ignore") or msg.body[:1]
     return OutgoingMessage(body, attrs, msg.delay_seconds)
+
+
+def _count(attrs: Mapping[str, AttributeValue]) -> int:
+    return len([value for value in attrs.values() if value != ""])
+
+
+def _drop(attrs: dict[str, AttributeValue], droppable: Sequence[str]) -> dict[str, AttributeValue]:
+    """``attrs`` without the first of ``droppable`` present, until at most SQS's 10 attributes are left."""
+    for name in droppable:
+        if _count(attrs) <= SQS_MAX_MESSAGE_ATTRIBUTES:
+            break
+        attrs.pop(name, None)
+    return attrs
 
 
 @dataclass(frozen=True, slots=True)

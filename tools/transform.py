@@ -6,7 +6,10 @@ order, one line per event::
     {"uuid": ..., "status": "ok"|"rejected"|"filtered", "kind": "install"|"event"|"identityLink",
      "payload": {...exactly the body that would be POSTed...}, "reason": ..., "warnings": [...]}
 
-Rejected lines also carry ``field`` and ``error``. It reads the same ``KOCHAVA_APP_ID_*`` settings as the
+Rejected lines also carry ``field`` and ``error``; a Segment call the pipeline does not map (``page``,
+``group``, ``alias``, or one whose ``integrations`` switch Kochava off) is ``filtered`` with ``type`` and
+``detail``. With ``--api-key-id ID`` the key's app binding (``SOURCE_APPS``) applies as in the enricher
+(``app_not_allowed``). It reads the same ``KOCHAVA_APP_ID_*`` settings as the
 Lambdas (``--app-id-ios`` / ``--app-id-android`` override them) and never touches the network. Exit status: 0
 when nothing was rejected, 1 otherwise, 2 on a usage error.
 
@@ -29,9 +32,10 @@ from typing import Any, BinaryIO
 import orjson
 
 from functions.pipeline.contract import parse_timestamp
-from functions.pipeline.events import Parsed, Rejection, Route, parse_body, parse_event
+from functions.pipeline.events import FilteredCall, Parsed, Rejection, Route, parse_body, parse_event
 from functions.pipeline.kochava import to_kochava
 from functions.pipeline.settings import Settings, SettingsError
+from functions.pipeline.sources import check_event
 
 WRITE_CHUNK = 512  # lines buffered per write
 READ_BLOCK = 256 * 1024  # bytes read at a time from JSON-lines input
@@ -48,6 +52,20 @@ def rejection_line(rejection: Rejection) -> dict[str, Any]:
         "warnings": [],
         "field": rejection.field,
         "error": rejection.message,
+    }
+
+
+def filtered_line(call: FilteredCall) -> dict[str, Any]:
+    """The output line for a Segment call accepted but not mapped (``page``, ``group``, ``alias``...)."""
+    return {
+        "uuid": call.uuid,
+        "status": "filtered",
+        "kind": None,
+        "payload": None,
+        "reason": call.reason,
+        "warnings": [],
+        "type": call.call_type,
+        "detail": call.message,
     }
 
 
@@ -135,20 +153,31 @@ def _split_lines(head: list[bytes], rest: BinaryIO) -> Iterator[bytes]:
     yield from carry.splitlines()
 
 
-def transform(items: Iterable[Parsed], settings: Settings, now: float) -> Iterator[dict[str, Any]]:
-    """Parsed events -> output lines."""
+def transform(
+    items: Iterable[Parsed], settings: Settings, now: float, api_key_id: str | None = None, route: Route = "native"
+) -> Iterator[dict[str, Any]]:
+    """Parsed events -> output lines; ``api_key_id``: apply that key's app binding (``SOURCE_APPS``) as the
+    enricher does."""
     for item in items:
         if isinstance(item, Rejection):
             yield rejection_line(item)
+        elif isinstance(item, FilteredCall):
+            yield filtered_line(item)
         else:
-            yield to_kochava(item, settings, now).to_line()
+            denied = check_event(settings, api_key_id, item, route) if api_key_id else None
+            if denied is None:
+                yield to_kochava(item, settings, now).to_line()
+            else:
+                yield rejection_line(Rejection(denied.reason, denied.message, denied.field, None, uuid=item.uuid))
 
 
-def run(stdin: BinaryIO, stdout: BinaryIO, settings: Settings, route: Route, now: float) -> int:
+def run(
+    stdin: BinaryIO, stdout: BinaryIO, settings: Settings, route: Route, now: float, api_key_id: str | None = None
+) -> int:
     """Transform stdin to stdout; returns the exit status (0: nothing rejected, 1: something was)."""
     rejected = False
     buffer: list[bytes] = []
-    for line in transform(read_stream(stdin, route), settings, now):
+    for line in transform(read_stream(stdin, route), settings, now, api_key_id, route):
         rejected = rejected or line["status"] == "rejected"
         buffer.append(orjson.dumps(line))
         if len(buffer) >= WRITE_CHUNK:
@@ -168,7 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
             'stdin: one event, a JSON array, {"batch": [...]}, or JSON lines. '
             "Settings come from the same environment variables as the Lambdas "
             "(KOCHAVA_APP_ID_IOS, KOCHAVA_APP_ID_ANDROID, KOCHAVA_APP_IDS_BY_BUNDLE, FILTERED_EVENTS, "
-            "EVENT_NAME_MAP). Exit 0 when nothing was rejected, 1 otherwise."
+            "EVENT_NAME_MAP, SOURCE_APPS). Segment page, group and alias calls are reported filtered. "
+            "Exit 0 when nothing was rejected, 1 otherwise."
         ),
     )
     parser.add_argument(
@@ -184,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--app-id-ios", metavar="GUID", help="Kochava app GUID for iOS (overrides the environment)")
     parser.add_argument("--app-id-android", metavar="GUID", help="Kochava app GUID for Android (overrides env)")
+    parser.add_argument(
+        "--api-key-id",
+        metavar="ID",
+        help="the API key id the events come with: its app binding in SOURCE_APPS applies (app_not_allowed)",
+    )
     return parser
 
 
@@ -223,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     # collections that the events' allocations trigger do not walk it again and again (about 4% of the run).
     gc.freeze()
     _keep_heap_top()
-    return run(sys.stdin.buffer, sys.stdout.buffer, settings, args.format, now)
+    return run(sys.stdin.buffer, sys.stdout.buffer, settings, args.format, now, args.api_key_id)
 
 
 if __name__ == "__main__":

@@ -3,21 +3,25 @@
 One SQS message is one HTTP body: one event or a batch of up to 100. :meth:`Enricher.process` runs these steps,
 each a function of the per-message state (:class:`Message`) and the enricher's ports:
 
-1. :func:`parse` - the body into one item per event, in order (an event or a rejection);
-2. :meth:`Enricher.load_profiles` - the device profiles of the message's devices, in one read (a failed read is
+1. :func:`parse` - the body into one item per event, in order (an event, a rejection, or a Segment call filtered
+   on purpose: ``page``, ``group``, ``alias``);
+2. :meth:`Enricher.check_sources` - the events the message's API key may not send (``SOURCE_APPS``), before
+   anything else is done with them: no device profile is read or written for them;
+3. :meth:`Enricher.load_profiles` - the device profiles of the message's devices, in one read (a failed read is
    counted and the events go on without their profiles: the message does not fail);
-3. :meth:`Enricher.map_event` - per event: fill from its device profile, map to Kochava, and decide:
-   invalid or rejected by the mapping (``missing_app_id``, ``no_device_identifier``) -> the ingest DLQ;
-   filtered (``heartbeat``) -> counted, dropped on purpose; ok -> on its way (and its fields update the profile);
-4. :meth:`Enricher.resolve_adservices` - fresh install tokens asked of Apple; an install Apple cannot answer yet
+4. :meth:`Enricher.map_event` - per event: fill from its device profile, map to Kochava, and decide:
+   invalid, not allowed for its key (``app_not_allowed``) or rejected by the mapping (``missing_app_id``,
+   ``no_device_identifier``) -> the ingest DLQ; filtered (``heartbeat``, Segment ``page`` / ``group`` /
+   ``alias``) -> counted by type, dropped on purpose; ok -> on its way (and its fields update the profile);
+5. :meth:`Enricher.resolve_adservices` - fresh install tokens asked of Apple; an install Apple cannot answer yet
    is re-queued alone to the ingest queue with a delay;
-5. :func:`route` - one delivery-queue message per event on its way; one that cannot fit in one SQS message
+6. :func:`route` - one delivery-queue message per event on its way; one that cannot fit in one SQS message
    (1 MiB with its attributes) goes to the ingest DLQ instead (``payload_too_large``);
-6. :meth:`Enricher.hand_off` - send the deliveries, then the dead letters and re-queues; a delivery SQS refuses for
+7. :meth:`Enricher.hand_off` - send the deliveries, then the dead letters and re-queues; a delivery SQS refuses for
    good is dead-lettered with its reason;
-7. :meth:`Enricher.save_profiles` - the updated profiles, best effort (a failed write is counted, never fatal).
+8. :meth:`Enricher.save_profiles` - the updated profiles, best effort (a failed write is counted, never fatal).
 
-Every event is handed off exactly once. ``process`` returns only when everything was handed to SQS; otherwise it
+Every event is handed off (at least once). ``process`` returns only when everything was handed to SQS; otherwise it
 raises and the caller reports the SQS record failed (SQS redelivers it; the deliverer is idempotent per uuid + kind,
 so a second copy is harmless).
 """
@@ -36,6 +40,7 @@ from functions.enricher.adservices_flow import AdServicesFlow, Candidate, wants_
 from functions.messages import OutgoingMessage, Refused, SendError, dead_letter_message, fit
 from functions.names import (
     ATTR_ADSERVICES_ATTEMPT,
+    ATTR_API_KEY_ID,
     ATTR_ERROR,
     ATTR_EVENT_NAME,
     ATTR_FIELD,
@@ -50,11 +55,12 @@ from functions.names import (
     SQS_MAX_MESSAGE_BYTES,
 )
 from functions.pipeline import envelope, profiles, reasons
-from functions.pipeline.events import Event, Parsed, Rejection, Route, parse_body
+from functions.pipeline.events import Event, FilteredCall, Parsed, Rejection, Route, parse_body, raw_events
 from functions.pipeline.jsontext import compact_json
 from functions.pipeline.kochava import Outcome, to_kochava
 from functions.pipeline.masking import redact
 from functions.pipeline.settings import Settings
+from functions.pipeline.sources import NotAllowed, check_event
 
 if TYPE_CHECKING:
     from functions.ports import MessageSender, ProfileStore
@@ -86,13 +92,17 @@ class MessageInfo:
     route: Route = "native"
     adservices_attempt: int = 0  # Apple calls already made for this (re-queued) install
     requeued: bool = False  # the enricher re-queued this install itself (it carries adservices_attempt)
+    api_key_id: str | None = None  # the API key (source) the request came with; SOURCE_APPS may bind it
 
     def attributes(self) -> dict[str, str | int | float]:
+        """What a re-queued or dead-lettered event carries on (``api_key_id`` too: a replay is checked again)."""
         out: dict[str, str | int | float] = {ATTR_ROUTE: self.route}
         if self.request_id:
             out[ATTR_REQUEST_ID] = self.request_id
         if self.received_at_ms is not None:
             out[ATTR_RECEIVED_AT_MS] = self.received_at_ms
+        if self.api_key_id:
+            out[ATTR_API_KEY_ID] = self.api_key_id
         return out
 
 
@@ -102,6 +112,7 @@ class Result:
 
     tally: Counter[str] = field(default_factory=Counter)
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    filtered_by_type: Counter[str] = field(default_factory=Counter)  # "page", "group", "alias", "track"...
     forwarded: dict[str, list[str]] = field(default_factory=dict)  # kind -> uuids handed to the delivery queue
     filtered: dict[str, list[str]] = field(default_factory=dict)  # event name -> uuids dropped on purpose
 
@@ -138,6 +149,7 @@ class Message:
     items: list[Parsed]
     raws: RawEvents
     result: Result = field(default_factory=Result)
+    not_allowed: dict[int, NotAllowed] = field(default_factory=dict)  # event position -> why its key may not send
     profile_keys: dict[int, str] = field(default_factory=dict)  # event position -> its device-profile key
     profiles: dict[str, profiles.Profile] = field(default_factory=dict)  # as stored, then updated in batch order
     changed_profiles: set[str] = field(default_factory=set)
@@ -156,7 +168,7 @@ class Message:
 def parse(body: str, info: MessageInfo, now: float) -> Message:
     """Step 1: the body as one item per event, counted as received (a re-queued install was counted already)."""
     items = parse_body(body, route=info.route)
-    message = Message(info=info, now=now, items=items, raws=RawEvents(body, len(items)))
+    message = Message(info=info, now=now, items=items, raws=RawEvents(body, len(items), info.route))
     if not info.requeued:
         message.tally[m.EVENTS_RECEIVED] += len(items)
     return message
@@ -183,7 +195,7 @@ def delivery_message(work: Work, info: MessageInfo) -> OutgoingMessage:
 
 
 def route(message: Message) -> tuple[list[Work], list[OutgoingMessage]]:
-    """Step 5: the delivery message of each event still on its way, with the works they stand for (same order);
+    """Step 6: the delivery message of each event still on its way, with the works they stand for (same order);
     one over SQS's size limit is dead-lettered now, as it would fail on every retry."""
     works: list[Work] = []
     deliveries: list[OutgoingMessage] = []
@@ -199,6 +211,12 @@ def route(message: Message) -> tuple[list[Work], list[OutgoingMessage]]:
         works.append(work)
         deliveries.append(delivery)
     return works, deliveries
+
+
+def not_allowed_letter(message: Message, index: int, event: Event, not_allowed: NotAllowed) -> DeadLetter:
+    """The dead letter of an event its API key may not send (``app_not_allowed``), as it was received."""
+    body, name = message.raws.body_of(index), event.name or event.type
+    return DeadLetter(body, not_allowed.reason, not_allowed.field, not_allowed.message, event.uuid, name)
 
 
 def refused_letter(message: Message, work: Work, refusal: Refused) -> DeadLetter:
@@ -249,6 +267,7 @@ class Enricher:
     ) -> Result:
         """Handle every event of ``body``; raise when something could not be handed off (see module doc)."""
         message = parse(body, info, now)
+        self.check_sources(message)
         self.load_profiles(message)
         for index, item in enumerate(message.items):
             self.map_event(message, index, item)
@@ -258,13 +277,24 @@ class Enricher:
         self.save_profiles(message)
         return message.result
 
+    def check_sources(self, message: Message) -> None:
+        """Step 2: the valid events the message's API key may not send (``SOURCE_APPS``), by position."""
+        key_id, route = message.info.api_key_id, message.info.route
+        if not key_id or key_id not in self.settings.source_apps:  # not bound: any app, as before
+            return
+        for index, item in enumerate(message.items):
+            if isinstance(item, Event):
+                not_allowed = check_event(self.settings, key_id, item, route)
+                if not_allowed is not None:
+                    message.not_allowed[index] = not_allowed
+
     def load_profiles(self, message: Message) -> None:
-        """Step 2: the profile key of each valid event that has one (a configured app GUID and a device id), and
+        """Step 3: the profile key of each valid event that has one (a configured app GUID and a device id), and
         the stored profiles of those keys, in one read."""
         if self.profile_store is None:
             return
         for index, item in enumerate(message.items):
-            if isinstance(item, Rejection):
+            if not isinstance(item, Event) or index in message.not_allowed:
                 continue
             device_id = profiles.device_key_id(item)
             app_id = self.settings.app_id_for(item.device.platform, item.app.bundle_id if item.app else None)
@@ -283,9 +313,19 @@ class Enricher:
             message.profile_keys.clear()  # neither filled nor written back: a stored profile is never overwritten
 
     def map_event(self, message: Message, index: int, item: Parsed) -> None:
-        """Step 3: one event filled from its profile, mapped, and set on its way, dead-lettered or filtered."""
+        """Step 4: one event filled from its profile, mapped, and set on its way, dead-lettered or filtered."""
         if isinstance(item, Rejection):
             message.dead.append(rejection_letter(item))
+            return
+        if isinstance(item, FilteredCall):  # Segment page / group / alias: counted by type, never sent
+            message.tally[m.EVENTS_FILTERED] += 1
+            message.result.filtered_by_type[item.call_type] += 1
+            if item.uuid:
+                message.result.filtered.setdefault(item.call_type, []).append(item.uuid)
+            return
+        not_allowed = message.not_allowed.get(index)
+        if not_allowed is not None:  # its API key may not send to its app: nothing else is done with it
+            message.dead.append(not_allowed_letter(message, index, item, not_allowed))
             return
         key = message.profile_keys.get(index)
         event, filled = profiles.fill_from_profile(item, message.profiles.get(key) if key else None)
@@ -305,6 +345,7 @@ class Enricher:
                 message.changed_profiles.add(key)
         if outcome.status == "filtered":
             message.tally[m.EVENTS_FILTERED] += 1
+            message.result.filtered_by_type[item.type] += 1
             message.result.filtered.setdefault(item.name or item.type, []).append(item.uuid)
             return
         if outcome.adservices_expired:
@@ -312,7 +353,7 @@ class Enricher:
         message.works.append(Work(index, event, item, outcome))
 
     def resolve_adservices(self, message: Message, remaining_s: Callable[[], float] | None) -> None:
-        """Step 4: ask Apple for the installs with a fresh token; attach the answer, or mark the install for a
+        """Step 5: ask Apple for the installs with a fresh token; attach the answer, or mark the install for a
         delayed re-queue."""
         if self._adservices_factory is None:
             return
@@ -350,7 +391,7 @@ class Enricher:
         self.log.set_correlation_id(None)
 
     def hand_off(self, message: Message, works: Sequence[Work], deliveries: Sequence[OutgoingMessage]) -> None:
-        """Step 6: deliveries first (one SQS refuses for good is dead-lettered with its reason), then the dead
+        """Step 7: deliveries first (one SQS refuses for good is dead-lettered with its reason), then the dead
         letters and re-queues, which have no other place to go. A transient failure raises: the record is reported
         failed and redelivered as a whole."""
         retried_before = self.sender.retried_entries
@@ -388,9 +429,11 @@ class Enricher:
             **{ATTR_UUID: letter.uuid, ATTR_EVENT_NAME: letter.event_name},
             **message.info.attributes(),
         )
-        # The event as received may itself be ~1 MiB: cut the body (``truncated``) rather than lose the message;
-        # received_at_ms then makes room for that 11th attribute (failed_at_ms and request_id still date it).
-        return fit(dead, droppable=(ATTR_RECEIVED_AT_MS,))
+        # SQS allows 10 attributes: with api_key_id (kept so that a replay is checked against the key's binding
+        # again), received_at_ms makes room when all the others are present. The event as received may itself be
+        # ~1 MiB: cut the body (``truncated``) rather than lose the message; api_key_id then goes too (a cut body
+        # is never replayed). failed_at_ms and request_id still date and identify it.
+        return fit(dead, droppable=(ATTR_RECEIVED_AT_MS, ATTR_API_KEY_ID))
 
     def _send_for_good(self, queue_url: str, messages: Sequence[OutgoingMessage]) -> None:
         """Send messages that have no other place to go: one SQS refuses for good fails the record too."""
@@ -399,7 +442,7 @@ class Enricher:
             raise SendError(queue_url, [{"Id": f"m{r.index}", "Code": r.code, "Message": r.error} for r in refused])
 
     def save_profiles(self, message: Message) -> None:
-        """Step 7: profiles are an optimisation for later events: a failed write is counted and logged, never
+        """Step 8: profiles are an optimisation for later events: a failed write is counted and logged, never
         fatal."""
         store = self.profile_store
         if store is None or not message.changed_profiles:
@@ -442,19 +485,19 @@ class RawEvents:
     """The raw JSON of each event of a body, by position, decoded only when a DLQ / re-queue message needs it.
 
     ``parse_body`` keeps the raw event on rejections only; an event rejected by the mapping or re-queued must
-    also travel exactly as it was received, so the body is decoded again (once) for those rare cases.
+    also travel exactly as it was validated (a Segment call with its batch's ``context`` merged in, so it replays
+    alone), so the body is decoded again (once) for those rare cases.
     """
 
-    def __init__(self, body: str, count: int) -> None:
+    def __init__(self, body: str, count: int, route: Route = "native") -> None:
         self._body = body
         self._count = count
+        self._route = route
         self._events: list[Any] | None = None
 
     def body_of(self, index: int) -> str:
         if self._events is None:
-            document = orjson.loads(self._body)
-            batch = document.get("batch") if isinstance(document, dict) else None
-            self._events = batch if isinstance(batch, list) else [document]
+            self._events = raw_events(orjson.loads(self._body), self._route)
             if len(self._events) != self._count:  # cannot happen with parse_body's one-item-per-event promise
                 raise RuntimeError("raw events and parsed events are not aligned")
         return compact_json(self._events[index])

@@ -36,6 +36,7 @@ with collector_paused(freeze=True):
     from functions.enricher.retry import handoff_retry_visibility_s
     from functions.names import (
         ATTR_ADSERVICES_ATTEMPT,
+        ATTR_API_KEY_ID,
         ATTR_RECEIVED_AT_MS,
         ATTR_REQUEST_ID,
         ATTR_ROUTE,
@@ -148,10 +149,12 @@ class Invocation:
     failed: list[dict[str, str]] = field(default_factory=list)
     tally: Counter[str] = field(default_factory=Counter)
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    filtered_by_type: Counter[str] = field(default_factory=Counter)
 
     def add(self, result: Result) -> None:
         self.tally.update(result.tally)
         self.rejected_by_reason.update(result.rejected_by_reason)
+        self.filtered_by_type.update(result.filtered_by_type)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -248,6 +251,7 @@ def message_info(record: SqsRecord) -> MessageInfo:
         route=segment_route(text(ATTR_ROUTE)),
         adservices_attempt=attempt or 0,
         requeued=attempt is not None,
+        api_key_id=text(ATTR_API_KEY_ID),
     )
 
 
@@ -261,12 +265,17 @@ def _emit_metrics(invocation: Invocation) -> None:
     for name, value in sorted(tally.items()):
         if value and name not in _ALWAYS_EMITTED:
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-    for reason, value in sorted(invocation.rejected_by_reason.items()):
-        with single_metric(
-            name=m.EVENTS_REJECTED,
-            unit=MetricUnit.Count,
-            value=value,
-            namespace=NAMESPACE,
-            default_dimensions={"service": SERVICE},
-        ) as metric:
-            metric.add_dimension(name=m.REJECTED_REASON_DIMENSION, value=reason)
+    # EventsRejected per reason and EventsFiltered per call type, each with its own dimension.
+    for name, dimension, counts in (
+        (m.EVENTS_REJECTED, m.REJECTED_REASON_DIMENSION, invocation.rejected_by_reason),
+        (m.EVENTS_FILTERED, m.FILTERED_TYPE_DIMENSION, invocation.filtered_by_type),
+    ):
+        for dimension_value, value in sorted(counts.items()):
+            with single_metric(
+                name=name,
+                unit=MetricUnit.Count,
+                value=value,
+                namespace=NAMESPACE,
+                default_dimensions={"service": SERVICE},
+            ) as metric:
+                metric.add_dimension(name=dimension, value=dimension_value)

@@ -2,6 +2,8 @@
 
 All are counts per invocation. ``EventsRejected`` is emitted twice: once in total, and once per reason with a
 ``reason`` dimension (``invalid_event``, ``missing_app_id``...), so a dashboard can alarm on either.
+``EventsFiltered`` likewise: in total, and per call type with a ``type`` dimension (Segment ``page``, ``group``,
+``alias``; ``track`` for FILTERED_EVENTS such as heartbeat, or a Segment call that switched Kochava off).
 """
 
 from __future__ import annotations
@@ -28,3 +30,4 @@ ADSERVICES_DEVELOPER_MODE: Final = "AdServicesDeveloperMode"  # Apple's test pay
 ADSERVICES_DEFERRED: Final = "AdServicesDeferred"  # not asked (too little Lambda time left): re-queued, try kept
 
 REJECTED_REASON_DIMENSION: Final = "reason"
+FILTERED_TYPE_DIMENSION: Final = "type"  # EventsFiltered per call type: page, group, alias, track (heartbeat)...

@@ -2,11 +2,13 @@
 
 ``NativeEvent`` is both the wire model of ``POST /v1/events`` and the pipeline's internal event: its validators
 normalise every accepted form (aliases, timestamp formats, platform case) so the mapping sees one shape.
-``SegmentEvent`` is the wire model of ``POST /v1/segment``; ``functions.pipeline.events`` converts it into a
-``NativeEvent``.
+``SegmentEvent`` is the wire model of one mapped Segment call (track / screen / identify, with
+``integrations.Kochava`` validated by the native models); ``functions.pipeline.events`` converts it into a
+``NativeEvent``. Segment ``page`` / ``group`` / ``alias`` calls never reach it (``functions.pipeline.segment``).
 
-The JSON schemas of the HTTP bodies are generated from these models (``python -m functions.pipeline.contract
-DIR``, i.e. ``make schemas``) and converted to JSON Schema draft 4, the dialect API Gateway request models use.
+The JSON schemas of the HTTP bodies are generated from this module (the Segment one checks only the envelope:
+``python -m functions.pipeline.contract DIR``, i.e. ``make schemas``) and converted to JSON Schema draft 4, the
+dialect API Gateway request models use.
 A test regenerates them and fails on any drift from ``infra/schemas/``.
 
 Example:
@@ -274,39 +276,93 @@ class NativeBatch(_Model):
 
 
 # --- Segment spec ------------------------------------------------------------------------------------------------
+# The Segment routes take what Segment's and RudderStack's libraries send. The gateway checks only the envelope
+# (a JSON object; ``batch`` an array of 1 to 100 objects): each call is judged here, on its own, by the enricher.
+# Call types the pipeline does not map (``page``, ``group``, ``alias``) are filtered before these models see them
+# (functions.pipeline.segment). Field names are Segment's (camelCase), as are the names in error messages.
+
+_Name = Annotated[str, Field(max_length=256)]
+_Short = Annotated[str, Field(max_length=64)]
 
 
 class SegmentDevice(_Model):
-    type: Platform
-    id: OptionalId = None
-    advertisingId: OptionalId = None
-    adTrackingEnabled: bool | None = None
-    model: Annotated[str, Field(max_length=256)] | None = None
-    attTrackingStatus: Annotated[int, Field(ge=0, le=3)] | None = None
+    # ``type`` is checked by SegmentEvent: "ios" / "android" (any case), else context.os.name decides (Segment's
+    # iOS library does not fill device.type), so a non-mobile value such as "phone" is not an error by itself.
+    type: _Short | None = None
+    id: OptionalId = None  # iOS: IDFV; Android: Android ID
+    advertisingId: OptionalId = None  # iOS: IDFA; Android: Google advertising id
+    adTrackingEnabled: bool | None = None  # false: limit ad tracking
+    model: _Name | None = None
+    manufacturer: _Name | None = None  # accepted, not sent: Kochava's device_ver is model + OS
+    attTrackingStatus: Annotated[int, Field(ge=0, le=3)] | None = None  # ATTrackingManager status, 3 = authorized
 
 
 class SegmentOS(_Model):
-    name: Annotated[str, Field(max_length=64)] | None = None
-    version: Annotated[str, Field(max_length=64)] | None = None
+    name: _Short | None = None
+    version: _Short | None = None
 
 
 class SegmentApp(_Model):
-    version: Annotated[str, Field(max_length=64)] | None = None
+    name: _Name | None = None  # accepted, not sent (Kochava knows the app by its GUID)
+    version: _Short | None = None
     build: Annotated[str, Field(max_length=64), BeforeValidator(_id_to_str)] | None = None
-    namespace: Annotated[str, Field(max_length=256)] | None = None
+    namespace: _Name | None = None  # the bundle id / package name
 
 
 class SegmentContext(_Model):
-    device: SegmentDevice
+    device: SegmentDevice | None = None
     os: SegmentOS | None = None
     app: SegmentApp | None = None
     ip: Annotated[str, Field(max_length=64)] | None = None
     userAgent: Text | None = None
+    locale: _Short | None = None  # accepted, not sent: Kochava's S2S APIs have no locale field
     traits: dict[str, Any] | None = None
 
 
+def _kochava_switch(value: Any) -> Any:
+    """``integrations.Kochava: true`` is Segment's "send to Kochava" with no options (``false`` is filtered
+    before validation, see functions.pipeline.segment)."""
+    return None if isinstance(value, bool) else value
+
+
+class KochavaIntegration(_Model):
+    """``integrations.Kochava`` on a Segment call: what Segment's ``context`` lacks, with the native field names
+    and the native models (so every rule of the native route applies: the AdServices window, consent, ATT)."""
+
+    att: Att | None = None
+    adservices: AdServices | None = None
+    consent: Consent | None = None
+    install_referrer: InstallReferrer | None = None
+    kochava_device_id: OptionalId = None
+    iad_attribution_details: dict[str, Any] | None = None
+
+
+class SegmentIntegrations(_Model):
+    Kochava: Annotated[KochavaIntegration | None, BeforeValidator(_kochava_switch)] = None
+
+
+_IOS_OS_NAMES = frozenset({"ios", "iphone os", "ipados"})
+
+
+def segment_platform(device_type: str | None, os_name: str | None) -> Literal["ios", "android"] | None:
+    """The platform of a Segment call: ``context.device.type`` when it is ios / android (any case), else
+    ``context.os.name`` (``iOS``, ``iPhone OS``, ``iPadOS``, ``Android``), else None.
+
+    >>> segment_platform("Android", None), segment_platform("phone", "iPhone OS"), segment_platform(None, "Linux")
+    ('android', 'ios', None)
+    """
+    for value in (device_type, os_name):
+        if value:
+            key = value.strip().lower()
+            if key == "android":
+                return "android"
+            if key in _IOS_OS_NAMES:
+                return "ios"
+    return None
+
+
 class SegmentEvent(_Model):
-    """One Segment-spec call (track / screen / identify)."""
+    """One Segment-spec call that the pipeline maps (track / screen / identify)."""
 
     type: Literal["track", "screen", "identify"]
     messageId: Identifier
@@ -318,13 +374,18 @@ class SegmentEvent(_Model):
     userId: OptionalId = None
     anonymousId: OptionalId = None
     context: SegmentContext
+    integrations: SegmentIntegrations | None = None
 
     @model_validator(mode="after")
-    def _event_required_for_track(self) -> SegmentEvent:
+    def _call_rules(self) -> SegmentEvent:
         if self.type == "track" and not self.event:
             raise ValueError("event: is required for track calls")
         if self.type == "identify" and not self.userId:
             raise ValueError("userId: is required for identify calls")
+        context = self.context
+        device, os = context.device, context.os
+        if segment_platform(device.type if device else None, os.name if os else None) is None:
+            raise ValueError("context.device.type: must be ios or android (or context.os.name iOS or Android)")
         return self
 
 
@@ -336,13 +397,15 @@ SCHEMA_FILES = {"native": "native_body.schema.json", "segment": "segment_body.sc
 def body_schema(route: Literal["native", "segment"]) -> dict[str, Any]:
     """Draft-4 JSON schema of a request body: one event, or ``{"batch": [event, ...]}`` (1..100 events).
 
-    API Gateway checks the outer shape and every event in the batch; the enricher still validates each event
-    on its own (it is the authority, and gives per-event reasons).
+    Native route: API Gateway checks the outer shape and every event in the batch; the enricher still validates
+    each event on its own (it is the authority, and gives per-event reasons). Segment routes: the envelope only
+    (see :func:`segment_envelope_schema`).
     """
-    model: type[BaseModel] = NativeEvent if route == "native" else SegmentEvent
-    event_schema = model.model_json_schema(mode="validation", ref_template="#/definitions/{model}")
+    if route == "segment":
+        return segment_envelope_schema()
+    event_schema = NativeEvent.model_json_schema(mode="validation", ref_template="#/definitions/{model}")
     definitions = event_schema.pop("$defs", {})
-    event_name = model.__name__
+    event_name = NativeEvent.__name__
     definitions[event_name] = event_schema
     batch = {
         "type": "object",
@@ -351,7 +414,7 @@ def body_schema(route: Literal["native", "segment"]) -> dict[str, Any]:
             "batch": {
                 "type": "array",
                 "minItems": 1,
-                "maxItems": 100,
+                "maxItems": MAX_BATCH_EVENTS,
                 "items": {"$ref": f"#/definitions/{event_name}"},
             }
         },
@@ -365,6 +428,23 @@ def body_schema(route: Literal["native", "segment"]) -> dict[str, Any]:
     }
     converted: dict[str, Any] = _to_draft4(schema)
     return converted
+
+
+def segment_envelope_schema() -> dict[str, Any]:
+    """The Segment routes' body schema: only the envelope, a JSON object whose ``batch``, when present, is an
+    array of 1 to 100 objects (one call, or ``{"batch": [...], "sentAt": ..., "context": ...}``).
+
+    Each call is judged by the enricher on its own, so one bad call never makes a library (which drops a whole
+    batch on a 4xx) lose the other 99.
+    """
+    return {
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "title": "segment ingest body: one call or a batch of calls, each validated by the enricher",
+        "type": "object",
+        "properties": {
+            "batch": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH_EVENTS, "items": {"type": "object"}}
+        },
+    }
 
 
 def _to_draft4(node: Any) -> Any:

@@ -25,7 +25,7 @@ from typing import Any, Literal, TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from functions.pipeline import reasons
+from functions.pipeline import reasons, segment
 from functions.pipeline.contract import (
     MAX_BATCH_EVENTS,
     AdServices,
@@ -33,9 +33,12 @@ from functions.pipeline.contract import (
     Att,
     Device,
     EventType,
+    KochavaIntegration,
     NativeBatch,
     NativeEvent,
+    SegmentContext,
     SegmentEvent,
+    segment_platform,
 )
 
 Event = NativeEvent
@@ -65,7 +68,18 @@ class Rejection:
     event_name: str | None = None
 
 
-Parsed = NativeEvent | Rejection
+@dataclass(frozen=True, slots=True)
+class FilteredCall:
+    """A Segment call accepted but deliberately not mapped (``page``, ``group``, ``alias``, or a call whose
+    ``integrations`` switch Kochava off): counted by ``call_type``, never sent, never dead-lettered."""
+
+    uuid: str | None  # the call's messageId
+    call_type: str  # "page", "group", "alias" (or the type of a call not for Kochava)
+    message: str  # why, e.g. "page calls are not mapped to Kochava"
+    reason: str = reasons.FILTERED_EVENT
+
+
+Parsed = NativeEvent | Rejection | FilteredCall
 
 
 def parse_body(body: bytes | str, route: Route = "native") -> list[Parsed]:
@@ -91,8 +105,29 @@ def parse_body(body: bytes | str, route: Route = "native") -> list[Parsed]:
             except ValidationError as exc:
                 field, message = describe_error(exc)
                 return [Rejection(reasons.INVALID_BODY, message, field, _scrub_surrogates(document))]
+        if route == "segment":
+            shared, bad = segment.shared_fields(document)
+            if bad is not None:
+                message = f"{bad}: must be an object (it applies to every call of the batch)"
+                return [Rejection(reasons.INVALID_BODY, message, bad, _scrub_surrogates(document))]
+            if shared:
+                batch = [segment.merge_shared(shared, call) for call in batch]
         return [parse(raw_event, route) for raw_event in batch]
     return [parse(document, route)]
+
+
+def raw_events(document: Any, route: Route = "native") -> list[Any]:
+    """The raw events of a parsed body, exactly as :func:`parse_body` validated them, by position: a batch's
+    members (Segment calls with the batch-level ``context`` / ``integrations`` merged in), or the body itself.
+    What a DLQ message or a re-queued event carries, so it can be replayed alone."""
+    if isinstance(document, dict) and isinstance(document.get("batch"), list):
+        batch: list[Any] = document["batch"]
+        if route == "segment":
+            shared, bad = segment.shared_fields(document)
+            if shared and bad is None:
+                return [segment.merge_shared(shared, call) if type(call) is dict else call for call in batch]
+        return batch
+    return [document]
 
 
 def _plain_batch(batch: Any) -> bool:
@@ -184,10 +219,15 @@ def parse_event(raw: Any, route: Route = "native") -> Parsed:
         return Rejection(reasons.INVALID_EVENT, "event: must be a JSON object", None, raw)
     try:
         if route == "segment":
+            why = segment.filtered_because(raw)
+            if why is not None:
+                return FilteredCall(_call_id(raw.get("messageId")), str(raw.get("type")), why)
             return segment_to_event(_validate_segment(raw))
         return _validate_native(raw)
     except ValidationError as exc:
         field, message = describe_error(exc)
+        if route == "segment" and field == "type":  # page / group / alias are accepted too (and filtered)
+            message = f"type: must be {segment.CALL_TYPES_TEXT}"
         uuid = raw.get("messageId" if route == "segment" else "uuid")
         name = raw.get("event") or raw.get("action") or raw.get("type")
         return Rejection(
@@ -207,9 +247,13 @@ _validate_segment: Callable[[Any], SegmentEvent] = SegmentEvent.__pydantic_valid
 
 
 def segment_to_event(call: SegmentEvent) -> NativeEvent:
-    """Convert a validated Segment call into the internal event (no second validation)."""
+    """Convert a validated Segment call into the internal event (no second validation).
+
+    Segment's ``context`` gives the device, OS, app, IP and user agent; ``integrations.Kochava`` (native field
+    names, already validated with the native models) gives what Segment lacks. README "Segment calls" lists every
+    field and where it goes.
+    """
     context = call.context
-    seg_device = context.device
     event_type: EventType = call.type
     name = call.event
     properties = dict(call.properties or {})
@@ -219,29 +263,14 @@ def segment_to_event(call: SegmentEvent) -> NativeEvent:
         name = call.name or _str_or_none(properties.get("name"))
     elif call.type == "identify":
         properties = {**(context.traits or {}), **(call.traits or {})}
-    att = None
-    if seg_device.attTrackingStatus is not None:
-        status = _ATT_BY_SEGMENT_STATUS[seg_device.attTrackingStatus]
-        att = _trusted(Att, {"status": status, "time": None, "duration": None})
-    device = _trusted(
-        Device,
-        {
-            "platform": seg_device.type,
-            "id": seg_device.id,
-            "advertising_id": seg_device.advertisingId,
-            "kochava_device_id": None,
-            "ip": context.ip,
-            "user_agent": context.userAgent,
-            "model": seg_device.model,
-            "os_version": context.os.version if context.os else None,
-            "limit_ad_tracking": None if seg_device.adTrackingEnabled is None else not seg_device.adTrackingEnabled,
-            "att": att,
-        },
-    )
+    kochava = call.integrations.Kochava if call.integrations is not None else None
     app = None
     if context.app is not None:
         seg_app = context.app
         app = _trusted(App, {"bundle_id": seg_app.namespace, "version": seg_app.version, "build": seg_app.build})
+    adservices = kochava.adservices if kochava else None
+    if adservices is None and event_type == "install":
+        adservices = _segment_adservices(properties)
     return _trusted(
         NativeEvent,
         {
@@ -255,13 +284,54 @@ def segment_to_event(call: SegmentEvent) -> NativeEvent:
             "ref": None,
             "offset": None,
             "app": app,
-            "device": device,
-            "adservices": _segment_adservices(properties) if event_type == "install" else None,
-            "iad_attribution_details": None,
-            "consent": None,
-            "install_referrer": None,
+            "device": _segment_device(context, kochava),
+            "adservices": adservices,
+            "iad_attribution_details": kochava.iad_attribution_details if kochava else None,
+            "consent": kochava.consent if kochava else None,
+            "install_referrer": kochava.install_referrer if kochava else None,
         },
     )
+
+
+def _segment_device(context: SegmentContext, kochava: KochavaIntegration | None) -> Device:
+    """The internal device of a Segment call: ``context.device`` / ``os`` / ``ip`` / ``userAgent``, plus
+    ``integrations.Kochava.kochava_device_id`` and ``att``."""
+    seg_device, seg_os = context.device, context.os
+    ad_tracking = seg_device.adTrackingEnabled if seg_device else None
+    return _trusted(
+        Device,
+        {
+            "platform": segment_platform(seg_device.type if seg_device else None, seg_os.name if seg_os else None),
+            "id": seg_device.id if seg_device else None,
+            "advertising_id": seg_device.advertisingId if seg_device else None,
+            "kochava_device_id": kochava.kochava_device_id if kochava else None,
+            "ip": context.ip,
+            "user_agent": context.userAgent,
+            "model": seg_device.model if seg_device else None,
+            "os_version": seg_os.version if seg_os else None,
+            "limit_ad_tracking": None if ad_tracking is None else not ad_tracking,
+            "att": _segment_att(seg_device.attTrackingStatus if seg_device else None, kochava.att if kochava else None),
+        },
+    )
+
+
+def _segment_att(tracking_status: int | None, att: Att | None) -> Att | None:
+    """``integrations.Kochava.att`` as sent; its status, when absent, from ``context.device.attTrackingStatus``."""
+    status = _ATT_BY_SEGMENT_STATUS[tracking_status] if tracking_status is not None else None
+    if att is None:
+        return None if status is None else _trusted(Att, {"status": status, "time": None, "duration": None})
+    if att.status is None and status is not None:
+        return _trusted(Att, {"status": status, "time": att.time, "duration": att.duration})
+    return att
+
+
+def _call_id(message_id: Any) -> str | None:
+    """A raw call's messageId as the uuid of its outcome (ids may be integers), or None."""
+    if isinstance(message_id, int) and not isinstance(message_id, bool):
+        return str(message_id)
+    if isinstance(message_id, str):
+        return message_id.strip() or None
+    return None
 
 
 _Model = TypeVar("_Model", bound=BaseModel)

@@ -60,6 +60,8 @@ class Settings:
     event_name_map: dict[str, str] = field(default_factory=dict)
     adservices_url: str = DEFAULT_ADSERVICES_URL
     adservices_resolve: bool = True
+    # API key id -> the bundle ids and Kochava app GUIDs it may send to (SOURCE_APPS); keys not listed: any app.
+    source_apps: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def app_id_for(self, platform: str, bundle_id: str | None) -> str | None:
         """The Kochava app GUID for an event: per bundle id first, else per platform, else None."""
@@ -97,7 +99,47 @@ class Settings:
             if flag not in {"true", "false", "1", "0", "yes", "no", "on", "off"}:
                 raise SettingsError(f"{ENV_ADSERVICES_RESOLVE}: must be true or false, got {flag!r}")
             values["adservices_resolve"] = flag in {"true", "1", "yes", "on"}
+        if env.get(SOURCE_APPS, "").strip():
+            values["source_apps"] = parse_source_apps(env[SOURCE_APPS])
         return cls(**values)
+
+
+SOURCE_APPS = "SOURCE_APPS"  # functions.names.ENV_SOURCE_APPS (this module imports nothing of the repo's)
+_SOURCE_APPS_SHAPE = '{"<api key id>": ["<bundle id or Kochava app GUID>", ...]}'
+
+
+def parse_source_apps(text: str) -> dict[str, frozenset[str]]:
+    """``SOURCE_APPS`` (JSON) -> API key id -> the apps it may send to; :class:`SettingsError` names what is wrong.
+
+    >>> parse_source_apps('{"k1abc": ["com.example.game", "kogame-ios-guid"]}') == {
+    ...     "k1abc": frozenset({"com.example.game", "kogame-ios-guid"})}
+    True
+    >>> parse_source_apps('{"k1abc": "com.example.game"}')  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    functions.pipeline.settings.SettingsError: SOURCE_APPS: key 'k1abc': must be a list of bundle ids or Kochava...
+    """
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise SettingsError(f"{SOURCE_APPS}: not valid JSON ({exc}); expected {_SOURCE_APPS_SHAPE}") from exc
+    if not isinstance(value, dict):
+        raise SettingsError(f"{SOURCE_APPS}: must be a JSON object {_SOURCE_APPS_SHAPE}")
+    out: dict[str, frozenset[str]] = {}
+    for key, apps in value.items():
+        if not key.strip():
+            raise SettingsError(f"{SOURCE_APPS}: an API key id is empty")
+        if not isinstance(apps, list) or not all(isinstance(app, str) and app.strip() for app in apps):
+            raise SettingsError(
+                f"{SOURCE_APPS}: key {key!r}: must be a list of bundle ids or Kochava app GUIDs (non-empty strings)"
+            )
+        if not apps:
+            raise SettingsError(
+                f"{SOURCE_APPS}: key {key!r}: lists no app (remove the key to let it send to any app, "
+                "or disable the key)"
+            )
+        out[key.strip()] = frozenset(app.strip() for app in apps)
+    return out
 
 
 def _json_object(env: Mapping[str, str], var: str) -> dict[str, str] | None:

@@ -63,7 +63,10 @@ REASON_ADVICE: Final[Mapping[str, str]] = {
     reasons.NO_DEVICE_IDENTIFIER: "not replayable: no usable device id in the event",
     reasons.PAYLOAD_TOO_LARGE: "not replayable: the event is too big for one SQS message (see `field`, `error`)",
     reasons.MISSING_APP_ID: "replay after deploying the missing Kochava app GUID",
-    reasons.APP_NOT_ALLOWED: "replay only after binding the source's API key to this app (SOURCE_APPS)",
+    reasons.APP_NOT_ALLOWED: (
+        "the API key (api_key_id) is bound to other apps in SOURCE_APPS: tell the sender to use its own key; replay "
+        "only after binding the key to this app (a replay is checked against the binding again)"
+    ),
     reasons.KOCHAVA_REJECTED: "replay after fixing what Kochava rejected (see http_status / response_body)",
     reasons.KOCHAVA_BAD_RESPONSE: "replayable: Kochava answered 200 without success",
     reasons.RETRIES_EXHAUSTED: "replayable once Kochava is healthy again",

@@ -7,8 +7,9 @@ The accounting is built from observations, not from what the pipeline is suppose
 * dead-lettered: the messages in each DLQ, matched by their ``uuid`` attribute, or by ``request_id`` for a
   message about a whole body (unparseable JSON, or redriven by SQS after the enricher crashed on it);
 * delivered: the delivery envelopes the deliverer handled successfully (and did not dead-letter);
-* filtered: what is left AND what the pure mapping (``functions.pipeline.kochava.to_kochava``) says is filtered
-  on purpose (``heartbeat``...); anything else left over is **lost**, and makes ``--once`` exit 1.
+* filtered: what is left AND what the pure parser / mapping says is filtered on purpose (``heartbeat``...;
+  Segment ``page``, ``group``, ``alias`` calls, shown by their call type); anything else left over is **lost**,
+  and makes ``--once`` exit 1.
 """
 
 from __future__ import annotations

@@ -97,7 +97,7 @@ def scaled_deliverer_environment(time_scale: float) -> dict[str, str]:
 
 def event_keys(body: bytes, route: str, request_id: str) -> list[AcceptedEvent]:
     """The events of an accepted body, with what the pure mapping predicts (only "filtered" is used)."""
-    from functions.pipeline.events import Rejection, parse_body
+    from functions.pipeline.events import FilteredCall, Rejection, parse_body
     from functions.pipeline.kochava import to_kochava
     from functions.pipeline.settings import Settings
 
@@ -106,6 +106,8 @@ def event_keys(body: bytes, route: str, request_id: str) -> list[AcceptedEvent]:
     for index, item in enumerate(parse_body(body, route="segment" if route == r.ROUTE_SEGMENT else "native")):
         if isinstance(item, Rejection):
             uuid, predicted, name = item.uuid, "rejected", item.event_name
+        elif isinstance(item, FilteredCall):  # Segment page / group / alias: shown in the report by call type
+            uuid, predicted, name = item.uuid, "filtered", item.call_type
         else:
             outcome = to_kochava(item, settings, now=time.time())
             uuid, predicted, name = item.uuid, outcome.status, outcome.event_name

@@ -196,6 +196,17 @@ def test_fit_cuts_the_body_and_keeps_ten_attributes_at_most() -> None:
     assert fit(OutgoingMessage("small", attrs)) == OutgoingMessage("small", attrs)
 
 
+def test_fit_leaves_out_droppable_attributes_over_ten_even_when_the_size_fits() -> None:
+    attrs: dict[str, str | int | float] = {f"a{i}": f"v{i}" for i in range(SQS_MAX_MESSAGE_ATTRIBUTES + 1)}
+    small = fit(OutgoingMessage("small", attrs, delay_seconds=5), droppable=("a0", "a1"))
+    assert small.body == "small" and small.delay_seconds == 5
+    assert sorted(small.attributes) == sorted(f"a{i}" for i in range(1, SQS_MAX_MESSAGE_ATTRIBUTES + 1))
+    big = fit(OutgoingMessage("x" * SQS_MAX_MESSAGE_BYTES, attrs), droppable=("a0", "a1"))
+    assert big.size() <= SQS_MAX_MESSAGE_BYTES and big.attributes["truncated"] is True
+    assert "a0" not in big.attributes and "a1" not in big.attributes
+    assert len(big.attributes) == SQS_MAX_MESSAGE_ATTRIBUTES
+
+
 def test_dead_letter_message_skips_missing_attributes_and_cuts_long_text() -> None:
     msg = dead_letter_message(
         "{}", stage="enricher", reason="invalid_event", failed_at_ms=5, field=None, error="e" * 5000, uuid=""

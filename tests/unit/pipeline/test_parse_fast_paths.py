@@ -16,7 +16,8 @@ from pydantic import Field, ValidationError
 
 from functions.pipeline import events, reasons
 from functions.pipeline.contract import MAX_BATCH_EVENTS, Device, NativeBatch, NativeEvent, SegmentEvent
-from functions.pipeline.events import Rejection, _plain_batch, parse_body, parse_event, segment_to_event
+from functions.pipeline.events import FilteredCall, Rejection, _plain_batch, parse_body, parse_event, segment_to_event
+from functions.pipeline.segment import filtered_because
 
 json_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False) | st.text()
 json_values = st.recursive(
@@ -66,7 +67,13 @@ def test_a_leniently_parsed_batch_still_goes_through_the_model() -> None:
     assert (item.reason, item.raw) == (reasons.INVALID_BODY, {"batch": [{"\ufffd": 1}]})
 
 
-@given(st.dictionaries(st.sampled_from([*sorted(EVENT), "messageId", "context"]), json_values, max_size=7))
+@given(
+    st.dictionaries(
+        st.sampled_from([*sorted(EVENT), "messageId", "context", "integrations"]),
+        json_values | st.sampled_from(["page", "alias", {"Kochava": False}, {"All": False}]),
+        max_size=7,
+    )
+)
 def test_parse_event_is_model_validate(raw: dict[str, Any]) -> None:
     try:
         native = NativeEvent.model_validate(raw)
@@ -74,6 +81,9 @@ def test_parse_event_is_model_validate(raw: dict[str, Any]) -> None:
         assert isinstance(parse_event(raw, "native"), Rejection)
     else:
         assert parse_event(raw, "native") == native
+    if filtered_because(raw) is not None:  # page / group / alias, or not for Kochava: never validated
+        assert isinstance(parse_event(raw, "segment"), FilteredCall)
+        return
     try:
         call = SegmentEvent.model_validate(raw)
     except ValidationError:

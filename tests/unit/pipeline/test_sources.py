@@ -1,0 +1,125 @@
+"""Sources bound to apps: SOURCE_APPS parsing (clear errors) and the pure app_not_allowed rule."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from functions.names import ENV_SOURCE_APPS
+from functions.pipeline import reasons
+from functions.pipeline.events import Event, parse_event
+from functions.pipeline.settings import SOURCE_APPS, Settings, SettingsError, parse_source_apps
+from functions.pipeline.sources import check_event, check_source
+
+APPS = {"key-game": frozenset({"com.example.game", "ko-game-android"}), "key-tools": frozenset({"ko-tools-ios"})}
+SETTINGS = Settings(
+    kochava_app_id_ios="ko-default-ios",
+    kochava_app_id_android="ko-default-android",
+    kochava_app_ids_by_bundle={"com.example.game": "ko-game-ios", "com.example.tools": "ko-tools-ios"},
+    source_apps=APPS,
+)
+
+
+def event(platform: str = "ios", bundle_id: str | None = "com.example.game") -> Event:
+    raw: dict[str, Any] = {
+        "uuid": "u-1",
+        "type": "track",
+        "event": "x",
+        "timestamp": 1_795_176_000,
+        "device": {"platform": platform, "id": "V"},
+    }
+    if bundle_id is not None:
+        raw["app"] = {"bundle_id": bundle_id}
+    item = parse_event(raw)
+    assert isinstance(item, Event)
+    return item
+
+
+def test_the_variable_name_is_the_shared_one() -> None:
+    assert SOURCE_APPS == ENV_SOURCE_APPS
+
+
+def test_source_apps_are_read_from_the_environment() -> None:
+    env = {ENV_SOURCE_APPS: json.dumps({" key-a ": [" com.example.game ", "ko-guid"], "key-b": ["ko-b"]})}
+    assert Settings.from_env(env).source_apps == {
+        "key-a": frozenset({"com.example.game", "ko-guid"}),
+        "key-b": frozenset({"ko-b"}),
+    }
+    assert Settings.from_env({}).source_apps == {}
+    assert Settings.from_env({ENV_SOURCE_APPS: "  "}).source_apps == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("{key: [1]}", "SOURCE_APPS: not valid JSON"),
+        ('["com.example.game"]', "SOURCE_APPS: must be a JSON object"),
+        ('{"key-a": "com.example.game"}', "SOURCE_APPS: key 'key-a': must be a list of bundle ids or Kochava app"),
+        ('{"key-a": ["ok", 3]}', "SOURCE_APPS: key 'key-a': must be a list"),
+        ('{"key-a": ["ok", " "]}', "SOURCE_APPS: key 'key-a': must be a list"),
+        ('{"key-a": []}', "SOURCE_APPS: key 'key-a': lists no app"),
+        ('{" ": ["com.example.game"]}', "SOURCE_APPS: an API key id is empty"),
+    ],
+)
+def test_malformed_source_apps_name_the_variable_and_the_key(text: str, says: str) -> None:
+    with pytest.raises(SettingsError, match="^" + says.replace("(", r"\(")):
+        parse_source_apps(text)
+    with pytest.raises(SettingsError, match="SOURCE_APPS"):
+        Settings.from_env({ENV_SOURCE_APPS: text})
+
+
+def test_a_key_without_a_binding_sends_to_any_app() -> None:
+    assert check_source(APPS, None, bundle_id="com.other", app_id="ko-other") is None
+    assert check_source(APPS, "", bundle_id="com.other", app_id="ko-other") is None
+    assert check_source(APPS, "key-unbound", bundle_id="com.other", app_id="ko-other") is None
+    assert check_source({}, "key-game", bundle_id="com.other", app_id=None) is None
+
+
+@pytest.mark.parametrize(
+    ("key", "bundle_id", "app_id"),
+    [
+        ("key-game", "com.example.game", "ko-anything"),  # by bundle id
+        ("key-game", None, "ko-game-android"),  # by the GUID it goes to
+        ("key-tools", "com.example.tools", "ko-tools-ios"),
+    ],
+)
+def test_a_bound_key_sends_to_its_apps_by_bundle_id_or_guid(key: str, bundle_id: str | None, app_id: str) -> None:
+    assert check_source(APPS, key, bundle_id=bundle_id, app_id=app_id) is None
+
+
+@pytest.mark.parametrize(
+    ("key", "bundle_id", "app_id", "route", "field"),
+    [
+        ("key-game", "com.example.tools", "ko-tools-ios", "native", "app.bundle_id"),
+        ("key-tools", "com.example.game", "ko-game-ios", "segment", "context.app.namespace"),
+        ("key-game", None, None, "native", "app.bundle_id"),  # no app at all: the key cannot prove it is its own
+    ],
+)
+def test_a_bound_key_may_not_send_to_other_apps(
+    key: str, bundle_id: str | None, app_id: str | None, route: str, field: str
+) -> None:
+    denied = check_source(APPS, key, bundle_id=bundle_id, app_id=app_id, route=route)
+    assert denied is not None
+    assert (denied.reason, denied.field) == (reasons.APP_NOT_ALLOWED, field)
+    assert denied.message.startswith(f"{field}: API key {key} may send only to ")
+    for app in sorted(APPS[key]):
+        assert app in denied.message
+    assert "SOURCE_APPS" in denied.message
+
+
+def test_the_event_rule_uses_the_guid_the_event_would_be_sent_to() -> None:
+    # key-game lists com.example.game and the Android GUID ko-game-android.
+    assert check_event(SETTINGS, "key-game", event("ios", "com.example.game")) is None
+    assert check_event(SETTINGS, "key-game", event("android", None)) is not None  # ko-default-android
+    assert check_event(SETTINGS, "key-tools", event("ios", "com.example.tools")) is None  # via its GUID
+    assert check_event(SETTINGS, "key-tools", event("ios", "com.example.game")) is not None
+    assert check_event(SETTINGS, "key-unbound", event("ios", "com.example.game")) is None
+    assert check_event(SETTINGS, None, event("android", "com.whatever")) is None
+
+
+def test_a_long_list_of_apps_is_cut_in_the_message() -> None:
+    many = {"k": frozenset(f"com.example.app{n:02d}" for n in range(20))}
+    denied = check_source(many, "k", bundle_id="com.other", app_id=None)
+    assert denied is not None and denied.message.count("com.example.app") == 5 and ", ..." in denied.message
