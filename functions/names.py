@@ -137,7 +137,13 @@ class QueueSpec:
 
 
 INGEST_QUEUE = QueueSpec(key="ingest", consumer_timeout_s=30, batch_size=10, batching_window_s=1)
-DELIVERY_QUEUE = QueueSpec(key="delivery", consumer_timeout_s=60, batch_size=10, batching_window_s=1)
+# The delivery queue holds events through a Kochava outage (functions/deliverer/breaker.py): each hold costs a
+# receive, so its maxReceiveCount is high; 900 receives at the 360 s visibility timeout (a consumer crashing on a
+# message every time) take 90 h, less than the 96 h retention, so SQS still redrives such a message before it
+# could expire. The arithmetic: docs/deliverer.md#kochava-outages.
+DELIVERY_QUEUE = QueueSpec(
+    key="delivery", consumer_timeout_s=60, batch_size=10, batching_window_s=1, max_receive_count=900
+)
 QUEUES = (INGEST_QUEUE, DELIVERY_QUEUE)
 
 
@@ -153,7 +159,9 @@ class TableSpec:
 # Powertools idempotency defaults: partition key "id", TTL attribute "expiration".
 IDEMPOTENCY_TABLE = TableSpec(key="idempotency", partition_key="id", ttl_attribute="expiration")
 PROFILE_TABLE = TableSpec(key="device-profiles", partition_key="pk", ttl_attribute="expires_at")
-TABLES = (IDEMPOTENCY_TABLE, PROFILE_TABLE)
+# The deliverer's shared state: the Kochava circuit breaker (one item) and per-message delivery attempts.
+DELIVERY_STATE_TABLE = TableSpec(key="delivery-state", partition_key="pk", ttl_attribute="expires_at")
+TABLES = (IDEMPOTENCY_TABLE, PROFILE_TABLE, DELIVERY_STATE_TABLE)
 
 # How long a delivered event's idempotency record lives: longer than a DLQ keeps a message (14 days), so a
 # replay of anything still in a DLQ can never reach Kochava twice.
@@ -188,6 +196,13 @@ ENV_DELIVERER_MAX_WORKERS = "DELIVERER_MAX_WORKERS"
 # Seconds (> 0, may be fractional) of the deliverer's first SQS retry backoff, doubled per receive; default 30.
 # tools/local sets it scaled down like its queues' visibility timeouts.
 ENV_DELIVERER_RETRY_BASE_S = "DELIVERER_RETRY_BASE_S"
+# The deliverer's Kochava circuit breaker (functions/deliverer/breaker.py); tools/local scales the durations.
+ENV_DELIVERY_STATE_TABLE = "DELIVERY_STATE_TABLE_NAME"
+ENV_DELIVERER_MAX_ATTEMPTS = "DELIVERER_MAX_ATTEMPTS"  # real POST attempts before retries_exhausted (default 5)
+ENV_BREAKER_THRESHOLD = "KOCHAVA_BREAKER_THRESHOLD"  # transient failures in a row that open the breaker
+ENV_BREAKER_PROBE_INTERVAL_S = "KOCHAVA_BREAKER_PROBE_INTERVAL_S"  # one probe per interval while open
+ENV_BREAKER_HOLD_S = "KOCHAVA_BREAKER_HOLD_S"  # how long a held record stays invisible
+ENV_DELIVERY_RETENTION_S = "DELIVERY_QUEUE_RETENTION_S"  # the delivery queue's retention (held records give up)
 ENV_POWERTOOLS_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
 ENV_POWERTOOLS_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
 ENV_POWERTOOLS_LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"

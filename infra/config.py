@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from functions.names import INGEST_QUEUE, PROFILE_TTL_S
+from functions.names import DELIVERY_QUEUE, INGEST_QUEUE, PROFILE_TTL_S
 
 AuthMode = Literal["apiKey", "iam"]
 AUTH_MODES: tuple[AuthMode, ...] = ("apiKey", "iam")
@@ -62,8 +62,12 @@ class PipelineConfig:
     throttle_burst_limit: int = 1000
     quota_limit: int = 0  # requests per quota period per API key; 0: no quota
     quota_period: str = "DAY"
-    max_receive_count: int = INGEST_QUEUE.max_receive_count
+    max_receive_count: int = INGEST_QUEUE.max_receive_count  # the ingest queue's
+    # The delivery queue's: high, a record held through a Kochava outage is received once per hold (<= 1000, SQS).
+    delivery_max_receive_count: int = DELIVERY_QUEUE.max_receive_count
     deliverer_max_concurrency: int = 5  # concurrent deliverer invocations (SQS event source maximum concurrency)
+    # Concurrent enricher invocations: a flood of ingest cannot take every Lambda slot from the deliverer.
+    enricher_max_concurrency: int = 20
     deliverer_max_workers: int = 10  # HTTP requests in flight per deliverer invocation
     queue_age_alarm_seconds: int = 300  # alarm when the oldest message of a queue is older than this
     log_retention_days: int = 30
@@ -105,7 +109,13 @@ class PipelineConfig:
             quota_limit=_integer(get, "quotaLimit", defaults.quota_limit, minimum=0),
             quota_period=_choice(get, "quotaPeriod", defaults.quota_period, QUOTA_PERIODS),
             max_receive_count=_integer(get, "maxReceiveCount", defaults.max_receive_count, minimum=1, maximum=1000),
+            delivery_max_receive_count=_integer(
+                get, "deliveryMaxReceiveCount", defaults.delivery_max_receive_count, minimum=10, maximum=1000
+            ),
             # SQS event sources accept a maximum concurrency between 2 and 1000.
+            enricher_max_concurrency=_integer(
+                get, "enricherMaxConcurrency", defaults.enricher_max_concurrency, minimum=2, maximum=1000
+            ),
             deliverer_max_concurrency=_integer(
                 get, "delivererMaxConcurrency", defaults.deliverer_max_concurrency, minimum=2, maximum=1000
             ),

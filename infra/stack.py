@@ -48,7 +48,13 @@ class PipelineStack(Stack):
         names = ResourceNames(stage=config.stage)
         self.names = names
         assets = assets or LambdaAssetBuilder(runtime_python_version(LAMBDA_RUNTIME))
-        self.queues = PipelineQueues(self, "Queues", names=names, max_receive_count=config.max_receive_count)
+        self.queues = PipelineQueues(
+            self,
+            "Queues",
+            names=names,
+            max_receive_count=config.max_receive_count,
+            delivery_max_receive_count=config.delivery_max_receive_count,
+        )
         self.tables = PipelineTables(
             self,
             "Tables",

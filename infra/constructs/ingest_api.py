@@ -280,6 +280,17 @@ class IngestApi(Construct):
         )
         # RestApi adds an "Endpoint" output of its own; the stack publishes the URL once, as OUTPUT_API_URL.
         self.api.node.try_remove_child("Endpoint")
+        # API Gateway writes execution logs to a group it names after the API and stage, created on first use
+        # without a retention (kept for ever). Created here first, with the stack's retention; the stage waits
+        # for it, so API Gateway finds it in place.
+        self.execution_logs = logs.LogGroup(
+            self,
+            "ExecutionLogs",
+            log_group_name=f"API-Gateway-Execution-Logs_{self.api.rest_api_id}/{config.stage}",
+            retention=logs.RetentionDays[config.log_retention],
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.api.deployment_stage.node.add_dependency(self.execution_logs)
         # API Gateway assumes this role to call SQS: SendMessage on the ingest queue, nothing else. The queues use
         # SSE-SQS, so no KMS permission is needed.
         self.integration_role = iam.Role(

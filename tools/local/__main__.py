@@ -70,6 +70,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="PORT",
         help=f"port of the emulated AWS endpoint (default {DEFAULT_AWS_PORT}, or any free one)",
     )
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        metavar="X",
+        default=aws.TIME_SCALE,
+        help="local time runs X times faster than on AWS: visibility timeouts, retry backoff, the Kochava breaker's "
+        "probe interval and hold (default %(default)s)",
+    )
     parser.add_argument("--once", action="store_true", help="exit after the report (0: nothing lost)")
     parser.add_argument("--no-samples", action="store_true", help="do not post the samples from events/")
     parser.add_argument(
@@ -83,7 +91,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=str(DEFAULT_LAMBDA_LOG),
         help="where the Lambdas' JSON logs go (default: %(default)s)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not args.time_scale >= 1:
+        parser.error(f"--time-scale: must be >= 1, got {args.time_scale}")
+    return args
 
 
 def curl_command(stack: LocalStack, api_key: str) -> str:
@@ -144,6 +155,7 @@ def run(args: argparse.Namespace, out: TextIO, lambda_log: Path | None) -> int:
         adservices_url=args.adservices_url,
         log_level="INFO",  # as deployed: the file is their CloudWatch, and tools.trace reads their INFO lines
         source_apps=parse_source_apps(args.source_apps, "--source-apps"),
+        time_scale=args.time_scale,
     )
     with LocalStack(config) as stack:
         say(f"AWS endpoint (moto)  {stack.endpoint_url}   queues and tables: {stack.names.prefix}-*")

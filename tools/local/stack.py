@@ -32,6 +32,7 @@ import requests
 from functions import names as r
 from functions.deliverer.delivery import RETRY_VISIBILITY_BASE_S
 from functions.pipeline import envelope
+from functions.pipeline.breaker import BreakerPolicy
 from infra.resources import ResourceNames
 from tools.local import aws
 from tools.local.api import LOCAL_DEFAULT_KEY_ID, Accepted, ApiServer, IngestApi, load_validators
@@ -69,6 +70,7 @@ class LocalConfig:
     concurrency: dict[str, int] = field(default_factory=dict)  # queue key -> poller threads (default 1)
     enforce_timeouts: bool = False  # fail a batch whose handler overran the Lambda timeout (see pollers)
     log_level: str = "WARNING"  # the Lambdas' POWERTOOLS_LOG_LEVEL
+    time_scale: float = aws.TIME_SCALE  # local time runs this much faster (visibility, backoff, breaker)
     env: dict[str, str] = field(default_factory=dict)  # extra Lambda environment (wins over everything)
     # Keys bound to the apps they may send to, as the `sourceApps` context key of the stack: key name -> bundle ids
     # or Kochava app GUIDs. Locally a bound key's value is its name and its id `local-<name>` (see api_keys).
@@ -94,6 +96,22 @@ def identitylink_url_for(kochava_url: str) -> str:
     """Kochava's IdentityLink endpoint on the same origin as ``kochava_url`` (the real one for the real host)."""
     parts = urlsplit(kochava_url)
     return urlunsplit((parts.scheme, parts.netloc, IDENTITYLINK_PATH, "", ""))
+
+
+def scaled_deliverer_environment(time_scale: float) -> dict[str, str]:
+    """The deliverer's durations divided by ``time_scale``: SQS backoff, breaker probe interval and hold, and the
+    delivery queue's retention (when a held record gives up).
+
+    >>> scaled_deliverer_environment(60)[r.ENV_BREAKER_HOLD_S]
+    '10.0'
+    """
+    policy = BreakerPolicy()
+    return {
+        r.ENV_DELIVERER_RETRY_BASE_S: str(RETRY_VISIBILITY_BASE_S / time_scale),
+        r.ENV_BREAKER_PROBE_INTERVAL_S: str(policy.probe_interval_s / time_scale),
+        r.ENV_BREAKER_HOLD_S: str(policy.hold_s / time_scale),
+        r.ENV_DELIVERY_RETENTION_S: str(policy.retention_s / time_scale),
+    }
 
 
 def event_keys(body: bytes, route: str, request_id: str) -> list[AcceptedEvent]:
@@ -185,7 +203,7 @@ class LocalStack:
     def _start(self) -> None:
         self.moto.start()
         self.moto.reset()
-        self.resources = aws.create_resources(self.endpoint_url)
+        self.resources = aws.create_resources(self.endpoint_url, time_scale=self.config.time_scale)
         self._start_stubs()
         self._set_environment()
         sqs = aws.client("sqs", self.endpoint_url)
@@ -211,7 +229,7 @@ class LocalStack:
                 self.names.function(function),
                 handler,
                 region=aws.REGION,
-                visibility_timeout_s=aws.local_visibility_timeout_s(spec),
+                visibility_timeout_s=aws.local_visibility_timeout_s(spec, self.config.time_scale),
                 on_batch=self._on_batch,
                 concurrency=self.config.concurrency.get(spec.key, 1),
                 enforce_timeout=self.config.enforce_timeouts,
@@ -278,9 +296,10 @@ class LocalStack:
             r.ENV_PROFILE_TABLE: tables[r.PROFILE_TABLE.key],
             r.ENV_IDEMPOTENCY_TABLE: tables[r.IDEMPOTENCY_TABLE.key],
             r.ENV_MAX_RECEIVE_COUNT: str(r.DELIVERY_QUEUE.max_receive_count),
+            r.ENV_DELIVERY_STATE_TABLE: tables[r.DELIVERY_STATE_TABLE.key],
             # The deliverer's retry backoff (30 s doubling), scaled like the queues' visibility timeouts: 1 s, 1 s,
-            # 2 s, 4 s instead of minutes before a local run drains.
-            r.ENV_DELIVERER_RETRY_BASE_S: str(RETRY_VISIBILITY_BASE_S / aws.TIME_SCALE),
+            # 2 s, 4 s instead of minutes before a local run drains. The Kochava breaker's durations likewise.
+            **scaled_deliverer_environment(self.config.time_scale),
             r.ENV_KOCHAVA_URL: self.kochava_url,
             r.ENV_KOCHAVA_IDENTITYLINK_URL: self.identitylink_url,
             r.ENV_ADSERVICES_URL: self.adservices_url,
