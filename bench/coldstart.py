@@ -19,6 +19,8 @@ The environment is the deployed function's as far as imports are concerned: ``LA
 Powertools' Tracer is enabled and imports and patches the X-Ray SDK, as with ``Tracing.ACTIVE``), the region,
 the Powertools service name, and ``FUNCTION_STATIC_ENV`` (``infra/resources.py``), which the stack sets too.
 
+The API key authorizer (standard library only) is measured too: its figure is a few percent of the enricher's.
+
 Target (issue 8): at most 300 ms per handler.
 """
 
@@ -45,6 +47,8 @@ TARGET_MS = 300.0
 HANDLERS = {
     "functions.enricher.handler": "handler.build_runtime(os.environ)",
     "functions.deliverer.handler": "handler.build_runtime(os.environ)",
+    # The ingest API's key authorizer (standard library only; API Gateway caches its answers per key).
+    "functions.authorizer.handler": "handler.lambda_handler({'resource': '/v1/batch', 'headers': {}}, None)",
 }
 _QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/kochava-bench-"
 # What the stack passes to each function besides FUNCTION_STATIC_ENV, for the wiring step (no call is made).

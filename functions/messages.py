@@ -167,6 +167,7 @@ class DeliveryRecord:
     receive_count: int
     event_source_arn: str = ""
     attributes: Mapping[str, str] = field(default_factory=dict)  # message attributes, string values
+    sent_at_ms: int | None = None  # SQS SentTimestamp: when the message entered the queue (its retention starts)
 
     @classmethod
     def from_sqs(cls, record: Mapping[str, Any]) -> DeliveryRecord:
@@ -179,6 +180,7 @@ class DeliveryRecord:
             body=str(record.get("body", "")),
             receive_count=int(system.get("ApproximateReceiveCount", 1)),
             event_source_arn=str(record.get("eventSourceARN", "")),
+            sent_at_ms=int(system["SentTimestamp"]) if str(system.get("SentTimestamp", "")).isdigit() else None,
             attributes={
                 name: str(value.get("stringValue", ""))
                 for name, value in message_attributes.items()

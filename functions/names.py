@@ -38,8 +38,44 @@ ATTR_API_KEY_ID = "api_key_id"  # the API key (source) the request came with: $c
 ROUTE_NATIVE = "native"
 ROUTE_SEGMENT = "segment"
 ROUTES = (ROUTE_NATIVE, ROUTE_SEGMENT)
-# The ingest API's path per route (the deployed API Gateway and tools/local serve the same).
+# The ingest API's own path per route (the deployed API Gateway and tools/local serve the same).
 ROUTE_PATHS = {ROUTE_NATIVE: "/v1/events", ROUTE_SEGMENT: "/v1/segment"}
+# The Segment HTTP Tracking API calls a single-call path implies (`/v1/track`...): the first three are mapped, the
+# others accepted and deliberately filtered by the enricher.
+SEGMENT_CALL_TYPES = ("track", "screen", "identify", "page", "group", "alias")
+
+
+@dataclass(frozen=True)
+class IngestPath:
+    """One POST path of the ingest API (deployed and tools/local alike).
+
+    ``route`` is the ``route`` message attribute (how the enricher reads the body); ``body_model`` names the request
+    model, ``infra/schemas/<body_model>_body.schema.json``. ``segment_api`` paths are the Segment HTTP Tracking API
+    surface the Segment and RudderStack server libraries call: HTTP Basic auth with the write key (API key) as the
+    user name, ``200 {"success": true}``, only the envelope checked at the gateway. On a single-call path
+    (``call_type``) the gateway sets the body's ``type`` to the path's call type before queueing it.
+    """
+
+    path: str
+    route: str
+    body_model: str
+    segment_api: bool = False
+    call_type: str | None = None
+
+
+INGEST_PATHS = (
+    IngestPath("/v1/events", ROUTE_NATIVE, "native"),
+    IngestPath("/v1/segment", ROUTE_SEGMENT, "segment"),
+    IngestPath("/v1/batch", ROUTE_SEGMENT, "segment_batch", segment_api=True),
+    IngestPath("/v1/import", ROUTE_SEGMENT, "segment_batch", segment_api=True),  # analytics-java's batch path
+    *(IngestPath(f"/v1/{call}", ROUTE_SEGMENT, "segment_call", True, call) for call in SEGMENT_CALL_TYPES),
+)
+INGEST_PATHS_BY_PATH = {p.path: p for p in INGEST_PATHS}
+BODY_MODELS = tuple(dict.fromkeys(p.body_model for p in INGEST_PATHS))
+# The request header carrying the API key: `x-api-key` on the native paths, `Authorization: Basic` on the
+# Segment-compatible ones (the deployed API's authorizer reads exactly this one, see functions/authorizer).
+API_KEY_HEADER = "x-api-key"
+BASIC_AUTH_HEADER = "authorization"
 
 # SQS: one message, body + message attributes (names, data types, values), is at most 1 MiB (the queues'
 # MaximumMessageSize; also the total of one SendMessageBatch call), with at most 10 message attributes.
@@ -50,7 +86,14 @@ SQS_MAX_MESSAGE_ATTRIBUTES = 10
 MAX_BODY_BYTES = SQS_MAX_MESSAGE_BYTES
 # The message attributes the ingest API adds to every body, (name, SQS data type), in this order: the deployed
 # integration template (infra/constructs/ingest_api.py) and tools/local/api.py both send exactly these.
-API_MESSAGE_ATTRIBUTES = ((ATTR_REQUEST_ID, "String"), (ATTR_RECEIVED_AT_MS, "Number"), (ATTR_ROUTE, "String"))
+# The API key id (ATTR_API_KEY_ID) comes last: API Gateway has none under IAM auth (authMode=iam), so it is left out
+# there (SQS refuses an empty attribute value).
+API_MESSAGE_ATTRIBUTES = (
+    (ATTR_REQUEST_ID, "String"),
+    (ATTR_RECEIVED_AT_MS, "Number"),
+    (ATTR_ROUTE, "String"),
+    (ATTR_API_KEY_ID, "String"),
+)
 # The error of the ingest API's 413 (deployed: SQS refused the message as too long; tools/local: sqs_message_bytes).
 BODY_TOO_LARGE_ERROR = (
     f"the body and its message attributes are over the queue message size limit of {SQS_MAX_MESSAGE_BYTES} bytes"
@@ -94,7 +137,13 @@ class QueueSpec:
 
 
 INGEST_QUEUE = QueueSpec(key="ingest", consumer_timeout_s=30, batch_size=10, batching_window_s=1)
-DELIVERY_QUEUE = QueueSpec(key="delivery", consumer_timeout_s=60, batch_size=10, batching_window_s=1)
+# The delivery queue holds events through a Kochava outage (functions/deliverer/breaker.py): each hold costs a
+# receive, so its maxReceiveCount is high; 900 receives at the 360 s visibility timeout (a consumer crashing on a
+# message every time) take 90 h, less than the 96 h retention, so SQS still redrives such a message before it
+# could expire. The arithmetic: docs/deliverer.md#kochava-outages.
+DELIVERY_QUEUE = QueueSpec(
+    key="delivery", consumer_timeout_s=60, batch_size=10, batching_window_s=1, max_receive_count=900
+)
 QUEUES = (INGEST_QUEUE, DELIVERY_QUEUE)
 
 
@@ -110,7 +159,9 @@ class TableSpec:
 # Powertools idempotency defaults: partition key "id", TTL attribute "expiration".
 IDEMPOTENCY_TABLE = TableSpec(key="idempotency", partition_key="id", ttl_attribute="expiration")
 PROFILE_TABLE = TableSpec(key="device-profiles", partition_key="pk", ttl_attribute="expires_at")
-TABLES = (IDEMPOTENCY_TABLE, PROFILE_TABLE)
+# The deliverer's shared state: the Kochava circuit breaker (one item) and per-message delivery attempts.
+DELIVERY_STATE_TABLE = TableSpec(key="delivery-state", partition_key="pk", ttl_attribute="expires_at")
+TABLES = (IDEMPOTENCY_TABLE, PROFILE_TABLE, DELIVERY_STATE_TABLE)
 
 # How long a delivered event's idempotency record lives: longer than a DLQ keeps a message (14 days), so a
 # replay of anything still in a DLQ can never reach Kochava twice.
@@ -145,6 +196,13 @@ ENV_DELIVERER_MAX_WORKERS = "DELIVERER_MAX_WORKERS"
 # Seconds (> 0, may be fractional) of the deliverer's first SQS retry backoff, doubled per receive; default 30.
 # tools/local sets it scaled down like its queues' visibility timeouts.
 ENV_DELIVERER_RETRY_BASE_S = "DELIVERER_RETRY_BASE_S"
+# The deliverer's Kochava circuit breaker (functions/deliverer/breaker.py); tools/local scales the durations.
+ENV_DELIVERY_STATE_TABLE = "DELIVERY_STATE_TABLE_NAME"
+ENV_DELIVERER_MAX_ATTEMPTS = "DELIVERER_MAX_ATTEMPTS"  # real POST attempts before retries_exhausted (default 5)
+ENV_BREAKER_THRESHOLD = "KOCHAVA_BREAKER_THRESHOLD"  # transient failures in a row that open the breaker
+ENV_BREAKER_PROBE_INTERVAL_S = "KOCHAVA_BREAKER_PROBE_INTERVAL_S"  # one probe per interval while open
+ENV_BREAKER_HOLD_S = "KOCHAVA_BREAKER_HOLD_S"  # how long a held record stays invisible
+ENV_DELIVERY_RETENTION_S = "DELIVERY_QUEUE_RETENTION_S"  # the delivery queue's retention (held records give up)
 ENV_POWERTOOLS_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
 ENV_POWERTOOLS_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
 ENV_POWERTOOLS_LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
@@ -155,7 +213,9 @@ FUNCTION_STATIC_ENV = {"PYDANTIC_DISABLE_PLUGINS": "__all__"}
 # The Lambda functions: short name (also the Powertools service name) and handler, in the `functions` package.
 FUNCTION_ENRICHER = "enricher"
 FUNCTION_DELIVERER = "deliverer"
+FUNCTION_AUTHORIZER = "authorizer"  # the ingest API's API key authorizer (functions/authorizer, stdlib only)
 HANDLER_ENRICHER = "functions.enricher.handler.lambda_handler"
 HANDLER_DELIVERER = "functions.deliverer.handler.lambda_handler"
+HANDLER_AUTHORIZER = "functions.authorizer.handler.lambda_handler"
 # CloudWatch namespace of the Powertools metrics both functions emit.
 METRICS_NAMESPACE = "KochavaPipeline"

@@ -14,6 +14,8 @@ port                      used by                                      adapter
 :class:`KochavaClient`    deliverer (POST one payload)                 ``adapters.kochava_http``
 :class:`OnceSender`       deliverer (at most one success per key)      ``deliverer.idempotency`` (Powertools)
 :class:`DeliveryQueue`    deliverer (dead-letter, back off)            :class:`functions.adapters.sqs.SqsDeliveryQueue`
+:class:`BreakerStore`     deliverer (the shared Kochava breaker,       ``adapters.breaker_dynamodb``
+                          attempts per message)
 ========================  ===========================================  ==========================================
 
 Example (a fake satisfies a port structurally):
@@ -35,6 +37,7 @@ from functions.pipeline.adservices import is_developer_mode_payload
 
 if TYPE_CHECKING:  # types only: the deliverer must not import the pydantic contract (cold start)
     from functions.messages import DeliveryRecord, OutgoingMessage, Refused
+    from functions.pipeline.breaker import BreakerState
     from functions.pipeline.envelope import Envelope, Kind
     from functions.pipeline.profiles import Profile
 
@@ -130,8 +133,9 @@ class KochavaResult:
 class KochavaClient(Protocol):
     """Sends one payload to Kochava."""
 
-    def send(self, kind: Kind, payload: Mapping[str, Any], *, deadline: float) -> KochavaResult:
-        """POST ``payload`` to the endpoint for ``kind``; give up (transient) before ``deadline`` (monotonic s)."""
+    def send(self, kind: Kind, payload: Mapping[str, Any], *, deadline: float, retry: bool = True) -> KochavaResult:
+        """POST ``payload`` to the endpoint for ``kind``; give up (transient) before ``deadline`` (monotonic s).
+        ``retry=False``: one attempt only, no in-process retry (a breaker probe)."""
         ...
 
 
@@ -146,7 +150,9 @@ class SendAnswer:
 class OnceSender(Protocol):
     """Sends an envelope's payload at most once successfully per idempotency key (see ``deliverer/idempotency``)."""
 
-    def send_once(self, env: Envelope, payload: Mapping[str, Any], *, deadline: float) -> SendAnswer: ...
+    def send_once(
+        self, env: Envelope, payload: Mapping[str, Any], *, deadline: float, retry: bool = True
+    ) -> SendAnswer: ...
 
 
 class DeliveryQueue(Protocol):
@@ -158,4 +164,41 @@ class DeliveryQueue(Protocol):
 
     def back_off(self, record: DeliveryRecord, visibility_timeout_s: int) -> bool:
         """Make ``record`` invisible for ``visibility_timeout_s``; False when SQS refused (logged by caller)."""
+        ...
+
+
+class BreakerStore(Protocol):
+    """The shared breaker and the per-message attempt counts (DynamoDB: ``adapters/breaker_dynamodb.py``).
+
+    Every write that changes the breaker is conditional, so among concurrent invocations exactly one opens it,
+    claims a probe slot or closes it (True), the others learn they lost (False).
+    """
+
+    def read(self) -> BreakerState:
+        """The breaker as stored (an eventually consistent read: one per batch); :data:`CLOSED` when absent."""
+        ...
+
+    def add_failures(self, count: int, *, now: float) -> int:
+        """Add ``count`` transient failures in a row; the new total."""
+        ...
+
+    def reset_failures(self) -> None:
+        """A delivery happened: the failures in a row start again from 0 (only while closed)."""
+        ...
+
+    def open(self, *, now: float, probe_after: float) -> bool:
+        """Open the breaker unless it is open already; True when this call opened it."""
+        ...
+
+    def claim_probe(self, *, now: float, next_probe_after: float) -> bool:
+        """Take the probe slot due at or before ``now`` (the next one is due at ``next_probe_after``)."""
+        ...
+
+    def close(self, *, now: float) -> bool:
+        """Close the breaker if it is open; True when this call closed it."""
+        ...
+
+    def count_attempt(self, message_id: str, *, now: float) -> int:
+        """Count one more real delivery attempt of SQS message ``message_id``; the count so far, this one included.
+        Holds and probes are not counted. A replay from the DLQ is a new message: it starts again from 1."""
         ...

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from functions.names import INGEST_QUEUE, PROFILE_TTL_S
+from functions.names import DELIVERY_QUEUE, INGEST_QUEUE, PROFILE_TTL_S
 
 AuthMode = Literal["apiKey", "iam"]
 AUTH_MODES: tuple[AuthMode, ...] = ("apiKey", "iam")
@@ -62,8 +62,12 @@ class PipelineConfig:
     throttle_burst_limit: int = 1000
     quota_limit: int = 0  # requests per quota period per API key; 0: no quota
     quota_period: str = "DAY"
-    max_receive_count: int = INGEST_QUEUE.max_receive_count
+    max_receive_count: int = INGEST_QUEUE.max_receive_count  # the ingest queue's
+    # The delivery queue's: high, a record held through a Kochava outage is received once per hold (<= 1000, SQS).
+    delivery_max_receive_count: int = DELIVERY_QUEUE.max_receive_count
     deliverer_max_concurrency: int = 5  # concurrent deliverer invocations (SQS event source maximum concurrency)
+    # Concurrent enricher invocations: a flood of ingest cannot take every Lambda slot from the deliverer.
+    enricher_max_concurrency: int = 20
     deliverer_max_workers: int = 10  # HTTP requests in flight per deliverer invocation
     queue_age_alarm_seconds: int = 300  # alarm when the oldest message of a queue is older than this
     log_retention_days: int = 30
@@ -75,6 +79,13 @@ class PipelineConfig:
     # profile table (1..35: what an erase cannot reach, so keep it short).
     profile_ttl_days: int = PROFILE_TTL_S // (24 * 3600)
     profile_backup_days: int = 35
+    # API keys bound to the Kochava apps they may send to: key name -> bundle ids or app GUIDs. The stack creates
+    # one API key (in the usage plan) per name, next to the default key, and gives the enricher SOURCE_APPS
+    # (key id -> apps). Keys not listed (the default key) may send to any app.
+    source_apps: dict[str, list[str]] = field(default_factory=dict)
+    # Seconds API Gateway caches the API key authorizer's answer per key (0: no cache, the authorizer runs on
+    # every request); at most 3600.
+    authorizer_cache_seconds: int = 300
 
     @classmethod
     def from_context(cls, get: ContextGetter) -> PipelineConfig:
@@ -98,7 +109,13 @@ class PipelineConfig:
             quota_limit=_integer(get, "quotaLimit", defaults.quota_limit, minimum=0),
             quota_period=_choice(get, "quotaPeriod", defaults.quota_period, QUOTA_PERIODS),
             max_receive_count=_integer(get, "maxReceiveCount", defaults.max_receive_count, minimum=1, maximum=1000),
+            delivery_max_receive_count=_integer(
+                get, "deliveryMaxReceiveCount", defaults.delivery_max_receive_count, minimum=10, maximum=1000
+            ),
             # SQS event sources accept a maximum concurrency between 2 and 1000.
+            enricher_max_concurrency=_integer(
+                get, "enricherMaxConcurrency", defaults.enricher_max_concurrency, minimum=2, maximum=1000
+            ),
             deliverer_max_concurrency=_integer(
                 get, "delivererMaxConcurrency", defaults.deliverer_max_concurrency, minimum=2, maximum=1000
             ),
@@ -114,6 +131,10 @@ class PipelineConfig:
             retain_tables=_boolean(get, "retainTables", defaults.retain_tables),
             profile_ttl_days=_integer(get, "profileTtlDays", defaults.profile_ttl_days, minimum=1, maximum=3650),
             profile_backup_days=_integer(get, "profileBackupDays", defaults.profile_backup_days, minimum=1, maximum=35),
+            source_apps=parse_source_apps(_raw(get, "sourceApps")),
+            authorizer_cache_seconds=_integer(
+                get, "authorizerCacheSeconds", defaults.authorizer_cache_seconds, minimum=0, maximum=3600
+            ),
         )
         if not _STAGE_PATTERN.match(config.stage):
             raise ConfigError(f"context 'stage': {config.stage!r} must be lower-case letters, digits, '-' (<= 20)")
@@ -211,3 +232,37 @@ def _string_map(get: ContextGetter, key: str) -> dict[str, str]:
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         raise ConfigError(f'context \'{key}\': must be a JSON object of strings, e.g. {{"com.example.app": "guid"}}')
     return dict(value)
+
+
+_KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+def parse_source_apps(value: Any, key: str = "sourceApps") -> dict[str, list[str]]:
+    """API key names -> the apps (bundle ids or Kochava app GUIDs) each may send to; an object or its JSON text.
+
+    >>> parse_source_apps('{"ios-backend": ["com.example.ios"]}')
+    {'ios-backend': ['com.example.ios']}
+    >>> parse_source_apps({"bad name": ["a"]})
+    Traceback (most recent call last):
+    ...
+    infra.config.ConfigError: context 'sourceApps': key name 'bad name' must be letters, digits, '-', '_' (<= 64)
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return {}
+    label = key if key.startswith("-") else f"context '{key}'"  # a context key, or a command-line flag
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"{label}: not valid JSON ({error})") from None
+    example = '{"ios-backend": ["com.example.ios", "kochava-app-guid"]}'
+    if not isinstance(value, dict):
+        raise ConfigError(f"{label}: must be a JSON object of key name -> list of apps, e.g. {example}")
+    out: dict[str, list[str]] = {}
+    for name, apps in value.items():
+        if not isinstance(name, str) or not _KEY_NAME.match(name):
+            raise ConfigError(f"{label}: key name {name!r} must be letters, digits, '-', '_' (<= 64)")
+        if not isinstance(apps, list) or not apps or not all(isinstance(a, str) and a.strip() for a in apps):
+            raise ConfigError(f"{label}: {name!r} must map to a non-empty list of app ids, e.g. {example}")
+        out[name] = [app.strip() for app in apps]
+    return out

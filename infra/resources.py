@@ -61,6 +61,7 @@ class ResourceNames:
 # CloudFormation output keys of the stack (tools.dlq reads them with --stack).
 OUTPUT_API_URL = "ApiUrl"
 OUTPUT_API_KEY_ID = "ApiKeyId"
+OUTPUT_SOURCE_API_KEY_IDS = "SourceApiKeyIds"  # JSON {"<sourceApps key name>": "<API key id>"}
 OUTPUT_INGEST_QUEUE_URL = "IngestQueueUrl"
 OUTPUT_INGEST_DLQ_URL = "IngestDlqUrl"
 OUTPUT_DELIVERY_QUEUE_URL = "DeliveryQueueUrl"

@@ -11,9 +11,11 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
+from functions.names import ENV_SOURCE_APPS
 from infra.bundling import LambdaAssetBuilder
 from infra.config import PipelineConfig
-from infra.constructs.functions import PipelineFunctions
+from infra.constructs.authorizer import ApiKeyAuthorizer
+from infra.constructs.functions import LAMBDA_RUNTIME, PipelineFunctions, runtime_python_version
 from infra.constructs.ingest_api import IngestApi
 from infra.constructs.monitoring import PipelineMonitoring
 from infra.constructs.queues import PipelineQueues
@@ -25,6 +27,7 @@ from infra.resources import (
     OUTPUT_DELIVERY_QUEUE_URL,
     OUTPUT_INGEST_DLQ_URL,
     OUTPUT_INGEST_QUEUE_URL,
+    OUTPUT_SOURCE_API_KEY_IDS,
     ResourceNames,
 )
 
@@ -44,7 +47,14 @@ class PipelineStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         names = ResourceNames(stage=config.stage)
         self.names = names
-        self.queues = PipelineQueues(self, "Queues", names=names, max_receive_count=config.max_receive_count)
+        assets = assets or LambdaAssetBuilder(runtime_python_version(LAMBDA_RUNTIME))
+        self.queues = PipelineQueues(
+            self,
+            "Queues",
+            names=names,
+            max_receive_count=config.max_receive_count,
+            delivery_max_receive_count=config.delivery_max_receive_count,
+        )
         self.tables = PipelineTables(
             self,
             "Tables",
@@ -55,9 +65,23 @@ class PipelineStack(Stack):
         self.functions = PipelineFunctions(
             self, "Functions", names=names, config=config, queues=self.queues, tables=self.tables, assets=assets
         )
-        self.ingest_api = IngestApi(
-            self, "IngestApi", names=names, config=config, ingest_queue=self.queues.ingest.queue
+        # API keys are read by a cached authorizer (x-api-key or HTTP Basic auth); none with IAM auth.
+        self.authorizer = (
+            ApiKeyAuthorizer(self, "ApiKeyAuthorizer", names=names, config=config, assets=assets)
+            if config.auth_mode == "apiKey"
+            else None
         )
+        self.ingest_api = IngestApi(
+            self,
+            "IngestApi",
+            names=names,
+            config=config,
+            ingest_queue=self.queues.ingest.queue,
+            authorizer=self.authorizer,
+        )
+        source_apps = self.ingest_api.source_apps_env()
+        if source_apps is not None:  # keys bound to apps: the enricher dead-letters other apps' events
+            self.functions.enricher.function.add_environment(ENV_SOURCE_APPS, source_apps)
         self.monitoring = PipelineMonitoring(
             self,
             "Monitoring",
@@ -69,7 +93,10 @@ class PipelineStack(Stack):
         )
 
         outputs = {
-            OUTPUT_API_URL: (self.ingest_api.api.url, "Base URL of the ingest API (POST v1/events, v1/segment)"),
+            OUTPUT_API_URL: (
+                self.ingest_api.api.url,
+                "Base URL of the ingest API (POST v1/events, v1/segment; Segment HTTP API: v1/batch, v1/track...)",
+            ),
             OUTPUT_INGEST_QUEUE_URL: (self.queues.ingest.queue.queue_url, "Ingest queue (API Gateway -> enricher)"),
             OUTPUT_INGEST_DLQ_URL: (self.queues.ingest.dlq.queue_url, "Ingest DLQ (tools.dlq)"),
             OUTPUT_DELIVERY_QUEUE_URL: (
@@ -83,5 +110,8 @@ class PipelineStack(Stack):
                 self.ingest_api.api_key.key_id,
                 "API key id; its value: aws apigateway get-api-key --include-value --api-key <id>",
             )
+        if self.ingest_api.bound_keys:
+            ids = ", ".join(f'"{name}": "{key.key_id}"' for name, key in self.ingest_api.bound_keys.items())
+            outputs[OUTPUT_SOURCE_API_KEY_IDS] = ("{" + ids + "}", "API key ids of the sourceApps keys, by name")
         for key, (value, description) in outputs.items():
             CfnOutput(self, key, value=value, description=description)

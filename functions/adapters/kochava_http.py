@@ -83,6 +83,7 @@ class _CallBudget(threading.local):
     deadline: float | None = None
     attempt_budget_s: float = 0.0
     retries: int = 0
+    single_attempt: bool = False  # a breaker probe: no retry at all
 
 
 _budget = _CallBudget()
@@ -108,6 +109,9 @@ class DeadlineRetry(Retry):
         if isinstance(error, ReadTimeoutError):
             # Kochava may have the payload already: never re-POST at once; SQS retries it later.
             raise error.with_traceback(_stacktrace)
+        if _budget.single_attempt:
+            reason = error or ResponseError("a single attempt (breaker probe): no retry")
+            raise MaxRetryError(_pool, url or "", reason) from error  # type: ignore[arg-type]
         new_retry = super().increment(method, url, response, error, _pool, _stacktrace)
         deadline = _budget.deadline
         if deadline is not None:
@@ -236,8 +240,9 @@ class RequestsKochavaClient:
         """Close pooled connections."""
         self._session.close()
 
-    def send(self, kind: Kind, payload: Mapping[str, Any], *, deadline: float) -> KochavaResult:
-        """POST the payload as JSON; never raises for HTTP or network trouble (see :class:`KochavaResult`)."""
+    def send(self, kind: Kind, payload: Mapping[str, Any], *, deadline: float, retry: bool = True) -> KochavaResult:
+        """POST the payload as JSON; never raises for HTTP or network trouble (see :class:`KochavaResult`).
+        ``retry=False``: exactly one attempt (a breaker probe)."""
         started = time.monotonic()
         left = deadline - started
         if left < self.policy.connect_timeout_s + 0.5:
@@ -250,6 +255,7 @@ class RequestsKochavaClient:
             max(0.5, min(self.policy.read_timeout_s, left - self.policy.connect_timeout_s)),
         )
         _budget.deadline, _budget.attempt_budget_s, _budget.retries = deadline, sum(timeout), 0
+        _budget.single_attempt = not retry
         try:
             response = self._session.post(
                 self.url_for(kind), data=orjson.dumps(payload), timeout=timeout, allow_redirects=False
@@ -259,7 +265,7 @@ class RequestsKochavaClient:
         except requests.RequestException as exc:
             return self._failed(f"{type(exc).__name__}: {_short(exc)}", started)
         finally:
-            _budget.deadline = None
+            _budget.deadline, _budget.single_attempt = None, False
         return classify_answer(
             response.status_code,
             response.content,

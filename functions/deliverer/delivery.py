@@ -7,7 +7,7 @@ For each record, concurrently (a thread pool; the POSTs are I/O bound):
 3. send it **once** through the :class:`OnceSender` (idempotent on ``uuid`` + ``kind`` + app): delivered, or already
    delivered earlier (a duplicate, skipped), or another event under that key (a conflict), or still in flight
    elsewhere, or failed with a Kochava result;
-4. decide a :class:`Verdict` from the result and the SQS receive count (:func:`decide`).
+4. decide a :class:`Verdict` from the result and the attempts so far (:func:`decide`).
 
 Then, once per batch and in the calling thread: dead-letter what must go to the delivery DLQ (one
 ``SendMessageBatch`` per 10), extend the visibility of what will be retried (``ChangeMessageVisibilityBatch``)
@@ -20,13 +20,24 @@ case                                   verdict         reported to SQS          
 already delivered (idempotency)        duplicate       success                     -
 same key, other content (reused uuid)  dead_letter     success                     ``uuid_conflict``
 429 / 5xx / timeout / network          retry           failed, visibility backoff  -
-  ... on receive >= MAX_RECEIVE_COUNT  dead_letter     success                     ``retries_exhausted``
+  ... on attempt >= MAX_ATTEMPTS       dead_letter     success                     ``retries_exhausted``
 4xx (not 429), 3xx                     dead_letter     success                     ``kochava_rejected``
 2xx without the success answer         dead_letter     success                     ``kochava_bad_response``
 in flight in another invocation        retry           failed, visibility backoff  -
 malformed envelope                     dead_letter     success                     ``invalid_body``
 unexpected error (e.g. DynamoDB down)  failed          failed (SQS redrive later)  (``redriven`` by SQS)
+Kochava breaker open (no POST)         held            failed, visibility = hold   -
+  ... too old / received too often     dead_letter     success                     ``retries_exhausted``
 =====================================  ==============  ==========================  =============================
+
+With the shared Kochava breaker (:class:`~functions.deliverer.outage.KochavaBreaker`, docs/deliverer.md#kochava-
+outages) a batch first reads it: open, the batch is **held** (no POST, no idempotency write); open and a probe
+due, the invocation that claims it POSTs one record with a single attempt, closes the breaker on any answer but
+429 / 5xx / timeout and sends the rest, or holds them all; closed, the batch is sent and its results counted
+(transient failures in a row open it). ``MAX_ATTEMPTS`` counts real POST attempts per message (the store keeps
+them), not SQS receives: holds and probes do not use up a message's attempts. Whatever is not delivered and would
+outlive the queue's retention or reach its ``maxReceiveCount`` before the next receive is dead-lettered here,
+with a reason (:func:`functions.pipeline.breaker.give_up`).
 """
 
 from __future__ import annotations
@@ -37,7 +48,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from functions.messages import DeliveryRecord, OutgoingMessage, dead_letter_message, fit
 from functions.names import (
@@ -50,10 +61,16 @@ from functions.names import (
     FUNCTION_DELIVERER,
 )
 from functions.pipeline import adservices, envelope, reasons
+from functions.pipeline.breaker import give_up, is_kochava_answer
 from functions.pipeline.envelope import Envelope, EnvelopeError
 from functions.ports import DeliveryQueue, KochavaResult, OnceSender, SendAnswer
 
-Verdict = Literal["delivered", "duplicate", "retry", "dead_letter", "failed"]
+if TYPE_CHECKING:
+    from functions.deliverer.outage import KochavaBreaker, Observation
+
+Verdict = Literal["delivered", "duplicate", "retry", "held", "dead_letter", "failed"]
+# Real POST attempts of a message before a transient failure dead-letters it (DELIVERER_MAX_ATTEMPTS).
+DEFAULT_MAX_ATTEMPTS: Final = 5
 
 # SQS backoff for a transient failure: visibility = BASE * 2**(receive_count - 1), capped. With the queue's
 # maxReceiveCount of 5 the waits are 30 s, 60 s, 120 s, 240 s before the last try (Kochava's own SDK retries
@@ -89,7 +106,7 @@ class RecordOutcome:
         """Whether SQS must redeliver the record (it appears in ``batchItemFailures``)."""
         if self.verdict == "dead_letter":
             return not self.dead_letter_sent
-        return self.verdict in ("retry", "failed")
+        return self.verdict in ("retry", "held", "failed")
 
 
 def retry_visibility_s(
@@ -117,11 +134,16 @@ def decide(
     env: Envelope,
     answer: SendAnswer,
     *,
-    max_receive_count: int,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    attempts: int | None = None,
     token_stripped: bool = False,
     retry_base_s: float = RETRY_VISIBILITY_BASE_S,
 ) -> RecordOutcome:
-    """The verdict for a record whose envelope was sent (or skipped) by the once-only sender."""
+    """The verdict for a record whose envelope was sent (or skipped) by the once-only sender.
+
+    ``attempts``: the message's real POST attempts so far, this one included (the breaker store counts them);
+    None: its SQS receive count stands in (no breaker).
+    """
     common: dict[str, Any] = {
         "record": record,
         "envelope": env,
@@ -144,15 +166,16 @@ def decide(
             )
     # Transient (429 / 5xx / timeout / network) or in flight elsewhere: SQS tries again later, or gives up here.
     error = result.error if result is not None else "a delivery of this uuid and kind is in progress elsewhere"
-    if record.receive_count >= max_receive_count:
+    tries = record.receive_count if attempts is None else attempts
+    if tries >= max_attempts:
         return RecordOutcome(
             verdict="dead_letter",
             reason=reasons.RETRIES_EXHAUSTED,
-            error=f"receive {record.receive_count} of {max_receive_count}: {error}",
+            error=f"attempt {tries} of {max_attempts}: {error}",
             **common,
         )
     retry_after_s = result.retry_after_s if result is not None else None
-    visibility = retry_visibility_s(record.receive_count, retry_after_s, base_s=retry_base_s)
+    visibility = retry_visibility_s(tries, retry_after_s, base_s=retry_base_s)
     return RecordOutcome(verdict="retry", error=error, visibility_timeout_s=visibility, **common)
 
 
@@ -184,6 +207,9 @@ class BatchReport:
 
     outcomes: list[RecordOutcome]
     dead_letter_error: str = ""  # set when the DLQ send failed (those records are then reported failed)
+    breaker_mode: str = "send"  # what the Kochava breaker said at the start: send | probe | hold
+    probes: int = 0  # single-attempt probe POSTs made by this batch
+    breaker: Observation | None = None  # what this batch changed in the breaker
 
     @property
     def batch_item_failures(self) -> list[dict[str, str]]:
@@ -195,53 +221,67 @@ class BatchReport:
 
 
 class Deliverer:
-    """Processes batches: concurrent sends, then the batch's DLQ and backoff actions."""
+    """Processes batches: the breaker's mode, concurrent sends, then the batch's DLQ and backoff actions."""
 
     def __init__(
         self,
         sender: OnceSender,
         queue: DeliveryQueue,
         *,
-        max_receive_count: int,
         max_workers: int,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         clock: Callable[[], float] = time.time,
         retry_base_s: float = RETRY_VISIBILITY_BASE_S,
+        breaker: KochavaBreaker | None = None,
     ) -> None:
         self._sender = sender
         self._queue = queue
-        self._max_receive_count = max_receive_count
+        self._max_attempts = max_attempts
         self._retry_base_s = retry_base_s
         self._clock = clock
+        self._breaker = breaker
         self._executor = ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="deliver")
 
-    def process_record(self, record: DeliveryRecord, *, deadline: float) -> RecordOutcome:
-        """Parse, re-apply the AdServices window, send once, decide. Never raises."""
+    def process_record(self, record: DeliveryRecord, *, deadline: float, probe: bool = False) -> RecordOutcome:
+        """Parse, re-apply the AdServices window, send once, decide. Never raises. A ``probe`` failing transiently
+        is not counted as one of the message's attempts (it is the breaker's)."""
         try:
             env = envelope.parse(record.body)
         except EnvelopeError as exc:
             return RecordOutcome(
                 record=record, verdict="dead_letter", reason=reasons.INVALID_BODY, error=f"not an envelope: {exc}"
             )
+        attempts: int | None = None
         try:
             payload, stripped = adservices.apply_window_at_send(
                 env.payload, env.adservices_generated_at, now=self._clock()
             )
-            answer = self._sender.send_once(env, payload, deadline=deadline)
+            answer = self._sender.send_once(env, payload, deadline=deadline, retry=not probe)
+            transient = answer.result is not None and answer.result.outcome == "transient"
+            if self._breaker is not None and answer.status == "failed" and transient and not probe:
+                attempts = self._breaker.count_attempt(record.message_id, now=self._clock())
+            elif self._breaker is not None and (answer.status == "in_progress" or probe):
+                attempts = 1  # not a POST of ours that failed: never exhausts the message's attempts
         except Exception as exc:  # DynamoDB trouble, a bug: SQS redelivers, and redrives after maxReceiveCount
             return RecordOutcome(record=record, verdict="failed", envelope=env, error=f"{type(exc).__name__}: {exc}")
         return decide(
             record,
             env,
             answer,
-            max_receive_count=self._max_receive_count,
+            max_attempts=self._max_attempts,
+            attempts=attempts,
             token_stripped=stripped,
             retry_base_s=self._retry_base_s,
         )
 
     def process_batch(self, records: Sequence[DeliveryRecord], *, deadline: float) -> BatchReport:
-        """Send the records concurrently, then dead-letter and back off in one pass."""
-        outcomes = list(self._executor.map(lambda r: self.process_record(r, deadline=deadline), records))
-        report = BatchReport(outcomes)
+        """Ask the breaker, send (or hold) the records, then dead-letter and back off in one pass."""
+        report = self._send_or_hold(records, deadline=deadline)
+        outcomes = report.outcomes
+        if self._breaker is not None:
+            now = self._clock()
+            for i, outcome in enumerate(outcomes):
+                outcomes[i] = self._guard(outcome, now)
         to_dead_letter = [i for i, o in enumerate(outcomes) if o.verdict == "dead_letter"]
         if to_dead_letter:
             failed_at_ms = int(self._clock() * 1000)
@@ -253,10 +293,79 @@ class Deliverer:
                 for i in to_dead_letter:
                     outcomes[i] = _replace(outcomes[i], dead_letter_sent=True)
         for i, outcome in enumerate(outcomes):
-            if outcome.verdict == "retry" and outcome.visibility_timeout_s is not None:
+            if outcome.verdict in ("retry", "held") and outcome.visibility_timeout_s is not None:
                 applied = self._queue.back_off(outcome.record, outcome.visibility_timeout_s)
                 outcomes[i] = _replace(outcome, back_off_applied=applied)
         return report
+
+    def _send_all(self, records: Sequence[DeliveryRecord], *, deadline: float) -> list[RecordOutcome]:
+        return list(self._executor.map(lambda r: self.process_record(r, deadline=deadline), records))
+
+    def _send_or_hold(self, records: Sequence[DeliveryRecord], *, deadline: float) -> BatchReport:
+        breaker = self._breaker
+        if breaker is None or not records:
+            return BatchReport(self._send_all(records, deadline=deadline))
+        now = self._clock()
+        mode, seen = breaker.look(now=now)
+        if mode == "send":
+            outcomes = self._send_all(records, deadline=deadline)
+            verdicts = [o.verdict for o in outcomes]
+            transient = sum(1 for o in outcomes if o.result is not None and o.result.outcome == "transient")
+            observed = breaker.after_send(
+                delivered=verdicts.count("delivered"), transient=transient, seen=seen, now=self._clock()
+            )
+            return BatchReport(outcomes, breaker_mode=mode, breaker=observed)
+        if mode == "hold" or not breaker.claim_probe(now=now):
+            return BatchReport([self._hold(r) for r in records], breaker_mode="hold")
+        return self._probe(records, deadline=deadline)
+
+    def _probe(self, records: Sequence[DeliveryRecord], *, deadline: float) -> BatchReport:
+        """Send records one at a time, each with a single attempt (no in-process retry), until one gets an answer from
+        Kochava: then
+        close the breaker and send the rest; a 429 / 5xx / timeout holds the probe and the rest."""
+        assert self._breaker is not None
+        outcomes: list[RecordOutcome] = []
+        probes = 0
+        for index, record in enumerate(records):
+            outcome = self.process_record(record, deadline=deadline, probe=True)
+            if outcome.result is None:  # no POST (a duplicate, not an envelope...): not a probe, try the next one
+                outcomes.append(outcome)
+                continue
+            probes += 1
+            rest = records[index + 1 :]
+            if is_kochava_answer(outcome.result.outcome):
+                observed = self._breaker.probe_answered(now=self._clock())
+                outcomes += [outcome, *self._send_all(rest, deadline=deadline)]
+                return BatchReport(outcomes, breaker_mode="probe", probes=probes, breaker=observed)
+            outcomes += [self._hold(record, outcome), *(self._hold(r) for r in rest)]
+            return BatchReport(outcomes, breaker_mode="probe", probes=probes)
+        return BatchReport(outcomes, breaker_mode="probe", probes=probes)
+
+    def _hold(self, record: DeliveryRecord, probed: RecordOutcome | None = None) -> RecordOutcome:
+        """Back to the queue unsent (or after a failed probe), invisible for a hold."""
+        assert self._breaker is not None
+        return RecordOutcome(
+            record=record,
+            verdict="held",
+            envelope=probed.envelope if probed is not None else None,
+            result=probed.result if probed is not None else None,
+            error=probed.error if probed is not None else "Kochava breaker open",
+            visibility_timeout_s=self._breaker.hold_visibility_s(),
+        )
+
+    def _guard(self, outcome: RecordOutcome, now: float) -> RecordOutcome:
+        """Dead-letter, with a reason, what is not delivered and could expire or be redriven before it comes back."""
+        if outcome.verdict not in ("retry", "held", "failed") or self._breaker is None:
+            return outcome
+        record = outcome.record
+        age_s = now - record.sent_at_ms / 1000 if record.sent_at_ms is not None else 0.0
+        why = give_up(age_s=age_s, receive_count=record.receive_count, policy=self._breaker.policy)
+        if why is None:
+            return outcome
+        error = f"{why}: {outcome.error}" if outcome.error else why
+        return _replace(
+            outcome, verdict="dead_letter", reason=reasons.RETRIES_EXHAUSTED, error=error, visibility_timeout_s=None
+        )
 
     def close(self) -> None:
         """Stop the worker threads (tests; a Lambda container just freezes)."""

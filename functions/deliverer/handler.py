@@ -117,13 +117,21 @@ def build_runtime(
     sender = IdempotentSender(kochava, persistence, expires_after_s=IDEMPOTENCY_TTL_S)
     # Created on first use: a batch where everything is delivered never calls SQS from here.
     queue = SqsDeliveryQueue(lambda: session.client("sqs", config=boto_config), config.dlq_url, config.queue_url)
+    breaker = None
+    if config.state_table is not None:
+        from functions.adapters.breaker_dynamodb import DynamoDbBreakerStore
+        from functions.deliverer.outage import KochavaBreaker
+
+        store = DynamoDbBreakerStore(session.client("dynamodb", config=boto_config), config.state_table)
+        breaker = KochavaBreaker(store, config.breaker_policy())
     deliverer = Deliverer(
         sender,
         queue,
-        max_receive_count=config.max_receive_count,
         max_workers=config.max_workers,
+        max_attempts=config.max_attempts,
         clock=clock,
         retry_base_s=config.retry_base_s,
+        breaker=breaker,
     )
     return Runtime(deliverer=deliverer, sender=sender, kochava=kochava)
 
@@ -164,6 +172,7 @@ def handle(runtime: Runtime, event: Mapping[str, Any], context: LambdaContext) -
         _log_outcome(outcome)
     if report.dead_letter_error:
         logger.error("delivery DLQ send failed; records left for SQS", error=redact(report.dead_letter_error))
+    _log_breaker(report)
     _count(report)
     response = report.response()
     logger.info(
@@ -175,7 +184,20 @@ def handle(runtime: Runtime, event: Mapping[str, Any], context: LambdaContext) -
     return response
 
 
+def _log_breaker(report: BatchReport) -> None:
+    """One line per breaker transition (held records get none each: the "batch done" line counts them)."""
+    observed = report.breaker
+    if observed is not None and observed.opened:
+        logger.warning("Kochava breaker opened: deliveries held, probing", breaker_mode=report.breaker_mode)
+    if observed is not None and observed.closed:
+        logger.info("Kochava breaker closed: a probe got an answer, the backlog drains", probes=report.probes)
+    if observed is not None and observed.error:
+        logger.warning("Kochava breaker store failed; batch handled regardless", error=redact(observed.error))
+
+
 def _log_outcome(outcome: RecordOutcome) -> None:
+    if outcome.verdict == "held":
+        return
     env, result, record = outcome.envelope, outcome.result, outcome.record
     fields: dict[str, Any] = {
         "correlation_id": env.uuid if env is not None else None,
@@ -217,6 +239,12 @@ def _count(report: BatchReport) -> None:
     metrics.add_metric(name=m.TOKEN_STRIPPED_AT_SEND, unit=MetricUnit.Count, value=stripped)
     retries = sum(max(0, o.result.attempts - 1) for o in report.outcomes if o.result is not None)
     metrics.add_metric(name=m.KOCHAVA_HTTP_RETRIES, unit=MetricUnit.Count, value=retries)
+    metrics.add_metric(name=m.DELIVERIES_HELD, unit=MetricUnit.Count, value=verdicts["held"])
+    metrics.add_metric(name=m.BREAKER_OPEN, unit=MetricUnit.Count, value=int(report.breaker_mode != "send"))
+    metrics.add_metric(name=m.KOCHAVA_PROBES, unit=MetricUnit.Count, value=report.probes)
+    observed = report.breaker
+    metrics.add_metric(name=m.BREAKER_OPENED, unit=MetricUnit.Count, value=int(bool(observed and observed.opened)))
+    metrics.add_metric(name=m.BREAKER_CLOSED, unit=MetricUnit.Count, value=int(bool(observed and observed.closed)))
     by_reason = Counter(o.reason for o in report.outcomes if o.verdict == "dead_letter" and o.dead_letter_sent)
     for reason, count in sorted(by_reason.items(), key=lambda item: str(item[0])):
         with single_metric(

@@ -85,7 +85,9 @@ class IdempotentSender:
         """So an in-progress record expires when this invocation would time out (call once per invocation)."""
         self.config.register_lambda_context(context)
 
-    def send_once(self, env: Envelope, payload: Mapping[str, Any], *, deadline: float) -> SendAnswer:
+    def send_once(
+        self, env: Envelope, payload: Mapping[str, Any], *, deadline: float, retry: bool = True
+    ) -> SendAnswer:
         """POST unless this ``uuid`` + ``kind`` + app was delivered already; never records a failure."""
         sent: list[KochavaResult] = []  # filled by _post when it runs (the stored answer is plain JSON)
         try:
@@ -94,6 +96,7 @@ class IdempotentSender:
                 env=env,
                 payload=payload,
                 deadline=deadline,
+                retry=retry,
                 sent=sent,
             )
         except DeliveryFailedError as failed:
@@ -113,10 +116,11 @@ class IdempotentSender:
         env: Envelope,
         payload: Mapping[str, Any],
         deadline: float,
+        retry: bool,
         sent: list[KochavaResult],
     ) -> dict[str, Any]:
         """The idempotent body: POST, raise unless delivered, return what the store keeps (plain JSON)."""
-        result = self._client.send(env.kind, payload, deadline=deadline)
+        result = self._client.send(env.kind, payload, deadline=deadline, retry=retry)
         sent.append(result)
         if not result.delivered:
             raise DeliveryFailedError(result)

@@ -18,3 +18,10 @@ DELIVERY_ERRORS: Final = "DeliveryErrors"  # unexpected errors (SQS redelivers, 
 KOCHAVA_HTTP_RETRIES: Final = "KochavaHttpRetries"  # in-process HTTP retries (urllib3 Retry)
 
 DEAD_LETTERED_REASON_DIMENSION: Final = "reason"
+
+# The Kochava circuit breaker (functions/pipeline/breaker.py, docs/deliverer.md#kochava-outages).
+BREAKER_OPEN: Final = "KochavaBreakerOpen"  # 1 per invocation that found the breaker open (the outage alarm)
+BREAKER_OPENED: Final = "KochavaBreakerOpened"  # the breaker opened (once per outage, by one invocation)
+BREAKER_CLOSED: Final = "KochavaBreakerClosed"  # a probe got an answer: the breaker closed, the backlog drains
+DELIVERIES_HELD: Final = "DeliveriesHeld"  # records returned to the queue unsent while the breaker was open
+KOCHAVA_PROBES: Final = "KochavaProbes"  # single-attempt probe POSTs while the breaker was open

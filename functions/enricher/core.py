@@ -7,7 +7,8 @@ each a function of the per-message state (:class:`Message`) and the enricher's p
    on purpose: ``page``, ``group``, ``alias``);
 2. :meth:`Enricher.check_sources` - the events the message's API key may not send (``SOURCE_APPS``), before
    anything else is done with them: no device profile is read or written for them;
-3. :meth:`Enricher.load_profiles` - the device profiles of the message's devices, in one read;
+3. :meth:`Enricher.load_profiles` - the device profiles of the message's devices, in one read (a failed read is
+   counted and the events go on without their profiles: the message does not fail);
 4. :meth:`Enricher.map_event` - per event: fill from its device profile, map to Kochava, and decide:
    invalid, not allowed for its key (``app_not_allowed``) or rejected by the mapping (``missing_app_id``,
    ``no_device_identifier``) -> the ingest DLQ; filtered (``heartbeat``, Segment ``page`` / ``group`` /
@@ -20,7 +21,7 @@ each a function of the per-message state (:class:`Message`) and the enricher's p
    good is dead-lettered with its reason;
 8. :meth:`Enricher.save_profiles` - the updated profiles, best effort (a failed write is counted, never fatal).
 
-Every event is handed off exactly once. ``process`` returns only when everything was handed to SQS; otherwise it
+Every event is handed off (at least once). ``process`` returns only when everything was handed to SQS; otherwise it
 raises and the caller reports the SQS record failed (SQS redelivers it; the deliverer is idempotent per uuid + kind,
 so a second copy is harmless).
 """
@@ -308,8 +309,17 @@ class Enricher:
             app_id = self.settings.app_id_for(item.device.platform, item.app.bundle_id if item.app else None)
             if device_id and app_id:
                 message.profile_keys[index] = profiles.profile_key(app_id, item.device.platform, device_id)
-        if message.profile_keys:
+        if not message.profile_keys:
+            return
+        try:
             message.profiles.update(self.profile_store.get_many(set(message.profile_keys.values())))
+        except Exception as exc:  # throttling, DynamoDB down: enrich without profiles rather than fail the message
+            message.tally[m.PROFILE_READ_FAILED] += len(message.profile_keys)
+            self.log.warning(
+                "profile read failed: events enriched without their profile",
+                extra={"events": len(message.profile_keys), "error": type(exc).__name__},
+            )
+            message.profile_keys.clear()  # neither filled nor written back: a stored profile is never overwritten
 
     def map_event(self, message: Message, index: int, item: Parsed) -> None:
         """Step 4: one event filled from its profile, mapped, and set on its way, dead-lettered or filtered."""

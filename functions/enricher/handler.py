@@ -33,6 +33,7 @@ with collector_paused(freeze=True):
 
     from functions.enricher import metrics as m
     from functions.enricher.core import Enricher, MessageInfo, Queues, Result, segment_route
+    from functions.enricher.retry import handoff_retry_visibility_s
     from functions.names import (
         ATTR_ADSERVICES_ATTEMPT,
         ATTR_API_KEY_ID,
@@ -68,6 +69,8 @@ class Runtime:
 
     enricher: Enricher
     clock: Callable[[], float] = time.time
+    # Hides a failed record for a while (receipt handle, seconds) -> whether SQS took it; None: SQS's timeout.
+    back_off: Callable[[str, int], bool] | None = None
 
 
 def build_runtime(env: Mapping[str, str], *, clock: Callable[[], float] = time.time) -> Runtime:
@@ -82,18 +85,29 @@ def build_runtime(env: Mapping[str, str], *, clock: Callable[[], float] = time.t
 
     settings, config = Settings.from_env(env), EnricherConfig.from_env(env)
     boto_config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)
+    sqs = boto3.client("sqs", config=boto_config)
     table = config.profile_table
     store = DynamoDbProfileStore(boto3.client("dynamodb", config=boto_config), table) if table else None
     enricher = Enricher(
         settings=settings,
-        sender=SqsSender(boto3.client("sqs", config=boto_config)),
+        sender=SqsSender(sqs),
         queues=Queues(config.ingest_queue_url, config.ingest_dlq_url, config.delivery_queue_url),
         profile_store=store,
         adservices=(lambda: _adservices_flow(settings)) if settings.adservices_resolve else None,
         log=logger,
         profile_ttl_s=config.profile_ttl_s,
     )
-    return Runtime(enricher=enricher, clock=clock)
+
+    def back_off(receipt_handle: str, seconds: int) -> bool:
+        try:
+            sqs.change_message_visibility(
+                QueueUrl=config.ingest_queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+            )
+        except Exception:  # the record then comes back after the queue's visibility timeout: sooner, not lost
+            return False
+        return True
+
+    return Runtime(enricher=enricher, clock=clock, back_off=back_off)
 
 
 def _adservices_flow(settings: Settings) -> AdServicesFlow:
@@ -159,8 +173,9 @@ def handle(runtime: Runtime, event: Mapping[str, Any], context: LambdaContext) -
         for record in records:
             try:
                 invocation.add(process_record(runtime, record, context))
-            except Exception:  # logged by process_record; SQS redelivers this record only
+            except Exception:  # logged by process_record; SQS redelivers this record only, after a backoff
                 invocation.failed.append({"itemIdentifier": str(record.get("messageId"))})
+                _back_off(runtime, record, invocation)
         if records and len(invocation.failed) == len(records):
             # As Powertools' BatchProcessor does: a failed invocation, not a reply, when nothing went through, so
             # the function's Errors metric shows it and the event source mapping backs off (SQS redelivers all).
@@ -168,6 +183,27 @@ def handle(runtime: Runtime, event: Mapping[str, Any], context: LambdaContext) -
         return {"batchItemFailures": invocation.failed}
     finally:
         _emit_metrics(invocation)
+
+
+def _back_off(runtime: Runtime, record: SqsRecord, invocation: Invocation) -> None:
+    """Not the event's fault (SQS or DynamoDB trouble, mostly): try again later, not every visibility timeout
+    (functions/enricher/retry.py)."""
+    if runtime.back_off is None:
+        return
+    system = record.get("attributes") or {}
+    receive_count = int(system.get("ApproximateReceiveCount", 1) or 1)
+    seconds = handoff_retry_visibility_s(receive_count)
+    applied = runtime.back_off(str(record.get("receiptHandle", "")), seconds)
+    invocation.tally[m.HANDOFF_BACKOFFS] += 1
+    logger.warning(
+        "record backed off",
+        extra={
+            "message_id": record.get("messageId"),
+            "visibility_timeout_s": seconds,
+            "receive_count": receive_count,
+            "applied": applied,
+        },
+    )
 
 
 @tracer.capture_method

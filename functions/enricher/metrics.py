@@ -18,6 +18,8 @@ SEND_RETRIES: Final = "SendMessageRetries"  # SendMessageBatch entries that need
 PROFILE_FILLED: Final = "ProfileFilled"  # events that got at least one field from their device profile
 PROFILE_UPDATED: Final = "ProfileUpdated"  # device profiles written
 PROFILE_WRITE_FAILED: Final = "ProfileWriteFailed"  # device profiles not written (enrichment of later events only)
+PROFILE_READ_FAILED: Final = "ProfileReadFailed"  # events enriched without their profile: the read failed
+HANDOFF_BACKOFFS: Final = "HandOffBackoffs"  # records that could not be handed off, retried later with a backoff
 ADSERVICES_TOKEN_EXPIRED: Final = "AdServicesTokenExpired"  # noqa: S105 - install token >= 24 h old: not sent
 ADSERVICES_RESOLVED: Final = "AdServicesResolved"  # Apple answered 200: attribution attached
 ADSERVICES_REQUEUED: Final = "AdServicesRequeued"  # install re-queued to ask Apple again later

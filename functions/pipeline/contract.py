@@ -392,7 +392,12 @@ class SegmentEvent(_Model):
 
 # --- JSON schema export (API Gateway request models) ---------------------------------------------------------------
 
-SCHEMA_FILES = {"native": "native_body.schema.json", "segment": "segment_body.schema.json"}
+SCHEMA_FILES = {
+    "native": "native_body.schema.json",
+    "segment": "segment_body.schema.json",
+    "segment_batch": "segment_batch_body.schema.json",
+    "segment_call": "segment_call_body.schema.json",
+}
 
 
 def body_schema(route: Literal["native", "segment"]) -> dict[str, Any]:
@@ -483,13 +488,45 @@ def _to_draft4(node: Any) -> Any:
     return out
 
 
+DRAFT4 = "http://json-schema.org/draft-04/schema#"
+
+
+def envelope_schema(model: Literal["segment_batch", "segment_call"]) -> dict[str, Any]:
+    """Draft-4 schema of a Segment HTTP Tracking API body: the envelope only, each call is judged by the enricher.
+
+    ``segment_batch`` (``/v1/batch``): an object with a ``batch`` array of 1..100 objects (``sentAt``, ``context``...
+    may be next to it); ``segment_call`` (``/v1/track``...): an object. So one bad call never makes a library
+    drop the other 99 (it drops a whole batch on a 4xx).
+
+    >>> envelope_schema("segment_batch")["properties"]["batch"]["maxItems"]
+    100
+    """
+    if model == "segment_call":
+        return {"$schema": DRAFT4, "title": "Segment call (single-call path)", "type": "object"}
+    batch = {"type": "array", "minItems": 1, "maxItems": MAX_BATCH_EVENTS, "items": {"type": "object"}}
+    return {
+        "$schema": DRAFT4,
+        "title": "Segment batch (envelope only)",
+        "type": "object",
+        "required": ["batch"],
+        "properties": {"batch": batch},
+    }
+
+
+def schema_for(model: str) -> dict[str, Any]:
+    """The request model ``model`` (a key of :data:`SCHEMA_FILES`)."""
+    if model in ("native", "segment"):
+        return body_schema(model)  # type: ignore[arg-type]
+    return envelope_schema(model)  # type: ignore[arg-type]
+
+
 def write_schemas(directory: Path) -> list[Path]:
-    """Write both body schemas into ``directory`` (``make schemas``); returns the files written."""
+    """Write every request model into ``directory`` (``make schemas``); returns the files written."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for route, filename in SCHEMA_FILES.items():
+    for model, filename in SCHEMA_FILES.items():
         path = directory / filename
-        path.write_text(json.dumps(body_schema(route), indent=2, sort_keys=True) + "\n")  # type: ignore[arg-type]
+        path.write_text(json.dumps(schema_for(model), indent=2, sort_keys=True) + "\n")
         written.append(path)
     return written
 

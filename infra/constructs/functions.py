@@ -4,7 +4,11 @@
   delay, an install whose Apple AdServices attribution is not ready yet) the ingest queue; reads and writes the
   device-profile table.
 - deliverer: consumes the delivery queue with a maximum concurrency (so a backlog cannot stampede Kochava into
-  429s); sends to the delivery DLQ only; reads and writes the idempotency table.
+  429s); sends to the delivery DLQ only; reads and writes the idempotency table and the delivery-state table (the
+  Kochava circuit breaker, GetItem / UpdateItem only).
+
+Both event sources have a maximum concurrency, so a flood on one side cannot take every Lambda slot of the account
+from the other.
 
 No role gets a managed policy or a ``*`` action: each permission is one statement on one resource, except the
 X-Ray write actions CDK adds for active tracing, which AWS only supports on ``*`` resources.
@@ -30,6 +34,7 @@ from functions.names import (
     ENV_DELIVERER_MAX_WORKERS,
     ENV_DELIVERY_DLQ_URL,
     ENV_DELIVERY_QUEUE_URL,
+    ENV_DELIVERY_STATE_TABLE,
     ENV_EVENT_NAME_MAP,
     ENV_FILTERED_EVENTS,
     ENV_IDEMPOTENCY_TABLE,
@@ -68,6 +73,8 @@ DELIVERER_MEMORY_MB = 512  # a thread pool of HTTP requests; more memory also me
 # (BatchGetItem / BatchWriteItem) and never deletes; idempotency is item by item.
 # Exactly the calls functions/adapters/profiles_dynamodb.py makes (tests/infra/test_iam.py scans the code).
 PROFILE_TABLE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:BatchWriteItem")
+# What the deliverer's Kochava breaker store calls (functions/adapters/breaker_dynamodb.py).
+DELIVERY_STATE_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:UpdateItem")
 # What Powertools idempotency (DynamoDBPersistenceLayer) calls.
 IDEMPOTENCY_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 SEND_MESSAGE_ACTION = "sqs:SendMessage"  # also authorizes SendMessageBatch
@@ -127,7 +134,7 @@ class PipelineFunction(Construct):
             ENV_POWERTOOLS_METRICS_NAMESPACE: names.metrics_namespace,
             **FUNCTION_STATIC_ENV,
             ENV_POWERTOOLS_LOG_LEVEL: config.log_level,
-            ENV_MAX_RECEIVE_COUNT: str(config.max_receive_count),
+            ENV_MAX_RECEIVE_COUNT: str(spec.queue.max_receive_count),
             **spec.environment,
         }
         self.function = lambda_.Function(
@@ -205,6 +212,7 @@ class PipelineFunctions(Construct):
                 handler=HANDLER_ENRICHER,
                 queue=queues.ingest,
                 memory_mb=ENRICHER_MEMORY_MB,
+                max_concurrency=config.enricher_max_concurrency,
                 environment={
                     **kochava,
                     ENV_INGEST_QUEUE_URL: queues.ingest.queue.queue_url,
@@ -240,12 +248,14 @@ class PipelineFunctions(Construct):
                     ENV_DELIVERY_QUEUE_URL: queues.delivery.queue.queue_url,
                     ENV_DELIVERY_DLQ_URL: queues.delivery.dlq.queue_url,
                     ENV_IDEMPOTENCY_TABLE: tables.idempotency.table_name,
+                    ENV_DELIVERY_STATE_TABLE: tables.delivery_state.table_name,
                     ENV_DELIVERER_MAX_WORKERS: str(config.deliverer_max_workers),
                 },
             ),
         )
         self.deliverer.allow(SEND_MESSAGE_ACTION, queues.delivery.dlq.queue_arn)
         self.deliverer.allow(IDEMPOTENCY_TABLE_ACTIONS, tables.idempotency.table_arn)
+        self.deliverer.allow(DELIVERY_STATE_TABLE_ACTIONS, tables.delivery_state.table_arn)
 
     @property
     def all(self) -> tuple[PipelineFunction, ...]:

@@ -3,11 +3,19 @@
 Alarms (all notify on ALARM and on OK):
 - each DLQ holds >= 1 visible message (something needs on-call: ``python -m tools.dlq list``);
 - each queue's oldest message is older than ``queueAgeAlarmSeconds`` (the consumer is stuck or too slow);
+- each queue's and each DLQ's oldest message has lived 3/4 of the queue's retention (it will expire unless
+  something is done: long before that the age alarm above has fired);
+- Kochava outage: the deliverer's circuit breaker is open (``KochavaBreakerOpen``); it stays in ALARM while
+  any invocation saw it open in the last 15 minutes, so it fires once per outage, not once per event;
 - each function reported >= 1 error in 5 minutes;
 - the API answered >= 1 5xx in 5 minutes (the ingest queue refused or failed a SendMessage).
 
-The topic is encrypted with a customer-managed KMS key (rotation on) whose policy lets CloudWatch publish:
-alarms cannot publish to a topic encrypted with the AWS-managed SNS key.
+The topic is encrypted with a customer-managed KMS key (rotation on). A topic policy in CloudFormation replaces
+SNS's default one, so both the topic policy and the key policy say it: ``cloudwatch.amazonaws.com`` may publish
+(``sns:Publish``; ``kms:GenerateDataKey*``, ``kms:Decrypt``) when the request comes from this account
+(``aws:SourceAccount``) and from one of this stage's alarms (``aws:SourceArn`` like
+``arn:<partition>:cloudwatch:<region>:<account>:alarm:<prefix>-*``, every alarm being named ``<prefix>-<label>``).
+``tests/infra/test_alarm_delivery.py`` walks every alarm action to its topic, policy and key.
 
 The dashboard shows the AWS metrics (API, queues, Lambda) and the Lambdas' own EMF metrics: namespace
 ``ResourceNames.metrics_namespace`` (``KochavaPipeline/<stage>``), dimension ``service`` = the function's short
@@ -18,7 +26,7 @@ reason shows up without a deploy.
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
@@ -40,6 +48,11 @@ ALARM_PERIOD = Duration.minutes(5)
 DLQ_PERIOD = Duration.minutes(1)
 DASHBOARD_WIDGET_WIDTH = 8
 EMF_PERIOD = Duration.minutes(5)
+# An alarm on the oldest message's age fires when it has lived this share of its queue's retention.
+RETENTION_ALARM_SHARE = 0.75
+# The Kochava outage alarm looks at this many 5-minute periods: held records come back every 10-11 minutes
+# (functions/pipeline/breaker.py), so an outage never leaves 15 minutes without an invocation that saw it open.
+OUTAGE_ALARM_PERIODS = 3
 # The EMF dimension Powertools puts on every metric of a function (Metrics(service=...)).
 SERVICE_DIMENSION = "service"
 
@@ -73,7 +86,9 @@ ENRICHER_WIDGETS: tuple[tuple[str, tuple[str, ...]], ...] = (
             enricher_metrics.PROFILE_FILLED,
             enricher_metrics.PROFILE_UPDATED,
             enricher_metrics.PROFILE_WRITE_FAILED,
+            enricher_metrics.PROFILE_READ_FAILED,
             enricher_metrics.SEND_RETRIES,
+            enricher_metrics.HANDOFF_BACKOFFS,
         ),
     ),
 )
@@ -90,6 +105,16 @@ DELIVERER_WIDGETS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "Deliverer: Kochava retries, AdServices token stripped",
         (deliverer_metrics.KOCHAVA_HTTP_RETRIES, deliverer_metrics.TOKEN_STRIPPED_AT_SEND),
+    ),
+    (
+        "Deliverer: Kochava breaker (outages)",
+        (
+            deliverer_metrics.BREAKER_OPEN,
+            deliverer_metrics.BREAKER_OPENED,
+            deliverer_metrics.BREAKER_CLOSED,
+            deliverer_metrics.KOCHAVA_PROBES,
+            deliverer_metrics.DELIVERIES_HELD,
+        ),
     ),
 )
 # Per-reason metrics: (widget title, service, metric name, reason dimension).
@@ -119,6 +144,19 @@ def emf_metric(namespace: str, service: str, name: str) -> cloudwatch.Metric:
         period=EMF_PERIOD,
         label=name,
     )
+
+
+def alarm_arn_pattern(prefix: str) -> str:
+    """The ARN of every alarm of this stage (all are named ``<prefix>-<label>``), for ``aws:SourceArn``."""
+    return f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:{prefix}-*"
+
+
+def alarm_publish_conditions(prefix: str) -> dict[str, dict[str, str]]:
+    """Only this account's alarms of this stage (confused-deputy protection for the CloudWatch principal)."""
+    return {
+        "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+        "ArnLike": {"aws:SourceArn": alarm_arn_pattern(prefix)},
+    }
 
 
 def by_reason(namespace: str, service: str, name: str, dimension: str) -> cloudwatch.MathExpression:
@@ -160,6 +198,7 @@ class PipelineMonitoring(Construct):
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],  # in a key policy, "*" is this key
+                conditions=alarm_publish_conditions(names.prefix),
             )
         )
         self.topic = sns.Topic(
@@ -170,6 +209,16 @@ class PipelineMonitoring(Construct):
             master_key=self.topic_key,
             enforce_ssl=True,
         )
+        # The topic policy CloudFormation writes replaces SNS's default one: without this, alarms cannot publish.
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsToPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions=alarm_publish_conditions(names.prefix),
+            )
+        )
         if config.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
 
@@ -177,6 +226,8 @@ class PipelineMonitoring(Construct):
         for pair in queues:
             self._dlq_alarm(pair)
             self._age_alarm(pair, config.queue_age_alarm_seconds)
+            self._retention_alarms(pair)
+        self._kochava_outage_alarm()
         for function in functions:
             self._alarm(
                 f"{function.node.id}Errors",
@@ -196,7 +247,15 @@ class PipelineMonitoring(Construct):
             alarm.add_ok_action(cloudwatch_actions.SnsAction(self.topic))
         self.dashboard = self._dashboard(queues, functions, api)
 
-    def _alarm(self, label: str, metric: cloudwatch.IMetric, *, threshold: float, description: str) -> None:
+    def _alarm(
+        self,
+        label: str,
+        metric: cloudwatch.IMetric,
+        *,
+        threshold: float,
+        description: str,
+        evaluation_periods: int = 1,
+    ) -> None:
         self.alarms.append(
             cloudwatch.Alarm(
                 self,
@@ -205,7 +264,8 @@ class PipelineMonitoring(Construct):
                 alarm_description=description,
                 metric=metric,
                 threshold=threshold,
-                evaluation_periods=1,
+                evaluation_periods=evaluation_periods,
+                datapoints_to_alarm=1,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
@@ -227,6 +287,39 @@ class PipelineMonitoring(Construct):
             pair.queue.metric_approximate_age_of_oldest_message(period=ALARM_PERIOD, statistic="Maximum"),
             threshold=max_age_s,
             description=f"{pair.queue.queue_name}: oldest message older than {max_age_s} s (consumer stuck or slow)",
+        )
+
+    def _retention_alarms(self, pair: QueueWithDlq) -> None:
+        label = pair.spec.key.capitalize()
+        for queue, kind, retention_s in (
+            (pair.queue, "Queue", pair.spec.retention_s),
+            (pair.dlq, "Dlq", pair.spec.dlq_retention_s),
+        ):
+            threshold = int(retention_s * RETENTION_ALARM_SHARE)
+            self._alarm(
+                f"{label}{kind}NearRetention",
+                queue.metric_approximate_age_of_oldest_message(period=ALARM_PERIOD, statistic="Maximum"),
+                threshold=threshold,
+                description=f"{queue.queue_name}: oldest message {threshold // 3600} h old, SQS deletes it at "
+                f"{retention_s // 3600} h (docs/runbook.md)",
+            )
+
+    def _kochava_outage_alarm(self) -> None:
+        periods = OUTAGE_ALARM_PERIODS
+        self._alarm(
+            "KochavaOutage",
+            cloudwatch.Metric(
+                namespace=self._metrics_namespace,
+                metric_name=deliverer_metrics.BREAKER_OPEN,
+                dimensions_map={SERVICE_DIMENSION: FUNCTION_DELIVERER},
+                statistic="Maximum",
+                period=ALARM_PERIOD,
+            ),
+            threshold=1,
+            evaluation_periods=periods,
+            description="Kochava is failing: the deliverers hold every event in the delivery queue and probe it a "
+            "few times a minute; nothing to do but watch (docs/runbook.md#kochava-outage). OK again "
+            f"{periods * int(ALARM_PERIOD.to_minutes())} minutes after the breaker closed.",
         )
 
     def _dashboard(
@@ -294,5 +387,5 @@ class PipelineMonitoring(Construct):
         )
         dashboard.add_widgets(enricher[0], rejected, enricher[1])
         dashboard.add_widgets(enricher[2], deliverer[0], dead_lettered)
-        dashboard.add_widgets(deliverer[1])
+        dashboard.add_widgets(deliverer[1], deliverer[2])
         return dashboard

@@ -26,24 +26,33 @@ class QueueWithDlq:
     spec: QueueSpec
     queue: sqs.Queue
     dlq: sqs.Queue
+    max_receive_count: int
 
 
 class PipelineQueues(Construct):
     """The ingest queue (API Gateway -> enricher) and the delivery queue (enricher -> deliverer)."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, names: ResourceNames, max_receive_count: int) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: ResourceNames,
+        max_receive_count: int,
+        delivery_max_receive_count: int = DELIVERY_QUEUE.max_receive_count,
+    ) -> None:
         super().__init__(scope, construct_id)
         self._names = names
-        self._max_receive_count = max_receive_count
-        self.ingest = self._queue_with_dlq("Ingest", INGEST_QUEUE)
-        self.delivery = self._queue_with_dlq("Delivery", DELIVERY_QUEUE)
+        self.ingest = self._queue_with_dlq("Ingest", INGEST_QUEUE, max_receive_count)
+        # High: a record held through a Kochava outage is received once per hold (functions/pipeline/breaker.py).
+        self.delivery = self._queue_with_dlq("Delivery", DELIVERY_QUEUE, delivery_max_receive_count)
 
     @property
     def all(self) -> tuple[QueueWithDlq, ...]:
         """Both pairs, ingest first."""
         return (self.ingest, self.delivery)
 
-    def _queue_with_dlq(self, label: str, spec: QueueSpec) -> QueueWithDlq:
+    def _queue_with_dlq(self, label: str, spec: QueueSpec, max_receive_count: int) -> QueueWithDlq:
         dlq = sqs.Queue(
             self,
             f"{label}Dlq",
@@ -63,6 +72,6 @@ class PipelineQueues(Construct):
             max_message_size_bytes=MAX_BODY_BYTES,
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
-            dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=self._max_receive_count),
+            dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=max_receive_count),
         )
-        return QueueWithDlq(spec=spec, queue=queue, dlq=dlq)
+        return QueueWithDlq(spec=spec, queue=queue, dlq=dlq, max_receive_count=max_receive_count)

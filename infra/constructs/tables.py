@@ -1,4 +1,4 @@
-"""The pipeline's DynamoDB tables: the deliverer's idempotency records and the enricher's device profiles.
+"""The pipeline's DynamoDB tables: the deliverer's idempotency records and Kochava breaker, the device profiles.
 
 Both are on-demand, encrypted at rest (AWS-owned key, the DynamoDB default), with point-in-time recovery and a TTL
 attribute; keys and TTL attribute names come from :mod:`functions.names`. The device profiles hold personal data:
@@ -12,14 +12,14 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
-from functions.names import IDEMPOTENCY_TABLE, PROFILE_TABLE, TableSpec
+from functions.names import DELIVERY_STATE_TABLE, IDEMPOTENCY_TABLE, PROFILE_TABLE, TableSpec
 from infra.resources import ResourceNames
 
 MAX_RECOVERY_DAYS = 35  # DynamoDB's point-in-time recovery keeps at most 35 days
 
 
 class PipelineTables(Construct):
-    """``idempotency`` (Powertools idempotency layout) and ``device-profiles``."""
+    """``idempotency`` (Powertools idempotency layout), ``device-profiles`` and ``delivery-state``."""
 
     def __init__(
         self,
@@ -34,6 +34,9 @@ class PipelineTables(Construct):
         removal_policy = RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
         self.idempotency = self._table("Idempotency", IDEMPOTENCY_TABLE, names, removal_policy, MAX_RECOVERY_DAYS)
         self.profiles = self._table("DeviceProfiles", PROFILE_TABLE, names, removal_policy, profile_backup_days)
+        # The deliverer's Kochava circuit breaker and per-message attempt counts: short-lived, no personal data,
+        # nothing to retain or recover beyond a day.
+        self.delivery_state = self._table("DeliveryState", DELIVERY_STATE_TABLE, names, RemovalPolicy.DESTROY, 1)
 
     def _table(
         self, label: str, spec: TableSpec, names: ResourceNames, removal_policy: RemovalPolicy, recovery_days: int

@@ -23,6 +23,7 @@ EXPECTED_ROWS = {
     "ratio to json.loads + json.dumps (CPU time)": "<= 2x",
     "import functions.enricher.handler (Lambda env)": "<= 300 ms",
     "import functions.deliverer.handler (Lambda env)": "<= 300 ms",
+    "import functions.authorizer.handler (Lambda env)": "<= 300 ms",
     "import + first-invocation wiring, enricher": "-",
     "10-record batch wall / one request's latency (warm container)": "<= 2",
     "TCP connections opened for 100 payloads (10 batches from cold)": "<= 10 (1 per worker)",

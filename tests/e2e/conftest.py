@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.shared import NATIVE_EVENT, SEGMENT_EVENT, Run
+from tests.e2e.shared import BOUND_APP, BOUND_KEY, NATIVE_EVENT, SEGMENT_EVENT, Run
 from tests.reliability.lambda_logs import LambdaLogCapture
 from tools.local.stack import LocalConfig, LocalStack
 
@@ -19,7 +19,9 @@ from tools.local.stack import LocalConfig, LocalStack
 @pytest.fixture(scope="package")  # stopped after tests/e2e: its pollers must not outlive it
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     lambda_log = tmp_path_factory.mktemp("e2e") / "lambdas.log"  # what CloudWatch would hold (tools.trace reads it)
-    with LocalStack(LocalConfig()) as stack, LambdaLogCapture(lambda_log, stdout=False):
+    # One key bound to one app (as the stack's sourceApps) for the sources-bound-to-apps tests; the default key is not.
+    config = LocalConfig(source_apps={BOUND_KEY: [BOUND_APP]})
+    with LocalStack(config) as stack, LambdaLogCapture(lambda_log, stdout=False):
         samples = {path.name: response for path, response in stack.post_samples()}
         without_key = stack.post("native", {**NATIVE_EVENT, "uuid": "e2e-no-key"}, api_key="")
         wrong_key = stack.post("segment", {**SEGMENT_EVENT, "messageId": "e2e-wrong-key"}, api_key="not-the-key")

@@ -12,6 +12,10 @@ from tools.local.kochava_sink import KochavaSink
 from tools.local.report import Report
 from tools.local.stack import LocalStack
 
+# A key of the session stack bound to one app (LocalConfig.source_apps); locally its value is its name.
+BOUND_KEY = "bound-source"
+BOUND_APP = "com.example.bound"
+
 NATIVE_EVENT: dict[str, Any] = {
     "uuid": "e2e-native-0001",
     "type": "track",

@@ -106,9 +106,10 @@ def test_api_never_answers_202_when_sqs_fails() -> None:
     assert answer.status == 500
 
 
-# What SQS counts for the three attributes the API adds, worked out by hand: name + data type + value bytes.
-# request_id: 10 + 6 + 36 (a UUID); received_at_ms: 14 + 6 + 13 (epoch ms); route: 5 + 6 + 6 ("native").
-API_ATTRIBUTE_BYTES = 52 + 33 + 17
+# What SQS counts for the four attributes the API adds, worked out by hand: name + data type + value bytes.
+# request_id: 10 + 6 + 36 (a UUID); received_at_ms: 14 + 6 + 13 (epoch ms); route: 5 + 6 + 6 ("native");
+# api_key_id: 10 + 6 + 13 ("local-default").
+API_ATTRIBUTE_BYTES = 52 + 33 + 17 + 29
 
 
 @pytest.mark.parametrize(("over", "status"), [(0, 202), (1, 413)])

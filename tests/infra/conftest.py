@@ -20,8 +20,12 @@ def asset_builder() -> LambdaAssetBuilder:
 
 @pytest.fixture(scope="session")
 def default_stack(tmp_path_factory: pytest.TempPathFactory, asset_builder: LambdaAssetBuilder) -> Synthesized:
-    """The stack as `cdk deploy` builds it with only an iOS app GUID and an alarm email configured."""
-    context = {"kochavaAppIdIos": "koios-test-guid", "alarmEmail": "oncall@example.com"}
+    """The stack as `cdk deploy` builds it with an iOS app GUID, an alarm email and one key bound to an app."""
+    context = {
+        "kochavaAppIdIos": "koios-test-guid",
+        "alarmEmail": "oncall@example.com",
+        "sourceApps": {"ios-backend": ["com.example.ios", "koios-test-guid"]},
+    }
     return synthesize(tmp_path_factory.mktemp("cdk-default"), context, asset_builder)
 
 

@@ -17,7 +17,7 @@ import pytest
 from aws_cdk import App, AssetStaging, Stack
 
 from infra import bundling
-from infra.bundling import BYTECODE_PYTHON_ENV, BundlingError, LambdaAssetBuilder
+from infra.bundling import BYTECODE_PYTHON_ENV, SHARED_CODE, BundlingError, LambdaAssetBuilder
 
 CURRENT_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
 CACHE_TAG = sys.implementation.cache_tag  # e.g. cpython-311
@@ -27,7 +27,8 @@ HASH_BASED_UNCHECKED = 0b01  # PEP 552 flags: bit 0 hash-based, bit 1 check_sour
 FAKE_REPO = {
     "requirements.txt": "fakedep==1.0\nboto3==1.0  # provided by the runtime\n",
     "functions/__init__.py": "",
-    "functions/coldstart.py": "",
+    **{name: "" for name in SHARED_CODE if name.endswith(".py")},  # the shared modules every asset holds
+    "functions/names.py": 'QUEUE = "ingest"\n',
     "functions/pipeline/__init__.py": "",
     "functions/pipeline/greeting.py": 'WORDS = ("compiled", "code")\n',
     "functions/adapters/__init__.py": "",
@@ -38,8 +39,6 @@ FAKE_REPO = {
     ),
     "functions/deliverer/__init__.py": "",
     "functions/deliverer/handler.py": "def handler(event, context):\n    return None\n",
-    "infra/__init__.py": "",
-    "infra/resources.py": 'QUEUE = "ingest"\n',
 }
 
 BuilderFactory = Callable[[str], LambdaAssetBuilder]
@@ -96,7 +95,7 @@ def test_asset_holds_bytecode_of_the_runtime_version_for_our_code_and_the_depend
     asset = builder.asset_dir("enricher")
 
     # Then every module has its pyc, named for that version, next to its source
-    for module in ("functions/enricher/handler", "functions/pipeline/greeting", "infra/resources", "fakedep/__init__"):
+    for module in ("functions/enricher/handler", "functions/pipeline/greeting", "functions/names", "fakedep/__init__"):
         source = asset / f"{module}.py"
         assert source.is_file()
         assert (source.parent / "__pycache__" / f"{source.stem}.{CACHE_TAG}.pyc").is_file(), module

@@ -31,4 +31,4 @@ def test_pinned_cli_synthesizes_the_stack(tmp_path: Path) -> None:
     assert len(template["Resources"]) > 30
     assert list(out.glob("AwsSolutions-*NagReport.csv")), "cdk-nag ran during the CLI synth"
     staged = [p for p in out.iterdir() if p.name.startswith("asset.")]
-    assert len(staged) == 2, "one asset folder per function"
+    assert len(staged) == 3, "one asset folder per function (enricher, deliverer, API key authorizer)"

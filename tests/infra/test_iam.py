@@ -93,18 +93,21 @@ def test_deliverer_writes_only_to_its_dlq_and_never_to_the_ingest_queue(default_
 
 def test_table_access_is_item_level_only(default_stack: Synthesized) -> None:
     stack = default_stack.stack
-    for function, table, allowed in (
-        (stack.functions.enricher, stack.tables.profiles, {"BatchGetItem", "BatchWriteItem"}),
-        (stack.functions.deliverer, stack.tables.idempotency, {"GetItem", "PutItem", "UpdateItem", "DeleteItem"}),
-    ):
-        dynamodb = [
-            (action, statement["Resource"])
+    expected = {
+        stack.functions.enricher: {(stack.tables.profiles, a) for a in ("BatchGetItem", "BatchWriteItem")},
+        stack.functions.deliverer: {
+            *((stack.tables.idempotency, a) for a in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")),
+            *((stack.tables.delivery_state, a) for a in ("GetItem", "UpdateItem")),
+        },
+    }
+    for function, allowed in expected.items():
+        dynamodb = {
+            (str(statement["Resource"]), action.removeprefix("dynamodb:"))
             for statement in _statements_of(default_stack, function.role)
             for action in _as_list(statement["Action"])
             if action.startswith("dynamodb:")
-        ]
-        assert {action.removeprefix("dynamodb:") for action, _ in dynamodb} == allowed
-        assert all(resource == _arn(default_stack, table) for _, resource in dynamodb)
+        }
+        assert dynamodb == {(str(_arn(default_stack, table)), action) for table, action in allowed}
 
 
 def test_api_gateway_may_only_send_to_the_ingest_queue(default_stack: Synthesized) -> None:

@@ -26,6 +26,7 @@ from infra.resources import (
     OUTPUT_DELIVERY_QUEUE_URL,
     OUTPUT_INGEST_DLQ_URL,
     OUTPUT_INGEST_QUEUE_URL,
+    OUTPUT_SOURCE_API_KEY_IDS,
 )
 from tests.infra.support import Synthesized
 
@@ -162,7 +163,12 @@ def test_outputs_the_dlq_tool_reads(default_stack: Synthesized, iam_stack: Synth
     ):
         assert outputs[key]["Value"] == {"Ref": default_stack.logical_id(construct)}
     assert OUTPUT_API_KEY_ID not in iam_stack.template.to_json()["Outputs"], "no API key in IAM mode"
-    assert set(outputs) == {OUTPUT_API_URL, OUTPUT_API_KEY_ID, *QUEUE_OUTPUTS}, "each value published once"
+    assert set(outputs) == {OUTPUT_API_URL, OUTPUT_API_KEY_ID, OUTPUT_SOURCE_API_KEY_IDS, *QUEUE_OUTPUTS}, (
+        "each value published once"
+    )
+    assert OUTPUT_SOURCE_API_KEY_IDS not in iam_stack.template.to_json()["Outputs"], "no bound keys configured"
+    key = default_stack.stack.ingest_api.bound_keys["ios-backend"]
+    assert {"Ref": default_stack.logical_id(key)} in outputs[OUTPUT_SOURCE_API_KEY_IDS]["Value"]["Fn::Join"][1]
 
 
 @pytest.mark.parametrize("variant", ["default_stack", "iam_stack"])

@@ -351,15 +351,23 @@ def test_a_body_that_is_not_declared_json_is_refused_with_415(api: Api, content_
     assert check_answer(api, "/v1/events", dumps(EVENT), headers(content_type)).status_code == 415
 
 
-@pytest.mark.parametrize(("api_key", "route"), [(None, "/v1/events"), ("", "/v1/segment"), ("wrong", "/v1/events")])
-def test_a_missing_or_wrong_api_key_is_refused_with_403(api: Api, api_key: str | None, route: str) -> None:
+@pytest.mark.parametrize(
+    ("api_key", "route", "code"),
+    [
+        (None, "/v1/events", "unauthorized"),
+        ("", "/v1/segment", "unauthorized"),
+        ("wrong", "/v1/events", "invalid_api_key"),
+    ],
+)
+def test_a_missing_or_wrong_api_key_is_refused_with_403(api: Api, api_key: str | None, route: str, code: str) -> None:
     """Given a valid event without the x-api-key header, with an empty one or a wrong one
     When it is posted
-    Then the API answers 403 Forbidden and queues nothing."""
+    Then the API answers 403 (Unauthorized: no key; Forbidden: an unknown key) and queues nothing."""
     response = check_answer(
         api, route, dumps(EVENT if route == "/v1/events" else SEGMENT_EVENT), headers(api_key=api_key)
     )
-    assert (response.status_code, response.json()["message"]) == (403, "Forbidden")
+    message = "Forbidden" if code == "invalid_api_key" else "Unauthorized"
+    assert (response.status_code, response.json()["code"], response.json()["message"]) == (403, code, message)
 
 
 def test_an_escaped_lone_surrogate_is_accepted_and_queued_as_sent(api: Api) -> None:

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from infra.config import ConfigError, parse_source_apps
 from tools.local import DEFAULT_LAMBDA_LOG, aws
 from tools.local.stack import DEFAULT_API_KEY, EVENTS_DIR, LocalConfig, LocalStack
 
@@ -52,6 +53,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--api-key", default=DEFAULT_API_KEY, metavar="KEY", help="the x-api-key the local API requires"
     )
+    parser.add_argument(
+        "--source-apps",
+        metavar="JSON",
+        help='bind keys to apps, as the stack\'s sourceApps: \'{"ios-backend": ["com.example.ios"]}\' adds the key '
+        "ios-backend (its value is its name here) that may send only to com.example.ios",
+    )
     parser.add_argument("--kochava-url", metavar="URL", help="deliver to this URL instead of the local Kochava sink")
     parser.add_argument(
         "--identitylink-url", metavar="URL", help="IdentityLink URL (default: --kochava-url's host, Kochava's path)"
@@ -62,6 +69,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=int,
         metavar="PORT",
         help=f"port of the emulated AWS endpoint (default {DEFAULT_AWS_PORT}, or any free one)",
+    )
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        metavar="X",
+        default=aws.TIME_SCALE,
+        help="local time runs X times faster than on AWS: visibility timeouts, retry backoff, the Kochava breaker's "
+        "probe interval and hold (default %(default)s)",
     )
     parser.add_argument("--once", action="store_true", help="exit after the report (0: nothing lost)")
     parser.add_argument("--no-samples", action="store_true", help="do not post the samples from events/")
@@ -76,7 +91,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=str(DEFAULT_LAMBDA_LOG),
         help="where the Lambdas' JSON logs go (default: %(default)s)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not args.time_scale >= 1:
+        parser.error(f"--time-scale: must be >= 1, got {args.time_scale}")
+    return args
 
 
 def curl_command(stack: LocalStack, api_key: str) -> str:
@@ -102,6 +120,11 @@ def aws_hints(stack: LocalStack) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        parse_source_apps(args.source_apps, "--source-apps")
+    except ConfigError as exc:
+        print(f"python -m tools.local: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     out = sys.stdout
     # The Lambdas log JSON lines (and EMF metrics) to stdout as they would to CloudWatch: into a file here, so the
@@ -131,10 +154,15 @@ def run(args: argparse.Namespace, out: TextIO, lambda_log: Path | None) -> int:
         identitylink_url=args.identitylink_url,
         adservices_url=args.adservices_url,
         log_level="INFO",  # as deployed: the file is their CloudWatch, and tools.trace reads their INFO lines
+        source_apps=parse_source_apps(args.source_apps, "--source-apps"),
+        time_scale=args.time_scale,
     )
     with LocalStack(config) as stack:
         say(f"AWS endpoint (moto)  {stack.endpoint_url}   queues and tables: {stack.names.prefix}-*")
         say(f"local API            {stack.api_url}   x-api-key: {config.api_key}")
+        say(f"Segment HTTP API     {stack.api_url}/v1/batch ...   write key: {config.api_key} (HTTP Basic user name)")
+        for name, apps in config.source_apps.items():
+            say(f"bound key            {name}   may send to: {', '.join(apps)}")
         say(f"Kochava              {stack.kochava_url}{' (local sink)' if stack.sink else ''}")
         say(f"Kochava IdentityLink {stack.identitylink_url}")
         say(f"Apple AdServices     {stack.adservices_url}{' (local stub)' if stack.apple else ''}")

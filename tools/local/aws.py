@@ -28,17 +28,20 @@ REGION = "us-east-1"
 ACCESS_KEY_ID = "local"
 SECRET_ACCESS_KEY = "local"  # noqa: S105 - a dummy for the local emulator, never a real secret
 
-# Local time scale: SQS visibility timeouts are 6x the consumer's Lambda timeout (180 s / 360 s), which would make
-# a retried message reappear only after minutes. Locally they are divided by this factor (180 s -> 3 s, 360 s ->
-# 6 s); the pollers keep in-flight messages invisible for as long as the handler runs, so the AWS invariant
-# "a message never reappears while its consumer still works on it" still holds.
+# Local time scale (the default of ``python -m tools.local --time-scale``): SQS visibility timeouts are 6x the
+# consumer's Lambda timeout (180 s / 360 s), which would make a retried message reappear only after minutes.
+# Locally they are divided by this factor (180 s -> 3 s, 360 s -> 6 s), and so are the deliverer's backoff, the
+# Kochava breaker's probe interval and hold, and the delivery queue's retention as the deliverer sees it; the
+# pollers keep in-flight messages invisible for as long as the handler runs, so the AWS invariant "a message never
+# reappears while its consumer still works on it" still holds. SQS counts visibility in whole seconds, so at a
+# high scale a wait is at least 1 s (a 10-minute hold at 720x is 1 s, i.e. 12 scaled minutes).
 TIME_SCALE = 60
 MIN_VISIBILITY_TIMEOUT_S = 2
 
 
-def local_visibility_timeout_s(spec: QueueSpec) -> int:
-    """The visibility timeout used locally: the spec's (6x the consumer timeout) divided by ``TIME_SCALE``."""
-    return max(MIN_VISIBILITY_TIMEOUT_S, spec.visibility_timeout_s // TIME_SCALE)
+def local_visibility_timeout_s(spec: QueueSpec, time_scale: float = TIME_SCALE) -> int:
+    """The visibility timeout used locally: the spec's (6x the consumer timeout) divided by ``time_scale``."""
+    return max(MIN_VISIBILITY_TIMEOUT_S, int(spec.visibility_timeout_s // time_scale))
 
 
 def client(service: str, endpoint_url: str) -> Any:
@@ -170,12 +173,17 @@ class MotoServer:
 
 
 def create_queue(
-    sqs: Any, names: ResourceNames, spec: QueueSpec, *, visibility_timeout_s: int | None = None
+    sqs: Any,
+    names: ResourceNames,
+    spec: QueueSpec,
+    time_scale: float = TIME_SCALE,
+    *,
+    visibility_timeout_s: int | None = None,
 ) -> QueueUrls:
     """The DLQ, then the queue redriving into it after ``spec.max_receive_count`` receives.
 
-    ``visibility_timeout_s`` defaults to :func:`local_visibility_timeout_s`; tests that drive the Lambdas on moto's
-    in-process ``mock_aws`` (no pollers) pass the deployed ``spec.visibility_timeout_s``.
+    ``visibility_timeout_s`` defaults to :func:`local_visibility_timeout_s` at ``time_scale``; tests that drive the
+    Lambdas on moto's in-process ``mock_aws`` (no pollers) pass the deployed ``spec.visibility_timeout_s``.
     """
     dlq_url = sqs.create_queue(
         QueueName=names.dlq(spec),
@@ -186,7 +194,7 @@ def create_queue(
     url = sqs.create_queue(
         QueueName=names.queue(spec),
         Attributes={
-            "VisibilityTimeout": str(visibility_timeout_s or local_visibility_timeout_s(spec)),
+            "VisibilityTimeout": str(visibility_timeout_s or local_visibility_timeout_s(spec, time_scale)),
             "MessageRetentionPeriod": str(spec.retention_s),
             "MaximumMessageSize": str(MAX_BODY_BYTES),
             "RedrivePolicy": json.dumps(redrive),
@@ -212,11 +220,11 @@ def create_table(dynamodb: Any, names: ResourceNames, spec: TableSpec) -> str:
     return name
 
 
-def create_resources(endpoint_url: str, stage: str = STAGE) -> Resources:
+def create_resources(endpoint_url: str, stage: str = STAGE, time_scale: float = TIME_SCALE) -> Resources:
     """Every queue (with its DLQ and redrive) and every table of ``infra/resources.py``, for ``stage``."""
     names = ResourceNames(stage)
     sqs = client("sqs", endpoint_url)
     dynamodb = client("dynamodb", endpoint_url)
-    queues = {spec.key: create_queue(sqs, names, spec) for spec in QUEUES}
+    queues = {spec.key: create_queue(sqs, names, spec, time_scale) for spec in QUEUES}
     tables = {spec.key: create_table(dynamodb, names, spec) for spec in TABLES}
     return Resources(names=names, queues=queues, tables=tables)

@@ -13,6 +13,7 @@ cold start reads its configuration. One stack per process at a time: moto keeps 
 
 from __future__ import annotations
 
+import base64
 import importlib
 import json
 import logging
@@ -31,9 +32,10 @@ import requests
 from functions import names as r
 from functions.deliverer.delivery import RETRY_VISIBILITY_BASE_S
 from functions.pipeline import envelope
+from functions.pipeline.breaker import BreakerPolicy
 from infra.resources import ResourceNames
 from tools.local import aws
-from tools.local.api import Accepted, ApiServer, IngestApi, load_validators
+from tools.local.api import LOCAL_DEFAULT_KEY_ID, Accepted, ApiServer, IngestApi, load_validators
 from tools.local.apple_stub import AppleStub, attribution_payload
 from tools.local.kochava_sink import KochavaSink
 from tools.local.pollers import BatchResult, Handler, QueuePoller
@@ -68,13 +70,48 @@ class LocalConfig:
     concurrency: dict[str, int] = field(default_factory=dict)  # queue key -> poller threads (default 1)
     enforce_timeouts: bool = False  # fail a batch whose handler overran the Lambda timeout (see pollers)
     log_level: str = "WARNING"  # the Lambdas' POWERTOOLS_LOG_LEVEL
+    time_scale: float = aws.TIME_SCALE  # local time runs this much faster (visibility, backoff, breaker)
     env: dict[str, str] = field(default_factory=dict)  # extra Lambda environment (wins over everything)
+    # Keys bound to the apps they may send to, as the `sourceApps` context key of the stack: key name -> bundle ids
+    # or Kochava app GUIDs. Locally a bound key's value is its name and its id `local-<name>` (see api_keys).
+    source_apps: dict[str, list[str]] = field(default_factory=dict)
+
+    def api_keys(self) -> dict[str, str]:
+        """Every key the local API takes -> its id (the ``api_key_id`` message attribute, SOURCE_APPS' keys)."""
+        return {self.api_key: LOCAL_DEFAULT_KEY_ID, **{name: local_key_id(name) for name in self.source_apps}}
+
+    def source_apps_env(self) -> str | None:
+        """The enricher's SOURCE_APPS (key id -> apps), as the stack builds it; None when no key is bound."""
+        if not self.source_apps:
+            return None
+        return json.dumps({local_key_id(name): apps for name, apps in self.source_apps.items()}, sort_keys=True)
+
+
+def local_key_id(name: str) -> str:
+    """The local id of the bound key ``name`` (on AWS, API Gateway assigns ids)."""
+    return f"local-{name}"
 
 
 def identitylink_url_for(kochava_url: str) -> str:
     """Kochava's IdentityLink endpoint on the same origin as ``kochava_url`` (the real one for the real host)."""
     parts = urlsplit(kochava_url)
     return urlunsplit((parts.scheme, parts.netloc, IDENTITYLINK_PATH, "", ""))
+
+
+def scaled_deliverer_environment(time_scale: float) -> dict[str, str]:
+    """The deliverer's durations divided by ``time_scale``: SQS backoff, breaker probe interval and hold, and the
+    delivery queue's retention (when a held record gives up).
+
+    >>> scaled_deliverer_environment(60)[r.ENV_BREAKER_HOLD_S]
+    '10.0'
+    """
+    policy = BreakerPolicy()
+    return {
+        r.ENV_DELIVERER_RETRY_BASE_S: str(RETRY_VISIBILITY_BASE_S / time_scale),
+        r.ENV_BREAKER_PROBE_INTERVAL_S: str(policy.probe_interval_s / time_scale),
+        r.ENV_BREAKER_HOLD_S: str(policy.hold_s / time_scale),
+        r.ENV_DELIVERY_RETENTION_S: str(policy.retention_s / time_scale),
+    }
 
 
 def event_keys(body: bytes, route: str, request_id: str) -> list[AcceptedEvent]:
@@ -166,12 +203,12 @@ class LocalStack:
     def _start(self) -> None:
         self.moto.start()
         self.moto.reset()
-        self.resources = aws.create_resources(self.endpoint_url)
+        self.resources = aws.create_resources(self.endpoint_url, time_scale=self.config.time_scale)
         self._start_stubs()
         self._set_environment()
         sqs = aws.client("sqs", self.endpoint_url)
         ingest = self.resources.queues[r.INGEST_QUEUE.key]
-        api = IngestApi(sqs, ingest.queue, self.config.api_key, load_validators(), on_accepted=self._on_accepted)
+        api = IngestApi(sqs, ingest.queue, self.config.api_keys(), load_validators(), on_accepted=self._on_accepted)
         self.api_server = ApiServer(api, self.config.api_port)
         functions = {
             r.INGEST_QUEUE.key: (r.FUNCTION_ENRICHER, r.HANDLER_ENRICHER),
@@ -192,7 +229,7 @@ class LocalStack:
                 self.names.function(function),
                 handler,
                 region=aws.REGION,
-                visibility_timeout_s=aws.local_visibility_timeout_s(spec),
+                visibility_timeout_s=aws.local_visibility_timeout_s(spec, self.config.time_scale),
                 on_batch=self._on_batch,
                 concurrency=self.config.concurrency.get(spec.key, 1),
                 enforce_timeout=self.config.enforce_timeouts,
@@ -259,9 +296,10 @@ class LocalStack:
             r.ENV_PROFILE_TABLE: tables[r.PROFILE_TABLE.key],
             r.ENV_IDEMPOTENCY_TABLE: tables[r.IDEMPOTENCY_TABLE.key],
             r.ENV_MAX_RECEIVE_COUNT: str(r.DELIVERY_QUEUE.max_receive_count),
+            r.ENV_DELIVERY_STATE_TABLE: tables[r.DELIVERY_STATE_TABLE.key],
             # The deliverer's retry backoff (30 s doubling), scaled like the queues' visibility timeouts: 1 s, 1 s,
-            # 2 s, 4 s instead of minutes before a local run drains.
-            r.ENV_DELIVERER_RETRY_BASE_S: str(RETRY_VISIBILITY_BASE_S / aws.TIME_SCALE),
+            # 2 s, 4 s instead of minutes before a local run drains. The Kochava breaker's durations likewise.
+            **scaled_deliverer_environment(self.config.time_scale),
             r.ENV_KOCHAVA_URL: self.kochava_url,
             r.ENV_KOCHAVA_IDENTITYLINK_URL: self.identitylink_url,
             r.ENV_ADSERVICES_URL: self.adservices_url,
@@ -272,6 +310,9 @@ class LocalStack:
             "POWERTOOLS_METRICS_DISABLED": "true",  # no EMF blobs on stdout locally
             "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
         }
+        source_apps = self.config.source_apps_env()
+        if source_apps is not None:
+            env[r.ENV_SOURCE_APPS] = source_apps
         env.update(self.config.env)
         return env
 
@@ -303,13 +344,20 @@ class LocalStack:
         name: str = "",
         headers: dict[str, str] | None = None,
     ) -> requests.Response:
-        """POST a body (bytes/str as is, anything else as JSON) to the route's path over HTTP, with the API key."""
-        path = r.ROUTE_PATHS[route]
+        """POST a body (bytes/str as is, anything else as JSON) over HTTP, with the API key as the path takes it.
+
+        ``route`` is a route (``native``, ``segment``: its own path) or a path (``/v1/batch``...); the Segment
+        HTTP API paths get the key as HTTP Basic auth, the others as ``x-api-key``.
+        """
+        spec = r.INGEST_PATHS_BY_PATH.get(route) or r.INGEST_PATHS_BY_PATH[r.ROUTE_PATHS[route]]
+        path, route = spec.path, spec.route
         data = body if isinstance(body, bytes | str) else json.dumps(body)
-        sent_headers = {
-            "content-type": "application/json",
-            "x-api-key": self.config.api_key if api_key is None else api_key,
-        }
+        key = self.config.api_key if api_key is None else api_key
+        sent_headers = {"content-type": "application/json"}
+        if spec.segment_api:
+            sent_headers["authorization"] = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
+        else:
+            sent_headers["x-api-key"] = key
         sent_headers.update(headers or {})
         response = self._session.post(self.api_url + path, data=data, headers=sent_headers, timeout=30)
         try:

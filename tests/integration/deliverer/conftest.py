@@ -4,13 +4,17 @@ and its urllib3 retries run for real over loopback."""
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
+from moto.dynamodb.models import DynamoDBBackend
 
 from functions.deliverer import handler as deliverer_handler
 from functions.names import (
@@ -29,6 +33,28 @@ from tools.local.aws import create_queue, create_table
 from tools.local.kochava_sink import KochavaSink
 
 REGION = "eu-west-1"
+
+
+_ITEM_WRITES = ("put_item", "update_item", "delete_item")
+
+
+@pytest.fixture(autouse=True)
+def atomic_dynamodb_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DynamoDB applies a conditional write atomically; in-process moto does not lock across threads, so two of
+    the deliverer's workers could both pass ``attribute_not_exists`` for the same key and both POST. Serialize
+    moto's item writes, as the real service behaves, so the concurrency tests test the deliverer, not moto."""
+    lock = threading.Lock()
+
+    def locked(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def write(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return method(*args, **kwargs)
+
+        return write
+
+    for name in _ITEM_WRITES:
+        monkeypatch.setattr(DynamoDBBackend, name, locked(getattr(DynamoDBBackend, name)))
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import time
 
 import orjson
 
+from functions.deliverer.delivery import DEFAULT_MAX_ATTEMPTS
 from functions.names import (
     ATTR_ERROR,
     ATTR_EVENT_NAME,
@@ -16,7 +17,6 @@ from functions.names import (
     ATTR_STAGE,
     ATTR_STATUS,
     ATTR_UUID,
-    DELIVERY_QUEUE,
     ENV_DELIVERER_RETRY_BASE_S,
 )
 from functions.pipeline import reasons
@@ -211,7 +211,7 @@ def test_retries_exhausted_on_the_last_receive_goes_to_the_dlq_with_the_last_sta
     stack.send(body)
 
     responses = []
-    for _ in range(DELIVERY_QUEUE.max_receive_count):
+    for _ in range(DEFAULT_MAX_ATTEMPTS):
         event = stack.receive()
         assert len(event["Records"]) == 1
         responses.append(stack.invoke(event))
@@ -224,7 +224,7 @@ def test_retries_exhausted_on_the_last_receive_goes_to_the_dlq_with_the_last_sta
     assert dead["body"] == body
     assert dead["attributes"][ATTR_REASON] == reasons.RETRIES_EXHAUSTED
     assert dead["attributes"][ATTR_STATUS] == 500
-    assert "receive 5 of 5" in dead["attributes"][ATTR_ERROR]
+    assert "attempt 5 of 5" in dead["attributes"][ATTR_ERROR]
     assert stack.queue_depth() == (0, 0)
 
 

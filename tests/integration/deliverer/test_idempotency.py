@@ -148,7 +148,7 @@ class CrashingClient:
     def __init__(self) -> None:
         self.calls = 0
 
-    def send(self, kind: Kind, payload: Mapping[str, Any], *, deadline: float) -> KochavaResult:
+    def send(self, kind: Kind, payload: Mapping[str, Any], *, deadline: float, retry: bool = True) -> KochavaResult:
         self.calls += 1
         raise SimulatedCrash
 

@@ -81,6 +81,25 @@ def test_retryable_status_for_ever_is_transient_with_the_last_answer(
     assert len(sink.requests) == POLICY.max_retries + 1
 
 
+def test_a_single_attempt_probe_is_never_retried(client: RequestsKochavaClient, sink: KochavaSink) -> None:
+    sink.add_rule(lambda r: True, [503])
+    result = client.send("event", PAYLOAD, deadline=soon(), retry=False)
+    assert (result.outcome, result.http_status, result.attempts) == ("transient", 503, 1)
+    assert len(sink.requests) == 1
+    sink.clear_behaviour()
+    sink.script([503, 200])  # the next plain send retries as before
+    assert client.send("event", PAYLOAD, deadline=soon()).attempts == 2
+
+
+def test_a_single_attempt_probe_of_an_unreachable_kochava_makes_one_connection_try() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/track/json"
+    with RequestsKochavaClient(url, url, POLICY) as client:
+        result = client.send("event", PAYLOAD, deadline=soon(), retry=False)
+    assert result.outcome == "transient" and result.attempts == 1
+
+
 def test_retry_after_is_honoured(client: RequestsKochavaClient, sink: KochavaSink) -> None:
     sink.script([Reply.json(429, {}, {"Retry-After": "1"}), 200])
     started = time.monotonic()

@@ -36,7 +36,7 @@ def record(receive_count: int = 1) -> DeliveryRecord:
     ],
 )
 def test_verdicts(answer: SendAnswer, receive_count: int, verdict: str, reason: str | None) -> None:
-    outcome = decide(record(receive_count), ENV, answer, max_receive_count=5)
+    outcome = decide(record(receive_count), ENV, answer, max_attempts=5)
     assert (outcome.verdict, outcome.reason) == (verdict, reason)
     # A dead-letter is reported failed until the DLQ accepted it (process_batch marks it sent).
     assert outcome.reported_failed is (verdict in ("retry", "dead_letter"))
@@ -55,7 +55,7 @@ def test_backoff_base_is_configurable_with_cap_and_retry_after_kept() -> None:
     assert retry_visibility_s(30, base_s=0.5) == RETRY_VISIBILITY_CAP_S
     assert retry_visibility_s(1, retry_after_s=45.2, base_s=0.5) == 46
     transient = SendAnswer("failed", KochavaResult("transient", 503))
-    assert decide(record(3), ENV, transient, max_receive_count=5, retry_base_s=2).visibility_timeout_s == 8
+    assert decide(record(3), ENV, transient, max_attempts=5, retry_base_s=2).visibility_timeout_s == 8
 
 
 @pytest.mark.parametrize(("raw", "expected"), [(None, 30.0), ("", 30.0), ("0.5", 0.5), ("45", 45.0)])
@@ -75,7 +75,7 @@ def test_a_bad_retry_base_is_refused_by_name(raw: str) -> None:
 
 def test_dead_letter_message_has_the_design_attributes() -> None:
     result = KochavaResult("permanent", 400, response_body="y" * 3000, error="HTTP 400")
-    outcome = decide(record(), ENV, SendAnswer("failed", result), max_receive_count=5)
+    outcome = decide(record(), ENV, SendAnswer("failed", result), max_attempts=5)
     message = dead_letter_for(outcome, failed_at_ms=123)
     assert message.body == BODY
     assert set(message.attributes) == {
