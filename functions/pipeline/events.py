@@ -104,12 +104,12 @@ def parse_body(body: bytes | str, route: Route = "native") -> list[Parsed]:
                 NativeBatch.model_validate(document)
             except ValidationError as exc:
                 field, message = describe_error(exc)
-                return [Rejection(reasons.INVALID_BODY, message, field, _scrub_surrogates(document))]
+                return [Rejection(reasons.INVALID_BODY, message, field, _dead_letter_body(document))]
         if route == "segment":
             shared, bad = segment.shared_fields(document)
             if bad is not None:
                 message = f"{bad}: must be an object (it applies to every call of the batch)"
-                return [Rejection(reasons.INVALID_BODY, message, bad, _scrub_surrogates(document))]
+                return [Rejection(reasons.INVALID_BODY, message, bad, _dead_letter_body(document))]
             if shared:
                 batch = [segment.merge_shared(shared, call) for call in batch]
         return [parse(raw_event, route) for raw_event in batch]
@@ -185,6 +185,22 @@ def _surrogate_path(value: Any, path: str = "") -> str | None:
             if found is not None:
                 return found
     return None
+
+
+# Keys of a whole body that are credentials, not data: Segment's Python and Node libraries repeat the write key (the
+# API key) in every batch body. A whole body that is dead-lettered (invalid_body) leaves them out.
+_SECRET_BODY_KEYS = ("writeKey", "write_key")
+
+
+def _dead_letter_body(document: Any) -> Any:
+    """A whole body as its DLQ message keeps it: without credentials, unpaired surrogates replaced.
+
+    >>> _dead_letter_body({"batch": [], "writeKey": "k-123"})
+    {'batch': []}
+    """
+    if isinstance(document, dict) and any(key in document for key in _SECRET_BODY_KEYS):
+        document = {key: value for key, value in document.items() if key not in _SECRET_BODY_KEYS}
+    return _scrub_surrogates(document)
 
 
 def _scrub_surrogates(value: Any) -> Any:
