@@ -200,6 +200,7 @@ class Post:
     kind: Kind
     payload: Mapping[str, Any]
     deadline: float
+    retry: bool = True  # False: a breaker probe, one HTTP attempt
 
 
 class FakeKochava:
@@ -219,12 +220,14 @@ class FakeKochava:
         """``uuid``'s answers in order, the last one repeating (``None``: payloads sent through :meth:`send`)."""
         self._scripts[uuid] = list(results)
 
-    def send(self, kind: Kind, payload: Mapping[str, Any], *, deadline: float) -> KochavaResult:
-        return self.answer(None, kind, payload, deadline=deadline)
+    def send(self, kind: Kind, payload: Mapping[str, Any], *, deadline: float, retry: bool = True) -> KochavaResult:
+        return self.answer(None, kind, payload, deadline=deadline, retry=retry)
 
-    def answer(self, uuid: str | None, kind: Kind, payload: Mapping[str, Any], *, deadline: float) -> KochavaResult:
+    def answer(
+        self, uuid: str | None, kind: Kind, payload: Mapping[str, Any], *, deadline: float, retry: bool = True
+    ) -> KochavaResult:
         with self._lock:
-            self.posts.append(Post(uuid, kind, payload, deadline))
+            self.posts.append(Post(uuid, kind, payload, deadline, retry))
             return _next(self._scripts.get(uuid), self.default)
 
     def posted(self, uuid: str) -> list[Post]:
@@ -241,7 +244,9 @@ class FakeOnceSender:
         self.error: Exception | None = None  # raised by send_once: the idempotency store is down
         self._lock = threading.Lock()
 
-    def send_once(self, env: Envelope, payload: Mapping[str, Any], *, deadline: float) -> SendAnswer:
+    def send_once(
+        self, env: Envelope, payload: Mapping[str, Any], *, deadline: float, retry: bool = True
+    ) -> SendAnswer:
         key = (env.uuid, env.kind)
         with self._lock:
             if self.error is not None:
@@ -252,7 +257,7 @@ class FakeOnceSender:
                 return SendAnswer("in_progress")
             self.in_flight.add(key)
         try:
-            result = self.kochava.answer(env.uuid, env.kind, payload, deadline=deadline)
+            result = self.kochava.answer(env.uuid, env.kind, payload, deadline=deadline, retry=retry)
         finally:
             with self._lock:
                 self.in_flight.discard(key)

@@ -40,7 +40,7 @@ from functions.pipeline.contract import (
     SegmentEvent,
     segment_platform,
 )
-from functions.pipeline.jsontext import escape_surrogates
+from functions.pipeline.jsontext import compact_json, escape_surrogates
 
 Event = NativeEvent
 """The internal event: a validated, normalised native event (Segment calls are converted into it)."""
@@ -105,15 +105,15 @@ def parse_body(body: bytes | str, route: Route = "native") -> list[Parsed]:
                 NativeBatch.model_validate(_scrub_surrogates(document) if lenient else document)
             except ValidationError as exc:
                 field, message = describe_error(exc)
-                return [Rejection(reasons.INVALID_BODY, message, field, _scrub_surrogates(document))]
-        if _repeats_batch_key(body):
-            raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else escape_surrogates(body)
-            return [Rejection(reasons.INVALID_BODY, DUPLICATE_BATCH_MESSAGE, "batch", raw)]
+                return [Rejection(reasons.INVALID_BODY, message, field, _dead_letter_body(document))]
+        duplicated = _duplicate_batch_body(body)
+        if duplicated is not None:
+            return [Rejection(reasons.INVALID_BODY, DUPLICATE_BATCH_MESSAGE, "batch", duplicated)]
         if route == "segment":
             shared, bad = segment.shared_fields(document)
             if bad is not None:
                 message = f"{bad}: must be an object (it applies to every call of the batch)"
-                return [Rejection(reasons.INVALID_BODY, message, bad, _scrub_surrogates(document))]
+                return [Rejection(reasons.INVALID_BODY, message, bad, _dead_letter_body(document))]
             if shared:
                 batch = [segment.merge_shared(shared, call) for call in batch]
         return [parse(raw_event, route) for raw_event in batch]
@@ -126,19 +126,39 @@ DUPLICATE_BATCH_MESSAGE = (
 )
 
 
-def _repeats_batch_key(body: bytes | str) -> bool:
-    r"""True when the body's top-level object has two ``batch`` keys (orjson silently keeps the last one).
+def _duplicate_batch_body(body: bytes | str) -> str | None:
+    r"""The body to dead-letter when its top-level object has two ``batch`` keys (orjson silently keeps the last
+    one): every top-level key in order, duplicates kept, credentials left out; else None.
 
     Cheap first: the text ``"batch"`` twice in the body (a search at memory speed); only then are the top-level
     keys listed by the standard library. A key spelled with an escape (``"b\u0061tch"``) is not looked for.
+
+    >>> _duplicate_batch_body('{"batch": [{"a": 1}], "writeKey": "k", "batch": [{"b": 2}]}')
+    '{"batch":[{"a":1}],"batch":[{"b":2}]}'
     """
     if (body.count(b'"batch"') if isinstance(body, bytes) else body.count('"batch"')) < 2:
-        return False
+        return None
     try:
-        pairs = json.loads(body, object_pairs_hook=lambda items: items)
+        pairs = json.loads(body, object_pairs_hook=_Pairs)
     except (ValueError, RecursionError):
-        return False
-    return isinstance(pairs, list) and sum(1 for item in pairs if isinstance(item, tuple) and item[0] == "batch") > 1
+        return None
+    if not isinstance(pairs, _Pairs) or sum(1 for key, _ in pairs if key == "batch") < 2:
+        return None
+    kept = [f"{compact_json(k)}:{compact_json(_objects(v))}" for k, v in pairs if k not in _SECRET_BODY_KEYS]
+    return "{" + ",".join(kept) + "}"
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """An object's members in order, duplicates kept (``object_pairs_hook``)."""
+
+
+def _objects(value: Any) -> Any:
+    """``value`` with every :class:`_Pairs` back as a dict (the last of duplicate keys wins, as orjson does)."""
+    if isinstance(value, _Pairs):
+        return {key: _objects(item) for key, item in value}
+    if isinstance(value, list):
+        return [_objects(item) for item in value]
+    return value
 
 
 def load_document(body: bytes | str) -> Any:
@@ -227,6 +247,22 @@ def _surrogate_path(value: Any, path: str = "") -> str | None:
             if found is not None:
                 return found
     return None
+
+
+# Keys of a whole body that are credentials, not data: Segment's Python and Node libraries repeat the write key (the
+# API key) in every batch body. A whole body that is dead-lettered (invalid_body) leaves them out.
+_SECRET_BODY_KEYS = ("writeKey", "write_key")
+
+
+def _dead_letter_body(document: Any) -> Any:
+    """A whole body as its DLQ message keeps it: without credentials, unpaired surrogates replaced.
+
+    >>> _dead_letter_body({"batch": [], "writeKey": "k-123"})
+    {'batch': []}
+    """
+    if isinstance(document, dict) and any(key in document for key in _SECRET_BODY_KEYS):
+        document = {key: value for key, value in document.items() if key not in _SECRET_BODY_KEYS}
+    return _scrub_surrogates(document)
 
 
 def _scrub_surrogates(value: Any) -> Any:

@@ -20,7 +20,8 @@ from functions.names import (
     ENV_DELIVERY_STATE_TABLE,
 )
 from functions.pipeline import reasons
-from tests.integration.deliverer.support import Stack, event_body
+from tests.integration.deliverer.support import Stack
+from tests.samples.deliverer import event_body
 
 PROBE_INTERVAL_S = 20.0
 HOLD_S = 600.0

@@ -13,7 +13,8 @@ from botocore.exceptions import ClientError
 
 from functions.enricher import handler
 from functions.enricher import metrics as m
-from tests.integration.enricher.support import IDFA, IDFV, IP, Stack, native_event
+from tests.integration.enricher.support import Stack
+from tests.samples.enricher import IDFA, IDFV, IP, native_event
 
 
 def _throttled(**_: Any) -> dict[str, Any]:

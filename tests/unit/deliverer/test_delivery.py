@@ -52,7 +52,7 @@ def core() -> Iterator[Core]:
     kochava = FakeKochava()
     sender = FakeOnceSender(kochava)
     queue = FakeDeliveryQueue()
-    deliverer = Deliverer(sender, queue, max_receive_count=MAX_RECEIVE_COUNT, max_workers=4, clock=lambda: NOW)
+    deliverer = Deliverer(sender, queue, max_attempts=MAX_RECEIVE_COUNT, max_workers=4, clock=lambda: NOW)
     yield Core(deliverer, kochava, sender, queue)
     deliverer.close()
 
@@ -178,7 +178,7 @@ def test_a_kochava_refusal_is_dead_lettered_with_the_design_attributes(
 def test_a_transient_failure_on_the_last_receive_is_dead_lettered_as_retries_exhausted(core: Core) -> None:
     """Given Kochava still unavailable on the record's last allowed receive
     When the batch is processed
-    Then the record goes to the DLQ as retries_exhausted with the receive count in the error, and is acknowledged
+    Then the record goes to the DLQ as retries_exhausted with the attempt count in the error, and is acknowledged
     rather than left for a reasonless SQS redrive."""
     core.kochava.script("u-1", TRANSIENT)
 
@@ -187,7 +187,7 @@ def test_a_transient_failure_on_the_last_receive_is_dead_lettered_as_retries_exh
     assert failed_ids(report) == []
     [dead] = core.queue.dead_letters
     assert dead.attributes[ATTR_REASON] == reasons.RETRIES_EXHAUSTED
-    assert str(dead.attributes[ATTR_ERROR]).startswith(f"receive {MAX_RECEIVE_COUNT} of {MAX_RECEIVE_COUNT}:")
+    assert str(dead.attributes[ATTR_ERROR]).startswith(f"attempt {MAX_RECEIVE_COUNT} of {MAX_RECEIVE_COUNT}:")
     assert core.queue.back_offs == []
 
 

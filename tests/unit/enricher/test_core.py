@@ -209,16 +209,18 @@ def test_a_failed_profile_write_is_counted_and_not_fatal(core: Core) -> None:
     assert warning.extra == {"profiles": 1, "error": "ProfileStoreError"}
 
 
-def test_a_failed_profile_read_fails_the_record_before_anything_is_sent(core: Core) -> None:
-    """Given a profile store that cannot be read
+def test_a_failed_profile_read_enriches_without_the_profile_and_keeps_the_stored_one(core: Core) -> None:
+    """Given a profile store that cannot be read (throttling, DynamoDB down)
     When a message is processed
-    Then it raises (SQS redelivers the record) and no event was mapped without its profile or sent."""
+    Then its event is still delivered, with its own fields only, the failed read is counted, and no profile is
+    written back (a thinner one must never overwrite what is stored)."""
     core.store.fail_reads()
 
-    with pytest.raises(Exception, match="unprocessed"):
-        core.process(server_side_purchase())
+    result = core.process(server_side_purchase())
 
-    assert all(not msgs for msgs in core.sender.sent.values())
+    assert len(core.deliveries()) == 1
+    assert result.tally[m.PROFILE_READ_FAILED] == 1
+    assert core.store.writes == []
 
 
 def test_a_delivery_too_large_for_sqs_is_dead_lettered_as_payload_too_large(core: Core) -> None:

@@ -190,6 +190,7 @@ def test_a_body_with_two_batch_keys_is_rejected_naming_the_key() -> None:
     assert isinstance(item, Rejection)
     assert (item.reason, item.field) == (reasons.INVALID_BODY, "batch")
     assert "more than once" in item.message
+    assert '"good"' in item.raw and '"second"' in item.raw  # both batches are in the DLQ body: nothing lost
 
 
 def test_batch_text_inside_an_event_is_not_a_duplicate_key() -> None:

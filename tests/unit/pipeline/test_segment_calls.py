@@ -425,3 +425,16 @@ def test_a_single_call_body_as_posted_to_v1_track_or_v1_page_is_one_item(kind: s
     [item] = parse_body(json.dumps(call(kind, event="Level Up")), "segment")
     assert item.uuid == "m-1"
     assert isinstance(item, Event if kind == "track" else FilteredCall)
+
+
+def test_a_dead_lettered_whole_body_does_not_keep_the_write_key() -> None:
+    """Given a library batch body that repeats the write key (the API key) and fails as a whole
+    When it is parsed
+    Then its rejection (what the ingest DLQ keeps) has no write key, so the DLQ holds no credential."""
+    body = {"batch": [], "writeKey": "secret-write-key", "sentAt": "2026-11-30T00:00:00Z"}
+
+    [rejection] = parse_body(json.dumps(body).encode(), route="segment")
+
+    assert isinstance(rejection, Rejection) and rejection.reason == reasons.INVALID_BODY
+    assert "secret-write-key" not in json.dumps(rejection.raw)
+    assert rejection.raw["sentAt"] == "2026-11-30T00:00:00Z"
