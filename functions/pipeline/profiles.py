@@ -104,7 +104,7 @@ def device_key_id(event: Event) -> str | None:
     all-zero id (every device in that state would share one profile, and be filled with each other's fields)."""
     device = event.device
     for candidate in (device.id, device.kochava_device_id):
-        if candidate and not is_zero_id(candidate):
+        if candidate and (candidate[0] not in "0-" or not is_zero_id(candidate)):  # a zero id starts so
             return candidate
     return None
 
