@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from functions.names import MAX_BODY_BYTES
+from functions.names import API_MESSAGE_ATTRIBUTES, MAX_BODY_BYTES, sqs_message_bytes
 from tools.local.kochava_sink import IDENTITYLINK_PATH
 from tools.local.stub_http import RecordedRequest, Reply
 from tools.samples import SAMPLES_DIR
@@ -36,7 +36,9 @@ TOTAL_EVENTS = 2000
 SCHEMA_INVALID = 100  # 5 %: answered 400 by the API
 MODEL_INVALID = 100  # 5 %: accepted, dead-lettered by the enricher
 OVERSIZED = 2  # of those, events with a ~1 MiB property: accepted, but their Kochava payload cannot fit in SQS
-OVERSIZED_ROOM = 120  # bytes left under 1 MiB for the message attributes the API adds (about 100)
+# Bytes left under 1 MiB for the message attributes the API adds: their names and types as API_MESSAGE_ATTRIBUTES
+# lists them, each value at most 40 bytes (a request id is 36, epoch ms 13, the route and the key id fewer).
+OVERSIZED_ROOM = sqs_message_bytes(0, [(name, data_type, "v" * 40) for name, data_type in API_MESSAGE_ATTRIBUTES])
 DUPLICATED = 100  # 5 %: sent a second time
 SINGLE_SHARE = 0.10  # share of the accepted-able sends posted alone rather than in a batch
 MAX_BATCH = 100
