@@ -39,11 +39,6 @@ class Envelope:
     payload: dict[str, Any]  # exactly the body to POST
     adservices_generated_at: float | None  # epoch s; lets the deliverer re-apply the 24 h window
 
-    @property
-    def idempotency_key(self) -> str:
-        """At most one successful POST per event uuid and kind."""
-        return f"{self.uuid}#{self.kind}"
-
 
 def build_body(
     *, uuid: str, kind: Kind, event_name: str | None, payload: dict[str, Any], adservices_generated_at: float | None

@@ -155,31 +155,14 @@ def to_kochava(
     bundle_id = app.bundle_id if app else None
     app_id = settings.app_id_for(platform, bundle_id)
     if not app_id:
-        where = f"bundle {bundle_id!r} / " if bundle_id else ""
-        return _reject(
-            event,
-            reasons.MISSING_APP_ID,
-            "device.platform",
-            f"device.platform: no Kochava app GUID configured for {where}platform {platform!r}",
-        )
+        return _missing_app_id(event, platform, bundle_id)
     warnings: list[str] = []
     device_ids, zero_ad_id = _device_ids(event, warnings)
     if not device_ids:
-        return _reject(
-            event,
-            reasons.NO_DEVICE_IDENTIFIER,
-            "device.id",
-            "device.id: no usable device identifier (device.id or a non-zero device.advertising_id is required)",
-        )
+        return _reject(event, reasons.NO_DEVICE_IDENTIFIER, "device.id", NO_DEVICE_IDENTIFIER_ERROR)
     if kind == "identityLink":
-        return Outcome(
-            event.uuid,
-            "ok",
-            kind,
-            payload=_identity_link(event, app_id, device_ids, warnings),
-            warnings=warnings,
-            event_name="identityLink",
-        )
+        payload = _identity_link(event, app_id, device_ids, warnings)
+        return Outcome(event.uuid, "ok", kind, payload=payload, warnings=warnings, event_name="identityLink")
 
     data = _common_data(device_ids, device, app.version if app else None, kind, event.timestamp, now, warnings)
     limit_tracking = device.limit_ad_tracking
@@ -241,6 +224,17 @@ def _common_data(
         timestamp = _clamped_usertime(timestamp, now, warnings)
     data["usertime"] = int(timestamp)
     return data
+
+
+NO_DEVICE_IDENTIFIER_ERROR: Final = (
+    "device.id: no usable device identifier (device.id or a non-zero device.advertising_id is required)"
+)
+
+
+def _missing_app_id(event: NativeEvent, platform: str, bundle_id: str | None) -> Outcome:
+    where = f"bundle {bundle_id!r} / " if bundle_id else ""
+    message = f"device.platform: no Kochava app GUID configured for {where}platform {platform!r}"
+    return _reject(event, reasons.MISSING_APP_ID, "device.platform", message)
 
 
 def _reject(event: NativeEvent, reason: str, field_name: str, message: str) -> Outcome:
