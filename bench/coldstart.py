@@ -45,7 +45,7 @@ NAME = "cold start"
 TARGET_MS = 300.0
 # Handler module -> the call its first invocation makes to wire the container (see each handler's docstring).
 HANDLERS = {
-    "functions.enricher.handler": "handler.build_runtime(os.environ)",
+    "functions.enricher.handler": "handler.build_runtime(os.environ, log=handler.logger)",
     "functions.deliverer.handler": "handler.build_runtime(os.environ)",
     # The ingest API's key authorizer (standard library only; API Gateway caches its answers per key).
     "functions.authorizer.handler": "handler.lambda_handler({'resource': '/v1/batch', 'headers': {}}, None)",

@@ -29,7 +29,7 @@ so a second copy is harmless).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -102,6 +102,33 @@ class MessageInfo:
     adservices_attempt: int = 0  # Apple calls already made for this (re-queued) install
     requeued: bool = False  # the enricher re-queued this install itself (it carries adservices_attempt)
     api_key_id: str | None = None  # the API key (source) the request came with; SOURCE_APPS may bind it
+
+    @classmethod
+    def from_sqs(cls, record: Mapping[str, Any]) -> MessageInfo:
+        """From one record of a Lambda SQS event: the attributes API Gateway (or a re-queue) wrote."""
+        attrs = record.get("messageAttributes") or {}
+
+        def text(name: str) -> str | None:
+            attr = attrs.get(name)
+            value = attr.get("stringValue") if isinstance(attr, Mapping) else None
+            return value if isinstance(value, str) else None
+
+        def number(name: str) -> int | None:
+            value = text(name)
+            try:
+                return int(float(value)) if value else None
+            except ValueError:
+                return None
+
+        attempt = number(ATTR_ADSERVICES_ATTEMPT)
+        return cls(
+            request_id=text(ATTR_REQUEST_ID),
+            received_at_ms=number(ATTR_RECEIVED_AT_MS),
+            route=segment_route(text(ATTR_ROUTE)),
+            adservices_attempt=attempt or 0,
+            requeued=attempt is not None,
+            api_key_id=text(ATTR_API_KEY_ID),
+        )
 
     def attributes(self) -> dict[str, str | int | float]:
         """What a re-queued or dead-lettered event carries on (``api_key_id`` too: a replay is checked again)."""

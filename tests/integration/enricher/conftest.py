@@ -80,7 +80,7 @@ def make_stack(env_vars: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Ite
             monkeypatch.setenv(ENV_PROFILE_TABLE, table)
             for name, value in extra_env.items():
                 monkeypatch.setenv(name, value)
-            handler.set_runtime(handler.build_runtime(os.environ, clock=clock))
+            handler.set_runtime(handler.build_runtime(os.environ, log=handler.logger, clock=clock))
             return Stack(sqs, dynamodb, urls, table, clock, logs, handler)
 
         try:
