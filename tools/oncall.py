@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -66,6 +67,25 @@ STACK_DEFAULTS: Final[dict[str, Any]] = {
     "endpoint_url": None,
     "stage": None,
 }
+
+
+def parse_with_defaults(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, defaults: Mapping[str, Any]
+) -> argparse.Namespace:
+    """Parse ``argv`` with a parser built with ``argument_default=SUPPRESS`` (so a flag given before or after the
+    command is kept), then set ``defaults`` for every flag that was not given.
+
+    >>> parser = argparse.ArgumentParser(argument_default=argparse.SUPPRESS)
+    >>> add_stack_options(parser)
+    >>> args = parse_with_defaults(parser, ["--stage", "dev"], STACK_DEFAULTS)
+    >>> args.stage, args.stack
+    ('dev', None)
+    """
+    args = parser.parse_args(argv)
+    for name, default in defaults.items():
+        if not hasattr(args, name):
+            setattr(args, name, default)
+    return args
 
 
 def stage_of(*, stack: str | None, stage: str | None, endpoint_url: str | None) -> str | None:

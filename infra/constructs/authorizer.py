@@ -16,11 +16,9 @@ tracing like the other functions, its own role that may only write its own log g
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_apigateway as apigw
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
@@ -28,7 +26,7 @@ from functions.authorizer.config import AuthorizerConfig
 from functions.names import API_KEY_HEADER, BASIC_AUTH_HEADER, FUNCTION_AUTHORIZER, HANDLER_AUTHORIZER, INGEST_PATHS
 from infra.bundling import LambdaAssetBuilder
 from infra.config import PipelineConfig
-from infra.constructs.functions import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME
+from infra.constructs.functions import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, log_group_and_role
 from infra.resources import ResourceNames
 
 AUTHORIZER_MEMORY_MB = 128  # base64 and a dict: the smallest size is plenty
@@ -52,20 +50,9 @@ class ApiKeyAuthorizer(Construct):
         super().__init__(scope, construct_id)
         function_name = names.function(FUNCTION_AUTHORIZER)
         self.asset_path = assets.asset_dir(FUNCTION_AUTHORIZER)
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=f"/aws/lambda/{function_name}",
-            retention=logs.RetentionDays[config.log_retention],
-            removal_policy=RemovalPolicy.DESTROY,
+        self.log_group, self.role = log_group_and_role(
+            self, function_name, config, f"{function_name}: writes its own log group, nothing else"
         )
-        self.role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"{function_name}: writes its own log group, nothing else",
-        )
-        self.log_group.grant_write(self.role)
         self.function = lambda_.Function(
             self,
             "Function",

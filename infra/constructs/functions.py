@@ -97,6 +97,24 @@ class FunctionSpec:
     max_concurrency: int | None = None
 
 
+def log_group_and_role(
+    scope: Construct, function_name: str, config: PipelineConfig, description: str
+) -> tuple[logs.LogGroup, iam.Role]:
+    """A function's own log group (kept ``logRetentionDays``) and an execution role that may write to it only: an
+    explicit role instead of the default one with the AWSLambdaBasicExecutionRole managed policy, which may write
+    to any log group."""
+    log_group = logs.LogGroup(
+        scope,
+        "Logs",
+        log_group_name=f"/aws/lambda/{function_name}",
+        retention=logs.RetentionDays[config.log_retention],
+        removal_policy=RemovalPolicy.DESTROY,
+    )
+    role = iam.Role(scope, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=description)
+    log_group.grant_write(role)
+    return log_group, role
+
+
 class PipelineFunction(Construct):
     """One Lambda function with its own role and log group, consuming one SQS queue."""
 
@@ -113,22 +131,9 @@ class PipelineFunction(Construct):
         super().__init__(scope, construct_id)
         function_name = names.function(spec.name)
         self.asset_path = assets.asset_dir(spec.name)  # the folder deployed as the function's code
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=f"/aws/lambda/{function_name}",
-            retention=logs.RetentionDays[config.log_retention],
-            removal_policy=RemovalPolicy.DESTROY,
+        self.log_group, self.role = log_group_and_role(
+            self, function_name, config, f"{function_name}: least-privilege execution role"
         )
-        # An explicit role instead of the default one with the AWSLambdaBasicExecutionRole managed policy (which
-        # may write to any log group): this one writes to its own log group only.
-        self.role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"{function_name}: least-privilege execution role",
-        )
-        self.log_group.grant_write(self.role)
         environment = {
             ENV_POWERTOOLS_SERVICE_NAME: spec.name,
             ENV_POWERTOOLS_METRICS_NAMESPACE: names.metrics_namespace,

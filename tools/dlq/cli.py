@@ -54,6 +54,7 @@ from tools.oncall import (
     add_stack_options,
     duration,
     make_session,
+    parse_with_defaults,
     positive_int,
 )
 
@@ -237,10 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    for name, default in COMMON_DEFAULTS.items():
-        if not hasattr(args, name):
-            setattr(args, name, default)
+    args = parse_with_defaults(parser, argv, COMMON_DEFAULTS)
     if getattr(args, "rate", None) is not None and args.rate > MAX_MOVE_RATE:
         parser.error(f"--rate: at most {MAX_MOVE_RATE} messages per second")
     if args.command == "purge" and not args.all and _selection(args).is_everything:

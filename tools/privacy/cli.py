@@ -26,6 +26,7 @@ from tools.oncall import (
     add_stack_options,
     make_client,
     make_session,
+    parse_with_defaults,
 )
 from tools.privacy.aws import (
     AppIds,
@@ -144,10 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    for name, default in COMMON_DEFAULTS.items():
-        if not hasattr(args, name):
-            setattr(args, name, default)
+    args = parse_with_defaults(parser, argv, COMMON_DEFAULTS)
     if not args.device_id and not args.user_id:
         parser.error("erase needs --device-id ID (with --platform) or --user-id ID")
     if args.device_id and args.platform is None:

@@ -30,6 +30,7 @@ from tools.oncall import (
     duration,
     make_client,
     make_session,
+    parse_with_defaults,
     positive_int,
     stage_of,
 )
@@ -121,10 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    args = build_parser().parse_args(argv)
-    for name, default in STACK_DEFAULTS.items():
-        if not hasattr(args, name):
-            setattr(args, name, default)
+    args = parse_with_defaults(build_parser(), argv, STACK_DEFAULTS)
     args.uuids = list(dict.fromkeys(u.strip() for u in args.uuids if u.strip()))
     return args
 
