@@ -136,7 +136,10 @@ class QueueSpec:
         return 6 * self.consumer_timeout_s
 
 
-INGEST_QUEUE = QueueSpec(key="ingest", consumer_timeout_s=30, batch_size=10, batching_window_s=1)
+# 7 receives: a record that cannot be handed off (SQS or DynamoDB trouble, never the event's fault: events are judged
+# one by one) waits 1 min, 5 min, 25 min, 2 h, 10 h, 12 h between them (functions/enricher/retry.py), so about
+# 25 hours of trouble pass before SQS redrives it: the same day-long target as a Kochava outage.
+INGEST_QUEUE = QueueSpec(key="ingest", consumer_timeout_s=30, batch_size=10, batching_window_s=1, max_receive_count=7)
 # The delivery queue holds events through a Kochava outage (functions/deliverer/breaker.py): each hold costs a
 # receive, so its maxReceiveCount is high; 900 receives at the 360 s visibility timeout (a consumer crashing on a
 # message every time) take 90 h, less than the 96 h retention, so SQS still redrives such a message before it
