@@ -1,0 +1,9 @@
+"""The project's version, in one place: the Lambdas (the User-Agent of Kochava requests), the tools' ``--version``
+and ``pyproject.toml`` read it from here.
+
+Example:
+    >>> __version__.count(".")
+    2
+"""
+
+__version__ = "0.1.0"
