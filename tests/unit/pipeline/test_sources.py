@@ -119,6 +119,22 @@ def test_the_event_rule_uses_the_guid_the_event_would_be_sent_to() -> None:
     assert check_event(SETTINGS, None, event("android", "com.whatever")) is None
 
 
+def test_the_event_rule_takes_the_platform_guid_of_the_event_s_platform() -> None:
+    # Given keys bound to one platform's default GUID only, and events without a bundle id
+    settings = Settings(
+        kochava_app_id_ios="ko-default-ios",
+        kochava_app_id_android="ko-default-android",
+        source_apps={"key-ios": frozenset({"ko-default-ios"}), "key-android": frozenset({"ko-default-android"})},
+    )
+    # Then each key may send its platform's events, and only those
+    assert check_event(settings, "key-ios", event("ios", None)) is None
+    assert check_event(settings, "key-android", event("android", None)) is None
+    assert check_event(settings, "key-ios", event("android", None)) is not None
+    denied = check_event(settings, "key-android", event("ios", None), route="segment")
+    assert denied is not None and denied.field == "context.app.namespace"
+    assert "Kochava app 'ko-default-ios'" in denied.message
+
+
 def test_a_long_list_of_apps_is_cut_in_the_message() -> None:
     many = {"k": frozenset(f"com.example.app{n:02d}" for n in range(20))}
     denied = check_source(many, "k", bundle_id="com.other", app_id=None)
