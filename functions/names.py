@@ -190,9 +190,12 @@ ENV_DELIVERY_DLQ_URL = "DELIVERY_DLQ_URL"
 ENV_PROFILE_TABLE = "PROFILE_TABLE_NAME"
 ENV_IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE_NAME"
 ENV_MAX_RECEIVE_COUNT = "MAX_RECEIVE_COUNT"
-# JSON object {"<API key id>": ["<bundle id or Kochava app GUID>", ...]}: the apps each source (API key) may send to;
-# a key not listed may send to any app. Built by the stack from the `sourceApps` context key (key names -> apps).
+# JSON object {"<API key id>": ["<bundle id or Kochava app GUID>", ...]}: the apps each source (API key) may send to,
+# decided on the GUID an event goes to (functions/pipeline/sources.py). Built by the stack from the `sourceApps`
+# context key (key names -> apps).
 ENV_SOURCE_APPS = "SOURCE_APPS"
+# "true" | "false": once any key is bound, may a key that is not send anything? (the `requireBoundKeys` context key)
+ENV_REQUIRE_BOUND_KEYS = "REQUIRE_BOUND_KEYS"
 # Days a device profile is kept after the device was last seen (default PROFILE_TTL_S).
 ENV_PROFILE_TTL_DAYS = "PROFILE_TTL_DAYS"
 ENV_DELIVERER_MAX_WORKERS = "DELIVERER_MAX_WORKERS"
