@@ -35,10 +35,10 @@ outages) a batch first reads it: open, the batch is **held** (no POST, no idempo
 due, the invocation that claims it POSTs one record (an event not probed lately first) with a single attempt,
 closes the breaker on Kochava's success answer or a 4xx and sends the rest, or holds them all; closed, the batch
 is sent and its transient failures counted as evidence (:func:`functions.pipeline.breaker.trips`: several
-distinct events from several devices within a window with no delivery open it). ``MAX_ATTEMPTS`` counts real POST attempts per message (the store keeps
-them), not SQS receives: holds and probes do not use up a message's attempts. Whatever is not delivered and would
-outlive the queue's retention or reach its ``maxReceiveCount`` before the next receive is dead-lettered here,
-with a reason (:func:`functions.pipeline.breaker.give_up`).
+distinct events from several devices within a window with no delivery open it). ``MAX_ATTEMPTS`` counts real
+POST attempts per message (the store keeps them), not SQS receives: holds and probes do not use up a message's
+attempts. Whatever is not delivered and would outlive the queue's retention or reach its ``maxReceiveCount``
+before the next receive is dead-lettered here, with a reason (:func:`functions.pipeline.breaker.give_up`).
 """
 
 from __future__ import annotations
