@@ -140,6 +140,7 @@ def scaled_deliverer_environment(time_scale: float) -> dict[str, str]:
         r.ENV_DELIVERER_RETRY_BASE_S: str(RETRY_VISIBILITY_BASE_S / time_scale),
         r.ENV_BREAKER_PROBE_INTERVAL_S: str(policy.probe_interval_s / time_scale),
         r.ENV_BREAKER_HOLD_S: str(policy.hold_s / time_scale),
+        r.ENV_BREAKER_WINDOW_S: str(policy.window_s / time_scale),
         r.ENV_DELIVERY_RETENTION_S: str(policy.retention_s / time_scale),
     }
 
