@@ -6,13 +6,14 @@ are two events. Under one key, the *content* is compared (Powertools' ``payload_
 uuid, dead-lettered ``uuid_conflict`` instead of silently lost.
 
 The content is the event's **device** (:func:`device_of`) and the payload's ``data`` without what the enricher may
-fill differently when it processes the same event twice (its message redelivered, or replayed from a DLQ): device ids, IP, user agent, ``device_ver``, app
-version, limit tracking and ATT (device profile), and the AdServices token and attribution (Apple's answer, the
-24-hour window). What is left is what the event itself says: for an event its name, ``event_data`` and
-``usertime``; for an install its ``usertime``, consent, iAd details and referrer; for an IdentityLink the user id and
-traits. Two known limits: a ``user_id`` filled from the device profile, or a ``usertime`` clamped to the clock,
-can differ between two processings of one event if the profile changed (another message) or the timestamp was
-implausible; such a duplicate is then dead-lettered ``uuid_conflict`` (visible, never lost).
+fill differently when it processes the same event twice (its message redelivered, or replayed from a DLQ): device
+ids, IP, user agent, ``device_ver``, app version, limit tracking and ATT (device profile), and the AdServices token
+and attribution (Apple's answer, the 24-hour window). What is left is what the event itself says: for an event its
+name, ``event_data`` and ``usertime``; for an install its ``usertime``, consent, iAd details and referrer; for an
+IdentityLink the user id and traits. Two known limits: a ``user_id`` filled from the device profile, or a
+``usertime`` clamped to the clock, can differ between two processings of one event if the profile changed (another
+message) or the timestamp was implausible; such a duplicate is then dead-lettered ``uuid_conflict`` (visible, never
+lost).
 
 The device is part of the content (issue 22): one uuid sent for two devices with the same event data is a reused
 uuid, so the second device's event is dead-lettered ``uuid_conflict``, never acknowledged as a duplicate and
