@@ -167,9 +167,8 @@ def test_a_record_about_to_be_redriven_is_dead_lettered_with_a_reason(guarded: C
     report = guarded.run(record("u-many", receive_count=POLICY.max_receive_count - 1))
 
     assert [o.verdict for o in report.outcomes] == ["dead_letter"]
-    assert guarded.queue.dead_letters[0].attributes[ATTR_ERROR].startswith(
-        f"received {POLICY.max_receive_count - 1} times"
-    )
+    error = guarded.queue.dead_letters[0].attributes[ATTR_ERROR]
+    assert error.startswith(f"received {POLICY.max_receive_count - 1} times")
 
 
 def test_a_young_record_is_not_given_up(guarded: Core) -> None:
