@@ -100,7 +100,7 @@ def parse_body(body: bytes | str, route: Route = "native") -> list[Parsed]:
         lenient = True
     if isinstance(document, dict) and "batch" in document:
         batch = document["batch"]
-        if not _plain_batch(batch):
+        if not plain_batch(batch):
             try:
                 NativeBatch.model_validate(_scrub_surrogates(document) if lenient else document)
             except ValidationError as exc:
@@ -191,7 +191,7 @@ def raw_events(document: Any, route: Route = "native") -> list[Any]:
     return [document]
 
 
-def _plain_batch(batch: Any) -> bool:
+def plain_batch(batch: Any) -> bool:
     """True when ``NativeBatch`` is sure to accept ``{"batch": batch}`` parsed by orjson: a list of 1 to 100 objects.
 
     (The lenient parser's object keys may hold a surrogate, which NativeBatch refuses: such a batch passes here
