@@ -140,7 +140,7 @@ class QueueSpec:
 # one by one) waits 1 min, 5 min, 25 min, 2 h, 10 h, 12 h between them (functions/enricher/retry.py), so about
 # 25 hours of trouble pass before SQS redrives it: the same day-long target as a Kochava outage.
 INGEST_QUEUE = QueueSpec(key="ingest", consumer_timeout_s=30, batch_size=10, batching_window_s=1, max_receive_count=7)
-# The delivery queue holds events through a Kochava outage (functions/deliverer/breaker.py): each hold costs a
+# The delivery queue holds events through a Kochava outage (functions/pipeline/breaker.py): each hold costs a
 # receive, so its maxReceiveCount is high; 900 receives at the 360 s visibility timeout (a consumer crashing on a
 # message every time) take 90 h, less than the 96 h retention, so SQS still redrives such a message before it
 # could expire. The arithmetic: docs/deliverer.md#kochava-outages.
@@ -190,19 +190,26 @@ ENV_DELIVERY_DLQ_URL = "DELIVERY_DLQ_URL"
 ENV_PROFILE_TABLE = "PROFILE_TABLE_NAME"
 ENV_IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE_NAME"
 ENV_MAX_RECEIVE_COUNT = "MAX_RECEIVE_COUNT"
-# JSON object {"<API key id>": ["<bundle id or Kochava app GUID>", ...]}: the apps each source (API key) may send to;
-# a key not listed may send to any app. Built by the stack from the `sourceApps` context key (key names -> apps).
+# JSON object {"<API key id>": ["<bundle id or Kochava app GUID>", ...]}: the apps each source (API key) may send to,
+# decided on the GUID an event goes to (functions/pipeline/sources.py). Built by the stack from the `sourceApps`
+# context key (key names -> apps).
 ENV_SOURCE_APPS = "SOURCE_APPS"
+# "true" | "false": once any key is bound, may a key that is not send anything? (the `requireBoundKeys` context key)
+ENV_REQUIRE_BOUND_KEYS = "REQUIRE_BOUND_KEYS"
 # Days a device profile is kept after the device was last seen (default PROFILE_TTL_S).
 ENV_PROFILE_TTL_DAYS = "PROFILE_TTL_DAYS"
 ENV_DELIVERER_MAX_WORKERS = "DELIVERER_MAX_WORKERS"
 # Seconds (> 0, may be fractional) of the deliverer's first SQS retry backoff, doubled per receive; default 30.
 # tools/local sets it scaled down like its queues' visibility timeouts.
 ENV_DELIVERER_RETRY_BASE_S = "DELIVERER_RETRY_BASE_S"
-# The deliverer's Kochava circuit breaker (functions/deliverer/breaker.py); tools/local scales the durations.
+# The deliverer's Kochava circuit breaker (functions/pipeline/breaker.py); tools/local scales the durations.
 ENV_DELIVERY_STATE_TABLE = "DELIVERY_STATE_TABLE_NAME"
 ENV_DELIVERER_MAX_ATTEMPTS = "DELIVERER_MAX_ATTEMPTS"  # real POST attempts before retries_exhausted (default 5)
-ENV_BREAKER_THRESHOLD = "KOCHAVA_BREAKER_THRESHOLD"  # transient failures in a row that open the breaker
+# The breaker opens when this many distinct events (default 5) from KOCHAVA_BREAKER_MIN_DEVICES distinct devices
+# (default 3) failed transiently within KOCHAVA_BREAKER_WINDOW_S (default 60) with no delivery in it.
+ENV_BREAKER_THRESHOLD = "KOCHAVA_BREAKER_THRESHOLD"
+ENV_BREAKER_MIN_DEVICES = "KOCHAVA_BREAKER_MIN_DEVICES"
+ENV_BREAKER_WINDOW_S = "KOCHAVA_BREAKER_WINDOW_S"
 ENV_BREAKER_PROBE_INTERVAL_S = "KOCHAVA_BREAKER_PROBE_INTERVAL_S"  # one probe per interval while open
 ENV_BREAKER_HOLD_S = "KOCHAVA_BREAKER_HOLD_S"  # how long a held record stays invisible
 ENV_DELIVERY_RETENTION_S = "DELIVERY_QUEUE_RETENTION_S"  # the delivery queue's retention (held records give up)

@@ -182,32 +182,19 @@ class DeliveryQueue(Protocol):
 class BreakerStore(Protocol):
     """The shared breaker and the per-message attempt counts (DynamoDB: ``adapters/breaker_dynamodb.py``).
 
-    Every write that changes the breaker is conditional, so among concurrent invocations exactly one opens it,
-    claims a probe slot or closes it (True), the others learn they lost (False).
+    The breaker is one record with a version. Every write is conditional on the version the writer read, so among
+    concurrent invocations exactly one opens it, claims a probe slot or closes it; the others learn they lost
+    (False), read again and decide again (``deliverer/outage.py``).
     """
 
-    def read(self) -> BreakerState:
-        """The breaker as stored (an eventually consistent read: one per batch); :data:`CLOSED` when absent."""
+    def read(self, *, consistent: bool = False) -> BreakerState:
+        """The breaker as stored (an eventually consistent read, one per batch, unless ``consistent``);
+        :data:`CLOSED` (version 0) when absent."""
         ...
 
-    def add_failures(self, count: int, *, now: float) -> int:
-        """Add ``count`` transient failures in a row; the new total."""
-        ...
-
-    def reset_failures(self) -> None:
-        """A delivery happened: the failures in a row start again from 0 (only while closed)."""
-        ...
-
-    def open(self, *, now: float, probe_after: float) -> bool:
-        """Open the breaker unless it is open already; True when this call opened it."""
-        ...
-
-    def claim_probe(self, *, now: float, next_probe_after: float) -> bool:
-        """Take the probe slot due at or before ``now`` (the next one is due at ``next_probe_after``)."""
-        ...
-
-    def close(self, *, now: float) -> bool:
-        """Close the breaker if it is open; True when this call closed it."""
+    def write(self, state: BreakerState, *, expected_version: int, now: float) -> bool:
+        """Store ``state`` (its version becomes ``expected_version + 1``) if the stored version is still
+        ``expected_version`` (0: absent); False when another writer came first."""
         ...
 
     def count_attempt(self, message_id: str, *, now: float) -> int:

@@ -54,7 +54,7 @@ from functions.names import (
     ROUTE_SEGMENT,
     SQS_MAX_MESSAGE_BYTES,
 )
-from functions.pipeline import envelope, profiles, reasons
+from functions.pipeline import envelope, profiles, reasons, sources
 from functions.pipeline.events import (
     Event,
     FilteredCall,
@@ -316,8 +316,8 @@ class Enricher:
     def check_sources(self, message: Message) -> None:
         """Step 2: the valid events the message's API key may not send (``SOURCE_APPS``), by position."""
         key_id, route = message.info.api_key_id, message.info.route
-        if not key_id or key_id not in self.settings.source_apps:  # not bound: any app, as before
-            return
+        if not sources.applies(self.settings.source_apps, key_id, require_bound=self.settings.require_bound_keys):
+            return  # no binding applies to this key: any app, as before bindings existed
         for index, item in enumerate(message.items):
             if isinstance(item, Event):
                 not_allowed = check_event(self.settings, key_id, item, route)

@@ -152,6 +152,8 @@ def test_source_apps_become_bound_keys_and_the_enrichers_source_apps(default_sta
     assert {"Ref": default_stack.logical_id(key)} in joined
     as_text = "".join(part if isinstance(part, str) else '"KEYID"' for part in joined).replace('""KEYID""', '"KEYID"')
     assert json.loads(as_text) == {"KEYID": default_stack.config.source_apps[name]}
+    # every key must be bound once one is (requireBoundKeys, on by default): the default key may send nothing
+    assert enricher["Properties"]["Environment"]["Variables"]["REQUIRE_BOUND_KEYS"] == "true"
     deliverer = default_stack.resources("AWS::Lambda::Function")[
         default_stack.logical_id(stack.functions.deliverer.function)
     ]
