@@ -115,7 +115,7 @@ def parse_body(body: bytes | str, route: Route = "native", received: segment.Rec
         lenient = True
     if isinstance(document, dict) and "batch" in document:
         batch = document["batch"]
-        if not _plain_batch(batch):
+        if not plain_batch(batch):
             try:
                 NativeBatch.model_validate(_scrub_surrogates(document) if lenient else document)
             except ValidationError as exc:
@@ -247,7 +247,7 @@ def _completed(calls: list[Any], received: segment.Received, sent_at: Any) -> li
     return out
 
 
-def _plain_batch(batch: Any) -> bool:
+def plain_batch(batch: Any) -> bool:
     """True when ``NativeBatch`` is sure to accept ``{"batch": batch}`` parsed by orjson: a list of 1 to 100 objects.
 
     (The lenient parser's object keys may hold a surrogate, which NativeBatch refuses: such a batch passes here

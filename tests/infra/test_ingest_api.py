@@ -247,7 +247,7 @@ def test_only_an_sqs_2xx_answers_202_everything_else_is_an_error(default_stack: 
 
 
 def test_sqs_too_long_answers_the_same_413_as_tools_local(default_stack: Synthesized) -> None:
-    from tools.local.api import _too_large
+    from tools.local.api import too_large
 
     for method in _methods(default_stack).values():
         responses = method["Properties"]["Integration"]["IntegrationResponses"]
@@ -255,7 +255,7 @@ def test_sqs_too_long_answers_the_same_413_as_tools_local(default_stack: Synthes
         template = default["ResponseTemplates"]["application/json"]
         assert "responseOverride.status = 413" in template
         assert f'"error": "{BODY_TOO_LARGE_ERROR}"' in template
-    assert _too_large().document["error"] == BODY_TOO_LARGE_ERROR
+    assert too_large().document["error"] == BODY_TOO_LARGE_ERROR
 
 
 def test_body_is_validated_against_the_generated_schema_per_path(default_stack: Synthesized) -> None:

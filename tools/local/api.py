@@ -234,11 +234,11 @@ class IngestApi:
         if isinstance(key_id, Answer):
             return key_id
         if length is None or length > MAX_BODY_BYTES or body is None:
-            return _too_large()
+            return too_large()
         try:
             body = decode_body(body, headers.get("content-encoding"), limit=MAX_BODY_BYTES)
         except DecodedTooLarge:
-            return _too_large()
+            return too_large()
         except UnsupportedEncoding as exc:
             return error(415, "unsupported_media_type", "Unsupported Media Type", error=str(exc))
         content_type = headers.get("content-type") or ""
@@ -273,7 +273,7 @@ class IngestApi:
         }
         attributes = [(name, data_type, values[name]) for name, data_type in API_MESSAGE_ATTRIBUTES]
         if sqs_message_bytes(text, attributes) > SQS_MAX_MESSAGE_BYTES:  # SQS would refuse it: the API says 413
-            return _too_large(request_id)
+            return too_large(request_id)
         try:
             sent = self.sqs.send_message(
                 QueueUrl=self.queue_url,
@@ -295,7 +295,7 @@ class IngestApi:
         return Answer(200, {"success": True, **ids}) if spec.segment_api else Answer(202, ids)
 
 
-def _too_large(request_id: str | None = None) -> Answer:
+def too_large(request_id: str | None = None) -> Answer:
     """The 413 of the deployed API (``infra/constructs/ingest_api.py``: SQS refused the message as too long)."""
     extra = {} if request_id is None else {"request_id": request_id}
     return error(413, "request_too_large", "Request Entity Too Large", error=BODY_TOO_LARGE_ERROR, **extra)

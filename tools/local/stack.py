@@ -30,7 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from functions import names as r
-from functions.deliverer.delivery import RETRY_VISIBILITY_BASE_S
+from functions.deliverer.core import RETRY_VISIBILITY_BASE_S
 from functions.pipeline import envelope
 from functions.pipeline.breaker import BreakerPolicy
 from functions.pipeline.settings import Settings, SettingsError
