@@ -59,15 +59,16 @@ EPILOG = """\
 examples:
   python -m tools.privacy --stack kochava-prod erase --platform ios --device-id 3B2F8C1E-... --dry-run
   python -m tools.privacy --stack kochava-prod erase --platform ios --device-id 3B2F8C1E-...
-  python -m tools.privacy --stack kochava-prod erase --user-id user-1001            # scans the profile table
+  python -m tools.privacy --stack kochava-prod erase --user-id user-1001
   python -m tools.privacy --stack kochava-prod erase --platform android --device-id 9774d56d682e549c \\
       --app com.example.shop
   python -m tools.privacy --endpoint-url http://127.0.0.1:4566 --json erase --platform ios --device-id X
 
 exit codes:
-  0    done: everything found was removed (or nothing was found; with --dry-run: nothing changed)
-  1    an AWS error, the table / queues / app GUIDs not found, or something could not be deleted (see the summary;
-       run it again)
+  0    done: everything found was removed, every key read back empty, and nothing was left unlooked at (or
+       nothing was found; with --dry-run: nothing changed)
+  1    an AWS error, the table / queues / app GUIDs not found, something could not be deleted or came back, or
+       a place was not looked at (--no-scan, a DLQ scan cut short): see the summary; run it again
   2    bad arguments
   130  interrupted (Ctrl-C / SIGTERM): messages the tool had hidden were made visible again; run it again
 
@@ -133,11 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="GUID",
         help="the Kochava app GUIDs to erase under (default: read from the deployed enricher); repeatable",
     )
-    scope.add_argument(
-        "--scan",
-        action="store_true",
-        help="also scan the whole profile table for the device (GUIDs no longer configured, other ids): a full read",
+    scan = scope.add_mutually_exclusive_group()
+    scan.add_argument(
+        "--no-scan",
+        dest="scan",
+        action="store_false",
+        help="do not read the whole profile table (the default does: profiles stored before ids were normalised "
+        "under another spelling, GUIDs no longer configured, other ids); the erase then reports what it did not "
+        "look at and exits 1",
     )
+    scan.add_argument("--scan", dest="scan", action="store_true", help=argparse.SUPPRESS)  # the default now
     erase.add_argument("--dry-run", action="store_true", help="show what would be removed; change nothing")
     erase.add_argument("--reveal", action="store_true", help="print device ids and user ids unmasked")
     return parser
@@ -222,6 +228,9 @@ def _document(args: argparse.Namespace, profiles: ProfileReport, dlqs: list[DlqR
             "keys_tried": profiles.keys_tried,
             "scanned": profiles.scanned,
             "deleted": [{"key": _key_shown(f, reveal), "fields": f.fields} for f in profiles.deleted],
+            "not_looked": profiles.not_looked,
+            "checked_after_delete": profiles.checked,
+            "remaining": [_key_shown(Found(k), reveal) for k in profiles.remaining],
         },
         "dlqs": [
             {
@@ -251,6 +260,12 @@ def _print(ui: Ui, args: argparse.Namespace, profiles: ProfileReport, dlqs: list
     ui.line(f"{profiles.table}: {verb} {len(profiles.deleted)} profile(s) of {profiles.keys_tried} key(s){scanned}")
     for found in profiles.deleted:
         ui.line(f"  {_key_shown(found, reveal)}  held: {', '.join(found.fields)}")
+    if profiles.checked:
+        ui.line(f"  read back {profiles.checked} key(s) after deleting: {len(profiles.remaining)} present")
+    for key in profiles.remaining:
+        ui.line(f"  STILL PRESENT (written back after the delete): {_key_shown(Found(key), reveal)}: run again")
+    for place in profiles.not_looked:
+        ui.line(f"  NOT LOOKED AT: {place}")
     for d in dlqs:
         ui.line(
             f"{d.dlq}: looked at {d.scanned}, {verb} {len(d.deleted)}, "
@@ -266,6 +281,8 @@ def _print(ui: Ui, args: argparse.Namespace, profiles: ProfileReport, dlqs: list
                 + error
             )
     ui.line(f"{'would remove' if dry else 'removed'} {removed_count(profiles, dlqs)} profile(s) and message(s)")
+    if not profiles.complete:
+        ui.line("NOT CONFIRMED: the erase did not look everywhere, or a profile came back (see above)")
     ui.line("not reached by an erase: point-in-time backups (35 days), Kochava's copy: see docs/privacy.md")
 
 
@@ -278,7 +295,7 @@ def cmd_erase(aws: Aws, args: argparse.Namespace, ui: Ui, now_ms: int) -> int:
         devices=devices,
         user_ids=tuple(u.strip() for u in args.user_id),
         bundle=args.app,
-        scan_table=bool(args.scan),
+        scan_table=bool(args.scan) or bool(args.user_id),
         dry_run=bool(args.dry_run),
     )
     profiles = ProfileReport(table=aws.table.name, app_ids_source=aws.app_ids.source)
@@ -296,8 +313,8 @@ def cmd_erase(aws: Aws, args: argparse.Namespace, ui: Ui, now_ms: int) -> int:
     except AWS_ERRORS as exc:
         ui.note(f"error: {mask_text(str(exc))}")
         code = EXIT_ERROR
-    if code == EXIT_OK and any(d.failed or d.truncated for d in dlqs):
-        code = EXIT_ERROR
+    if code == EXIT_OK and (any(d.failed or d.truncated for d in dlqs) or not profiles.complete):
+        code = EXIT_ERROR  # a confirmation run must not pass when something was not looked at or came back
     _print(ui, args, profiles, dlqs)
     ui.document(_document(args, profiles, dlqs, code))
     return code
