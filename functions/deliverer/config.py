@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from functions import envconfig
-from functions.deliverer.delivery import DEFAULT_MAX_ATTEMPTS, RETRY_VISIBILITY_BASE_S
+from functions.deliverer.core import DEFAULT_MAX_ATTEMPTS, RETRY_VISIBILITY_BASE_S
 from functions.names import (
     DELIVERY_QUEUE,
     ENV_BREAKER_HOLD_S,

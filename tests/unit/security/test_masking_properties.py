@@ -107,7 +107,7 @@ def test_the_enricher_logs_a_failed_message_without_the_exceptions_raw_text(caps
 
     record = {"messageId": "m-1", "body": "{}", "messageAttributes": {}}
     with pytest.raises(ValueError, match="could not hand off"):
-        handler.process_record(Runtime(enricher=Boom()), record, Context())  # type: ignore[arg-type]
+        handler.process_record(Runtime(core=Boom()), record, Context())  # type: ignore[arg-type]
     logged = capsys.readouterr().out
     assert "message not fully handed off" in logged and "ValueError" in logged
     assert "u-secret-42" not in logged and "203.0.113.9" not in logged
