@@ -264,10 +264,11 @@ def _common_data(
     user_agent = device.user_agent
     if user_agent:
         data["device_ua"] = encode_user_agent(user_agent)
-    if user_agent or kind != "install":  # post-install spec: device_ver may be ""
+    if user_agent:  # Kochava reads the OS from the agent; device_ver may be "" (its post-install example)
         data["device_ver"] = device_ver(device.model, device.platform, device.os_version)
-    else:  # install spec: Kochava must be able to read the OS version
-        data["device_ver"] = _install_device_ver(device.model, device.platform, device.os_version, warnings)
+    else:  # "S2S without Device UA" (installs and events): Kochava builds the agent, and reads the OS, from it
+        noted = warnings if kind == "install" else None  # an install's attribution depends on it: say so
+        data["device_ver"] = _no_ua_device_ver(device.model, device.platform, device.os_version, noted)
     if app_version:
         data["app_version"] = app_version
     if not MIN_USERTIME_S <= timestamp <= now + USERTIME_MAX_AHEAD_S:
@@ -392,16 +393,18 @@ def device_ver(model: str | None, platform: str, os_version: str | None) -> str:
     return f"{model}-{'iOS' if platform == 'ios' else 'Android'}-{os_version}"
 
 
-def _install_device_ver(model: str | None, platform: str, os_version: str | None, warnings: list[str]) -> str:
-    """An install without a user agent: ``device_ver`` is all Kochava has to read the OS version (its install spec
-    warns about it), so it is built from what is known, the platform's generic model standing in for a missing
-    one, with a warning either way."""
+def _no_ua_device_ver(model: str | None, platform: str, os_version: str | None, warnings: list[str] | None) -> str:
+    """A payload without a user agent: ``device_ver`` is all Kochava has to read the OS version (and, for an iOS
+    14+ device, to know the ATT rule applies), so it is built from what is known, the platform's generic model
+    standing in for a missing one; on installs (``warnings`` given) with a warning either way."""
     if not os_version:
-        warnings.append("Kochava cannot read the OS version: no device.user_agent and no device.os_version")
+        if warnings is not None:
+            warnings.append("Kochava cannot read the OS version: no device.user_agent and no device.os_version")
         return ""
     if not model:
         model = GENERIC_MODEL.get(platform, "Android")
-        warnings.append(f"device.model missing (and no device.user_agent): device_ver sent with model {model!r}")
+        if warnings is not None:
+            warnings.append(f"device.model missing (and no device.user_agent): device_ver sent with model {model!r}")
     return device_ver(model, platform, os_version)
 
 
@@ -695,16 +698,19 @@ def purchase_sum(props: Mapping[str, Any], warnings: list[str]) -> int | float |
         amount = as_number(value)
         if amount is not None:
             if unusable:
-                warnings.append(f"{', '.join(unusable)} not a number: sum taken from properties.{key}")
+                warnings.append(f"{'; '.join(unusable)}: sum taken from properties.{key}")
             return amount
-        unusable.append(f"properties.{key} {str(value)[:40]!r}")
-    amount = _products_total(props.get("products"))
+        unusable.append(f"properties.{key} {str(value)[:40]!r} is not a number")
+    products = props.get("products")
+    amount = _products_total(products)
     if amount is not None:
         if unusable:
-            warnings.append(f"{', '.join(unusable)} not a number: sum taken from properties.products")
+            warnings.append(f"{'; '.join(unusable)}: sum taken from properties.products")
         return amount
+    if products:
+        unusable.append("properties.products: not every product has a numeric price (and quantity)")
     if unusable:
-        warnings.append(f"{', '.join(unusable)} not a number: sum not sent")
+        warnings.append(f"{'; '.join(unusable)}: sum not sent")
     return None
 
 

@@ -258,11 +258,17 @@ def test_install_without_user_agent_or_os_version_says_kochava_cannot_read_the_o
     assert any("Kochava cannot read the OS version" in w for w in out.warnings)
 
 
-def test_with_a_user_agent_or_after_the_install_device_ver_stays_empty_when_incomplete() -> None:
+def test_with_a_user_agent_device_ver_stays_empty_when_incomplete() -> None:
     with_ua = mapped(type="install", device={"os_version": "17.1", "user_agent": UA, "att": {"status": "denied"}})
-    event_without_ua = mapped(device={"os_version": "17.1", **ATT_ASKED})  # post-install spec: device_ver may be ""
-    for out in (with_ua, event_without_ua):
-        assert data_of(out)["device_ver"] == "" and out.warnings == []
+    assert data_of(with_ua)["device_ver"] == "" and with_ua.warnings == []
+
+
+def test_an_event_without_a_user_agent_gets_device_ver_from_what_is_known_too() -> None:
+    """Kochava's "S2S without Device UA" covers install *and* event payloads (issue 24): the OS it reads from
+    device_ver also tells it whether the iOS 14+ ATT rule applies."""
+    event_without_ua = mapped(device={"os_version": "17.1", **ATT_ASKED})
+    assert data_of(event_without_ua)["device_ver"] == "iPhone-iOS-17.1" and event_without_ua.warnings == []
+    assert data_of(mapped(device=ATT_ASKED))["device_ver"] == ""  # nothing known: Kochava's own "" example
 
 
 def _map(item: Any) -> Any:

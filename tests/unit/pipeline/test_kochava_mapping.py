@@ -139,7 +139,9 @@ def test_user_agent_is_percent_encoded_once() -> None:
 
 def test_device_ver_from_model_and_os_and_empty_when_unknown() -> None:
     assert data_of(mapped(device={"model": "iPhone15,2", "os_version": "17.1"}))["device_ver"] == "iPhone15,2-iOS-17.1"
-    assert data_of(mapped(device={"os_version": "17.1"}))["device_ver"] == ""
+    ua = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X)"
+    assert data_of(mapped(device={"os_version": "17.1", "user_agent": ua}))["device_ver"] == ""
+    assert data_of(mapped(device={"model": "iPhone15,2"}))["device_ver"] == ""
 
 
 def test_origination_ip_is_the_device_ip() -> None:
