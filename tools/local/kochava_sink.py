@@ -68,9 +68,10 @@ ATT_DETAILS = frozenset({"authorized", "denied", "restricted", "not_determined"}
 CONSENT_FLAGS = ("gdpr_applies", "ad_user_data", "ad_personalization")
 # What encodeURIComponent leaves as is, plus the escapes themselves: anything else in device_ua was not encoded.
 _RAW_UA_CHAR = re.compile(r"[^A-Za-z0-9\-_.!~*'()%]")
-# The iOS version in a device_ver ("iPhone15,2-iOS-17.1") or a decoded user agent ("iPhone OS 17_1", "CPU OS 16_0").
+# The iOS version in a device_ver ("iPhone15,2-iOS-17.1") or a decoded user agent ("iPhone OS 17_1", "CPU OS 16_0",
+# or the "iPhone-iOS-9.3.4" of Kochava's own install example).
 _DEVICE_VER_IOS = re.compile(r"-iOS-(\d+)")
-_UA_IOS = re.compile(r"\bOS (\d+)[_.]\d")
+_UA_IOS = re.compile(r"(?:\bOS |\biOS[- ])(\d+)[_.]\d")
 
 RequestPredicate = Callable[[RecordedRequest], bool]
 ReplySpec = Reply | int
