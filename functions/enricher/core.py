@@ -337,17 +337,26 @@ class Enricher:
         the stored profiles of those keys, in one read."""
         if self.profile_store is None:
             return
+        legacy: dict[str, str] = {}  # key -> the key of the same device before ids were normalised (issue 22)
         for index, item in enumerate(message.items):
             if not isinstance(item, Event) or index in message.not_allowed:
                 continue
             device_id = profiles.device_key_id(item)
             app_id = self.settings.app_id_for(item.device.platform, item.app.bundle_id if item.app else None)
             if device_id and app_id:
-                message.profile_keys[index] = profiles.profile_key(app_id, item.device.platform, device_id)
+                key = profiles.profile_key(app_id, item.device.platform, device_id)
+                message.profile_keys[index] = key
+                old = profiles.legacy_profile_key(app_id, item.device.platform, device_id)
+                if old != key:
+                    legacy[key] = old
         if not message.profile_keys:
             return
         try:
-            message.profiles.update(self.profile_store.get_many(set(message.profile_keys.values())))
+            found = self.profile_store.get_many(set(message.profile_keys.values()) | set(legacy.values()))
+            for key, old in legacy.items():  # stored before the normalisation: used, then written under `key`
+                if key not in found and old in found:
+                    found[key] = found[old]
+            message.profiles.update(found)
         except Exception as exc:  # throttling, DynamoDB down: enrich without profiles rather than fail the message
             message.tally[m.PROFILE_READ_FAILED] += len(message.profile_keys)
             self.log.warning(
