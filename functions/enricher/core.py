@@ -69,6 +69,7 @@ from functions.pipeline.events import (
 )
 from functions.pipeline.jsontext import compact_json
 from functions.pipeline.masking import redact
+from functions.pipeline.segment import Received
 from functions.pipeline.settings import Settings
 from functions.pipeline.sources import NotAllowed, check_event
 
@@ -131,6 +132,11 @@ class MessageInfo:
             api_key_id=text(ATTR_API_KEY_ID),
         )
 
+    @property
+    def received(self) -> Received:
+        """The request the body came in, as the parser derives a Segment call's missing messageId / timestamp."""
+        return Received(self.request_id, self.received_at_ms)
+
     def attributes(self) -> dict[str, str | int | float]:
         """What a re-queued or dead-lettered event carries on (``api_key_id`` too: a replay is checked again)."""
         out: dict[str, str | int | float] = {ATTR_ROUTE: self.route}
@@ -190,8 +196,9 @@ class Profiles:
 
 def parse(body: str, info: MessageInfo, now: float) -> Message:
     """Step 1: the body as one item per event, counted as received (a re-queued install was counted already)."""
-    items = parse_body(body, route=info.route)
-    message = Message(info=info, now=now, items=items, raws=RawEvents(body, len(items), info.route))
+    items = parse_body(body, route=info.route, received=info.received)
+    raws = RawEvents(body, len(items), info.route, info.received)
+    message = Message(info=info, now=now, items=items, raws=raws)
     if not info.requeued:
         message.tally[m.EVENTS_RECEIVED] += len(items)
     return message
@@ -512,16 +519,17 @@ class RawEvents:
     alone), so the body is decoded again (once) for those rare cases.
     """
 
-    def __init__(self, body: str, count: int, route: Route = "native") -> None:
+    def __init__(self, body: str, count: int, route: Route = "native", received: Received | None = None) -> None:
         self._body = body
         self._count = count
         self._route = route
+        self._received = received
         self._events: list[Any] | None = None
 
     def body_of(self, index: int) -> str:
         if self._events is None:
             # lenient like parse_body: a sibling's lone surrogate must not make this raise
-            self._events = raw_events(load_document(self._body), self._route)
+            self._events = raw_events(load_document(self._body), self._route, self._received)
             if len(self._events) != self._count:  # cannot happen with parse_body's one-item-per-event promise
                 raise RuntimeError("raw events and parsed events are not aligned")
         return compact_json(self._events[index])

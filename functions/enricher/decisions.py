@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 from functions.messages import OutgoingMessage
 from functions.pipeline import profiles
-from functions.pipeline.events import Event, FilteredCall, Parsed, Rejection
+from functions.pipeline.events import Event, FilteredCall, Parsed, Rejection, parse_warnings
 from functions.pipeline.jsontext import compact_json
 from functions.pipeline.kochava import Outcome, to_kochava
 
@@ -122,6 +122,7 @@ def decide(
         return Decided(letter)
     event, filled = profiles.fill_from_profile(item, profile)
     outcome = to_kochava(event, settings, now=now)
+    outcome.warnings[:0] = parse_warnings(item)  # a Segment call's derived messageId / timestamp, say so
     if outcome.status == "rejected":
         reason = outcome.reason or "rejected"
         letter = DeadLetter(body_of(index), reason, outcome.field, outcome.message, item.uuid, name)
