@@ -327,18 +327,27 @@ class Enricher:
         keys: list[str | None] = [None] * len(message.items)
         if self.profile_store is None:
             return Profiles(keys)
+        legacy: dict[str, str] = {}  # key -> the key of the same device before ids were normalised (issue 22)
         for index, item in enumerate(message.items):
             if not isinstance(item, Event) or not_allowed[index] is not None:
                 continue
             device_id = profiles.device_key_id(item)
             app_id = self.settings.app_id_for(item.device.platform, item.app.bundle_id if item.app else None)
             if device_id and app_id:
-                keys[index] = profiles.profile_key(app_id, item.device.platform, device_id)
+                key = profiles.profile_key(app_id, item.device.platform, device_id)
+                keys[index] = key
+                old = profiles.legacy_profile_key(app_id, item.device.platform, device_id)
+                if old != key:
+                    legacy[key] = old
         wanted = {key for key in keys if key}
         if not wanted:
             return Profiles(keys)
         try:
-            return Profiles(keys, dict(self.profile_store.get_many(wanted)))
+            found = dict(self.profile_store.get_many(wanted | set(legacy.values())))
+            for key, old in legacy.items():  # stored before the normalisation: used, then written under `key`
+                if key not in found and old in found:
+                    found[key] = found[old]
+            return Profiles(keys, found)
         except Exception as exc:  # throttling, DynamoDB down: enrich without profiles rather than fail the message
             read = sum(1 for key in keys if key)
             message.tally[m.PROFILE_READ_FAILED] += read

@@ -16,7 +16,10 @@ Paths (``functions.names.INGEST_PATHS``): ``POST /v1/events`` (route ``native``)
    judges each call, so one bad call never costs a library its batch). The body is read as JSON under every
    ``Content-Type`` of ``names.body_media_types`` (one request template and one request model each: on the Segment
    HTTP API paths also ``application/x-www-form-urlencoded`` and ``text/plain``, which libraries send; a missing
-   header is ``application/json`` to API Gateway); any other type is ``415`` (passthrough ``NEVER``);
+   header is ``application/json`` to API Gateway); any other type is ``415`` (passthrough ``NEVER``). Both per
+   AWS's docs as read on 2026-12-07: "Method request behavior for payloads without mapping templates" (no
+   Content-Type: API Gateway defaults to application/json and uses its template; NEVER: an unmapped type is 415)
+   and "Payload compression for REST APIs" (a compressed body is decompressed before the mapping template);
 4. a direct SQS ``SendMessage`` integration sends the body, URL-encoded, exactly as received - except that a
    single-call path sets the call's ``type`` to the path's (``call_body_template``) - with the message attributes
    ``request_id``, ``received_at_ms``, ``route`` and (API keys) ``api_key_id`` (docs/DESIGN.md);

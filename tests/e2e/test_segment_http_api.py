@@ -15,6 +15,9 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from requests.structures import CaseInsensitiveDict
 
 from functions.names import (
     INGEST_PATHS,
@@ -35,6 +38,9 @@ CALL = {
     "properties": {"revenue": 9.5},
     "context": {"device": {"type": "ios", "id": "3F2504E0-4F89-11D3-9A0C-0305E82C3301"}},
 }
+
+
+VALIDATORS = load_validators()
 
 
 class RecordingSqs:
@@ -282,3 +288,26 @@ def test_every_path_of_the_table_is_served(api: Api) -> None:
             }
         response = api.post(spec.path, body, headers)
         assert response.status_code == (200 if spec.segment_api else 202), (spec.path, response.text)
+
+
+_header_names = st.sampled_from(["content-type", "content-encoding", "x-forwarded-for", "user-agent", "x-write-key"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    path=st.sampled_from([spec.path for spec in INGEST_PATHS]),
+    headers=st.dictionaries(_header_names, st.text(max_size=30)),
+    write_key=st.sampled_from([KEY, BOUND_KEY, "", "nope"]),
+    extra=st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=3),
+)
+def test_without_a_key_header_nothing_is_ever_queued_whatever_the_body_says(
+    path: str, headers: dict[str, str], write_key: str, extra: dict[str, str]
+) -> None:
+    """Invariant: a caller that sends no key header (x-api-key / Authorization) cannot put anything on the queue, even
+    with a valid write key in the body; the answer is 401 with how to send the key."""
+    sqs = RecordingSqs()
+    api = IngestApi(sqs, "http://q", KEYS, VALIDATORS)
+    body = json.dumps({"batch": [CALL], **extra, "writeKey": write_key}).encode()
+    answer = api.handle("POST", path, CaseInsensitiveDict(headers), body, len(body))
+    assert (answer.status, answer.document["message"]) == (401, MISSING_KEY_MESSAGE)
+    assert sqs.calls == []

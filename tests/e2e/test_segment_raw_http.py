@@ -155,3 +155,16 @@ def test_a_gzipped_batch_with_batch_level_context_and_sent_at(run: Run, posted: 
     assert a["usertime"] == epoch("2026-11-20T07:00:00+00:00")
     assert abs(b["usertime"] - (batch.received_s - 60)) <= 1, "originalTimestamp 60 s before the batch's sentAt"
     assert (c["event_name"], c["usertime"]) == ("Screen View", int(batch.received_s))
+
+
+def test_tools_trace_finds_a_call_sent_without_message_id_by_request_id_and_position(
+    run: Run, posted: dict[str, Posted]
+) -> None:
+    """What README tells a sender: take request_id from the 200 answer, trace '<request_id>#<position>'."""
+    from tests.e2e.test_trace import tool
+
+    ids = [posted["track_minimal"].derived_id(0), posted["page"].derived_id(0), posted["batch"].derived_id(2)]
+    done = tool("tools.trace", run, "--lambda-log", str(run.lambda_log), "--json", *ids)
+    assert done.returncode == 0, done.stdout + done.stderr
+    statuses = {d["uuid"]: d["status"] for d in map(json.loads, done.stdout.splitlines())}
+    assert statuses == {ids[0]: "delivered", ids[1]: "filtered", ids[2]: "delivered"}
