@@ -4,10 +4,10 @@ A backend that only knows a device's id (a server-side purchase, a subscription 
 ``device.platform`` + ``device.id`` and nothing else: the enricher fills the advertising id, IP, user agent,
 ATT state... from the richest context it has seen for that device, so Kochava can still match and attribute it.
 
-The profile is keyed by app + platform + device id (:func:`profile_key`). Pure functions, no I/O, no clock read:
-the store is ``functions/adapters/profiles_dynamodb.py``; the enricher reads the profiles of a whole message,
-applies these rules event by event **in order** (an install early in a batch enriches a purchase later in it)
-and writes the changed profiles back.
+The profile is keyed by app + platform + device id, the id normalised (:func:`profile_key`). Pure functions, no I/O,
+no clock read: the store is ``functions/adapters/profiles_dynamodb.py``; the enricher reads the profiles of a whole
+message, applies these rules event by event **in order** (an install early in a batch enriches a purchase later in
+it) and writes the changed profiles back.
 
 Rules (docs/enricher.md repeats them for mobile teams):
 
@@ -93,10 +93,31 @@ REMEMBERED: Final = (*FIELDS, *CONSENT_FIELDS)
 ATT_STATUSES: Final = frozenset({"authorized", "denied", "restricted", "not_determined"})
 
 
+def normalize_device_id(device_id: str) -> str:
+    """A device id as profiles are keyed by it: trimmed and case-folded, so every spelling an SDK or a backend sends
+    (IDFVs upper case from one, lower case from another) is one profile, and an erase finds it by any spelling.
+
+    >>> normalize_device_id(" Priv-Dev-1 ")
+    'priv-dev-1'
+    """
+    return device_id.strip().casefold()
+
+
 def profile_key(app_id: str, platform: str, device_id: str) -> str:
-    """The table key: ``{app}#{platform}#{device id}``.
+    """The table key: ``{app}#{platform}#{device id}``, the id normalised (:func:`normalize_device_id`).
 
     >>> profile_key("koapp-guid", "ios", "IDFV-1")
+    'koapp-guid#ios#idfv-1'
+    """
+    return f"{app_id}#{platform}#{normalize_device_id(device_id)}"
+
+
+def legacy_profile_key(app_id: str, platform: str, device_id: str) -> str:
+    """The key a profile had before ids were normalised (issue 22): the id exactly as the event carried it. The
+    enricher still reads it (a profile found only there is used and written back under :func:`profile_key`) until
+    such profiles have expired (``profileTtlDays`` after the upgrade); ``tools.privacy`` scans for every spelling.
+
+    >>> legacy_profile_key("koapp-guid", "ios", "IDFV-1")
     'koapp-guid#ios#IDFV-1'
     """
     return f"{app_id}#{platform}#{device_id}"
