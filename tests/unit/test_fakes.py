@@ -14,6 +14,7 @@ from tests import fakes
 
 FAKES: dict[str, type] = {
     "MessageSender": fakes.FakeSender,
+    "RecordBackOff": fakes.FakeRecordBackOff,
     "ProfileStore": fakes.FakeProfileStore,
     "AdServicesClient": fakes.FakeAdServices,
     "KochavaClient": fakes.FakeKochava,

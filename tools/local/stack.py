@@ -30,7 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from functions import names as r
-from functions.deliverer.delivery import RETRY_VISIBILITY_BASE_S
+from functions.deliverer.core import RETRY_VISIBILITY_BASE_S
 from functions.pipeline import envelope
 from functions.pipeline.breaker import BreakerPolicy
 from functions.pipeline.settings import Settings, SettingsError
@@ -145,15 +145,19 @@ def scaled_deliverer_environment(time_scale: float) -> dict[str, str]:
     }
 
 
-def event_keys(body: bytes, route: str, request_id: str) -> list[AcceptedEvent]:
-    """The events of an accepted body, with what the pure mapping predicts (only "filtered" is used)."""
+def event_keys(body: bytes, route: str, request_id: str, received_at_ms: int | None = None) -> list[AcceptedEvent]:
+    """The events of an accepted body, with what the pure mapping predicts (only "filtered" is used); a Segment
+    call without messageId is keyed by the id the enricher derives for it (request id + position)."""
     from functions.pipeline.events import FilteredCall, Rejection, parse_body
     from functions.pipeline.kochava import to_kochava
+    from functions.pipeline.segment import Received
     from functions.pipeline.settings import Settings
 
     settings = Settings.from_env(os.environ)
     out = []
-    for index, item in enumerate(parse_body(body, route="segment" if route == r.ROUTE_SEGMENT else "native")):
+    received = Received(request_id, received_at_ms)
+    parsed = parse_body(body, route="segment" if route == r.ROUTE_SEGMENT else "native", received=received)
+    for index, item in enumerate(parsed):
         if isinstance(item, Rejection):
             uuid, predicted, name = item.uuid, "rejected", item.event_name
         elif isinstance(item, FilteredCall):  # Segment page / group / alias: shown in the report by call type
@@ -420,7 +424,7 @@ class LocalStack:
         """Every event of every accepted body (parsed when asked, not on the API's hot path)."""
         with self._ledger_lock:
             requests_ = list(self.requests)
-        return [event for a in requests_ for event in event_keys(a.body, a.route, a.request_id)]
+        return [event for a in requests_ for event in event_keys(a.body, a.route, a.request_id, a.received_at_ms)]
 
     def _on_batch(self, result: BatchResult) -> None:
         if result.queue_key != r.DELIVERY_QUEUE.key:

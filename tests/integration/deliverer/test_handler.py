@@ -7,6 +7,7 @@ DLQ and visibility changes, the environment read by the runtime."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import orjson
@@ -24,7 +25,7 @@ from functions.names import (
     ENV_DELIVERER_RETRY_BASE_S,
 )
 from functions.pipeline import reasons
-from tests.integration.deliverer.support import FakeContext, Stack
+from tests.integration.deliverer.support import FAST_POLICY, FakeContext, Stack
 from tests.samples.deliverer import event_body
 from tools.local.kochava_sink import IDENTITYLINK_PATH, TRACK_PATH
 from tools.local.stub_http import Reply
@@ -110,7 +111,7 @@ def test_read_timeout_is_transient_and_backs_off_with_the_receive_count(stack: S
 
     started = time.monotonic()
     response = stack.invoke(event)
-    assert time.monotonic() - started < 2  # one read timeout (0.5 s), no immediate re-POST
+    assert time.monotonic() - started < 5  # one read timeout (0.5 s), no retry wait (loose: a busy machine)
 
     assert len(response["batchItemFailures"]) == 1
     assert len(stack.sink.requests) == 1  # a read timeout is never re-POSTed at once
@@ -168,18 +169,23 @@ def test_400_goes_to_the_dlq_at_once_with_reason_status_and_body(stack: Stack) -
 
 
 def test_records_are_sent_concurrently_over_kept_alive_connections(stack: Stack) -> None:
-    stack.sink.latency_s = 0.3
+    # Kochava takes 2 s to answer: sent one after the other, the last POST would arrive 18 s after the first. Sent
+    # concurrently, every POST arrives before the first answer (what is asserted: not a wall-clock bound on the
+    # whole invocation, which a busy machine, e.g. another pytest-xdist worker, would stretch).
+    stack.use_runtime(http_policy=dataclasses.replace(FAST_POLICY, read_timeout_s=5.0))
+    stack.sink.latency_s = 2.0
     stack.send(*[event_body(f"c-{i}") for i in range(10)])
     event = stack.receive()
     assert len(event["Records"]) == 10
 
-    started = time.monotonic()
     assert stack.invoke(event) == {"batchItemFailures": []}
-    elapsed = time.monotonic() - started
-    assert elapsed < 1.5, f"10 records x 0.3 s took {elapsed:.2f} s: not concurrent"
+    arrivals = sorted(r.received_at for r in stack.sink.requests)
+    assert len(arrivals) == 10
+    assert arrivals[-1] - arrivals[0] < stack.sink.latency_s, f"POSTs spread over {arrivals[-1] - arrivals[0]:.2f} s"
     first_connections = stack.sink.connections_opened
     assert first_connections <= 10
 
+    stack.sink.latency_s = 0.0
     stack.send(*[event_body(f"d-{i}") for i in range(10)])
     assert stack.run_once() == {"batchItemFailures": []}
     assert stack.sink.connections_opened == first_connections  # the second batch reused the pool

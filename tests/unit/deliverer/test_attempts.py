@@ -1,6 +1,6 @@
 """How many tries a delivery gets, and what happens to a record that is not delivered, on in-memory ports.
 
-The rules (``functions/deliverer/delivery.py``, docs/deliverer.md): ``DELIVERER_MAX_ATTEMPTS`` real POST attempts
+The rules (``functions/deliverer/core.py``, docs/deliverer.md): ``DELIVERER_MAX_ATTEMPTS`` real POST attempts
 per message, then ``retries_exhausted``; with the breaker those attempts are counted by the breaker store, so the
 receives a record collected while it was held never use them up; a held record goes back to the queue invisible
 for a hold (not the transient back-off); whatever would outlive the queue's retention or reach its
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from functions.deliverer.delivery import BatchReport, Deliverer
+from functions.deliverer.core import BatchReport, Deliverer
 from functions.deliverer.outage import KochavaBreaker
 from functions.messages import DeliveryRecord
 from functions.names import ATTR_ERROR, ATTR_REASON
