@@ -72,6 +72,39 @@ INGEST_PATHS = (
 )
 INGEST_PATHS_BY_PATH = {p.path: p for p in INGEST_PATHS}
 BODY_MODELS = tuple(dict.fromkeys(p.body_model for p in INGEST_PATHS))
+# The request media types the Segment HTTP Tracking API paths (``segment_api``) read as JSON, exactly as listed: the
+# deployed integration has one request template (and request model) per entry, tools/local/api.py accepts exactly
+# these. The libraries do not all say JSON: @rudderstack/rudder-sdk-node sets no Content-Type, so its HTTP client
+# (axios) sends application/x-www-form-urlencoded; curl's -d sends that too. A request without a Content-Type is
+# application/json (API Gateway's default). The other paths take application/json only. API Gateway picks a template
+# by the header as sent, so the charset spellings clients use are listed one by one (local matching is exact too).
+_MEDIA_TYPES = ("application/json", "application/x-www-form-urlencoded", "text/plain")
+_CHARSET_SUFFIXES = ("", "; charset=utf-8", ";charset=utf-8", "; charset=UTF-8", ";charset=UTF-8")
+JSON_MEDIA_TYPE = "application/json"
+SEGMENT_BODY_MEDIA_TYPES = tuple(media + suffix for media in _MEDIA_TYPES for suffix in _CHARSET_SUFFIXES)
+NATIVE_BODY_MEDIA_TYPES = tuple(JSON_MEDIA_TYPE + suffix for suffix in _CHARSET_SUFFIXES)
+
+
+def body_media_types(spec: IngestPath) -> tuple[str, ...]:
+    """The ``Content-Type`` values a path reads its body as JSON under (a missing header is ``application/json``).
+
+    >>> len(body_media_types(INGEST_PATHS_BY_PATH["/v1/batch"])), body_media_types(INGEST_PATHS[0])[0]
+    (15, 'application/json')
+    """
+    return SEGMENT_BODY_MEDIA_TYPES if spec.segment_api else NATIVE_BODY_MEDIA_TYPES
+
+
+# No API key at all (no x-api-key header on the native paths, no Authorization header on the Segment paths): API
+# Gateway answers without calling the authorizer, with this status and message (the UNAUTHORIZED gateway response);
+# tools/local answers the same. A ``writeKey`` in the body cannot stand for the key: the authorizer never sees the body
+# and the API has no Lambda per request (README "Already using Segment or RudderStack?").
+MISSING_KEY_STATUS = 401
+MISSING_KEY_MESSAGE = (
+    "Unauthorized: no API key. Send the write key as the HTTP Basic user name with an empty password "
+    "(Authorization: Basic base64(key + ':')) on the Segment paths (/v1/batch, /v1/track...), or the x-api-key "
+    "header on /v1/events and /v1/segment; a writeKey in the body is not read"
+)
+
 # The request header carrying the API key: `x-api-key` on the native paths, `Authorization: Basic` on the
 # Segment-compatible ones (the deployed API's authorizer reads exactly this one, see functions/authorizer).
 API_KEY_HEADER = "x-api-key"
@@ -140,7 +173,7 @@ class QueueSpec:
 # one by one) waits 1 min, 5 min, 25 min, 2 h, 10 h, 12 h between them (functions/enricher/retry.py), so about
 # 25 hours of trouble pass before SQS redrives it: the same day-long target as a Kochava outage.
 INGEST_QUEUE = QueueSpec(key="ingest", consumer_timeout_s=30, batch_size=10, batching_window_s=1, max_receive_count=7)
-# The delivery queue holds events through a Kochava outage (functions/deliverer/breaker.py): each hold costs a
+# The delivery queue holds events through a Kochava outage (functions/pipeline/breaker.py): each hold costs a
 # receive, so its maxReceiveCount is high; 900 receives at the 360 s visibility timeout (a consumer crashing on a
 # message every time) take 90 h, less than the 96 h retention, so SQS still redrives such a message before it
 # could expire. The arithmetic: docs/deliverer.md#kochava-outages.
@@ -190,19 +223,26 @@ ENV_DELIVERY_DLQ_URL = "DELIVERY_DLQ_URL"
 ENV_PROFILE_TABLE = "PROFILE_TABLE_NAME"
 ENV_IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE_NAME"
 ENV_MAX_RECEIVE_COUNT = "MAX_RECEIVE_COUNT"
-# JSON object {"<API key id>": ["<bundle id or Kochava app GUID>", ...]}: the apps each source (API key) may send to;
-# a key not listed may send to any app. Built by the stack from the `sourceApps` context key (key names -> apps).
+# JSON object {"<API key id>": ["<bundle id or Kochava app GUID>", ...]}: the apps each source (API key) may send to,
+# decided on the GUID an event goes to (functions/pipeline/sources.py). Built by the stack from the `sourceApps`
+# context key (key names -> apps).
 ENV_SOURCE_APPS = "SOURCE_APPS"
+# "true" | "false": once any key is bound, may a key that is not send anything? (the `requireBoundKeys` context key)
+ENV_REQUIRE_BOUND_KEYS = "REQUIRE_BOUND_KEYS"
 # Days a device profile is kept after the device was last seen (default PROFILE_TTL_S).
 ENV_PROFILE_TTL_DAYS = "PROFILE_TTL_DAYS"
 ENV_DELIVERER_MAX_WORKERS = "DELIVERER_MAX_WORKERS"
 # Seconds (> 0, may be fractional) of the deliverer's first SQS retry backoff, doubled per receive; default 30.
 # tools/local sets it scaled down like its queues' visibility timeouts.
 ENV_DELIVERER_RETRY_BASE_S = "DELIVERER_RETRY_BASE_S"
-# The deliverer's Kochava circuit breaker (functions/deliverer/breaker.py); tools/local scales the durations.
+# The deliverer's Kochava circuit breaker (functions/pipeline/breaker.py); tools/local scales the durations.
 ENV_DELIVERY_STATE_TABLE = "DELIVERY_STATE_TABLE_NAME"
 ENV_DELIVERER_MAX_ATTEMPTS = "DELIVERER_MAX_ATTEMPTS"  # real POST attempts before retries_exhausted (default 5)
-ENV_BREAKER_THRESHOLD = "KOCHAVA_BREAKER_THRESHOLD"  # transient failures in a row that open the breaker
+# The breaker opens when this many distinct events (default 5) from KOCHAVA_BREAKER_MIN_DEVICES distinct devices
+# (default 3) failed transiently within KOCHAVA_BREAKER_WINDOW_S (default 60) with no delivery in it.
+ENV_BREAKER_THRESHOLD = "KOCHAVA_BREAKER_THRESHOLD"
+ENV_BREAKER_MIN_DEVICES = "KOCHAVA_BREAKER_MIN_DEVICES"
+ENV_BREAKER_WINDOW_S = "KOCHAVA_BREAKER_WINDOW_S"
 ENV_BREAKER_PROBE_INTERVAL_S = "KOCHAVA_BREAKER_PROBE_INTERVAL_S"  # one probe per interval while open
 ENV_BREAKER_HOLD_S = "KOCHAVA_BREAKER_HOLD_S"  # how long a held record stays invisible
 ENV_DELIVERY_RETENTION_S = "DELIVERY_QUEUE_RETENTION_S"  # the delivery queue's retention (held records give up)

@@ -1,6 +1,6 @@
 """The ports: the small Protocols the enricher and deliverer cores depend on, and the values that cross them.
 
-The cores (``functions/enricher/core.py``, ``functions/deliverer/delivery.py``) are written against these and
+The cores (``functions/enricher/core.py``, ``functions/deliverer/core.py``) are written against these and
 nothing else of the outside world. ``functions/adapters/`` implements them on boto3 and requests; the tests pass
 in-memory fakes (``tests/fakes.py``), so the cores have fast unit tests without moto or HTTP.
 
@@ -16,6 +16,8 @@ port                      used by                                      adapter
 :class:`DeliveryQueue`    deliverer (dead-letter, back off)            :class:`functions.adapters.sqs.SqsDeliveryQueue`
 :class:`BreakerStore`     deliverer (the shared Kochava breaker,       ``adapters.breaker_dynamodb``
                           attempts per message)
+:class:`RecordBackOff`    enricher (a record that could not be handed  :class:`functions.adapters.sqs.SqsBackOff`
+                          off, hidden for a while: ``functions.batch``)
 ========================  ===========================================  ==========================================
 
 Example (a fake satisfies a port structurally):
@@ -52,6 +54,16 @@ class MessageSender(Protocol):
     def send(self, queue_url: str, messages: Sequence[OutgoingMessage]) -> list[Refused]:
         """Send every message; return those the queue refuses for good (in input order); raise
         :class:`~functions.messages.SendError` when some still fail transiently after the retries."""
+        ...
+
+
+class RecordBackOff(Protocol):
+    """Hides a record of the queue being processed for a while (SQS ``ChangeMessageVisibility``), so SQS
+    redelivers it later than its visibility timeout."""
+
+    def back_off(self, receipt_handle: str, visibility_timeout_s: int) -> bool:
+        """Whether SQS took it (if not, the record comes back after the queue's visibility timeout: sooner, not
+        lost). Never raises."""
         ...
 
 
@@ -170,32 +182,19 @@ class DeliveryQueue(Protocol):
 class BreakerStore(Protocol):
     """The shared breaker and the per-message attempt counts (DynamoDB: ``adapters/breaker_dynamodb.py``).
 
-    Every write that changes the breaker is conditional, so among concurrent invocations exactly one opens it,
-    claims a probe slot or closes it (True), the others learn they lost (False).
+    The breaker is one record with a version. Every write is conditional on the version the writer read, so among
+    concurrent invocations exactly one opens it, claims a probe slot or closes it; the others learn they lost
+    (False), read again and decide again (``deliverer/outage.py``).
     """
 
-    def read(self) -> BreakerState:
-        """The breaker as stored (an eventually consistent read: one per batch); :data:`CLOSED` when absent."""
+    def read(self, *, consistent: bool = False) -> BreakerState:
+        """The breaker as stored (an eventually consistent read, one per batch, unless ``consistent``);
+        :data:`CLOSED` (version 0) when absent."""
         ...
 
-    def add_failures(self, count: int, *, now: float) -> int:
-        """Add ``count`` transient failures in a row; the new total."""
-        ...
-
-    def reset_failures(self) -> None:
-        """A delivery happened: the failures in a row start again from 0 (only while closed)."""
-        ...
-
-    def open(self, *, now: float, probe_after: float) -> bool:
-        """Open the breaker unless it is open already; True when this call opened it."""
-        ...
-
-    def claim_probe(self, *, now: float, next_probe_after: float) -> bool:
-        """Take the probe slot due at or before ``now`` (the next one is due at ``next_probe_after``)."""
-        ...
-
-    def close(self, *, now: float) -> bool:
-        """Close the breaker if it is open; True when this call closed it."""
+    def write(self, state: BreakerState, *, expected_version: int, now: float) -> bool:
+        """Store ``state`` (its version becomes ``expected_version + 1``) if the stored version is still
+        ``expected_version`` (0: absent); False when another writer came first."""
         ...
 
     def count_attempt(self, message_id: str, *, now: float) -> int:

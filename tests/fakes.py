@@ -20,6 +20,9 @@ fake                         mirrors
                              ``in_progress``; the store can be down (raises)
 :class:`FakeDeliveryQueue`   ``adapters.sqs.SqsDeliveryQueue``: dead letters kept, or :class:`SendError`; back-offs
                              kept, or refused (False)
+:class:`FakeBreakerStore`    ``adapters.breaker_dynamodb``: one versioned breaker record, written only on the
+                             version read (else False); attempts counted per message id; reads and writes can
+                             raise (the table down)
 :class:`FakeLog`             the slice of Powertools' ``Logger`` the enricher uses
 ===========================  ==================================================================================
 
@@ -37,12 +40,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from functions.adapters.profiles_dynamodb import ProfileStoreError
 from functions.messages import DeliveryRecord, OutgoingMessage, Refused, SendError
 from functions.names import SQS_MAX_MESSAGE_BYTES
+from functions.pipeline.breaker import CLOSED, BreakerState
 from functions.pipeline.envelope import Envelope, Kind
 from functions.pipeline.profiles import Profile
 from functions.ports import AdServicesResult, KochavaResult, SendAnswer
@@ -300,6 +304,52 @@ class FakeDeliveryQueue:
                 return False
             self.back_offs.append((record.message_id, visibility_timeout_s))
             return True
+
+
+@dataclass
+class FakeBreakerStore:
+    """A :class:`~functions.ports.BreakerStore` in memory: the breaker record and the attempts per message.
+
+    ``writes`` keeps every state written (in order); ``lose_next_writes`` makes the next writes lose the race as if
+    another invocation had written first (the stored version moves on, the state is unchanged).
+    """
+
+    state: BreakerState = CLOSED
+    attempts: dict[str, int] = field(default_factory=dict)
+    writes: list[BreakerState] = field(default_factory=list)
+    error: Exception | None = None  # raised by every call: DynamoDB is down
+    lose_next_writes: int = 0
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def read(self, *, consistent: bool = False) -> BreakerState:
+        with self._lock:
+            self._fail()
+            return self.state
+
+    def write(self, state: BreakerState, *, expected_version: int, now: float) -> bool:
+        with self._lock:
+            self._fail()
+            if self.lose_next_writes:
+                self.lose_next_writes -= 1
+                self.state = replace(self.state, version=self.state.version + 1)
+                return False
+            if self.state.version != expected_version:
+                return False
+            self.state = replace(state, version=expected_version + 1)
+            self.writes.append(self.state)
+            return True
+
+    def count_attempt(self, message_id: str, *, now: float) -> int:
+        with self._lock:
+            self._fail()
+            self.attempts[message_id] = self.attempts.get(message_id, 0) + 1
+            return self.attempts[message_id]
+
+    def _fail(self) -> None:
+        if self.error is not None:
+            raise self.error
 
 
 # --- The enricher's log ----------------------------------------------------------------------------------------

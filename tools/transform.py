@@ -32,7 +32,15 @@ from typing import Any, BinaryIO
 import orjson
 
 from functions.pipeline.contract import parse_timestamp
-from functions.pipeline.events import FilteredCall, Parsed, Rejection, Route, parse_body, parse_event
+from functions.pipeline.events import (
+    FilteredCall,
+    Parsed,
+    Rejection,
+    Route,
+    parse_body,
+    parse_event,
+    parse_warnings,
+)
 from functions.pipeline.kochava import to_kochava
 from functions.pipeline.settings import Settings, SettingsError
 from functions.pipeline.sources import check_event
@@ -166,7 +174,9 @@ def transform(
         else:
             denied = check_event(settings, api_key_id, item, route) if api_key_id else None
             if denied is None:
-                yield to_kochava(item, settings, now).to_line()
+                outcome = to_kochava(item, settings, now)
+                outcome.warnings[:0] = parse_warnings(item)  # a Segment call's derived timestamp, as the enricher
+                yield outcome.to_line()
             else:
                 yield rejection_line(Rejection(denied.reason, denied.message, denied.field, None, uuid=item.uuid))
 

@@ -18,12 +18,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from functions import envconfig
-from functions.deliverer.delivery import DEFAULT_MAX_ATTEMPTS, RETRY_VISIBILITY_BASE_S
+from functions.deliverer.core import DEFAULT_MAX_ATTEMPTS, RETRY_VISIBILITY_BASE_S
 from functions.names import (
     DELIVERY_QUEUE,
     ENV_BREAKER_HOLD_S,
+    ENV_BREAKER_MIN_DEVICES,
     ENV_BREAKER_PROBE_INTERVAL_S,
     ENV_BREAKER_THRESHOLD,
+    ENV_BREAKER_WINDOW_S,
     ENV_DELIVERER_MAX_ATTEMPTS,
     ENV_DELIVERER_MAX_WORKERS,
     ENV_DELIVERER_RETRY_BASE_S,
@@ -51,7 +53,9 @@ class DelivererConfig:
     retry_base_s: float = RETRY_VISIBILITY_BASE_S  # first SQS backoff of a transient failure, doubled per attempt
     max_attempts: int = DEFAULT_MAX_ATTEMPTS  # real POST attempts before retries_exhausted
     state_table: str | None = None  # the Kochava breaker's table; None: no breaker (attempts = SQS receives)
-    breaker_threshold: int = _BREAKER.failure_threshold
+    breaker_threshold: int = _BREAKER.min_events  # distinct failing events that open the breaker
+    breaker_min_devices: int = _BREAKER.min_sources
+    breaker_window_s: float = _BREAKER.window_s
     probe_interval_s: float = _BREAKER.probe_interval_s
     hold_s: float = _BREAKER.hold_s
     retention_s: float = _BREAKER.retention_s
@@ -59,7 +63,9 @@ class DelivererConfig:
     def breaker_policy(self) -> BreakerPolicy:
         """The breaker's policy from these settings."""
         return BreakerPolicy(
-            failure_threshold=self.breaker_threshold,
+            min_events=self.breaker_threshold,
+            min_sources=self.breaker_min_devices,
+            window_s=self.breaker_window_s,
             probe_interval_s=self.probe_interval_s,
             hold_s=self.hold_s,
             retention_s=self.retention_s,
@@ -84,7 +90,9 @@ class DelivererConfig:
             retry_base_s=envconfig.positive_float(env, ENV_DELIVERER_RETRY_BASE_S, RETRY_VISIBILITY_BASE_S),
             max_attempts=envconfig.positive_int(env, ENV_DELIVERER_MAX_ATTEMPTS, DEFAULT_MAX_ATTEMPTS),
             state_table=envconfig.optional(env, ENV_DELIVERY_STATE_TABLE),
-            breaker_threshold=envconfig.positive_int(env, ENV_BREAKER_THRESHOLD, _BREAKER.failure_threshold),
+            breaker_threshold=envconfig.positive_int(env, ENV_BREAKER_THRESHOLD, _BREAKER.min_events),
+            breaker_min_devices=envconfig.positive_int(env, ENV_BREAKER_MIN_DEVICES, _BREAKER.min_sources),
+            breaker_window_s=envconfig.positive_float(env, ENV_BREAKER_WINDOW_S, _BREAKER.window_s),
             probe_interval_s=envconfig.positive_float(env, ENV_BREAKER_PROBE_INTERVAL_S, _BREAKER.probe_interval_s),
             hold_s=envconfig.positive_float(env, ENV_BREAKER_HOLD_S, _BREAKER.hold_s),
             retention_s=envconfig.positive_float(env, ENV_DELIVERY_RETENTION_S, _BREAKER.retention_s),

@@ -5,21 +5,24 @@ The store is never allowed to stop deliveries: when it cannot be read the batch 
 closed (the idempotency store, on the same DynamoDB, decides whether a send is possible at all), and a failed
 write is reported in :attr:`Observation.error` for the handler to log.
 
-Example (with an in-memory store):
-    >>> from functions.pipeline.breaker import BreakerPolicy, BreakerState
+Every change is computed by a pure rule of :mod:`functions.pipeline.breaker` from the state as read, and written
+with a condition on the version read (:meth:`~functions.ports.BreakerStore.write`); when another invocation wrote
+first, the state is read again (consistently) and the rule applied again, a few times at most. So among concurrent
+invocations exactly one opens the breaker, claims a probe or closes it.
+
+Example (with the in-memory store of the tests, ``tests/fakes.py``, here a tiny one):
+    >>> from functions.pipeline.breaker import BreakerPolicy, BreakerState, Failure
     >>> class Memory:
-    ...     state, attempts = BreakerState(), {}
-    ...     def read(self): return self.state
-    ...     def add_failures(self, count, *, now):
-    ...         self.state = BreakerState(failures=self.state.failures + count); return self.state.failures
-    ...     def reset_failures(self): self.state = BreakerState()
-    ...     def open(self, *, now, probe_after):
-    ...         self.state = BreakerState(is_open=True, opened_at=now, probe_after=probe_after); return True
-    ...     def claim_probe(self, *, now, next_probe_after): return False
-    ...     def close(self, *, now): self.state = BreakerState(closed_at=now); return True
+    ...     state = BreakerState()
+    ...     def read(self, *, consistent=False): return self.state
+    ...     def write(self, state, *, expected_version, now):
+    ...         if self.state.version != expected_version: return False
+    ...         self.state = dataclasses.replace(state, version=expected_version + 1); return True
     ...     def count_attempt(self, message_id, *, now): return 1
-    >>> breaker = KochavaBreaker(Memory(), BreakerPolicy(failure_threshold=3))
-    >>> breaker.after_send(delivered=0, transient=3, seen=breaker.look(now=10.0)[1], now=10.0).opened
+    >>> import dataclasses
+    >>> breaker = KochavaBreaker(Memory(), BreakerPolicy(min_events=3, min_sources=3))
+    >>> bad = [Failure(f"e{i}", f"d{i}") for i in range(3)]
+    >>> breaker.after_send(delivered=0, failures=bad, seen=breaker.look(now=10.0)[1], now=10.0).opened
     True
     >>> breaker.look(now=11.0)[0], breaker.look(now=30.0)[0]
     ('hold', 'probe')
@@ -28,22 +31,19 @@ Example (with an in-memory store):
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Final
 
-from functions.pipeline.breaker import (
-    CLOSED,
-    BreakerPolicy,
-    BreakerState,
-    Mode,
-    hold_visibility_s,
-    mode,
-    next_probe_after,
-    trips,
-)
+from functions.pipeline import breaker as rules
+from functions.pipeline.breaker import CLOSED, BreakerPolicy, BreakerState, Failure, Mode
 
 if TYPE_CHECKING:
     from functions.ports import BreakerStore
+
+# Conditional writes tried per change before giving up (another invocation kept writing first; the next batch
+# tries again).
+WRITE_TRIES: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,38 +69,66 @@ class KochavaBreaker:
             state = self.store.read()
         except Exception:
             return "send", CLOSED
-        return mode(state, now=now), state
+        return rules.mode(state, now=now), state
 
-    def claim_probe(self, *, now: float) -> bool:
-        """Whether this invocation may send the probe due now (one winner per interval, fleet-wide)."""
+    def claim_probe(self, seen: BreakerState, *, now: float) -> BreakerState | None:
+        """The breaker with the probe slot due now taken by this invocation, or None when another took it (one
+        winner per interval, fleet-wide) or the store failed (hold: the next invocation tries again)."""
+        if rules.mode(seen, now=now) != "probe":
+            return None
+        claimed = rules.probe_claimed(seen, now=now, policy=self.policy)
         try:
-            return self.store.claim_probe(now=now, next_probe_after=next_probe_after(now, self.policy))
+            won = self.store.write(claimed, expected_version=seen.version, now=now)
         except Exception:
-            return False  # hold: the next invocation tries again
+            return None
+        return _written(claimed, seen) if won else None
 
-    def probe_answered(self, *, now: float) -> Observation:
-        """Kochava answered the probe: close the breaker (the backlog drains)."""
-        try:
-            return Observation(closed=self.store.close(now=now))
-        except Exception as exc:
-            return Observation(error=f"closing the breaker: {type(exc).__name__}: {exc}")
+    def probe_answered(self, seen: BreakerState, *, now: float) -> Observation:
+        """Kochava answered the probe healthily: close the breaker (the backlog drains)."""
 
-    def after_send(self, *, delivered: int, transient: int, seen: BreakerState, now: float) -> Observation:
-        """Count a closed batch's results: a delivery resets the failures in a row, transient failures add up and
-        open the breaker at the threshold."""
+        def close(state: BreakerState) -> BreakerState:
+            return rules.closed(state, now=now) if state.is_open else state
+
+        return self._change(seen, close, now=now, what="closing the breaker")
+
+    def probe_failed(self, seen: BreakerState, probed: Failure, *, now: float) -> Observation:
+        """The probe was not healthy: remember what was probed, so the next probe tries another event."""
+
+        def remember(state: BreakerState) -> BreakerState:
+            return rules.probe_failed(state, probed=probed) if state.is_open else state
+
+        return self._change(seen, remember, now=now, what="noting the probe")
+
+    def after_send(self, *, delivered: int, failures: Sequence[Failure], seen: BreakerState, now: float) -> Observation:
+        """Count a closed batch's results (:func:`functions.pipeline.breaker.record`) and open the breaker when
+        they make the evidence (:func:`functions.pipeline.breaker.trips`)."""
+
+        def count(state: BreakerState) -> BreakerState:
+            counted = rules.record(state, failures=failures, delivered=delivered, now=now, policy=self.policy)
+            if rules.trips(counted, now=now, policy=self.policy):
+                return rules.opened(counted, now=now, policy=self.policy)
+            return counted
+
+        return self._change(seen, count, now=now, what="updating the breaker")
+
+    def _change(
+        self, seen: BreakerState, change: Callable[[BreakerState], BreakerState], *, now: float, what: str
+    ) -> Observation:
+        """Apply ``change`` to the state and write it on the version read; on a lost race read again and retry."""
+        state = seen
         try:
-            if delivered:
-                if seen.failures:
-                    self.store.reset_failures()
-                return Observation()
-            if not transient:
-                return Observation()
-            failures = self.store.add_failures(transient, now=now)
-            if not trips(failures, self.policy):
-                return Observation()
-            return Observation(opened=self.store.open(now=now, probe_after=next_probe_after(now, self.policy)))
+            for _ in range(WRITE_TRIES):
+                new = change(state)
+                if new is state:
+                    return Observation()
+                if self.store.write(new, expected_version=state.version, now=now):
+                    return Observation(
+                        opened=new.is_open and not state.is_open, closed=state.is_open and not new.is_open
+                    )
+                state = self.store.read(consistent=True)
         except Exception as exc:
-            return Observation(error=f"updating the breaker: {type(exc).__name__}: {exc}")
+            return Observation(error=f"{what}: {type(exc).__name__}: {exc}")
+        return Observation(error=f"{what}: other invocations kept writing first ({WRITE_TRIES} tries)")
 
     def count_attempt(self, message_id: str, *, now: float) -> int:
         """Real POST attempts of this message so far (raises when the store fails: the record is then retried)."""
@@ -108,4 +136,9 @@ class KochavaBreaker:
 
     def hold_visibility_s(self) -> int:
         """The visibility of a held record, with jitter."""
-        return hold_visibility_s(self.policy, jitter=self._rng.random())
+        return rules.hold_visibility_s(self.policy, jitter=self._rng.random())
+
+
+def _written(state: BreakerState, seen: BreakerState) -> BreakerState:
+    """``state`` as stored after a write on ``seen``'s version."""
+    return replace(state, version=seen.version + 1)

@@ -54,7 +54,7 @@ from functions.names import (
     ROUTE_SEGMENT,
     SQS_MAX_MESSAGE_BYTES,
 )
-from functions.pipeline import envelope, profiles, reasons
+from functions.pipeline import envelope, profiles, reasons, sources
 from functions.pipeline.events import (
     Event,
     FilteredCall,
@@ -63,11 +63,13 @@ from functions.pipeline.events import (
     Route,
     load_document,
     parse_body,
+    parse_warnings,
     raw_events,
 )
 from functions.pipeline.jsontext import compact_json
 from functions.pipeline.kochava import Outcome, to_kochava
 from functions.pipeline.masking import redact
+from functions.pipeline.segment import Received
 from functions.pipeline.settings import Settings
 from functions.pipeline.sources import NotAllowed, check_event
 
@@ -129,6 +131,11 @@ class MessageInfo:
             requeued=attempt is not None,
             api_key_id=text(ATTR_API_KEY_ID),
         )
+
+    @property
+    def received(self) -> Received:
+        """The request the body came in, as the parser derives a Segment call's missing messageId / timestamp."""
+        return Received(self.request_id, self.received_at_ms)
 
     def attributes(self) -> dict[str, str | int | float]:
         """What a re-queued or dead-lettered event carries on (``api_key_id`` too: a replay is checked again)."""
@@ -203,8 +210,9 @@ class Message:
 
 def parse(body: str, info: MessageInfo, now: float) -> Message:
     """Step 1: the body as one item per event, counted as received (a re-queued install was counted already)."""
-    items = parse_body(body, route=info.route)
-    message = Message(info=info, now=now, items=items, raws=RawEvents(body, len(items), info.route))
+    items = parse_body(body, route=info.route, received=info.received)
+    raws = RawEvents(body, len(items), info.route, info.received)
+    message = Message(info=info, now=now, items=items, raws=raws)
     if not info.requeued:
         message.tally[m.EVENTS_RECEIVED] += len(items)
     return message
@@ -316,8 +324,8 @@ class Enricher:
     def check_sources(self, message: Message) -> None:
         """Step 2: the valid events the message's API key may not send (``SOURCE_APPS``), by position."""
         key_id, route = message.info.api_key_id, message.info.route
-        if not key_id or key_id not in self.settings.source_apps:  # not bound: any app, as before
-            return
+        if not sources.applies(self.settings.source_apps, key_id, require_bound=self.settings.require_bound_keys):
+            return  # no binding applies to this key: any app, as before bindings existed
         for index, item in enumerate(message.items):
             if isinstance(item, Event):
                 not_allowed = check_event(self.settings, key_id, item, route)
@@ -368,6 +376,7 @@ class Enricher:
         if filled:
             message.tally[m.PROFILE_FILLED] += 1
         outcome = to_kochava(event, self.settings, now=message.now)
+        outcome.warnings[:0] = parse_warnings(item)  # a Segment call's derived messageId / timestamp, say so
         if outcome.status == "rejected":
             body = message.raws.body_of(index)
             reason = outcome.reason or "rejected"
@@ -525,16 +534,17 @@ class RawEvents:
     alone), so the body is decoded again (once) for those rare cases.
     """
 
-    def __init__(self, body: str, count: int, route: Route = "native") -> None:
+    def __init__(self, body: str, count: int, route: Route = "native", received: Received | None = None) -> None:
         self._body = body
         self._count = count
         self._route = route
+        self._received = received
         self._events: list[Any] | None = None
 
     def body_of(self, index: int) -> str:
         if self._events is None:
             # lenient like parse_body: a sibling's lone surrogate must not make this raise
-            self._events = raw_events(load_document(self._body), self._route)
+            self._events = raw_events(load_document(self._body), self._route, self._received)
             if len(self._events) != self._count:  # cannot happen with parse_body's one-item-per-event promise
                 raise RuntimeError("raw events and parsed events are not aligned")
         return compact_json(self._events[index])

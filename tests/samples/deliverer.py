@@ -65,3 +65,12 @@ def install_body(uuid: str, generated_at: float | None, attribution: dict[str, A
         payload=install_payload(True, attribution),
         adservices_generated_at=generated_at,
     )
+
+
+def device_event_body(uuid: str, device: str) -> str:
+    """An event envelope from device ``device`` (the breaker counts distinct devices)."""
+    payload = event_payload(uuid)
+    payload["kochava_device_id"] = device
+    return envelope.build_body(
+        uuid=uuid, kind="event", event_name="Purchase", payload=payload, adservices_generated_at=None
+    )

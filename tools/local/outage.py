@@ -71,7 +71,7 @@ class OutageResult:
 
     def request_bound(self, policy: BreakerPolicy, *, batch_size: int, attempts_per_send: int) -> int:
         """The most requests Kochava may see during the outage: the batches in flight when it started (each
-        record with its in-process retries, until the breaker opens after ``failure_threshold`` failures, i.e.
+        record with its in-process retries, until the breaker opens on ``min_events`` distinct failing events, i.e.
         within the first batch of each poller, plus one more batch each that read the breaker before it opened),
         then one single-attempt probe per probe interval."""
         onset = 2 * self.pollers * batch_size * attempts_per_send

@@ -6,6 +6,7 @@ between threads (DynamoDB does), so what is checked is the condition each write 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import boto3
 import pytest
@@ -13,7 +14,17 @@ from moto import mock_aws
 
 from functions.adapters.breaker_dynamodb import ATTEMPTS_PREFIX, BREAKER_KEY, PK, DynamoDbBreakerStore
 from functions.names import DELIVERY_STATE_TABLE
-from functions.pipeline.breaker import CLOSED, BreakerPolicy, mode
+from functions.pipeline.breaker import (
+    CLOSED,
+    BreakerPolicy,
+    Failure,
+    closed,
+    mode,
+    opened,
+    probe_claimed,
+    record,
+    trips,
+)
 
 REGION = "eu-west-1"
 TABLE = "kochava-test-delivery-state"
@@ -44,50 +55,39 @@ def test_an_absent_breaker_reads_closed(store: DynamoDbBreakerStore) -> None:
     assert mode(store.read(), now=0.0) == "send"
 
 
-def test_failures_add_up_and_a_delivery_resets_them(store: DynamoDbBreakerStore) -> None:
-    assert store.add_failures(3, now=100.0) == 3
-    assert store.add_failures(2, now=101.0) == 5
-    assert store.read().failures == 5
-    store.reset_failures()
-    assert store.read().failures == 0
-    store.reset_failures()  # nothing to reset: a no-op, no error
-    assert store.add_failures(1, now=102.0) == 1
-
-
-def test_exactly_one_of_many_invocations_opens_the_breaker(store: DynamoDbBreakerStore) -> None:
-    store.add_failures(5, now=100.0)
-    won = [store.open(now=100.0, probe_after=120.0) for _ in range(8)]
-    assert won.count(True) == 1
+def test_a_state_round_trips_and_every_write_moves_the_version(store: DynamoDbBreakerStore) -> None:
+    policy = BreakerPolicy()
+    failures = [Failure(f"e{i}", f"d{i}") for i in range(5)]
+    counted = record(CLOSED, failures=failures, delivered=0, now=100.0, policy=policy)
+    assert store.write(counted, expected_version=0, now=100.0) is True
+    stored = store.read(consistent=True)
+    assert stored == replace(counted, version=1)
+    assert trips(stored, now=100.0, policy=policy)
+    assert store.write(opened(stored, now=100.0, policy=policy), expected_version=1, now=100.0) is True
     state = store.read()
-    assert state.is_open and state.opened_at == 100.0 and state.probe_after == 120.0 and state.failures == 0
-    assert mode(state, now=110.0) == "hold"
-    assert mode(state, now=120.0) == "probe"
-    assert store.open(now=130.0, probe_after=150.0) is False  # already open: opened_at unchanged
-    assert store.read().opened_at == 100.0
+    assert state.is_open and state.opened_at == 100.0 and state.failures == () and state.openings == 1
+    assert (mode(state, now=110.0), mode(state, now=120.0)) == ("hold", "probe")
+    assert store.write(closed(state, now=130.0), expected_version=2, now=130.0) is True
+    assert store.read().opened_at == 100.0 and store.read().closed_at == 130.0
 
 
-def test_one_probe_per_interval_whoever_asks(store: DynamoDbBreakerStore) -> None:
+def test_exactly_one_writer_per_version_wins(store: DynamoDbBreakerStore) -> None:
     policy = BreakerPolicy(probe_interval_s=20)
-    store.open(now=100.0, probe_after=120.0)
-    assert store.claim_probe(now=110.0, next_probe_after=130.0) is False  # not due yet
-    claims = [store.claim_probe(now=121.0, next_probe_after=141.0) for _ in range(8)]
+    state = opened(CLOSED, now=100.0, policy=policy)
+    assert [store.write(state, expected_version=0, now=100.0) for _ in range(5)] == [True] + [False] * 4
+    seen = store.read()
+    claim = probe_claimed(seen, now=121.0, policy=policy)
+    claims = [store.write(claim, expected_version=seen.version, now=121.0) for _ in range(8)]
     assert claims.count(True) == 1
     assert store.read().probe_after == 141.0
-    assert store.claim_probe(now=130.0, next_probe_after=150.0) is False
-    assert store.claim_probe(now=141.5, next_probe_after=141.5 + policy.probe_interval_s) is True
 
 
-def test_close_once_then_a_closed_breaker_cannot_be_probed_or_closed_again(store: DynamoDbBreakerStore) -> None:
-    store.add_failures(9, now=90.0)
-    store.open(now=100.0, probe_after=120.0)
-    store.reset_failures()  # a stale "delivered" from an invocation that read closed: no effect while open
+def test_an_item_of_the_older_shape_reads_without_failures_and_is_overwritten(store: DynamoDbBreakerStore) -> None:
+    client = boto3.client("dynamodb", region_name=REGION)
+    client.put_item(TableName=TABLE, Item={PK: {"S": BREAKER_KEY}, "state": {"S": "closed"}, "failures": {"N": "4"}})
+    assert store.read() == CLOSED
+    assert store.write(opened(CLOSED, now=5.0, policy=BreakerPolicy()), expected_version=0, now=5.0) is True
     assert store.read().is_open
-    closed = [store.close(now=125.0) for _ in range(4)]
-    assert closed.count(True) == 1
-    state = store.read()
-    assert not state.is_open and state.closed_at == 125.0 and state.failures == 0
-    assert store.claim_probe(now=200.0, next_probe_after=220.0) is False
-    assert store.close(now=201.0) is False
 
 
 def test_attempts_are_counted_per_message_and_expire(store: DynamoDbBreakerStore) -> None:

@@ -21,7 +21,7 @@ from functions.names import (
 )
 from functions.pipeline import reasons
 from tests.integration.deliverer.support import Stack
-from tests.samples.deliverer import event_body
+from tests.samples.deliverer import device_event_body, event_body
 
 PROBE_INTERVAL_S = 20.0
 HOLD_S = 600.0
@@ -63,7 +63,7 @@ def cycle(stack: Stack) -> dict[str, Any]:
 def test_an_outage_opens_the_breaker_then_batches_are_held_without_a_post(breaker_stack: Stack) -> None:
     stack = breaker_stack
     stack.sink.add_rule(lambda r: True, [503])
-    stack.send(*[event_body(f"o-{i}") for i in range(10)])
+    stack.send(*[device_event_body(f"o-{i}", f"device-{i}") for i in range(10)])
 
     first = cycle(stack)  # closed: every record POSTed (with in-process retries), all transient
     assert len(first["batchItemFailures"]) == 10
@@ -82,7 +82,7 @@ def test_an_outage_opens_the_breaker_then_batches_are_held_without_a_post(breake
 def test_one_single_attempt_probe_per_interval_then_recovery_sends_the_rest(breaker_stack: Stack) -> None:
     stack = breaker_stack
     stack.sink.add_rule(lambda r: True, [503])
-    stack.send(*[event_body(f"p-{i}") for i in range(10)])
+    stack.send(*[device_event_body(f"p-{i}", f"device-{i}") for i in range(10)])
     cycle(stack)  # opens it
     assert _store(stack).read().is_open
     before = len(stack.sink.requests)
@@ -108,7 +108,7 @@ def test_one_single_attempt_probe_per_interval_then_recovery_sends_the_rest(brea
 def test_held_records_keep_their_attempts_and_4xx_still_dead_letters_at_once(breaker_stack: Stack) -> None:
     stack = breaker_stack
     stack.sink.add_rule(lambda r: True, [503])
-    stack.send(*[event_body(f"h-{i}") for i in range(6)])
+    stack.send(*[device_event_body(f"h-{i}", f"device-{i}") for i in range(6)])
     cycle(stack)  # one real attempt each; the breaker opens
     for _ in range(12):  # held twelve times: far more receives than the 5 attempts
         cycle(stack)
@@ -122,3 +122,11 @@ def test_held_records_keep_their_attempts_and_4xx_still_dead_letters_at_once(bre
     assert delivered == {f"h-{i}" for i in range(1, 6)}
     [rejected] = stack.dlq_messages()
     assert rejected["attributes"][ATTR_REASON] == reasons.KOCHAVA_REJECTED
+
+
+def test_one_device_failing_many_events_is_not_an_outage(breaker_stack: Stack) -> None:
+    stack = breaker_stack
+    stack.sink.add_rule(lambda r: True, [503])
+    stack.send(*[event_body(f"s-{i}") for i in range(10)])  # one device, ten events
+    cycle(stack)
+    assert not _store(stack).read().is_open

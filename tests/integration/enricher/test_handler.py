@@ -165,7 +165,7 @@ class FlakySqs:
 
 
 def _wrap_sqs(stack: Stack, flaky: FlakySqs) -> None:
-    enricher = handler.get_runtime().enricher
+    enricher = handler.get_runtime().core
     enricher.sender._client = flaky
     enricher.sender._sleep = lambda _s: None
 

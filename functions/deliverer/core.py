@@ -32,12 +32,13 @@ Kochava breaker open (no POST)         held            failed, visibility = hold
 
 With the shared Kochava breaker (:class:`~functions.deliverer.outage.KochavaBreaker`, docs/deliverer.md#kochava-
 outages) a batch first reads it: open, the batch is **held** (no POST, no idempotency write); open and a probe
-due, the invocation that claims it POSTs one record with a single attempt, closes the breaker on any answer but
-429 / 5xx / timeout and sends the rest, or holds them all; closed, the batch is sent and its results counted
-(transient failures in a row open it). ``MAX_ATTEMPTS`` counts real POST attempts per message (the store keeps
-them), not SQS receives: holds and probes do not use up a message's attempts. Whatever is not delivered and would
-outlive the queue's retention or reach its ``maxReceiveCount`` before the next receive is dead-lettered here,
-with a reason (:func:`functions.pipeline.breaker.give_up`).
+due, the invocation that claims it POSTs one record (an event not probed lately first) with a single attempt,
+closes the breaker on Kochava's success answer or a 4xx and sends the rest, or holds them all; closed, the batch
+is sent and its transient failures counted as evidence (:func:`functions.pipeline.breaker.trips`: several
+distinct events from several devices within a window with no delivery open it). ``MAX_ATTEMPTS`` counts real
+POST attempts per message (the store keeps them), not SQS receives: holds and probes do not use up a message's
+attempts. Whatever is not delivered and would outlive the queue's retention or reach its ``maxReceiveCount``
+before the next receive is dead-lettered here, with a reason (:func:`functions.pipeline.breaker.give_up`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from functions.batch import BatchResponse, partial_response
 from functions.messages import DeliveryRecord, OutgoingMessage, dead_letter_message, fit
 from functions.names import (
     ATTR_ERROR,
@@ -61,7 +63,7 @@ from functions.names import (
     FUNCTION_DELIVERER,
 )
 from functions.pipeline import adservices, envelope, reasons
-from functions.pipeline.breaker import give_up, is_kochava_answer
+from functions.pipeline.breaker import BreakerState, Failure, failure_of, give_up, is_kochava_healthy, probe_order
 from functions.pipeline.envelope import Envelope, EnvelopeError
 from functions.ports import DeliveryQueue, KochavaResult, OnceSender, SendAnswer
 
@@ -72,10 +74,11 @@ Verdict = Literal["delivered", "duplicate", "retry", "held", "dead_letter", "fai
 # Real POST attempts of a message before a transient failure dead-letters it (DELIVERER_MAX_ATTEMPTS).
 DEFAULT_MAX_ATTEMPTS: Final = 5
 
-# SQS backoff for a transient failure: visibility = BASE * 2**(receive_count - 1), capped. With the queue's
-# maxReceiveCount of 5 the waits are 30 s, 60 s, 120 s, 240 s before the last try (Kochava's own SDK retries
-# after 7 s, 30 s, 300 s, 1800 s). A longer Retry-After from Kochava wins, up to the cap. BASE is the default of
-# DELIVERER_RETRY_BASE_S (tools/local scales it down).
+# SQS backoff for a transient failure: visibility = BASE * 2**(attempt - 1), capped. With DEFAULT_MAX_ATTEMPTS of
+# 5 the waits are 30 s, 60 s, 120 s, 240 s before the last try (Kochava's own SDK retries after 7 s, 30 s, 300 s,
+# 1800 s); the delivery queue's maxReceiveCount (names.DELIVERY_QUEUE, 900) is far higher, so that holds through a
+# Kochava outage do not use up a message's attempts. A longer Retry-After from Kochava wins, up to the cap. BASE is
+# the default of DELIVERER_RETRY_BASE_S (tools/local scales it down).
 RETRY_VISIBILITY_BASE_S: Final = 30
 RETRY_VISIBILITY_CAP_S: Final = 900
 SQS_MAX_VISIBILITY_S: Final = 12 * 3600
@@ -212,12 +215,13 @@ class BatchReport:
     breaker: Observation | None = None  # what this batch changed in the breaker
 
     @property
-    def batch_item_failures(self) -> list[dict[str, str]]:
-        return [{"itemIdentifier": o.record.message_id} for o in self.outcomes if o.reported_failed]
+    def failed_ids(self) -> list[str]:
+        """The message ids SQS must redeliver."""
+        return [o.record.message_id for o in self.outcomes if o.reported_failed]
 
-    def response(self) -> dict[str, list[dict[str, str]]]:
-        """The ``ReportBatchItemFailures`` answer."""
-        return {"batchItemFailures": self.batch_item_failures}
+    def response(self) -> BatchResponse:
+        """The ``ReportBatchItemFailures`` answer (:func:`functions.batch.partial_response`)."""
+        return partial_response(self.failed_ids)
 
 
 class Deliverer:
@@ -309,37 +313,42 @@ class Deliverer:
         mode, seen = breaker.look(now=now)
         if mode == "send":
             outcomes = self._send_all(records, deadline=deadline)
-            verdicts = [o.verdict for o in outcomes]
-            transient = sum(1 for o in outcomes if o.result is not None and o.result.outcome == "transient")
-            observed = breaker.after_send(
-                delivered=verdicts.count("delivered"), transient=transient, seen=seen, now=self._clock()
-            )
+            delivered = sum(1 for o in outcomes if o.verdict == "delivered")
+            failures = [_failure(o.record, o.envelope) for o in outcomes if _transient(o)]
+            observed = breaker.after_send(delivered=delivered, failures=failures, seen=seen, now=self._clock())
             return BatchReport(outcomes, breaker_mode=mode, breaker=observed)
-        if mode == "hold" or not breaker.claim_probe(now=now):
+        claimed = breaker.claim_probe(seen, now=now) if mode == "probe" else None
+        if claimed is None:
             return BatchReport([self._hold(r) for r in records], breaker_mode="hold")
-        return self._probe(records, deadline=deadline)
+        return self._probe(records, claimed, deadline=deadline)
 
-    def _probe(self, records: Sequence[DeliveryRecord], *, deadline: float) -> BatchReport:
-        """Send records one at a time, each with a single attempt (no in-process retry), until one gets an answer from
-        Kochava: then
-        close the breaker and send the rest; a 429 / 5xx / timeout holds the probe and the rest."""
+    def _probe(self, records: Sequence[DeliveryRecord], seen: BreakerState, *, deadline: float) -> BatchReport:
+        """Send records one at a time, each with a single attempt (no in-process retry), events not probed lately
+        first, until one gets an answer: a healthy one (:func:`~functions.pipeline.breaker.is_kochava_healthy`)
+        closes the breaker and the rest is sent; otherwise the probe and the rest are held and the probed event
+        remembered, so the next probe tries another."""
         assert self._breaker is not None
-        outcomes: list[RecordOutcome] = []
+        candidates = [_failure(r, _envelope_or_none(r)) for r in records]
+        order = probe_order(candidates, seen.probed)
+        outcomes: dict[int, RecordOutcome] = {}
         probes = 0
-        for index, record in enumerate(records):
-            outcome = self.process_record(record, deadline=deadline, probe=True)
+        for position, index in enumerate(order):
+            outcome = self.process_record(records[index], deadline=deadline, probe=True)
             if outcome.result is None:  # no POST (a duplicate, not an envelope...): not a probe, try the next one
-                outcomes.append(outcome)
+                outcomes[index] = outcome
                 continue
             probes += 1
-            rest = records[index + 1 :]
-            if is_kochava_answer(outcome.result.outcome):
-                observed = self._breaker.probe_answered(now=self._clock())
-                outcomes += [outcome, *self._send_all(rest, deadline=deadline)]
-                return BatchReport(outcomes, breaker_mode="probe", probes=probes, breaker=observed)
-            outcomes += [self._hold(record, outcome), *(self._hold(r) for r in rest)]
-            return BatchReport(outcomes, breaker_mode="probe", probes=probes)
-        return BatchReport(outcomes, breaker_mode="probe", probes=probes)
+            rest = order[position + 1 :]
+            if is_kochava_healthy(outcome.result.outcome):
+                observed = self._breaker.probe_answered(seen, now=self._clock())
+                sent = self._send_all([records[i] for i in rest], deadline=deadline)
+                outcomes.update({index: outcome, **dict(zip(rest, sent, strict=True))})
+            else:  # 429 / 5xx / timeout, or a 2xx without Kochava's success body: still down
+                observed = self._breaker.probe_failed(seen, candidates[index], now=self._clock())
+                outcomes[index] = self._hold(records[index], outcome)
+                outcomes.update({i: self._hold(records[i]) for i in rest})
+            return BatchReport(_in_order(outcomes), breaker_mode="probe", probes=probes, breaker=observed)
+        return BatchReport(_in_order(outcomes), breaker_mode="probe", probes=probes)
 
     def _hold(self, record: DeliveryRecord, probed: RecordOutcome | None = None) -> RecordOutcome:
         """Back to the queue unsent (or after a failed probe), invisible for a hold."""
@@ -374,3 +383,36 @@ class Deliverer:
 
 def _replace(outcome: RecordOutcome, **changes: Any) -> RecordOutcome:
     return dataclasses.replace(outcome, **changes)
+
+
+def _in_order(outcomes: dict[int, RecordOutcome]) -> list[RecordOutcome]:
+    return [outcomes[i] for i in sorted(outcomes)]
+
+
+def _transient(outcome: RecordOutcome) -> bool:
+    """Whether Kochava failed this record transiently (429 / 5xx / timeout / network): breaker evidence."""
+    return outcome.result is not None and outcome.result.outcome == "transient"
+
+
+def _envelope_or_none(record: DeliveryRecord) -> Envelope | None:
+    try:
+        return envelope.parse(record.body)
+    except EnvelopeError:
+        return None
+
+
+def _failure(record: DeliveryRecord, env: Envelope | None) -> Failure:
+    """The breaker's view of a record: its event (uuid, kind, app) and device, hashed
+    (:func:`functions.pipeline.breaker.failure_of`); the SQS message id when it is not an envelope."""
+    if env is None:
+        return failure_of(uuid=record.message_id, kind="", app=None, device=None)
+    app, device = env.payload.get("kochava_app_id"), env.payload.get("kochava_device_id")
+    ids = env.payload.get("device_id")  # an identityLink payload: its device ids
+    if not device and isinstance(ids, dict):
+        device = next((v for v in ids.values() if isinstance(v, str) and v), None)
+    return failure_of(
+        uuid=env.uuid,
+        kind=env.kind,
+        app=app if isinstance(app, str) else None,
+        device=device if isinstance(device, str) and device else None,
+    )
