@@ -44,16 +44,14 @@ def test_a_guid_per_platform_or_per_bundle_is_enough(context: dict[str, object])
     assert missing_app_ids(_config(**context)) == []
 
 
-def test_the_test_stacks_synthesize_with_the_warning_only_when_a_guid_is_missing(
+def test_the_test_stacks_with_guids_per_bundle_are_not_refused(
     default_stack: Synthesized, iam_stack: Synthesized
 ) -> None:
-    """The default test stack has an iOS GUID only and the tests' allowMissingAppIds (tests/infra/support.py): a
-    warning. The IAM stack has GUIDs per bundle: nothing."""
-    message = assertions.Match.string_like_regexp(".*no Kochava app GUID for android events.*allowMissingAppIds.*")
-    assert len(default_stack.annotations.find_warning("*", message)) == 1
+    """Both test stacks give GUIDs per bundle (the default one an iOS GUID too): neither error nor warning."""
     anything = assertions.Match.string_like_regexp(".*Kochava app GUID.*")
-    assert iam_stack.annotations.find_warning("*", anything) == []
-    assert iam_stack.annotations.find_error("*", anything) == []
+    for synth in (default_stack, iam_stack):
+        assert synth.annotations.find_warning("*", anything) == []
+        assert synth.annotations.find_error("*", anything) == []
 
 
 def _guarded(**context: object) -> Stack:
