@@ -44,9 +44,10 @@ pytest: install
 local: $(STAMP)
 	$(PY) -m tools.local $(ARGS)
 
-## make schemas: regenerate the API Gateway JSON schemas from the pydantic contract
+## make schemas: regenerate the API Gateway JSON schemas and the OpenAPI document from the pydantic contract
 schemas: $(STAMP)
 	$(PY) -m functions.pipeline.contract infra/schemas
+	$(PY) -m infra.openapi docs/openapi.json
 
 ## make lock: recompile the hashed locks from requirements*.in (ARGS="--upgrade-package NAME" to move one package)
 lock: $(STAMP)
