@@ -34,6 +34,7 @@ with collector_paused(freeze=True):
         FUNCTION_ENRICHER,
         METRICS_NAMESPACE,
     )
+    from functions.pipeline.masking import exception_fields
 
     if TYPE_CHECKING:
         from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -101,8 +102,9 @@ def process_record(runtime: Runtime, record: batch.SqsRecord, context: LambdaCon
 
     try:
         result = runtime.core.process(record.get("body") or "", info, runtime.clock(), remaining_s)
-    except Exception:
-        logger.exception("message not fully handed off: reported failed for redelivery")
+    except Exception as exc:
+        # Never logger.exception: a traceback repeats the exception's message raw, and that can hold event data.
+        logger.error("message not fully handed off: reported failed for redelivery", extra=exception_fields(exc))
         raise
     else:  # still with the request and message ids: every line of a message carries them
         observe.log_outcome(logger, result)

@@ -56,15 +56,16 @@ EPILOG = """\
 examples:
   python -m tools.privacy --stack kochava-prod erase --platform ios --device-id 3B2F8C1E-... --dry-run
   python -m tools.privacy --stack kochava-prod erase --platform ios --device-id 3B2F8C1E-...
-  python -m tools.privacy --stack kochava-prod erase --user-id user-1001            # scans the profile table
+  python -m tools.privacy --stack kochava-prod erase --user-id user-1001
   python -m tools.privacy --stack kochava-prod erase --platform android --device-id 9774d56d682e549c \\
       --app com.example.shop
   python -m tools.privacy --endpoint-url http://127.0.0.1:4566 --json erase --platform ios --device-id X
 
 exit codes:
-  0    done: everything found was removed (or nothing was found; with --dry-run: nothing changed)
-  1    an AWS error, the table / queues / app GUIDs not found, or something could not be deleted (see the summary;
-       run it again)
+  0    done: everything found was removed, every key read back empty, and nothing was left unlooked at (or
+       nothing was found; with --dry-run: nothing changed)
+  1    an AWS error, the table / queues / app GUIDs not found, something could not be deleted or came back, or
+       a place was not looked at (--no-scan, a DLQ scan cut short): see the summary; run it again
   2    bad arguments
   130  interrupted (Ctrl-C / SIGTERM): messages the tool had hidden were made visible again; run it again
 
@@ -131,11 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="GUID",
         help="the Kochava app GUIDs to erase under (default: read from the deployed enricher); repeatable",
     )
-    scope.add_argument(
-        "--scan",
-        action="store_true",
-        help="also scan the whole profile table for the device (GUIDs no longer configured, other ids): a full read",
+    scan = scope.add_mutually_exclusive_group()
+    scan.add_argument(
+        "--no-scan",
+        dest="scan",
+        action="store_false",
+        help="do not read the whole profile table (the default does: profiles stored before ids were normalised "
+        "under another spelling, GUIDs no longer configured, other ids); the erase then reports what it did not "
+        "look at and exits 1",
     )
+    scan.add_argument("--scan", dest="scan", action="store_true", help=argparse.SUPPRESS)  # the default now
     erase.add_argument("--dry-run", action="store_true", help="show what would be removed; change nothing")
     erase.add_argument("--reveal", action="store_true", help="print device ids and user ids unmasked")
     return parser

@@ -52,6 +52,9 @@ def _document(args: argparse.Namespace, profiles: ProfileReport, dlqs: list[DlqR
             "keys_tried": profiles.keys_tried,
             "scanned": profiles.scanned,
             "deleted": [{"key": _key_shown(f, reveal), "fields": f.fields} for f in profiles.deleted],
+            "not_looked": profiles.not_looked,
+            "checked_after_delete": profiles.checked,
+            "remaining": [_key_shown(Found(k), reveal) for k in profiles.remaining],
         },
         "dlqs": [
             {
@@ -81,6 +84,12 @@ def _print(ui: Ui, args: argparse.Namespace, profiles: ProfileReport, dlqs: list
     ui.line(f"{profiles.table}: {verb} {len(profiles.deleted)} profile(s) of {profiles.keys_tried} key(s){scanned}")
     for found in profiles.deleted:
         ui.line(f"  {_key_shown(found, reveal)}  held: {', '.join(found.fields)}")
+    if profiles.checked:
+        ui.line(f"  read back {profiles.checked} key(s) after deleting: {len(profiles.remaining)} present")
+    for key in profiles.remaining:
+        ui.line(f"  STILL PRESENT (written back after the delete): {_key_shown(Found(key), reveal)}: run again")
+    for place in profiles.not_looked:
+        ui.line(f"  NOT LOOKED AT: {place}")
     for d in dlqs:
         ui.line(
             f"{d.dlq}: looked at {d.scanned}, {verb} {len(d.deleted)}, "
@@ -96,6 +105,8 @@ def _print(ui: Ui, args: argparse.Namespace, profiles: ProfileReport, dlqs: list
                 + error
             )
     ui.line(f"{'would remove' if dry else 'removed'} {removed_count(profiles, dlqs)} profile(s) and message(s)")
+    if not profiles.complete:
+        ui.line("NOT CONFIRMED: the erase did not look everywhere, or a profile came back (see above)")
     ui.line("not reached by an erase: point-in-time backups (35 days), Kochava's copy: see docs/privacy.md")
 
 
@@ -108,7 +119,7 @@ def cmd_erase(aws: Aws, args: argparse.Namespace, ui: Ui, now_ms: int) -> int:
         devices=devices,
         user_ids=tuple(u.strip() for u in args.user_id),
         bundle=args.app,
-        scan_table=bool(args.scan),
+        scan_table=bool(args.scan) or bool(args.user_id),
         dry_run=bool(args.dry_run),
     )
     profiles = ProfileReport(table=aws.table.name, app_ids_source=aws.app_ids.source)
@@ -126,8 +137,8 @@ def cmd_erase(aws: Aws, args: argparse.Namespace, ui: Ui, now_ms: int) -> int:
     except AWS_ERRORS as exc:
         ui.note(f"error: {mask_text(str(exc))}")
         code = EXIT_ERROR
-    if code == EXIT_OK and any(d.failed or d.truncated for d in dlqs):
-        code = EXIT_ERROR
+    if code == EXIT_OK and (any(d.failed or d.truncated for d in dlqs) or not profiles.complete):
+        code = EXIT_ERROR  # a confirmation run must not pass when something was not looked at or came back
     _print(ui, args, profiles, dlqs)
     ui.document(_document(args, profiles, dlqs, code))
     return code
