@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from functions.envconfig import ConfigError as ConfigError  # the one configuration error (re-exported)
 from functions.names import DELIVERY_QUEUE, INGEST_QUEUE, PROFILE_TTL_S
 from functions.pipeline import sources
 
@@ -34,10 +35,6 @@ LOG_RETENTION_DAYS = {
 _STAGE_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 
 ContextGetter = Callable[[str], Any]
-
-
-class ConfigError(ValueError):
-    """A context value is missing or malformed; the message names the context key."""
 
 
 @dataclass(frozen=True)
@@ -260,7 +257,7 @@ def parse_source_apps(value: Any, key: str = "sourceApps") -> dict[str, list[str
     >>> parse_source_apps({"bad name": ["a"]})
     Traceback (most recent call last):
     ...
-    infra.config.ConfigError: context 'sourceApps': key name 'bad name' must be letters, digits, '-', '_' (<= 64)
+    functions.envconfig.ConfigError: context 'sourceApps': key name 'bad name' must be letters, digits, '-', '_' (<= 64)
     """
     label = key if key.startswith("-") else f"context '{key}'"  # a context key, or a command-line flag
     try:

@@ -188,6 +188,7 @@ def to_kochava(
                 reason=reasons.FILTERED_EVENT,
                 event_name=name,
                 message=ATTRIBUTION_ECHO_MESSAGE,
+                warnings=[*warnings, ATTRIBUTION_ECHO_MESSAGE],  # so tools.transform says why
             )
     # Attributes read once into locals: a pydantic model's attribute read is a slow, unspecialised one (BaseModel
     # defines __getattr__), about 2.5x a plain object's.

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from functions.envconfig import ConfigError
 from functions.names import (
     ENV_ADSERVICES_RESOLVE,
     ENV_ADSERVICES_URL,
@@ -39,8 +40,8 @@ DEFAULT_ADSERVICES_URL = "https://api-adservices.apple.com/api/v1/"
 DEFAULT_FILTERED_EVENTS = frozenset({"heartbeat"})
 
 
-class SettingsError(ValueError):
-    """A configuration value is malformed; the message names the variable."""
+SettingsError = ConfigError
+"""The one configuration error (:class:`functions.envconfig.ConfigError`), by the name this module gave it first."""
 
 
 @dataclass(frozen=True)

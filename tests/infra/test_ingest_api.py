@@ -90,6 +90,7 @@ def test_the_authorizer_is_a_small_stdlib_lambda_that_writes_only_its_logs(defau
     code = {str(p.relative_to(authorizer.asset_path)) for p in authorizer.asset_path.rglob("*.py")}
     assert code == {
         "functions/__init__.py",
+        "functions/envconfig.py",  # the shared reading of the environment: standard library only
         "functions/authorizer/__init__.py",
         "functions/authorizer/config.py",
         "functions/authorizer/core.py",

@@ -15,6 +15,7 @@ from functions.pipeline.events import Event, parse_event
 from functions.pipeline.kochava import to_kochava
 from functions.pipeline.settings import Settings
 from tools.local.kochava_sink import KochavaSink, track_payload_violations
+from tools.local.report import Report
 
 UA = "Mozilla%2F5.0%20(iPhone%3B%20CPU%20iPhone%20OS%2017_1%20like%20Mac%20OS%20X)"
 GOOD: dict[str, Any] = {
@@ -153,3 +154,12 @@ def test_the_mappings_own_payloads_obey_the_sinks_rules(kind: str, os_version: s
     if os_version:
         raw["device"]["os_version"] = os_version
     assert track_payload_violations(mapped(raw)) == []
+
+
+def test_the_local_report_counts_a_refused_payload_as_a_payload_problem(sink: KochavaSink) -> None:
+    post(sink, broken(_pop("app_tracking_transparency")), PROJECT)
+    report = Report([], [], {}, {}, {}, {}, sink_requests=len(sink.requests), sink_successes=len(sink.delivered))
+    report.sink_violations = list(sink.violations)
+    text = report.text()
+    assert "1 payload problems (each answered 400" in text
+    assert "app_tracking_transparency missing on iOS 17" in text
