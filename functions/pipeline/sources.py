@@ -36,13 +36,26 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from functions.pipeline import reasons
 
 if TYPE_CHECKING:
     from functions.pipeline.contract import NativeEvent
-    from functions.pipeline.settings import Settings
+
+
+class Bindings(Protocol):
+    """What :func:`check_event` reads of the settings (:class:`functions.pipeline.settings.Settings` is one; this
+    module imports nothing of settings.py, which parses ``SOURCE_APPS`` with :func:`parse_source_apps`)."""
+
+    @property
+    def source_apps(self) -> Mapping[str, frozenset[str]]: ...
+    @property
+    def require_bound_keys(self) -> bool: ...
+    @property
+    def kochava_app_ids_by_bundle(self) -> Mapping[str, str]: ...
+    def app_id_for(self, platform: str, bundle_id: str | None) -> str | None: ...
+
 
 # Where the app of an event is named, per route (the field a DLQ message points at).
 APP_FIELD: Final[Mapping[str, str]] = {"native": "app.bundle_id", "segment": "context.app.namespace"}
@@ -184,7 +197,7 @@ def check_source(
 
 
 def check_event(
-    settings: Settings, api_key_id: str | None, event: NativeEvent, route: str = "native"
+    settings: Bindings, api_key_id: str | None, event: NativeEvent, route: str = "native"
 ) -> NotAllowed | None:
     """:func:`check_source` for a parsed event, with the settings' bindings and app GUIDs."""
     if not applies(settings.source_apps, api_key_id, require_bound=settings.require_bound_keys):
