@@ -140,6 +140,13 @@ class PipelineConfig:
         if not _STAGE_PATTERN.match(config.stage):
             raise ConfigError(f"context 'stage': {config.stage!r} must be lower-case letters, digits, '-' (<= 20)")
         check_source_apps(config)
+        for key, url in (
+            ("kochavaUrl", config.kochava_url),
+            ("kochavaIdentityLinkUrl", config.kochava_identitylink_url),
+            ("adservicesUrl", config.adservices_url),
+        ):
+            if url and not url.lower().startswith("https://"):  # TLS only: device data never crosses in clear text
+                raise ConfigError(f"context '{key}': {url!r} must be an https:// URL")
         if config.log_retention_days not in LOG_RETENTION_DAYS:
             allowed = ", ".join(map(str, LOG_RETENTION_DAYS))
             raise ConfigError(f"context 'logRetentionDays': {config.log_retention_days} is not one of {allowed}")

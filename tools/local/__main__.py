@@ -57,7 +57,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--source-apps",
         metavar="JSON",
         help='bind keys to apps, as the stack\'s sourceApps: \'{"ios-backend": ["com.example.ios"]}\' adds the key '
-        "ios-backend (its value is its name here) that may send only to com.example.ios",
+        "ios-backend (its value is its name here) that may send only to com.example.ios's Kochava app GUID (from "
+        "KOCHAVA_APP_IDS_BY_BUNDLE; an app that resolves to no GUID is refused)",
     )
     parser.add_argument(
         "--allow-unbound-keys",
