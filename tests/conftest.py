@@ -5,6 +5,10 @@ DLQ masking property failed that way once in a full run on this 2-core VM, and p
 Speed is measured in ``bench/``, never asserted in a test. Under ``CI=true`` the examples are also derandomized,
 so a CI failure can be reproduced by running the same commit again.
 
+Node.js: the repo's own Node.js 22 (``node_modules/.bin/node``, from package.json) goes first on the PATH, as
+``make`` puts it, so jsii under the CDK app, the CDK CLI and the Node clients run on it when pytest is started
+directly too.
+
 pytest-xdist (``make test`` runs ``-n auto --dist loadfile``): each test file goes whole to one worker, so a
 module-scoped fixture (a local stack, the fault run, the outage run) starts once. The packages whose fixtures are
 shared by several files go whole to one worker too (:class:`SharedFixtureScheduling`), so they also start once:
@@ -16,11 +20,16 @@ writes under pytest's temp directories (one base per worker), so workers never s
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
 from xdist.remote import Producer
 from xdist.scheduler import LoadFileScheduling
+
+_NODE_BIN = Path(__file__).resolve().parents[1] / "node_modules" / ".bin"
+if (_NODE_BIN / "node").exists() and not os.environ.get("PATH", "").startswith(str(_NODE_BIN)):
+    os.environ["PATH"] = f"{_NODE_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 
 settings.register_profile("default", deadline=None)
 settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
