@@ -19,7 +19,9 @@ Paths (``functions.names.INGEST_PATHS``): ``POST /v1/events`` (route ``native``)
    header is ``application/json`` to API Gateway); any other type is ``415`` (passthrough ``NEVER``). Both per
    AWS's docs as read on 2026-12-07: "Method request behavior for payloads without mapping templates" (no
    Content-Type: API Gateway defaults to application/json and uses its template; NEVER: an unmapped type is 415)
-   and "Payload compression for REST APIs" (a compressed body is decompressed before the mapping template);
+   "Payload compression for REST APIs" (a compressed body is decompressed before the mapping template; an
+   unsupported coding or a body not encoded with it is 415) and "Request validation for REST APIs" (a body whose
+   content type has no model is not validated: hence one model per listed type, so a non-JSON body is a 400);
 4. a direct SQS ``SendMessage`` integration sends the body, URL-encoded, exactly as received - except that a
    single-call path sets the call's ``type`` to the path's (``call_body_template``) - with the message attributes
    ``request_id``, ``received_at_ms``, ``route`` and (API keys) ``api_key_id`` (docs/DESIGN.md);

@@ -187,3 +187,17 @@ def test_tools_transform_shows_which_rule_gave_the_timestamp() -> None:
     (line,) = transform(read_events(data, "segment"), settings_, RECEIVED_S, route="segment")
     assert line["status"] == "ok"
     assert line["warnings"][0].startswith("timestamp: not sent; originalTimestamp used as is")
+
+
+def test_tools_transform_times_a_call_without_any_time_against_its_now(tmp_path: Any) -> None:
+    import io
+
+    from tools.transform import run
+
+    settings_ = Settings(kochava_app_id_ios="ko-ios", kochava_app_id_android="ko-android", adservices_resolve=False)
+    lines = b"\n".join(json.dumps(call(messageId=f"m-{i}")).encode() for i in range(2))  # JSON lines
+    out = io.BytesIO()
+    assert run(io.BytesIO(lines), out, settings_, "segment", RECEIVED_S) == 0
+    for line in map(json.loads, out.getvalue().splitlines()):
+        assert line["payload"]["data"]["usertime"] == int(RECEIVED_S)
+        assert "the time the API received it used" in line["warnings"][0]
