@@ -156,10 +156,11 @@ def clean_event_name(name: str, warnings: list[str]) -> str:
     """
     if name.isprintable():  # the C fast path: nearly every name (a ZWJ emoji is not printable: the regex decides)
         return name
-    cleaned = _CONTROL.sub("", name).strip()
-    if cleaned != name:
-        warnings.append("event: control characters removed from the event name")
-    return cleaned
+    cleaned = _CONTROL.sub("", name)
+    if cleaned == name:  # not printable for another reason (a no-break space, a format character): kept as sent
+        return name
+    warnings.append("event: control characters removed from the event name")
+    return cleaned.strip()
 
 
 def to_kochava(
@@ -178,18 +179,9 @@ def to_kochava(
         if not name:
             return _reject(event, reasons.INVALID_EVENT, "event", CONTROL_ONLY_NAME_ERROR)
         name_key = name.strip().lower()
-        if name_key in settings.filtered_events:
-            return Outcome(event.uuid, "filtered", kind, reason=reasons.FILTERED_EVENT, event_name=name)
-        if name_key in ATTRIBUTION_ECHO_EVENTS:
-            return Outcome(
-                event.uuid,
-                "filtered",
-                kind,
-                reason=reasons.FILTERED_EVENT,
-                event_name=name,
-                message=ATTRIBUTION_ECHO_MESSAGE,
-                warnings=[*warnings, ATTRIBUTION_ECHO_MESSAGE],  # so tools.transform says why
-            )
+        not_sent = _filtered(event, name, name_key, settings, warnings)
+        if not_sent is not None:
+            return not_sent
     # Attributes read once into locals: a pydantic model's attribute read is a slow, unspecialised one (BaseModel
     # defines __getattr__), about 2.5x a plain object's.
     app = event.app
@@ -206,18 +198,7 @@ def to_kochava(
         return Outcome(event.uuid, "ok", kind, payload=payload, warnings=warnings, event_name="identityLink")
 
     data = _common_data(device_ids, device, app.version if app else None, kind, event.timestamp, now, warnings)
-    limit_tracking = device.limit_ad_tracking
-    if limit_tracking is None and zero_ad_id:
-        limit_tracking = True
-    if limit_tracking is not None:
-        data["device_limit_tracking"] = 1 if limit_tracking else 0
-    # Kochava's install and post-install docs (as they read today): the ATT block on every iOS 14+ payload (without
-    # it Kochava drops the IDFA), the Google DMA consent object on every payload.
-    if platform == "ios" and att_applies(device.os_version):
-        data["app_tracking_transparency"] = _att_block(event, "idfa" in device_ids, warnings)
-    consent = consent_fields(event.consent)
-    if consent:
-        data["gdpr_privacy_consent"] = consent
+    _consent_signals(event, data, zero_ad_id, warnings)
 
     outcome = Outcome(event.uuid, "ok", kind, warnings=warnings)
     if kind == "install":
@@ -241,6 +222,39 @@ def to_kochava(
 
 
 CONTROL_ONLY_NAME_ERROR: Final = "event: the event name is made of control characters only"
+
+
+def _filtered(event: NativeEvent, name: str, name_key: str, settings: Settings, warnings: list[str]) -> Outcome | None:
+    """The outcome of a track event deliberately not sent (``FILTERED_EVENTS``, attribution echoed back), or None."""
+    if name_key in settings.filtered_events:
+        return Outcome(event.uuid, "filtered", "event", reason=reasons.FILTERED_EVENT, event_name=name)
+    if name_key in ATTRIBUTION_ECHO_EVENTS:
+        return Outcome(
+            event.uuid,
+            "filtered",
+            "event",
+            reason=reasons.FILTERED_EVENT,
+            event_name=name,
+            message=ATTRIBUTION_ECHO_MESSAGE,
+            warnings=[*warnings, ATTRIBUTION_ECHO_MESSAGE],  # so tools.transform says why
+        )
+    return None
+
+
+def _consent_signals(event: NativeEvent, data: dict[str, Any], zero_ad_id: bool, warnings: list[str]) -> None:
+    """``device_limit_tracking``; then, as Kochava's install and post-install docs read today, the ATT block on
+    every iOS 14+ payload (without it Kochava drops the IDFA) and the Google DMA consent object on every payload."""
+    device = event.device
+    limit_tracking = device.limit_ad_tracking
+    if limit_tracking is None and zero_ad_id:
+        limit_tracking = True
+    if limit_tracking is not None:
+        data["device_limit_tracking"] = 1 if limit_tracking else 0
+    if device.platform == "ios" and att_applies(device.os_version):
+        data["app_tracking_transparency"] = _att_block(event, "idfa" in data["device_ids"], warnings)
+    consent = consent_fields(event.consent)
+    if consent:
+        data["gdpr_privacy_consent"] = consent
 
 
 def _common_data(

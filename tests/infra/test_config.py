@@ -56,6 +56,8 @@ def test_strings_from_the_command_line_and_json_from_cdk_json_are_both_accepted(
         ("adservicesResolve", "maybe", "adservicesResolve"),
         ("profileTtlDays", "0", "profileTtlDays"),
         ("profileBackupDays", "36", "profileBackupDays"),
+        ("kochavaUrl", "http://control.kochava.com/track/json", "kochavaUrl.*https://"),
+        ("adservicesUrl", "http://api-adservices.apple.com/api/v1/", "adservicesUrl"),
     ],
 )
 def test_bad_values_name_the_key(key: str, value: str, message: str) -> None:

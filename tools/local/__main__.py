@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TextIO
 
 from infra.config import ConfigError, parse_source_apps
+from tools import add_version_option
 from tools.local import DEFAULT_LAMBDA_LOG, aws
 from tools.local.stack import DEFAULT_API_KEY, EVENTS_DIR, LocalConfig, LocalStack
 
@@ -47,6 +48,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "Lambda handlers, a Kochava sink and an Apple stub. Posts the samples of events/, prints a report "
         "and keeps serving (or exits with --once). See docs/local.md.",
     )
+    add_version_option(parser)
     parser.add_argument(
         "--port", type=int, metavar="PORT", help=f"local API port (default {DEFAULT_API_PORT}, or any free one)"
     )
@@ -57,7 +59,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--source-apps",
         metavar="JSON",
         help='bind keys to apps, as the stack\'s sourceApps: \'{"ios-backend": ["com.example.ios"]}\' adds the key '
-        "ios-backend (its value is its name here) that may send only to com.example.ios",
+        "ios-backend (its value is its name here) that may send only to com.example.ios's Kochava app GUID (from "
+        "KOCHAVA_APP_IDS_BY_BUNDLE; an app that resolves to no GUID is refused)",
     )
     parser.add_argument(
         "--allow-unbound-keys",

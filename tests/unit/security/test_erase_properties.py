@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from functions.pipeline.kochava import is_zero_id
 from functions.pipeline.profiles import Profile, legacy_profile_key, profile_key
 from functions.pipeline.settings import Settings
 from tools.privacy.aws import AppIds
@@ -53,10 +54,11 @@ class MemoryTable:
         yield from list(self.items.items())
 
 
-# Ids as the contract takes them (1-128 characters, stripped), letters of any case among digits and punctuation.
+# Ids as the contract takes them (1-128 characters, stripped), letters of any case among digits and punctuation;
+# never an all-zero id (it identifies nobody: the enricher keys no profile by it and an erase never matches it).
 ids = st.text(
     alphabet=st.characters(codec="ascii", categories=("Lu", "Ll", "Nd", "Pd", "Pc", "Po")), min_size=1, max_size=40
-)
+).filter(lambda v: not is_zero_id(v))
 
 
 def spelled(device_id: str, flips: list[bool]) -> str:

@@ -56,14 +56,19 @@ def renderings(event: dict[str, Any]) -> list[str]:
     return [json.dumps(event), repr(event), flat, quoted, f"rejected: {event!r}"]
 
 
-SKELETON = json.dumps({"uuid": "evt-1", "type": "track", "event": "Purchase", "timestamp": 1795176000})
+# The fixed text of the renderings and of the masks: a value that happens to be part of it proves nothing.
+SKELETON = (
+    json.dumps({"uuid": "evt-1", "type": "track", "event": "Purchase", "timestamp": 1795176000})
+    + " rejected: device. platform ios android id advertising_id kochava_device_id ip user_agent user_id userId"
+    + " <redacted> <ip> <user-agent> <id:sha256: <token:sha256: <email>"
+).lower()
 
 
 @settings(max_examples=200, deadline=None)
 @given(events())
 def test_no_personal_value_of_an_event_survives_masking(drawn: tuple[dict[str, Any], list[str]]) -> None:
     event, values = drawn
-    assume(not any(v in SKELETON for v in values))
+    assume(not any(v.lower() in SKELETON for v in values))
     for text in renderings(event):
         masked = redact(text, limit=100_000)
         for value in values:
