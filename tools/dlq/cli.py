@@ -10,12 +10,12 @@ import textwrap
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from types import FrameType
 from typing import Any, TextIO
 
 from functions.names import ATTR_ERROR, ATTR_FIELD, ATTR_RESPONSE_BODY, ATTR_STATUS, QUEUES
 from functions.pipeline.jsontext import escape_surrogates
+from tools import robust
 from tools.dlq.core import (
     REASON_ADVICE,
     DlqMessage,
@@ -337,9 +337,7 @@ def _isatty(stream: TextIO) -> bool:
 
 
 def _iso(ms: int | None) -> str | None:
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return robust.iso(ms)
 
 
 def _table(rows: list[list[str]], headers: list[str]) -> list[str]:
@@ -457,9 +455,10 @@ def _message_json(pair: QueuePair, msg: DlqMessage, now_ms: int, *, reveal: bool
         **message_summary(msg, now_ms),
         "dlq": pair.dlq_name,
         "receive_count": msg.receive_count,
+        "receive_count_includes_looks": True,  # SQS's ApproximateReceiveCount: every look at a DLQ counts
         "first_failure_ms": msg.first_failure_ms,
         "first_failure": _iso(msg.first_failure_ms),
-        "sent_at": _iso(int(msg.system["SentTimestamp"])) if "SentTimestamp" in msg.system else None,
+        "sent_at": _iso(msg.system.get("SentTimestamp")),
         "attributes": shown_attributes(msg, reveal=reveal),
         "body": body_for_json(msg.body, reveal=reveal),
     }
