@@ -90,6 +90,7 @@ def run(echo: bool = True) -> list[Result]:
     import requests
     from moto import mock_aws
 
+    from functions.adapters.kochava_http import user_agent_for
     from functions.names import (
         DELIVERY_QUEUE,
         ENV_DELIVERER_MAX_WORKERS,
@@ -123,6 +124,8 @@ def run(echo: bool = True) -> list[Result]:
         single: list[float] = []
         with requests.Session() as session:
             payload: dict[str, Any] = __import__("orjson").loads(bodies[0])["payload"]
+            # The header the deliverer sends with it (the sink refuses a payload without device_ua otherwise).
+            session.headers["User-Agent"] = user_agent_for(payload)
             for _ in range(6):
                 started = time.perf_counter()
                 session.post(sink.track_url, json=payload, timeout=5).raise_for_status()

@@ -72,6 +72,39 @@ INGEST_PATHS = (
 )
 INGEST_PATHS_BY_PATH = {p.path: p for p in INGEST_PATHS}
 BODY_MODELS = tuple(dict.fromkeys(p.body_model for p in INGEST_PATHS))
+# The request media types the Segment HTTP Tracking API paths (``segment_api``) read as JSON, exactly as listed: the
+# deployed integration has one request template (and request model) per entry, tools/local/api.py accepts exactly
+# these. The libraries do not all say JSON: @rudderstack/rudder-sdk-node sets no Content-Type, so its HTTP client
+# (axios) sends application/x-www-form-urlencoded; curl's -d sends that too. A request without a Content-Type is
+# application/json (API Gateway's default). The other paths take application/json only. API Gateway picks a template
+# by the header as sent, so the charset spellings clients use are listed one by one (local matching is exact too).
+_MEDIA_TYPES = ("application/json", "application/x-www-form-urlencoded", "text/plain")
+_CHARSET_SUFFIXES = ("", "; charset=utf-8", ";charset=utf-8", "; charset=UTF-8", ";charset=UTF-8")
+JSON_MEDIA_TYPE = "application/json"
+SEGMENT_BODY_MEDIA_TYPES = tuple(media + suffix for media in _MEDIA_TYPES for suffix in _CHARSET_SUFFIXES)
+NATIVE_BODY_MEDIA_TYPES = tuple(JSON_MEDIA_TYPE + suffix for suffix in _CHARSET_SUFFIXES)
+
+
+def body_media_types(spec: IngestPath) -> tuple[str, ...]:
+    """The ``Content-Type`` values a path reads its body as JSON under (a missing header is ``application/json``).
+
+    >>> len(body_media_types(INGEST_PATHS_BY_PATH["/v1/batch"])), body_media_types(INGEST_PATHS[0])[0]
+    (15, 'application/json')
+    """
+    return SEGMENT_BODY_MEDIA_TYPES if spec.segment_api else NATIVE_BODY_MEDIA_TYPES
+
+
+# No API key at all (no x-api-key header on the native paths, no Authorization header on the Segment paths): API
+# Gateway answers without calling the authorizer, with this status and message (the UNAUTHORIZED gateway response);
+# tools/local answers the same. A ``writeKey`` in the body cannot stand for the key: the authorizer never sees the body
+# and the API has no Lambda per request (README "Already using Segment or RudderStack?").
+MISSING_KEY_STATUS = 401
+MISSING_KEY_MESSAGE = (
+    "Unauthorized: no API key. Send the write key as the HTTP Basic user name with an empty password "
+    "(Authorization: Basic base64(key + ':')) on the Segment paths (/v1/batch, /v1/track...), or the x-api-key "
+    "header on /v1/events and /v1/segment; a writeKey in the body is not read"
+)
+
 # The request header carrying the API key: `x-api-key` on the native paths, `Authorization: Basic` on the
 # Segment-compatible ones (the deployed API's authorizer reads exactly this one, see functions/authorizer).
 API_KEY_HEADER = "x-api-key"
@@ -190,9 +223,12 @@ ENV_DELIVERY_DLQ_URL = "DELIVERY_DLQ_URL"
 ENV_PROFILE_TABLE = "PROFILE_TABLE_NAME"
 ENV_IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE_NAME"
 ENV_MAX_RECEIVE_COUNT = "MAX_RECEIVE_COUNT"
-# JSON object {"<API key id>": ["<bundle id or Kochava app GUID>", ...]}: the apps each source (API key) may send to;
-# a key not listed may send to any app. Built by the stack from the `sourceApps` context key (key names -> apps).
+# JSON object {"<API key id>": ["<bundle id or Kochava app GUID>", ...]}: the apps each source (API key) may send to,
+# decided on the GUID an event goes to (functions/pipeline/sources.py). Built by the stack from the `sourceApps`
+# context key (key names -> apps).
 ENV_SOURCE_APPS = "SOURCE_APPS"
+# "true" | "false": once any key is bound, may a key that is not send anything? (the `requireBoundKeys` context key)
+ENV_REQUIRE_BOUND_KEYS = "REQUIRE_BOUND_KEYS"
 # Days a device profile is kept after the device was last seen (default PROFILE_TTL_S).
 ENV_PROFILE_TTL_DAYS = "PROFILE_TTL_DAYS"
 ENV_DELIVERER_MAX_WORKERS = "DELIVERER_MAX_WORKERS"

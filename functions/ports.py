@@ -1,6 +1,6 @@
 """The ports: the small Protocols the enricher and deliverer cores depend on, and the values that cross them.
 
-The cores (``functions/enricher/core.py``, ``functions/deliverer/delivery.py``) are written against these and
+The cores (``functions/enricher/core.py``, ``functions/deliverer/core.py``) are written against these and
 nothing else of the outside world. ``functions/adapters/`` implements them on boto3 and requests; the tests pass
 in-memory fakes (``tests/fakes.py``), so the cores have fast unit tests without moto or HTTP.
 
@@ -16,6 +16,8 @@ port                      used by                                      adapter
 :class:`DeliveryQueue`    deliverer (dead-letter, back off)            :class:`functions.adapters.sqs.SqsDeliveryQueue`
 :class:`BreakerStore`     deliverer (the shared Kochava breaker,       ``adapters.breaker_dynamodb``
                           attempts per message)
+:class:`RecordBackOff`    enricher (a record that could not be handed  :class:`functions.adapters.sqs.SqsBackOff`
+                          off, hidden for a while: ``functions.batch``)
 ========================  ===========================================  ==========================================
 
 Example (a fake satisfies a port structurally):
@@ -52,6 +54,16 @@ class MessageSender(Protocol):
     def send(self, queue_url: str, messages: Sequence[OutgoingMessage]) -> list[Refused]:
         """Send every message; return those the queue refuses for good (in input order); raise
         :class:`~functions.messages.SendError` when some still fail transiently after the retries."""
+        ...
+
+
+class RecordBackOff(Protocol):
+    """Hides a record of the queue being processed for a while (SQS ``ChangeMessageVisibility``), so SQS
+    redelivers it later than its visibility timeout."""
+
+    def back_off(self, receipt_handle: str, visibility_timeout_s: int) -> bool:
+        """Whether SQS took it (if not, the record comes back after the queue's visibility timeout: sooner, not
+        lost). Never raises."""
         ...
 
 

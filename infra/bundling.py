@@ -7,12 +7,12 @@
    Python version and architecture. The result is cached under ``.build/deps-<hash>``, the hash covering the
    requirements, the Python version and the platforms, so a synth only runs pip when one of those changed.
 2. Per function, an asset folder is assembled from those dependencies (hard links, so it is cheap) and the
-   function's code: ``functions/__init__.py``, ``functions/coldstart.py``, ``functions/pipeline/``,
-   ``functions/adapters/``, ``functions/names.py`` (the names shared with the stack) and the function's own
-   folder; nothing of ``infra/`` (Lambda code never imports it). The API key authorizer uses the standard library
-   only: its asset is ``functions/__init__.py`` and its folder, no dependencies. It lives in
-   ``.build/assets/<function>-<hash>`` where the hash also covers the code, so unchanged code is never copied
-   twice and the CDK asset hash only changes when the content does.
+   function's code: the shared modules (``SHARED_CODE``: ``functions/__init__.py``, ``batch.py``, ``coldstart.py``,
+   ``envconfig.py``, ``messages.py``, ``names.py`` (the names shared with the stack), ``ports.py``, ``pipeline/``,
+   ``adapters/``) and the function's own folder; nothing of ``infra/`` (Lambda code never imports it). The API key
+   authorizer uses the standard library only: its asset is ``functions/__init__.py``, ``envconfig.py`` and its
+   folder, no dependencies. It lives in ``.build/assets/<function>-<hash>`` where the hash also covers the code, so
+   unchanged code is never copied twice and the CDK asset hash only changes when the content does.
 3. The asset folder is precompiled to bytecode (``python -m compileall --invalidation-mode unchecked-hash``) by an
    interpreter of the runtime's Python version: ``$LAMBDA_BYTECODE_PYTHON``, else ``python3.14`` on the PATH, else
    the interpreter running the synth if its version matches. Why: ``/var/task`` is read-only on Lambda, so Python
@@ -50,6 +50,7 @@ FUNCTIONS_PACKAGE = "functions"
 # root. ``functions/names.py`` holds the names the stack was built with, so the deployed code reads the same ones.
 SHARED_CODE = (
     "functions/__init__.py",
+    "functions/batch.py",
     "functions/coldstart.py",
     "functions/envconfig.py",
     "functions/messages.py",
@@ -60,7 +61,7 @@ SHARED_CODE = (
 )
 # Functions that need only the standard library: their asset is this code plus their own folder, no dependencies
 # (a smaller asset and a cold start of a few milliseconds of imports).
-STDLIB_ONLY_CODE = {"authorizer": ("functions/__init__.py",)}
+STDLIB_ONLY_CODE = {"authorizer": ("functions/__init__.py", "functions/envconfig.py")}
 # pip platform tags for Lambda on arm64 (Graviton): glibc 2.17+ wheels and the newer 2.28 ones.
 ARM64_PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
 # Provided by the Lambda Python runtime; bundling them would only add ~25 MB. Distribution names, normalized.

@@ -17,7 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from functions.envconfig import ConfigError as ConfigError  # the one configuration error (re-exported)
 from functions.names import DELIVERY_QUEUE, INGEST_QUEUE, PROFILE_TTL_S
+from functions.pipeline import sources
 
 AuthMode = Literal["apiKey", "iam"]
 AUTH_MODES: tuple[AuthMode, ...] = ("apiKey", "iam")
@@ -33,10 +35,6 @@ LOG_RETENTION_DAYS = {
 _STAGE_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 
 ContextGetter = Callable[[str], Any]
-
-
-class ConfigError(ValueError):
-    """A context value is missing or malformed; the message names the context key."""
 
 
 @dataclass(frozen=True)
@@ -79,10 +77,12 @@ class PipelineConfig:
     # profile table (1..35: what an erase cannot reach, so keep it short).
     profile_ttl_days: int = PROFILE_TTL_S // (24 * 3600)
     profile_backup_days: int = 35
-    # API keys bound to the Kochava apps they may send to: key name -> bundle ids or app GUIDs. The stack creates
-    # one API key (in the usage plan) per name, next to the default key, and gives the enricher SOURCE_APPS
-    # (key id -> apps). Keys not listed (the default key) may send to any app.
+    # API keys bound to the Kochava apps they may send to: key name -> bundle ids or app GUIDs, each resolving to a
+    # configured GUID (checked here: the enricher decides on the GUID an event goes to). The stack creates one API
+    # key (in the usage plan) per name, next to the default key, and gives the enricher SOURCE_APPS (key id -> apps).
     source_apps: dict[str, list[str]] = field(default_factory=dict)
+    # Once any key is bound, keys that are not (the default key) may send nothing (True) or to any app (False).
+    require_bound_keys: bool = True
     # Seconds API Gateway caches the API key authorizer's answer per key (0: no cache, the authorizer runs on
     # every request); at most 3600.
     authorizer_cache_seconds: int = 300
@@ -132,12 +132,21 @@ class PipelineConfig:
             profile_ttl_days=_integer(get, "profileTtlDays", defaults.profile_ttl_days, minimum=1, maximum=3650),
             profile_backup_days=_integer(get, "profileBackupDays", defaults.profile_backup_days, minimum=1, maximum=35),
             source_apps=parse_source_apps(_raw(get, "sourceApps")),
+            require_bound_keys=_boolean(get, "requireBoundKeys", defaults.require_bound_keys),
             authorizer_cache_seconds=_integer(
                 get, "authorizerCacheSeconds", defaults.authorizer_cache_seconds, minimum=0, maximum=3600
             ),
         )
         if not _STAGE_PATTERN.match(config.stage):
             raise ConfigError(f"context 'stage': {config.stage!r} must be lower-case letters, digits, '-' (<= 20)")
+        check_source_apps(config)
+        for key, url in (
+            ("kochavaUrl", config.kochava_url),
+            ("kochavaIdentityLinkUrl", config.kochava_identitylink_url),
+            ("adservicesUrl", config.adservices_url),
+        ):
+            if url and not url.lower().startswith("https://"):  # TLS only: device data never crosses in clear text
+                raise ConfigError(f"context '{key}': {url!r} must be an https:// URL")
         if config.log_retention_days not in LOG_RETENTION_DAYS:
             allowed = ", ".join(map(str, LOG_RETENTION_DAYS))
             raise ConfigError(f"context 'logRetentionDays': {config.log_retention_days} is not one of {allowed}")
@@ -240,29 +249,35 @@ _KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 def parse_source_apps(value: Any, key: str = "sourceApps") -> dict[str, list[str]]:
     """API key names -> the apps (bundle ids or Kochava app GUIDs) each may send to; an object or its JSON text.
 
+    The setting's one parser is :func:`functions.pipeline.sources.parse_source_apps` (the Lambdas' ``SOURCE_APPS``
+    too); here the names are also checked, as each becomes an API key name.
+
     >>> parse_source_apps('{"ios-backend": ["com.example.ios"]}')
     {'ios-backend': ['com.example.ios']}
     >>> parse_source_apps({"bad name": ["a"]})
     Traceback (most recent call last):
     ...
-    infra.config.ConfigError: context 'sourceApps': key name 'bad name' must be letters, digits, '-', '_' (<= 64)
+    functions.envconfig.ConfigError: context 'sourceApps': key name 'bad name' must be letters, digits, '-', '_' (<= 64)
     """
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return {}
     label = key if key.startswith("-") else f"context '{key}'"  # a context key, or a command-line flag
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as error:
-            raise ConfigError(f"{label}: not valid JSON ({error})") from None
-    example = '{"ios-backend": ["com.example.ios", "kochava-app-guid"]}'
-    if not isinstance(value, dict):
-        raise ConfigError(f"{label}: must be a JSON object of key name -> list of apps, e.g. {example}")
-    out: dict[str, list[str]] = {}
-    for name, apps in value.items():
-        if not isinstance(name, str) or not _KEY_NAME.match(name):
+    try:
+        parsed = sources.parse_source_apps(value, label)
+    except sources.SourceAppsError as exc:
+        raise ConfigError(str(exc)) from None
+    for name in parsed:
+        if not _KEY_NAME.match(name):
             raise ConfigError(f"{label}: key name {name!r} must be letters, digits, '-', '_' (<= 64)")
-        if not isinstance(apps, list) or not apps or not all(isinstance(a, str) and a.strip() for a in apps):
-            raise ConfigError(f"{label}: {name!r} must map to a non-empty list of app ids, e.g. {example}")
-        out[name] = [app.strip() for app in apps]
-    return out
+    return {name: list(apps) for name, apps in parsed.items()}
+
+
+def check_source_apps(config: PipelineConfig, key: str = "sourceApps") -> None:
+    """Fail when a bound app resolves to no configured Kochava app GUID (the binding is decided on the GUID)."""
+    problems = sources.unresolved_bindings(
+        config.source_apps,
+        app_ids_by_bundle=config.kochava_app_ids_by_bundle,
+        platform_app_ids=(config.kochava_app_id_ios, config.kochava_app_id_android),
+        label=f"context '{key}'",
+        bundles_label="kochavaAppIdsByBundle",
+    )
+    if problems:
+        raise ConfigError("; ".join(problems))

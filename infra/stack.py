@@ -11,7 +11,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
-from functions.names import ENV_SOURCE_APPS
+from functions.names import ENV_REQUIRE_BOUND_KEYS, ENV_SOURCE_APPS
 from infra.bundling import LambdaAssetBuilder
 from infra.config import PipelineConfig
 from infra.constructs.authorizer import ApiKeyAuthorizer
@@ -82,6 +82,8 @@ class PipelineStack(Stack):
         source_apps = self.ingest_api.source_apps_env()
         if source_apps is not None:  # keys bound to apps: the enricher dead-letters other apps' events
             self.functions.enricher.function.add_environment(ENV_SOURCE_APPS, source_apps)
+            required = "true" if config.require_bound_keys else "false"
+            self.functions.enricher.function.add_environment(ENV_REQUIRE_BOUND_KEYS, required)
         self.monitoring = PipelineMonitoring(
             self,
             "Monitoring",

@@ -8,6 +8,10 @@ is honoured, and :class:`DeadlineRetry` refuses any retry (or ``Retry-After`` pa
 the caller's deadline, i.e. inside the remaining Lambda time. A read timeout is *not* retried here: the request
 may have reached Kochava, so it is reported transient and retried later by SQS (the deliverer's backoff).
 
+Every request names its sender in ``User-Agent`` (never the HTTP library's default, which Kochava could read as the
+device's agent): ``Unknown`` when the payload has no ``data.device_ua`` (Kochava's "S2S without Device UA": it then
+builds the agent from ``device_ver``), else ``kochava-pipeline/<version>`` (:data:`PROJECT_USER_AGENT`).
+
 Every answer becomes a :class:`KochavaResult`:
 
 =================  ===========================================================  ==========================
@@ -40,6 +44,7 @@ from urllib3.exceptions import MaxRetryError, ReadTimeoutError, ResponseError
 from urllib3.util.retry import Retry
 
 from functions.ports import KochavaResult
+from functions.version import __version__
 
 if TYPE_CHECKING:
     from urllib3.connectionpool import ConnectionPool
@@ -53,6 +58,11 @@ RETRY_STATUSES: Final = frozenset({429, *range(500, 600)})
 # Bodies kept in a result (the DLQ attribute is cut again to 1 KiB by the SQS adapter).
 MAX_KEPT_BODY_CHARS: Final = 4096
 _SUCCESS_VALUES: Final = frozenset({"1", 1})  # 1 == True == 1.0: all accepted
+# The User-Agent of a request whose payload carries the device's own (``data.device_ua``): this project, by name and
+# version (functions/version.py), so Kochava never takes it for the device's.
+PROJECT_USER_AGENT: Final = f"kochava-pipeline/{__version__}"
+# Kochava's "S2S without Device UA": the header it asks for when no valid device_ua is sent.
+NO_DEVICE_UA_USER_AGENT: Final = "Unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +174,23 @@ def build_session(policy: HttpPolicy) -> requests.Session:
     )
     session.mount("https://", adapter)
     session.mount("http://", adapter)
-    session.headers.update({"Content-Type": "application/json", "Accept": "application/json"})
+    session.headers.update(
+        {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": PROJECT_USER_AGENT}
+    )
     return session
+
+
+def user_agent_for(payload: Mapping[str, Any]) -> str:
+    """The ``User-Agent`` of the request that carries ``payload``.
+
+    >>> user_agent_for({"data": {"device_ua": "Mozilla%2F5.0"}}) == PROJECT_USER_AGENT
+    True
+    >>> user_agent_for({"data": {"device_ver": "iPhone-iOS-17.1"}}), user_agent_for({"device_id": {}})
+    ('Unknown', 'Unknown')
+    """
+    data = payload.get("data")
+    device_ua = data.get("device_ua") if isinstance(data, Mapping) else None
+    return PROJECT_USER_AGENT if isinstance(device_ua, str) and device_ua.strip() else NO_DEVICE_UA_USER_AGENT
 
 
 # --- Classification ----------------------------------------------------------------------------------------------
@@ -258,7 +283,11 @@ class RequestsKochavaClient:
         _budget.single_attempt = not retry
         try:
             response = self._session.post(
-                self.url_for(kind), data=orjson.dumps(payload), timeout=timeout, allow_redirects=False
+                self.url_for(kind),
+                data=orjson.dumps(payload),
+                headers={"User-Agent": user_agent_for(payload)},
+                timeout=timeout,
+                allow_redirects=False,
             )
         except requests.Timeout as exc:
             return self._failed(f"timeout: {type(exc).__name__}", started)

@@ -67,7 +67,8 @@ def _to_item(key: str, profile: Mapping[str, ProfileValue], expires_at: int) -> 
     return item
 
 
-def _from_item(item: Mapping[str, Any]) -> tuple[str, Profile]:
+def from_item(item: Mapping[str, Any]) -> tuple[str, Profile]:
+    """A stored item as ``(key, profile)`` (the key and TTL attributes left out); also read by tools.privacy."""
     key = str(item[PK]["S"])
     profile: Profile = {}
     for name, attr in item.items():
@@ -113,7 +114,7 @@ class DynamoDbProfileStore:
                     self._sleep(self._base_delay_s * 2 ** (attempt - 2))
                 response = self._client.batch_get_item(RequestItems=request)
                 for item in response.get("Responses", {}).get(self._table, []):
-                    key, profile = _from_item(item)
+                    key, profile = from_item(item)
                     found[key] = profile
                 request = response.get("UnprocessedKeys") or {}
                 if not request:

@@ -16,6 +16,8 @@ split by size), partial failures retried with backoff. Nothing is ever dropped s
 :class:`SqsDeliveryQueue` implements :class:`~functions.ports.DeliveryQueue` for the deliverer: dead-letter to the
 delivery DLQ through the same sender, and push a failed or held record's next try back
 (``ChangeMessageVisibilityBatch``, 10 per call).
+:class:`SqsBackOff` implements :class:`~functions.ports.RecordBackOff` for the enricher's batch
+(:class:`functions.batch.PartialBatch`): a record that could not be handed off is hidden for a while.
 
 Example:
     >>> queue_url_from_arn("arn:aws:sqs:eu-west-1:123456789012:kochava-dev-delivery")
@@ -167,6 +169,24 @@ def queue_url_from_arn(arn: str) -> str:
     return f"https://sqs.{region}.{domain}/{account}/{name}"
 
 
+class SqsBackOff:
+    """The :class:`~functions.ports.RecordBackOff` of one queue: a record's visibility, set by receipt handle."""
+
+    def __init__(self, client: Any, queue_url: str) -> None:
+        self._client = client
+        self._queue_url = queue_url
+
+    def back_off(self, receipt_handle: str, visibility_timeout_s: int) -> bool:
+        """Hide the record for ``visibility_timeout_s``; False if SQS refused (it then comes back sooner)."""
+        try:
+            self._client.change_message_visibility(
+                QueueUrl=self._queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=visibility_timeout_s
+            )
+        except Exception:  # the record then comes back after the queue's visibility timeout: sooner, not lost
+            return False
+        return True
+
+
 class SqsDeliveryQueue:
     """Dead-letter and back-off actions of one deliverer container.
 
@@ -189,7 +209,7 @@ class SqsDeliveryQueue:
         return self._resolved
 
     def dead_letter(self, messages: Sequence[OutgoingMessage]) -> None:
-        """Send every message to the delivery DLQ, or raise :class:`functions.adapters.sqs.SendError` (also for a
+        """Send every message to the delivery DLQ, or raise :class:`functions.messages.SendError` (also for a
         message SQS refuses for good: the records stay with SQS rather than being acknowledged unrecorded)."""
         refused = SqsSender(self._client).send(self._dlq_url, messages)
         if refused:

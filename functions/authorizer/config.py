@@ -1,7 +1,8 @@
 """The authorizer's settings, read once from its environment (the stack sets them from ``functions.names``).
 
 Standard library only and no import of ``functions.names`` (whose dataclasses would double this function's import
-cost): the stack passes the path table in two variables, ``API_KEY_PATHS`` and ``BASIC_AUTH_PATHS``
+cost); read with :mod:`functions.envconfig` like every other configuration (standard library only too, bundled with
+the authorizer). The stack passes the path table in two variables, ``API_KEY_PATHS`` and ``BASIC_AUTH_PATHS``
 (comma-separated), built from ``functions.names.INGEST_PATHS``; ``tests/unit/test_authorizer.py`` checks the names.
 
 Example:
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from functions import envconfig
 
 ENV_API_KEY_PATHS = "API_KEY_PATHS"  # the paths whose key is the x-api-key header
 ENV_BASIC_AUTH_PATHS = "BASIC_AUTH_PATHS"  # the paths whose key is the HTTP Basic auth user name
@@ -38,11 +41,12 @@ class AuthorizerConfig:
         return cls([p.path for p in paths if not p.segment_api], [p.path for p in paths if p.segment_api], log_level)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> AuthorizerConfig:
-        level = environ.get(ENV_LOG_LEVEL, "").strip().upper()
+    def from_env(cls, env: Mapping[str, str]) -> AuthorizerConfig:
+        """Read ``API_KEY_PATHS``, ``BASIC_AUTH_PATHS`` (comma lists) and the log level (an unknown one: INFO)."""
+        level = (envconfig.optional(env, ENV_LOG_LEVEL) or "").upper()
         return cls(
-            _paths(environ.get(ENV_API_KEY_PATHS, "")),
-            _paths(environ.get(ENV_BASIC_AUTH_PATHS, "")),
+            envconfig.comma_list(env, ENV_API_KEY_PATHS),
+            envconfig.comma_list(env, ENV_BASIC_AUTH_PATHS),
             level if level in LOG_LEVELS else "INFO",
         )
 
@@ -53,7 +57,3 @@ class AuthorizerConfig:
             ENV_BASIC_AUTH_PATHS: ",".join(sorted(self.basic_auth_paths)),
             ENV_LOG_LEVEL: self.log_level,
         }
-
-
-def _paths(text: str) -> list[str]:
-    return [path.strip() for path in text.split(",") if path.strip()]

@@ -29,7 +29,6 @@ Example:
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Mapping
 from typing import Any
 
@@ -60,6 +59,8 @@ def basic_auth_user(header: str | None) -> str | None:
     'key-1'
     >>> basic_auth_user("Basic !!!") is None, basic_auth_user("Basic " + base64.b64encode(b":pw").decode()) is None
     (True, True)
+    >>> basic_auth_user("Basic wk-\u00e9") is None  # non-ASCII: no key, a Deny (it used to raise)
+    True
     """
     if not header:
         return None
@@ -67,8 +68,10 @@ def basic_auth_user(header: str | None) -> str | None:
     if scheme.lower() != _BASIC:
         return None
     try:
+        # ValueError covers all three ways this fails: not base64 (binascii.Error), not UTF-8 (UnicodeDecodeError),
+        # and a str with non-ASCII characters (b64decode raises a plain ValueError).
         decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:
         return None
     user = decoded.partition(":")[0]
     return user or None
@@ -83,7 +86,8 @@ def request_key(headers: Mapping[str, Any] | None, path: str, config: Authorizer
     basic = path in config.basic_auth_paths
     if not basic and path not in config.api_key_paths:
         return None, f"no ingest path {path!r}"
-    lowered = {str(name).lower(): value for name, value in (headers or {}).items()}
+    items = headers.items() if isinstance(headers, Mapping) else ()
+    lowered = {str(name).lower(): value for name, value in items}
     if not basic:
         value = lowered.get(API_KEY_HEADER)
         key = value.strip() if isinstance(value, str) else ""

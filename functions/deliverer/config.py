@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from functions import envconfig
-from functions.deliverer.delivery import DEFAULT_MAX_ATTEMPTS, RETRY_VISIBILITY_BASE_S
+from functions.deliverer.core import DEFAULT_MAX_ATTEMPTS, RETRY_VISIBILITY_BASE_S
 from functions.names import (
     DELIVERY_QUEUE,
     ENV_BREAKER_HOLD_S,
@@ -77,10 +77,8 @@ class DelivererConfig:
         """Read ``DELIVERY_DLQ_URL``, ``IDEMPOTENCY_TABLE_NAME`` (required), ``DELIVERY_QUEUE_URL``,
         ``MAX_RECEIVE_COUNT``, ``DELIVERER_MAX_WORKERS``, ``DELIVERER_RETRY_BASE_S``, ``DELIVERER_MAX_ATTEMPTS``,
         ``DELIVERY_STATE_TABLE_NAME`` and the ``KOCHAVA_BREAKER_*`` / ``DELIVERY_QUEUE_RETENTION_S`` durations
-        (optional); raise ``ValueError`` naming what is wrong."""
-        absent = envconfig.missing(env, ENV_DELIVERY_DLQ_URL, ENV_IDEMPOTENCY_TABLE)
-        if absent:
-            raise ValueError(f"missing environment variable(s): {', '.join(absent)}")
+        (optional); raise :class:`~functions.envconfig.ConfigError` naming what is wrong."""
+        envconfig.require(env, ENV_DELIVERY_DLQ_URL, ENV_IDEMPOTENCY_TABLE)
         return cls(
             dlq_url=envconfig.required(env, ENV_DELIVERY_DLQ_URL),
             idempotency_table=envconfig.required(env, ENV_IDEMPOTENCY_TABLE),

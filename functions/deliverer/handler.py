@@ -1,12 +1,13 @@
 """Deliverer Lambda: delivery-queue batch -> Kochava, idempotent, partial batch failures, DLQ with reasons.
 
-Thin on purpose, and the same shape as the enricher's handler: Powertools wiring (Logger, Metrics, Tracer), the
-container's :class:`~functions.deliverer.runtime.Runtime` built once on the first invocation
+Wiring only, the same shape as the enricher's handler: Powertools (Logger, Metrics, Tracer), the container's
+:class:`~functions.deliverer.runtime.Runtime` built once on the first invocation
 (:func:`~functions.deliverer.runtime.build_runtime`, typed config in ``config.py``), and :func:`handle`
-``(runtime, event, context)``, which turns the batch's :class:`~functions.deliverer.delivery.BatchReport` into
-logs and metrics (``observe.py``) and the ``batchItemFailures`` answer. What happens to a record is decided in
-``delivery.py``; the once-only send is ``idempotency.py``; HTTP is ``functions/adapters/kochava_http.py``. See
-docs/deliverer.md.
+``(runtime, event, context)``: the batch's records (:mod:`functions.batch`) go to the core
+(:class:`~functions.deliverer.core.Deliverer`, which sends them concurrently and acts on the batch as a whole),
+whose :class:`~functions.deliverer.core.BatchReport` becomes logs and metrics (``observe.py``) and the
+partial batch response. What happens to a record is decided in ``core.py``; the once-only send is
+``idempotency.py``; HTTP is ``functions/adapters/kochava_http.py``. See docs/deliverer.md.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from functions.coldstart import collector_paused
 with collector_paused(freeze=True):
     from aws_lambda_powertools import Logger, Metrics, Tracer
 
+    from functions import batch
     from functions.deliverer import observe
     from functions.deliverer.runtime import Runtime, build_runtime
     from functions.messages import DeliveryRecord
@@ -70,17 +72,17 @@ def set_runtime(runtime: Runtime | None) -> None:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler(capture_response=False)
-def lambda_handler(event: Mapping[str, Any], context: LambdaContext) -> dict[str, list[dict[str, str]]]:
+def lambda_handler(event: Mapping[str, Any], context: LambdaContext) -> batch.BatchResponse:
     """SQS event source entry point (``ReportBatchItemFailures`` enabled on the mapping)."""
     return handle(get_runtime(), event, context)
 
 
-def handle(runtime: Runtime, event: Mapping[str, Any], context: LambdaContext) -> dict[str, list[dict[str, str]]]:
+def handle(runtime: Runtime, event: Mapping[str, Any], context: LambdaContext) -> batch.BatchResponse:
     """Deliver one batch; log and count every record; answer with the records SQS must redeliver."""
     runtime.sender.register_lambda_context(context)
-    records = [DeliveryRecord.from_sqs(record) for record in event.get("Records") or []]
+    records = [DeliveryRecord.from_sqs(record) for record in batch.records_of(event)]
     deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - FINISH_RESERVE_S
-    report = runtime.deliverer.process_batch(records, deadline=deadline)
+    report = runtime.core.process_batch(records, deadline=deadline)
     for outcome in report.outcomes:
         observe.log_outcome(logger, outcome)
     if report.dead_letter_error:

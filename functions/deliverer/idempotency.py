@@ -62,7 +62,7 @@ def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
 
 
 class IdempotentSender:
-    """The :class:`~functions.deliverer.delivery.OnceSender` of the Lambda."""
+    """The :class:`~functions.deliverer.core.OnceSender` of the Lambda."""
 
     def __init__(self, client: KochavaClient, persistence: BasePersistenceLayer, *, expires_after_s: int) -> None:
         self._client = client

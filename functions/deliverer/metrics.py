@@ -14,7 +14,7 @@ DUPLICATES_SKIPPED: Final = "DuplicatesSkipped"  # already delivered (idempotenc
 TRANSIENT_FAILURES: Final = "DeliveryTransientFailures"  # handed back to SQS with a visibility backoff
 DEAD_LETTERED: Final = "DeadLettered"  # sent to the delivery DLQ (per reason)
 TOKEN_STRIPPED_AT_SEND: Final = "AdServicesTokenStrippedAtSend"  # noqa: S105 - a metric name: token >= 24 h old
-DELIVERY_ERRORS: Final = "DeliveryErrors"  # unexpected errors (SQS redelivers, redrives after 5)
+DELIVERY_ERRORS: Final = "DeliveryErrors"  # unexpected errors: SQS redelivers (give-up rule: core.py)
 KOCHAVA_HTTP_RETRIES: Final = "KochavaHttpRetries"  # in-process HTTP retries (urllib3 Retry)
 
 DEAD_LETTERED_REASON_DIMENSION: Final = "reason"

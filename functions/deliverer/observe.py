@@ -18,7 +18,7 @@ from functions.pipeline.masking import redact
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger, Metrics
 
-    from functions.deliverer.delivery import BatchReport, RecordOutcome
+    from functions.deliverer.core import BatchReport, RecordOutcome
 
 
 def log_breaker(logger: Logger, report: BatchReport) -> None:

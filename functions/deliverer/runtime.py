@@ -1,7 +1,7 @@
 """The deliverer's long-lived pieces, built once per container from its environment: the HTTP pool, the boto3
 clients, the once-only sender (Powertools idempotency), the breaker and the worker threads.
 
-:func:`build_runtime` wires the real adapters behind the ports :class:`~functions.deliverer.delivery.Deliverer`
+:func:`build_runtime` wires the real adapters behind the ports :class:`~functions.deliverer.core.Deliverer`
 depends on; the handler calls it on the first invocation, tests call it with a fast HTTP policy, a controllable
 clock or their own Kochava client.
 """
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from functions.adapters.kochava_http import HttpPolicy, RequestsKochavaClient
 from functions.deliverer.config import DelivererConfig
-from functions.deliverer.delivery import Deliverer
+from functions.deliverer.core import Deliverer
 from functions.names import IDEMPOTENCY_TABLE, IDEMPOTENCY_TTL_S
 from functions.pipeline.settings import Settings
 
@@ -28,13 +28,13 @@ if TYPE_CHECKING:
 class Runtime:
     """What lives as long as the container: HTTP pool, boto3 clients, idempotency, the thread pool."""
 
-    deliverer: Deliverer
+    core: Deliverer
     sender: IdempotentSender
     kochava: KochavaClient
 
     def close(self) -> None:
         """Stop the worker threads and close pooled connections (tests; a container just freezes)."""
-        self.deliverer.close()
+        self.core.close()
         close = getattr(self.kochava, "close", None)
         if callable(close):
             close()
@@ -97,4 +97,4 @@ def build_runtime(
         retry_base_s=config.retry_base_s,
         breaker=breaker,
     )
-    return Runtime(deliverer=deliverer, sender=sender, kochava=kochava)
+    return Runtime(core=deliverer, sender=sender, kochava=kochava)

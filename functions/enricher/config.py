@@ -41,10 +41,8 @@ class EnricherConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> EnricherConfig:
         """Read ``INGEST_QUEUE_URL``, ``INGEST_DLQ_URL``, ``DELIVERY_QUEUE_URL`` (required), ``PROFILE_TABLE_NAME``
-        and ``PROFILE_TTL_DAYS`` (optional); raise ``ValueError`` naming what is wrong."""
-        absent = envconfig.missing(env, ENV_INGEST_QUEUE_URL, ENV_INGEST_DLQ_URL, ENV_DELIVERY_QUEUE_URL)
-        if absent:
-            raise ValueError(f"missing environment variable(s): {', '.join(absent)}")
+        and ``PROFILE_TTL_DAYS`` (optional); raise :class:`~functions.envconfig.ConfigError` naming what is wrong."""
+        envconfig.require(env, ENV_INGEST_QUEUE_URL, ENV_INGEST_DLQ_URL, ENV_DELIVERY_QUEUE_URL)
         return cls(
             ingest_queue_url=envconfig.required(env, ENV_INGEST_QUEUE_URL),
             ingest_dlq_url=envconfig.required(env, ENV_INGEST_DLQ_URL),

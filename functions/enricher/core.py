@@ -1,25 +1,28 @@
-"""The enricher's work on one ingest message, as a short sequence of named steps (no Powertools, no boto3 here).
+"""The enricher's work on one ingest message: each event decided on its own, the I/O done once per message (no
+Powertools, no boto3 here).
 
-One SQS message is one HTTP body: one event or a batch of up to 100. :meth:`Enricher.process` runs these steps,
-each a function of the per-message state (:class:`Message`) and the enricher's ports:
+One SQS message is one HTTP body: one event or a batch of up to 100. :meth:`Enricher.process` runs these steps:
 
 1. :func:`parse` - the body into one item per event, in order (an event, a rejection, or a Segment call filtered
    on purpose: ``page``, ``group``, ``alias``);
 2. :meth:`Enricher.check_sources` - the events the message's API key may not send (``SOURCE_APPS``), before
    anything else is done with them: no device profile is read or written for them;
-3. :meth:`Enricher.load_profiles` - the device profiles of the message's devices, in one read (a failed read is
-   counted and the events go on without their profiles: the message does not fail);
-4. :meth:`Enricher.map_event` - per event: fill from its device profile, map to Kochava, and decide:
-   invalid, not allowed for its key (``app_not_allowed``) or rejected by the mapping (``missing_app_id``,
-   ``no_device_identifier``) -> the ingest DLQ; filtered (``heartbeat``, Segment ``page`` / ``group`` /
-   ``alias``) -> counted by type, dropped on purpose; ok -> on its way (and its fields update the profile);
-5. :meth:`Enricher.resolve_adservices` - fresh install tokens asked of Apple; an install Apple cannot answer yet
-   is re-queued alone to the ingest queue with a delay;
-6. :func:`route` - one delivery-queue message per event on its way; one that cannot fit in one SQS message
+3. :meth:`Enricher.load_profiles` (I/O) - the device profiles of the message's devices, in one read (a failed read
+   is counted and the events go on without their profiles: the message does not fail);
+4. :meth:`Enricher.decide_all` - per event, in order, a typed decision from explicit inputs
+   (:func:`functions.enricher.decisions.decide`: fill from its device profile, map to Kochava):
+   :class:`~functions.enricher.decisions.DeadLetter` (invalid, ``app_not_allowed``, ``missing_app_id``,
+   ``no_device_identifier``), :class:`~functions.enricher.decisions.Filter` (``heartbeat``, Segment ``page`` /
+   ``group`` / ``alias``: counted by type) or :class:`~functions.enricher.decisions.Forward` (and its fields
+   update the profile for the events after it);
+   :meth:`Enricher.resolve_adservices` (I/O) - fresh install tokens asked of Apple: the answer attached, or the
+   install re-queued alone with a delay (:class:`~functions.enricher.decisions.Requeue`);
+5. :func:`route` - one delivery-queue message per event on its way; one that cannot fit in one SQS message
    (1 MiB with its attributes) goes to the ingest DLQ instead (``payload_too_large``);
-7. :meth:`Enricher.hand_off` - send the deliveries, then the dead letters and re-queues; a delivery SQS refuses for
-   good is dead-lettered with its reason;
-8. :meth:`Enricher.save_profiles` - the updated profiles, best effort (a failed write is counted, never fatal).
+6. :meth:`Enricher.hand_off` (I/O) - send the deliveries, then the dead letters and re-queues; a delivery SQS
+   refuses for good is dead-lettered with its reason;
+7. :meth:`Enricher.save_profiles` (I/O) - the updated profiles, best effort (a failed write is counted, never
+   fatal).
 
 Every event is handed off (at least once). ``process`` returns only when everything was handed to SQS; otherwise it
 raises and the caller reports the SQS record failed (SQS redelivers it; the deliverer is idempotent per uuid + kind,
@@ -30,13 +33,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 from functions.enricher import metrics as m
 from functions.enricher.adservices_flow import AdServicesFlow, Candidate, wants_resolution
+from functions.enricher.decisions import DeadLetter, Decided, Decision, Filter, Forward, Requeue, decide
 from functions.messages import OutgoingMessage, Refused, SendError, dead_letter_message, fit
 from functions.names import (
     ATTR_ADSERVICES_ATTEMPT,
@@ -54,20 +58,18 @@ from functions.names import (
     ROUTE_SEGMENT,
     SQS_MAX_MESSAGE_BYTES,
 )
-from functions.pipeline import envelope, profiles, reasons
+from functions.pipeline import envelope, profiles, reasons, sources
 from functions.pipeline.events import (
     Event,
-    FilteredCall,
     Parsed,
-    Rejection,
     Route,
     load_document,
     parse_body,
     raw_events,
 )
 from functions.pipeline.jsontext import compact_json
-from functions.pipeline.kochava import Outcome, to_kochava
 from functions.pipeline.masking import redact
+from functions.pipeline.segment import Received
 from functions.pipeline.settings import Settings
 from functions.pipeline.sources import NotAllowed, check_event
 
@@ -130,6 +132,11 @@ class MessageInfo:
             api_key_id=text(ATTR_API_KEY_ID),
         )
 
+    @property
+    def received(self) -> Received:
+        """The request the body came in, as the parser derives a Segment call's missing messageId / timestamp."""
+        return Received(self.request_id, self.received_at_ms)
+
     def attributes(self) -> dict[str, str | int | float]:
         """What a re-queued or dead-lettered event carries on (``api_key_id`` too: a replay is checked again)."""
         out: dict[str, str | int | float] = {ATTR_ROUTE: self.route}
@@ -154,43 +161,14 @@ class Result:
 
 
 @dataclass
-class Work:
-    """One valid event on its way through the message."""
-
-    index: int  # its position in the message
-    event: Event  # after profile fill
-    original: Event  # as received (what a re-queue or a DLQ message carries)
-    outcome: Outcome
-    requeue: OutgoingMessage | None = None  # set when Apple is to be asked again later
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """Why one event goes to the ingest DLQ (the message itself is built by :meth:`Message.dead_letter`)."""
-
-    body: str  # the event as received
-    reason: str
-    field: str | None
-    error: str | None
-    uuid: str | None
-    event_name: str | None
-
-
-@dataclass
 class Message:
-    """The state of one ingest message while its steps run."""
+    """One ingest message: what came in, and what it became so far (the decisions are made per event)."""
 
     info: MessageInfo
     now: float
     items: list[Parsed]
     raws: RawEvents
     result: Result = field(default_factory=Result)
-    not_allowed: dict[int, NotAllowed] = field(default_factory=dict)  # event position -> why its key may not send
-    profile_keys: dict[int, str] = field(default_factory=dict)  # event position -> its device-profile key
-    profiles: dict[str, profiles.Profile] = field(default_factory=dict)  # as stored, then updated in batch order
-    changed_profiles: set[str] = field(default_factory=set)
-    works: list[Work] = field(default_factory=list)
-    dead: list[DeadLetter] = field(default_factory=list)
 
     @property
     def tally(self) -> Counter[str]:
@@ -201,26 +179,36 @@ class Message:
         return int(self.now * 1000)
 
 
+@dataclass
+class Profiles:
+    """The device profiles of one message's events: each event's key (by position), the profiles as read, then
+    as its events updated them, in message order."""
+
+    keys: list[str | None]
+    stored: dict[str, profiles.Profile] = field(default_factory=dict)
+    changed: set[str] = field(default_factory=set)
+
+    def update(self, key: str | None, profile: profiles.Profile | None) -> None:
+        if key and profile is not None:
+            self.stored[key] = profile
+            self.changed.add(key)
+
+
 def parse(body: str, info: MessageInfo, now: float) -> Message:
     """Step 1: the body as one item per event, counted as received (a re-queued install was counted already)."""
-    items = parse_body(body, route=info.route)
-    message = Message(info=info, now=now, items=items, raws=RawEvents(body, len(items), info.route))
+    items = parse_body(body, route=info.route, received=info.received)
+    raws = RawEvents(body, len(items), info.route, info.received)
+    message = Message(info=info, now=now, items=items, raws=raws)
     if not info.requeued:
         message.tally[m.EVENTS_RECEIVED] += len(items)
     return message
 
 
-def rejection_letter(item: Rejection) -> DeadLetter:
-    """The dead letter of an event the parser rejected (it keeps the raw event, or the body when not JSON)."""
-    body = item.raw if isinstance(item.raw, str) else compact_json(item.raw)
-    return DeadLetter(body, item.reason, item.field, item.message, item.uuid, item.event_name)
-
-
-def delivery_message(work: Work, info: MessageInfo) -> OutgoingMessage:
+def delivery_message(forward: Forward, info: MessageInfo) -> OutgoingMessage:
     """The delivery-queue message of an event on its way: the envelope and its attributes."""
-    outcome = work.outcome
+    outcome = forward.outcome
     attributes: dict[str, str | int | float] = {
-        ATTR_UUID: work.original.uuid,
+        ATTR_UUID: forward.original.uuid,
         ATTR_KIND: outcome.kind or "",
         ATTR_EVENT_NAME: outcome.event_name or "",
         ATTR_REQUEST_ID: info.request_id or "",
@@ -230,34 +218,31 @@ def delivery_message(work: Work, info: MessageInfo) -> OutgoingMessage:
     return OutgoingMessage(envelope.build(outcome), attributes)
 
 
-def route(message: Message) -> tuple[list[Work], list[OutgoingMessage]]:
-    """Step 6: the delivery message of each event still on its way, with the works they stand for (same order);
-    one over SQS's size limit is dead-lettered now, as it would fail on every retry."""
-    works: list[Work] = []
+def route(
+    message: Message, decisions: Sequence[Decision]
+) -> tuple[list[Forward], list[OutgoingMessage], list[DeadLetter]]:
+    """Step 5: the delivery message of each event on its way, with the decisions they stand for (same order); one
+    over SQS's size limit is dead-lettered now, as it would fail on every retry."""
+    forwards: list[Forward] = []
     deliveries: list[OutgoingMessage] = []
-    for work in message.works:
-        if work.requeue is not None:
+    too_large: list[DeadLetter] = []
+    for forward in decisions:
+        if not isinstance(forward, Forward):
             continue
-        delivery = delivery_message(work, message.info)
+        delivery = delivery_message(forward, message.info)
         size = delivery.size()
         if size > SQS_MAX_MESSAGE_BYTES:
             refusal = Refused(len(deliveries), delivery, "MessageTooLong", too_large_error(size))
-            message.dead.append(refused_letter(message, work, refusal))
+            too_large.append(refused_letter(message, forward, refusal))
             continue
-        works.append(work)
+        forwards.append(forward)
         deliveries.append(delivery)
-    return works, deliveries
+    return forwards, deliveries, too_large
 
 
-def not_allowed_letter(message: Message, index: int, event: Event, not_allowed: NotAllowed) -> DeadLetter:
-    """The dead letter of an event its API key may not send (``app_not_allowed``), as it was received."""
-    body, name = message.raws.body_of(index), event.name or event.type
-    return DeadLetter(body, not_allowed.reason, not_allowed.field, not_allowed.message, event.uuid, name)
-
-
-def refused_letter(message: Message, work: Work, refusal: Refused) -> DeadLetter:
+def refused_letter(message: Message, forward: Forward, refusal: Refused) -> DeadLetter:
     """The dead letter of an event whose delivery message SQS cannot take (too large, bad characters)."""
-    raw_body = message.raws.body_of(work.index)
+    raw_body = message.raws.body_of(forward.index)
     if refusal.too_large:
         field_name, field_bytes = largest_field(orjson.loads(raw_body))
         detail = f"; largest field {field_name}: {field_bytes} bytes" if field_name else ""
@@ -265,8 +250,22 @@ def refused_letter(message: Message, work: Work, refusal: Refused) -> DeadLetter
     else:
         reason, field_name = reasons.INVALID_EVENT, None
         error = f"SQS refused the delivery message: {refusal.error}"
-    original = work.original
+    original = forward.original
     return DeadLetter(raw_body, reason, field_name, error, original.uuid, original.name or original.type)
+
+
+def count(result: Result, decided: Decided) -> None:
+    """What one event's decision adds to the message's counts (the hand-off counts the rest)."""
+    decision = decided.decision
+    if decided.filled:
+        result.tally[m.PROFILE_FILLED] += 1
+    if isinstance(decision, Filter):
+        result.tally[m.EVENTS_FILTERED] += 1
+        result.filtered_by_type[decision.call_type] += 1
+        if decision.uuid:
+            result.filtered.setdefault(decision.name, []).append(decision.uuid)
+    elif isinstance(decision, Forward) and decision.outcome.adservices_expired:
+        result.tally[m.ADSERVICES_TOKEN_EXPIRED] += 1
 
 
 class Enricher:
@@ -303,113 +302,115 @@ class Enricher:
     ) -> Result:
         """Handle every event of ``body``; raise when something could not be handed off (see module doc)."""
         message = parse(body, info, now)
-        self.check_sources(message)
-        self.load_profiles(message)
-        for index, item in enumerate(message.items):
-            self.map_event(message, index, item)
-        self.resolve_adservices(message, remaining_s)
-        works, deliveries = route(message)
-        self.hand_off(message, works, deliveries)
-        self.save_profiles(message)
+        not_allowed = self.check_sources(message)
+        stored = self.load_profiles(message, not_allowed)
+        decisions = self.decide_all(message, not_allowed, stored)
+        decisions = self.resolve_adservices(message, decisions, remaining_s)
+        self.hand_off(message, decisions)
+        self.save_profiles(message, stored)
         return message.result
 
-    def check_sources(self, message: Message) -> None:
-        """Step 2: the valid events the message's API key may not send (``SOURCE_APPS``), by position."""
+    def check_sources(self, message: Message) -> list[NotAllowed | None]:
+        """Step 2: for each item, why the message's API key may not send it (``SOURCE_APPS``), or None."""
         key_id, route = message.info.api_key_id, message.info.route
-        if not key_id or key_id not in self.settings.source_apps:  # not bound: any app, as before
-            return
+        allowed: list[NotAllowed | None] = [None] * len(message.items)
+        if not sources.applies(self.settings.source_apps, key_id, require_bound=self.settings.require_bound_keys):
+            return allowed  # no binding applies to this key: any app, as before bindings existed
         for index, item in enumerate(message.items):
             if isinstance(item, Event):
-                not_allowed = check_event(self.settings, key_id, item, route)
-                if not_allowed is not None:
-                    message.not_allowed[index] = not_allowed
+                allowed[index] = check_event(self.settings, key_id, item, route)
+        return allowed
 
-    def load_profiles(self, message: Message) -> None:
+    def load_profiles(self, message: Message, not_allowed: Sequence[NotAllowed | None]) -> Profiles:
         """Step 3: the profile key of each valid event that has one (a configured app GUID and a device id), and
         the stored profiles of those keys, in one read."""
+        keys: list[str | None] = [None] * len(message.items)
         if self.profile_store is None:
-            return
+            return Profiles(keys)
+        legacy: dict[str, str] = {}  # key -> the key of the same device before ids were normalised (issue 22)
         for index, item in enumerate(message.items):
-            if not isinstance(item, Event) or index in message.not_allowed:
+            if not isinstance(item, Event) or not_allowed[index] is not None:
                 continue
             device_id = profiles.device_key_id(item)
             app_id = self.settings.app_id_for(item.device.platform, item.app.bundle_id if item.app else None)
             if device_id and app_id:
-                message.profile_keys[index] = profiles.profile_key(app_id, item.device.platform, device_id)
-        if not message.profile_keys:
-            return
+                key = profiles.profile_key(app_id, item.device.platform, device_id)
+                keys[index] = key
+                old = profiles.legacy_profile_key(app_id, item.device.platform, device_id)
+                if old != key:
+                    legacy[key] = old
+        wanted = {key for key in keys if key}
+        if not wanted:
+            return Profiles(keys)
         try:
-            message.profiles.update(self.profile_store.get_many(set(message.profile_keys.values())))
+            found = dict(self.profile_store.get_many(wanted | set(legacy.values())))
+            for key, old in legacy.items():  # stored before the normalisation: used, then written under `key`
+                if key not in found and old in found:
+                    found[key] = found[old]
+            return Profiles(keys, found)
         except Exception as exc:  # throttling, DynamoDB down: enrich without profiles rather than fail the message
-            message.tally[m.PROFILE_READ_FAILED] += len(message.profile_keys)
+            read = sum(1 for key in keys if key)
+            message.tally[m.PROFILE_READ_FAILED] += read
             self.log.warning(
                 "profile read failed: events enriched without their profile",
-                extra={"events": len(message.profile_keys), "error": type(exc).__name__},
+                extra={"events": read, "error": type(exc).__name__},
             )
-            message.profile_keys.clear()  # neither filled nor written back: a stored profile is never overwritten
+            # neither filled nor written back: a stored profile is never overwritten
+            return Profiles([None] * len(message.items))
 
-    def map_event(self, message: Message, index: int, item: Parsed) -> None:
-        """Step 4: one event filled from its profile, mapped, and set on its way, dead-lettered or filtered."""
-        if isinstance(item, Rejection):
-            message.dead.append(rejection_letter(item))
-            return
-        if isinstance(item, FilteredCall):  # Segment page / group / alias: counted by type, never sent
-            message.tally[m.EVENTS_FILTERED] += 1
-            message.result.filtered_by_type[item.call_type] += 1
-            if item.uuid:
-                message.result.filtered.setdefault(item.call_type, []).append(item.uuid)
-            return
-        not_allowed = message.not_allowed.get(index)
-        if not_allowed is not None:  # its API key may not send to its app: nothing else is done with it
-            message.dead.append(not_allowed_letter(message, index, item, not_allowed))
-            return
-        key = message.profile_keys.get(index)
-        event, filled = profiles.fill_from_profile(item, message.profiles.get(key) if key else None)
-        if filled:
-            message.tally[m.PROFILE_FILLED] += 1
-        outcome = to_kochava(event, self.settings, now=message.now)
-        if outcome.status == "rejected":
-            body = message.raws.body_of(index)
-            reason = outcome.reason or "rejected"
-            error, name = outcome.message, item.name or item.type
-            message.dead.append(DeadLetter(body, reason, outcome.field, error, item.uuid, name))
-            return
-        if key:  # accepted (ok or filtered): its own fields feed the profile, in batch order
-            updated = profiles.updated_profile(item, message.profiles.get(key), message.now)
-            if updated is not None:
-                message.profiles[key] = updated
-                message.changed_profiles.add(key)
-        if outcome.status == "filtered":
-            message.tally[m.EVENTS_FILTERED] += 1
-            message.result.filtered_by_type[item.type] += 1
-            message.result.filtered.setdefault(item.name or item.type, []).append(item.uuid)
-            return
-        if outcome.adservices_expired:
-            message.tally[m.ADSERVICES_TOKEN_EXPIRED] += 1
-        message.works.append(Work(index, event, item, outcome))
+    def decide_all(
+        self, message: Message, not_allowed: Sequence[NotAllowed | None], stored: Profiles
+    ) -> list[Decision]:
+        """Step 4: each event decided in message order (:func:`~functions.enricher.decisions.decide`); an accepted
+        event's fields update its profile for the events after it."""
+        decisions: list[Decision] = []
+        for index, item in enumerate(message.items):
+            key = stored.keys[index]
+            decided = decide(
+                index,
+                item,
+                not_allowed=not_allowed[index],
+                key=key,
+                profile=stored.stored.get(key) if key else None,
+                settings=self.settings,
+                now=message.now,
+                body_of=message.raws.body_of,
+            )
+            stored.update(key, decided.profile)
+            count(message.result, decided)
+            decisions.append(decided.decision)
+        return decisions
 
-    def resolve_adservices(self, message: Message, remaining_s: Callable[[], float] | None) -> None:
-        """Step 5: ask Apple for the installs with a fresh token; attach the answer, or mark the install for a
-        delayed re-queue."""
+    def resolve_adservices(
+        self, message: Message, decisions: list[Decision], remaining_s: Callable[[], float] | None
+    ) -> list[Decision]:
+        """Apple asked for the installs with a fresh token: each answer attached (a new :class:`Forward`), or the
+        install re-queued alone with a delay (:class:`Requeue`)."""
         if self._adservices_factory is None:
-            return
-        wanted = [w for w in message.works if wants_resolution(self.settings, w.event, w.outcome)]
+            return decisions
+        wanted = {
+            i: d
+            for i, d in enumerate(decisions)
+            if isinstance(d, Forward) and wants_resolution(self.settings, d.event, d.outcome)
+        }
         flow = self.adservices if wanted else None
         if flow is None:
-            return
-        by_index = {w.index: w for w in wanted}
-        candidates = [Candidate(key=w.index, event=w.event, outcome=w.outcome) for w in wanted]
+            return decisions
+        candidates = [Candidate(key=i, event=d.event, outcome=d.outcome) for i, d in wanted.items()]
         info = message.info
-        for decision in flow.resolve_all(candidates, message.now, info.adservices_attempt, remaining_s):
-            message.tally.update(decision.counts)
-            self._log_decision(decision)
-            work = by_index[decision.key]
-            if decision.action == "requeue":
-                attributes = {**info.attributes(), ATTR_ADSERVICES_ATTEMPT: decision.attempt}
-                body = message.raws.body_of(work.index)
-                work.requeue = OutgoingMessage(body, attributes, delay_seconds=decision.delay_s)
-            elif decision.outcome is not None:
-                work.outcome = decision.outcome
+        decided = list(decisions)
+        for answer in flow.resolve_all(candidates, message.now, info.adservices_attempt, remaining_s):
+            message.tally.update(answer.counts)
+            self._log_decision(answer)
+            forward = wanted[answer.key]
+            if answer.action == "requeue":
+                attributes = {**info.attributes(), ATTR_ADSERVICES_ATTEMPT: answer.attempt}
+                body = message.raws.body_of(forward.index)
+                requeue = OutgoingMessage(body, attributes, delay_seconds=answer.delay_s)
+                decided[answer.key] = Requeue(forward.index, requeue)
+            elif answer.outcome is not None:
+                decided[answer.key] = replace(forward, outcome=answer.outcome)
+        return decided
 
     def _log_decision(self, decision: Any) -> None:
         self.log.set_correlation_id(decision.uuid)
@@ -426,26 +427,28 @@ class Enricher:
         )
         self.log.set_correlation_id(None)
 
-    def hand_off(self, message: Message, works: Sequence[Work], deliveries: Sequence[OutgoingMessage]) -> None:
-        """Step 7: deliveries first (one SQS refuses for good is dead-lettered with its reason), then the dead
+    def hand_off(self, message: Message, decisions: Sequence[Decision]) -> None:
+        """Steps 5 and 6: deliveries first (one SQS refuses for good is dead-lettered with its reason), then the dead
         letters and re-queues, which have no other place to go. A transient failure raises: the record is reported
         failed and redelivered as a whole."""
+        forwards, deliveries, too_large = route(message, decisions)
+        dead = [d for d in decisions if isinstance(d, DeadLetter)] + too_large
         retried_before = self.sender.retried_entries
         refused = self.sender.send(self.queues.delivery, deliveries) if deliveries else []
         for refusal in refused:
-            message.dead.append(refused_letter(message, works[refusal.index], refusal))
+            dead.append(refused_letter(message, forwards[refusal.index], refusal))
         refused_at = {refusal.index for refusal in refused}
-        for index, work in enumerate(works):
+        for index, forward in enumerate(forwards):
             if index not in refused_at:
-                message.result.forwarded.setdefault(work.outcome.kind or "?", []).append(work.original.uuid)
-        if message.dead:
-            self._send_for_good(self.queues.ingest_dlq, [self.dead_letter(message, d) for d in message.dead])
-        requeues = [w.requeue for w in message.works if w.requeue is not None]
+                message.result.forwarded.setdefault(forward.outcome.kind or "?", []).append(forward.original.uuid)
+        if dead:
+            self._send_for_good(self.queues.ingest_dlq, [self.dead_letter(message, d) for d in dead])
+        requeues = [d.message for d in decisions if isinstance(d, Requeue)]
         if requeues:
             self._send_for_good(self.queues.ingest, requeues)
         tally = message.tally
         tally[m.SEND_RETRIES] += self.sender.retried_entries - retried_before
-        tally[m.EVENTS_REJECTED] += len(message.dead)
+        tally[m.EVENTS_REJECTED] += len(dead)
         tally[m.EVENTS_FORWARDED] += len(deliveries) - len(refused)
         tally[m.ADSERVICES_REQUEUED] += len(requeues)
 
@@ -477,13 +480,13 @@ class Enricher:
         if refused:
             raise SendError(queue_url, [{"Id": f"m{r.index}", "Code": r.code, "Message": r.error} for r in refused])
 
-    def save_profiles(self, message: Message) -> None:
-        """Step 8: profiles are an optimisation for later events: a failed write is counted and logged, never
+    def save_profiles(self, message: Message, stored: Profiles) -> None:
+        """Step 7: profiles are an optimisation for later events: a failed write is counted and logged, never
         fatal."""
         store = self.profile_store
-        if store is None or not message.changed_profiles:
+        if store is None or not stored.changed:
             return
-        changed = {key: message.profiles[key] for key in message.changed_profiles}
+        changed = {key: stored.stored[key] for key in stored.changed}
         try:
             store.put_many(changed, expires_at=int(message.now) + self.profile_ttl_s)
         except Exception as exc:  # ProfileStoreError, botocore errors...
@@ -525,16 +528,17 @@ class RawEvents:
     alone), so the body is decoded again (once) for those rare cases.
     """
 
-    def __init__(self, body: str, count: int, route: Route = "native") -> None:
+    def __init__(self, body: str, count: int, route: Route = "native", received: Received | None = None) -> None:
         self._body = body
         self._count = count
         self._route = route
+        self._received = received
         self._events: list[Any] | None = None
 
     def body_of(self, index: int) -> str:
         if self._events is None:
             # lenient like parse_body: a sibling's lone surrogate must not make this raise
-            self._events = raw_events(load_document(self._body), self._route)
+            self._events = raw_events(load_document(self._body), self._route, self._received)
             if len(self._events) != self._count:  # cannot happen with parse_body's one-item-per-event promise
                 raise RuntimeError("raw events and parsed events are not aligned")
         return compact_json(self._events[index])

@@ -1,5 +1,6 @@
-"""What an enricher invocation counts: the records SQS must redeliver and the events' fates, emitted as EMF
-metrics (names in :mod:`functions.enricher.metrics`).
+"""What an enricher invocation logs (one line per message, one per record backed off) and counts (the events'
+fates, emitted as EMF metrics, names in :mod:`functions.enricher.metrics`): the same roles, and names, as the
+deliverer's ``observe.py`` (``log_outcome``, ``count``).
 """
 
 from __future__ import annotations
@@ -13,19 +14,20 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from functions.enricher import metrics as m
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools import Metrics
+    from aws_lambda_powertools import Logger, Metrics
 
+    from functions.batch import BackedOff
     from functions.enricher.core import Result
 
 
 @dataclass
-class Invocation:
-    """What one invocation did: the records SQS must redeliver and the counts its metrics report."""
+class Report:
+    """What one invocation did: the counts its metrics report."""
 
-    failed: list[dict[str, str]] = field(default_factory=list)
     tally: Counter[str] = field(default_factory=Counter)
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
     filtered_by_type: Counter[str] = field(default_factory=Counter)
+    backed_off: int = 0  # records that could not be handed off, hidden for a while (functions.batch)
 
     def add(self, result: Result) -> None:
         self.tally.update(result.tally)
@@ -36,10 +38,31 @@ class Invocation:
 _ALWAYS_EMITTED = (m.EVENTS_RECEIVED, m.EVENTS_FORWARDED, m.EVENTS_REJECTED, m.EVENTS_FILTERED)
 
 
-def emit_metrics(metrics: Metrics, invocation: Invocation, *, namespace: str, service: str) -> None:
+def log_outcome(logger: Logger, result: Result) -> None:
+    """One line per message: its counts, and the uuids by outcome (how tools.trace finds an event that was
+    forwarded or filtered; not personal data)."""
+    outcomes = {k: v for k, v in (("forwarded", result.forwarded), ("filtered", result.filtered)) if v}
+    logger.info("message processed", extra={"counts": dict(result.tally), **outcomes})
+
+
+def log_back_off(logger: Logger, backed_off: BackedOff) -> None:
+    """A record that could not be handed off, hidden for a while (functions/enricher/retry.py)."""
+    logger.warning(
+        "record backed off",
+        extra={
+            "message_id": backed_off.message_id,
+            "visibility_timeout_s": backed_off.visibility_timeout_s,
+            "receive_count": backed_off.receive_count,
+            "applied": backed_off.applied,
+        },
+    )
+
+
+def count(metrics: Metrics, report: Report, *, namespace: str, service: str) -> None:
     """The invocation's EMF metrics: the four event counts always, the others when not zero, and EventsRejected
     per reason and EventsFiltered per call type with their own dimension."""
-    tally = invocation.tally
+    tally = Counter(report.tally)
+    tally[m.HANDOFF_BACKOFFS] += report.backed_off
     for name in _ALWAYS_EMITTED:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=tally.get(name, 0))
     for name, value in sorted(tally.items()):
@@ -47,8 +70,8 @@ def emit_metrics(metrics: Metrics, invocation: Invocation, *, namespace: str, se
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     # EventsRejected per reason and EventsFiltered per call type, each with its own dimension.
     for name, dimension, counts in (
-        (m.EVENTS_REJECTED, m.REJECTED_REASON_DIMENSION, invocation.rejected_by_reason),
-        (m.EVENTS_FILTERED, m.FILTERED_TYPE_DIMENSION, invocation.filtered_by_type),
+        (m.EVENTS_REJECTED, m.REJECTED_REASON_DIMENSION, report.rejected_by_reason),
+        (m.EVENTS_FILTERED, m.FILTERED_TYPE_DIMENSION, report.filtered_by_type),
     ):
         for dimension_value, value in sorted(counts.items()):
             with single_metric(

@@ -1,6 +1,7 @@
 """The enricher's long-lived pieces, built once per container from its environment: the boto3 clients, the wired
 :class:`~functions.enricher.core.Enricher` (its ports: SQS sender, profile store, the Apple client built on first
-use), the clock of the AdServices window and the back-off of a record that could not be handed off.
+use), the clock of the AdServices window and the back-off of a record that could not be handed off
+(:class:`~functions.adapters.sqs.SqsBackOff`).
 """
 
 from __future__ import annotations
@@ -15,16 +16,17 @@ from functions.enricher.core import Enricher, Log, Queues
 if TYPE_CHECKING:
     from functions.enricher.adservices_flow import AdServicesFlow
     from functions.pipeline.settings import Settings
+    from functions.ports import RecordBackOff
 
 
 @dataclass
 class Runtime:
-    """What lives as long as the container: the wired enricher and the clock of the AdServices window."""
+    """What lives as long as the container: the wired core, the clock of the AdServices window and the back-off of
+    a record that could not be handed off (None: SQS's visibility timeout)."""
 
-    enricher: Enricher
+    core: Enricher
     clock: Callable[[], float] = time.time
-    # Hides a failed record for a while (receipt handle, seconds) -> whether SQS took it; None: SQS's timeout.
-    back_off: Callable[[str, int], bool] | None = None
+    back_off: RecordBackOff | None = None
 
 
 def build_runtime(
@@ -40,7 +42,7 @@ def build_runtime(
     from botocore.config import Config
 
     from functions.adapters.profiles_dynamodb import DynamoDbProfileStore
-    from functions.adapters.sqs import SqsSender
+    from functions.adapters.sqs import SqsBackOff, SqsSender
     from functions.enricher.config import EnricherConfig
     from functions.pipeline.settings import Settings
 
@@ -59,16 +61,7 @@ def build_runtime(
         profile_ttl_s=config.profile_ttl_s,
     )
 
-    def back_off(receipt_handle: str, seconds: int) -> bool:
-        try:
-            sqs.change_message_visibility(
-                QueueUrl=config.ingest_queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
-            )
-        except Exception:  # the record then comes back after the queue's visibility timeout: sooner, not lost
-            return False
-        return True
-
-    return Runtime(enricher=enricher, clock=clock, back_off=back_off)
+    return Runtime(core=enricher, clock=clock, back_off=SqsBackOff(sqs, config.ingest_queue_url))
 
 
 def _adservices_flow(settings: Settings, instrument_http: Callable[[], None] | None) -> AdServicesFlow:

@@ -5,14 +5,23 @@ are two events. Under one key, the *content* is compared (Powertools' ``payload_
 :data:`CONTENT_JMESPATH`): the same content is a true duplicate (skipped, counted); a different one is a reused
 uuid, dead-lettered ``uuid_conflict`` instead of silently lost.
 
-The content is the payload's ``data`` without what the enricher may fill differently when it processes the same
-event twice (its message redelivered, or replayed from a DLQ): device ids, IP, user agent, ``device_ver``, app
-version, limit tracking and ATT (device profile), and the AdServices token and attribution (Apple's answer, the
-24-hour window). What is left is what the event itself says: for an event its name, ``event_data`` and
-``usertime``; for an install its ``usertime``, consent, iAd details and referrer; for an IdentityLink the user id and
-traits. Two known limits: a ``user_id`` filled from the device profile, or a ``usertime`` clamped to the clock,
-can differ between two processings of one event if the profile changed (another message) or the timestamp was
-implausible; such a duplicate is then dead-lettered ``uuid_conflict`` (visible, never lost).
+The content is the event's **device** (:func:`device_of`) and the payload's ``data`` without what the enricher may
+fill differently when it processes the same event twice (its message redelivered, or replayed from a DLQ): device
+ids, IP, user agent, ``device_ver``, app version, limit tracking and ATT (device profile), and the AdServices token
+and attribution (Apple's answer, the 24-hour window). What is left is what the event itself says: for an event its
+name, ``event_data`` and ``usertime``; for an install its ``usertime``, consent, iAd details and referrer; for an
+IdentityLink the user id and traits. Two known limits: a ``user_id`` filled from the device profile, or a
+``usertime`` clamped to the clock, can differ between two processings of one event if the profile changed (another
+message) or the timestamp was implausible; such a duplicate is then dead-lettered ``uuid_conflict`` (visible, never
+lost).
+
+The device is part of the content (issue 22): one uuid sent for two devices with the same event data is a reused
+uuid, so the second device's event is dead-lettered ``uuid_conflict``, never acknowledged as a duplicate and
+dropped. The device is the id the event itself carries and the enricher never fills: ``device.id`` (``idfv`` /
+``android_id``), else the payload's ``kochava_device_id`` (the event's own when it has no ``device.id``), compared
+case-insensitively. Records written before this (content without the device) answer a redelivered or replayed copy
+of an event they delivered with ``uuid_conflict`` instead of ``duplicate`` for as long as they live (15 days):
+visible in the delivery DLQ, never posted twice; ``tools.trace`` shows the event delivered.
 
 Example:
     >>> from functions.pipeline.envelope import Envelope
@@ -22,7 +31,7 @@ Example:
     >>> key["uuid"], key["kind"], key["app"]
     ('u-1', 'event', 'ko-guid')
     >>> key["content"]
-    {'usertime': 1700000000, 'event_name': 'Purchase', 'event_data': {'sum': 1}}
+    {'device': 'v', 'usertime': 1700000000, 'event_name': 'Purchase', 'event_data': {'sum': 1}}
 """
 
 from __future__ import annotations
@@ -52,11 +61,42 @@ ENRICHED_FIELDS: Final = frozenset(
 )
 
 
+# The ids (in payload device-id objects) the enricher takes from the event's own device.id, never from a profile.
+_OWN_DEVICE_IDS: Final = ("idfv", "android_id")
+
+
+def device_of(payload: Any) -> str | None:
+    """The device an enveloped payload is about, case-folded: its ``device.id`` (``idfv`` / ``android_id`` of
+    ``data.device_ids``, or of an IdentityLink's ``device_id``), else its ``kochava_device_id``; None when neither.
+
+    >>> device_of({"kochava_device_id": "K", "data": {"device_ids": {"idfa": "A", "idfv": "V-1"}}})
+    'v-1'
+    >>> device_of({"device_id": {"adid": "a"}, "data": {"user_id": "u"}})  # IdentityLink without a device id
+    >>> device_of({"kochava_device_id": "K-2", "data": {"device_ids": {"adid": "a"}}})
+    'k-2'
+    """
+    if not isinstance(payload, dict):
+        return None
+    data = payload.get("data")
+    for ids in (data.get("device_ids") if isinstance(data, dict) else None, payload.get("device_id")):
+        if isinstance(ids, dict):
+            for name in _OWN_DEVICE_IDS:
+                value = ids.get(name)
+                if isinstance(value, str) and value:
+                    return value.casefold()
+    kochava_device_id = payload.get("kochava_device_id")
+    return kochava_device_id.casefold() if isinstance(kochava_device_id, str) and kochava_device_id else None
+
+
 def delivery_key(env: Envelope) -> dict[str, Any]:
     """``{"uuid", "kind", "app", "content"}`` of an envelope (from its payload as enveloped, before the send-time
-    AdServices check)."""
+    AdServices check); the content holds the device (:func:`device_of`)."""
     payload = env.payload
     app = payload.get("kochava_app_id")
     data = payload.get("data")
-    content = {k: v for k, v in data.items() if k not in ENRICHED_FIELDS} if isinstance(data, dict) else data
+    content: Any = {k: v for k, v in data.items() if k not in ENRICHED_FIELDS} if isinstance(data, dict) else data
+    if isinstance(content, dict):
+        content = {"device": device_of(payload), **content}
+    else:
+        content = {"device": device_of(payload), "data": content}
     return {"uuid": env.uuid, "kind": env.kind, "app": app if isinstance(app, str) else None, "content": content}

@@ -1,6 +1,7 @@
 """The delivery-queue message: one Kochava payload plus what the deliverer needs to send it right.
 
-Built by the enricher from an :class:`~functions.pipeline.kochava.Outcome`, parsed by the deliverer and by
+Built by the enricher from an :class:`~functions.pipeline.kochava.Outcome` (any :class:`Deliverable`: this module
+imports nothing of the mapping, which imports :data:`Kind` from here), parsed by the deliverer and by
 ``tools.dlq``. The format is documented in docs/DESIGN.md; bump ``VERSION`` on an incompatible change.
 
 Example:
@@ -13,18 +14,32 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 import orjson
-
-if TYPE_CHECKING:
-    from functions.pipeline.kochava import Outcome
 
 VERSION: Final = 1
 Kind = Literal["install", "event", "identityLink"]
 """What a payload is for Kochava: an install or an event (both POSTed to /track/json), or an IdentityLink."""
 _KINDS: Final[dict[str, Kind]] = {"install": "install", "event": "event", "identityLink": "identityLink"}
 KINDS: Final = frozenset(_KINDS)
+
+
+class Deliverable(Protocol):
+    """What :func:`build` reads of a mapping outcome (:class:`functions.pipeline.kochava.Outcome` is one)."""
+
+    @property
+    def uuid(self) -> str | None: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def kind(self) -> Kind | None: ...
+    @property
+    def event_name(self) -> str | None: ...
+    @property
+    def payload(self) -> dict[str, Any] | None: ...
+    @property
+    def adservices_generated_at(self) -> float | None: ...
 
 
 class EnvelopeError(ValueError):
@@ -56,7 +71,7 @@ def build_body(
     ).decode()
 
 
-def build(outcome: Outcome) -> str:
+def build(outcome: Deliverable) -> str:
     """The delivery-queue body for a successful outcome (``status == "ok"``)."""
     if outcome.status != "ok" or outcome.payload is None or outcome.kind is None or outcome.uuid is None:
         raise EnvelopeError(f"only an ok outcome with a payload can be delivered, got status {outcome.status!r}")

@@ -83,8 +83,23 @@ class FilteredCall:
 Parsed = NativeEvent | Rejection | FilteredCall
 
 
-def parse_body(body: bytes | str, route: Route = "native") -> list[Parsed]:
-    """Parse an ingest body (one event or ``{"batch": [...]}``) into one item per event, in order."""
+class NotedEvent(NativeEvent):
+    """An event with warnings from parsing: a Segment call whose ``messageId`` or ``timestamp`` was derived
+    (``segment.complete_call``). The mapping's outcome carries them first (:func:`parse_warnings`)."""
+
+    notes: tuple[str, ...] = ()
+
+
+def parse_warnings(item: Parsed) -> list[str]:
+    """The warnings parsing left on an item (which rule gave a Segment call its ``timestamp``...), else ``[]``."""
+    return list(item.notes) if isinstance(item, NotedEvent) else []
+
+
+def parse_body(body: bytes | str, route: Route = "native", received: segment.Received | None = None) -> list[Parsed]:
+    """Parse an ingest body (one event or ``{"batch": [...]}``) into one item per event, in order.
+
+    ``received``: the request the body came in (Segment route: what derives a missing ``messageId`` / ``timestamp``,
+    see ``segment.complete_call``)."""
     parse: Callable[[Any, Route], Parsed] = parse_event
     lenient = False
     try:
@@ -100,7 +115,7 @@ def parse_body(body: bytes | str, route: Route = "native") -> list[Parsed]:
         lenient = True
     if isinstance(document, dict) and "batch" in document:
         batch = document["batch"]
-        if not _plain_batch(batch):
+        if not plain_batch(batch):
             try:
                 NativeBatch.model_validate(_scrub_surrogates(document) if lenient else document)
             except ValidationError as exc:
@@ -116,8 +131,37 @@ def parse_body(body: bytes | str, route: Route = "native") -> list[Parsed]:
                 return [Rejection(reasons.INVALID_BODY, message, bad, _dead_letter_body(document))]
             if shared:
                 batch = [segment.merge_shared(shared, call) for call in batch]
+            return _parse_calls(batch, parse, received or _UNKNOWN, document.get("sentAt"))
         return [parse(raw_event, route) for raw_event in batch]
+    if route == "segment":
+        return _parse_calls([document], parse, received or _UNKNOWN, None)
     return [parse(document, route)]
+
+
+_UNKNOWN = segment.Received()
+
+
+def _parse_calls(
+    calls: list[Any], parse: Callable[[Any, Route], Parsed], received: segment.Received, sent_at: Any
+) -> list[Parsed]:
+    """Segment calls, each completed (``messageId``, ``timestamp``) then parsed; warnings kept on the event."""
+    items: list[Parsed] = []
+    for position, call in enumerate(calls):
+        if type(call) is not dict:
+            items.append(parse(call, "segment"))
+            continue
+        completed = segment.complete_call(call, position, received, sent_at)
+        if isinstance(completed, segment.Incomplete):
+            uuid = _call_id(completed.call.get("messageId"))
+            raw = completed.call
+            items.append(Rejection(reasons.INVALID_EVENT, completed.message, completed.field, raw, uuid=uuid))
+            continue
+        call, notes = completed
+        item = parse(call, "segment")
+        if notes and isinstance(item, NativeEvent):
+            item = _trusted(NotedEvent, {**item.__dict__, "notes": tuple(notes)})
+        items.append(item)
+    return items
 
 
 DUPLICATE_BATCH_MESSAGE = (
@@ -177,21 +221,33 @@ def load_document(body: bytes | str) -> Any:
         return None if document is _NOT_JSON else document
 
 
-def raw_events(document: Any, route: Route = "native") -> list[Any]:
+def raw_events(document: Any, route: Route = "native", received: segment.Received | None = None) -> list[Any]:
     """The raw events of a parsed body, exactly as :func:`parse_body` validated them, by position: a batch's
-    members (Segment calls with the batch-level ``context`` / ``integrations`` merged in), or the body itself.
-    What a DLQ message or a re-queued event carries, so it can be replayed alone."""
+    members (Segment calls with the batch-level ``context`` / ``integrations`` merged in and a derived ``messageId``
+    / ``timestamp`` written in), or the body itself. What a DLQ message or a re-queued event carries, so it can be
+    replayed alone (to the same id and time)."""
     if isinstance(document, dict) and isinstance(document.get("batch"), list):
         batch: list[Any] = document["batch"]
         if route == "segment":
             shared, bad = segment.shared_fields(document)
             if shared and bad is None:
-                return [segment.merge_shared(shared, call) if type(call) is dict else call for call in batch]
+                batch = [segment.merge_shared(shared, call) if type(call) is dict else call for call in batch]
+            return _completed(batch, received or _UNKNOWN, document.get("sentAt"))
         return batch
+    if route == "segment":
+        return _completed([document], received or _UNKNOWN, None)
     return [document]
 
 
-def _plain_batch(batch: Any) -> bool:
+def _completed(calls: list[Any], received: segment.Received, sent_at: Any) -> list[Any]:
+    out = []
+    for position, call in enumerate(calls):
+        completed = segment.complete_call(call, position, received, sent_at) if type(call) is dict else call
+        out.append(completed[0] if isinstance(completed, tuple) else getattr(completed, "call", call))
+    return out
+
+
+def plain_batch(batch: Any) -> bool:
     """True when ``NativeBatch`` is sure to accept ``{"batch": batch}`` parsed by orjson: a list of 1 to 100 objects.
 
     (The lenient parser's object keys may hold a surrogate, which NativeBatch refuses: such a batch passes here

@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import re
 
 # The C library's address parser (pure parsing, no lookup), from CPython's C module: ``socket`` costs 3 ms of
@@ -32,7 +33,7 @@ from urllib.parse import quote
 import orjson
 
 from functions.pipeline import adservices, reasons
-from functions.pipeline.contract import Device, NativeEvent
+from functions.pipeline.contract import Consent, Device, NativeEvent
 from functions.pipeline.envelope import Kind
 from functions.pipeline.jsontext import compact_json
 from functions.pipeline.settings import Settings
@@ -72,8 +73,9 @@ RESERVED_EVENT_DATA_KEYS: Final = frozenset(
 )
 RESERVED_KEY_PREFIX = "custom_"
 
-# Where the Purchase fields come from, first present wins (Segment ecommerce spec, seed 003 monetization).
-SUM_SOURCES: Final = ("revenue", "total", "value", "price", "amount", "bundle_paid_amount")
+# Where a Purchase's ``sum`` comes from, in this order, the first that is a number winning (the caller's own ``sum``,
+# the Segment ecommerce spec, seed 003 monetization); then ``products[].price x quantity`` (docs/kochava.md).
+SUM_SOURCES: Final = ("sum", "revenue", "total", "value", "price", "amount", "bundle_paid_amount")
 CURRENCY_SOURCES: Final = ("currency", "bundle_paid_currency")
 NAME_SOURCES: Final = ("product_name", "bundle_id", "name", "product_id", "sku")
 
@@ -84,7 +86,15 @@ _UA_SAFE = "!~*'()"  # what encodeURIComponent leaves alone
 # (July 2008), and none happens more than a day after the pipeline's own clock. Outside it: ``now``, with a warning.
 MIN_USERTIME_S: Final = 1_199_145_600.0  # 2008-01-01T00:00:00Z
 USERTIME_MAX_AHEAD_S: Final = 86_400.0
-# att_detail sent for an iOS 14+ install without an ATT status but with limit-ad-tracking on.
+# Segment calls that carry attribution *from* a provider into Segment (Segment's mobile spec "Install Attributed",
+# sent by Kochava's own postback among others): echoing them to Kochava would report its attribution back to it as
+# an app event. Filtered, counted, never sent (compared case-insensitively, after control characters are removed).
+ATTRIBUTION_ECHO_EVENTS: Final = frozenset({"install attributed"})
+ATTRIBUTION_ECHO_MESSAGE: Final = "attribution reported by a provider (Install Attributed) is not sent back to Kochava"
+# Control characters (C0, DEL, C1) are removed from event names: Kochava shows names in its dashboard and matches
+# them against its standard names; an event name of control characters only is rejected.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# att_detail sent for an iOS 14+ payload without an ATT status but with limit-ad-tracking on.
 LIMIT_AD_TRACKING_ATT_DETAIL: Final = "denied"
 # device_ver's model when the event names none (Kochava's own S2S example: "iPhone-iOS-14.0.0").
 GENERIC_MODEL: Final[Mapping[str, str]] = {"ios": "iPhone", "android": "Android"}
@@ -125,14 +135,31 @@ class Outcome:
 _KIND_BY_TYPE: Final[Mapping[str, Kind]] = {"install": "install", "identify": "identityLink"}
 
 
-def event_name_for(event: NativeEvent, settings: Settings, name_key: str | None = None) -> str:
+def event_name_for(event: NativeEvent, settings: Settings, name_key: str | None = None, name: str | None = None) -> str:
     """The Kochava event name: configured overrides, then the standard names, else the name as sent.
-    ``name_key`` is ``(event.name or "").strip().lower()`` when the caller has it already (the filter check)."""
+    ``name_key`` is ``(name or "").strip().lower()`` when the caller has it already (the filter check); ``name`` is
+    the event's name with control characters removed (:func:`clean_event_name`), when the caller cleaned it."""
     if event.type == "screen":
         return settings.event_name_map.get("screen", SCREEN_VIEW)
-    name = event.name or ""
+    if name is None:
+        name = event.name or ""
     key = name.strip().lower() if name_key is None else name_key
     return settings.event_name_map.get(key) or STANDARD_EVENT_NAMES.get(key) or name
+
+
+def clean_event_name(name: str, warnings: list[str]) -> str:
+    """``name`` without control characters (C0, DEL, C1), with a warning when any were removed; ``""`` when
+    nothing else is left (the caller rejects the event).
+
+    >>> clean_event_name("level\\x00_up\\n", []), clean_event_name("Café 🎉", [])
+    ('level_up', 'Café 🎉')
+    """
+    if name.isprintable():  # the C fast path: nearly every name (a ZWJ emoji is not printable: the regex decides)
+        return name
+    cleaned = _CONTROL.sub("", name).strip()
+    if cleaned != name:
+        warnings.append("event: control characters removed from the event name")
+    return cleaned
 
 
 def to_kochava(
@@ -143,11 +170,17 @@ def to_kochava(
     event_type = event.type
     kind = _KIND_BY_TYPE.get(event_type, "event")
     device = event.device
+    warnings: list[str] = []
     name_key = None  # track events: the name as the filter and the standard names compare it
+    name = event.name
     if event_type == "track":
-        name_key = (event.name or "").strip().lower()
-        if name_key in settings.filtered_events:
-            return Outcome(event.uuid, "filtered", kind, reason=reasons.FILTERED_EVENT, event_name=event.name)
+        name = clean_event_name(name or "", warnings)
+        if not name:
+            return _reject(event, reasons.INVALID_EVENT, "event", CONTROL_ONLY_NAME_ERROR)
+        name_key = name.strip().lower()
+        not_sent = _filtered(event, name, name_key, settings, warnings)
+        if not_sent is not None:
+            return not_sent
     # Attributes read once into locals: a pydantic model's attribute read is a slow, unspecialised one (BaseModel
     # defines __getattr__), about 2.5x a plain object's.
     app = event.app
@@ -156,7 +189,6 @@ def to_kochava(
     app_id = settings.app_id_for(platform, bundle_id)
     if not app_id:
         return _missing_app_id(event, platform, bundle_id)
-    warnings: list[str] = []
     device_ids, zero_ad_id = _device_ids(event, warnings)
     if not device_ids:
         return _reject(event, reasons.NO_DEVICE_IDENTIFIER, "device.id", NO_DEVICE_IDENTIFIER_ERROR)
@@ -165,21 +197,17 @@ def to_kochava(
         return Outcome(event.uuid, "ok", kind, payload=payload, warnings=warnings, event_name="identityLink")
 
     data = _common_data(device_ids, device, app.version if app else None, kind, event.timestamp, now, warnings)
-    limit_tracking = device.limit_ad_tracking
-    if limit_tracking is None and zero_ad_id:
-        limit_tracking = True
-    if limit_tracking is not None:
-        data["device_limit_tracking"] = 1 if limit_tracking else 0
+    _consent_signals(event, data, zero_ad_id, warnings)
 
     outcome = Outcome(event.uuid, "ok", kind, warnings=warnings)
     if kind == "install":
-        _install_fields(event, data, device_ids, now, attribution, outcome)
+        _install_fields(event, data, now, attribution, outcome)
         outcome.event_name = "install"
     else:
-        name = event_name_for(event, settings, name_key)
-        data["event_name"] = name
-        data["event_data"] = _event_data(event, name, warnings)
-        outcome.event_name = name
+        kochava_name = event_name_for(event, settings, name_key, name)
+        data["event_name"] = kochava_name
+        data["event_data"] = _event_data(event, kochava_name, warnings)
+        outcome.event_name = kochava_name
     kochava_device_id = device.kochava_device_id or device.id
     if not kochava_device_id or kochava_device_id[0] in "0-":  # an all-zero id starts so: the rare slow path
         kochava_device_id = _usable_kochava_device_id(device.kochava_device_id, device.id, device_ids, warnings)
@@ -190,6 +218,42 @@ def to_kochava(
         "data": data,
     }
     return outcome
+
+
+CONTROL_ONLY_NAME_ERROR: Final = "event: the event name is made of control characters only"
+
+
+def _filtered(event: NativeEvent, name: str, name_key: str, settings: Settings, warnings: list[str]) -> Outcome | None:
+    """The outcome of a track event deliberately not sent (``FILTERED_EVENTS``, attribution echoed back), or None."""
+    if name_key in settings.filtered_events:
+        return Outcome(event.uuid, "filtered", "event", reason=reasons.FILTERED_EVENT, event_name=name)
+    if name_key in ATTRIBUTION_ECHO_EVENTS:
+        return Outcome(
+            event.uuid,
+            "filtered",
+            "event",
+            reason=reasons.FILTERED_EVENT,
+            event_name=name,
+            message=ATTRIBUTION_ECHO_MESSAGE,
+            warnings=[*warnings, ATTRIBUTION_ECHO_MESSAGE],  # so tools.transform says why
+        )
+    return None
+
+
+def _consent_signals(event: NativeEvent, data: dict[str, Any], zero_ad_id: bool, warnings: list[str]) -> None:
+    """``device_limit_tracking``; then, as Kochava's install and post-install docs read today, the ATT block on
+    every iOS 14+ payload (without it Kochava drops the IDFA) and the Google DMA consent object on every payload."""
+    device = event.device
+    limit_tracking = device.limit_ad_tracking
+    if limit_tracking is None and zero_ad_id:
+        limit_tracking = True
+    if limit_tracking is not None:
+        data["device_limit_tracking"] = 1 if limit_tracking else 0
+    if device.platform == "ios" and att_applies(device.os_version):
+        data["app_tracking_transparency"] = _att_block(event, "idfa" in data["device_ids"], warnings)
+    consent = consent_fields(event.consent)
+    if consent:
+        data["gdpr_privacy_consent"] = consent
 
 
 def _common_data(
@@ -214,10 +278,11 @@ def _common_data(
     user_agent = device.user_agent
     if user_agent:
         data["device_ua"] = encode_user_agent(user_agent)
-    if user_agent or kind != "install":  # post-install spec: device_ver may be ""
+    if user_agent:  # Kochava reads the OS from the agent; device_ver may be "" (its post-install example)
         data["device_ver"] = device_ver(device.model, device.platform, device.os_version)
-    else:  # install spec: Kochava must be able to read the OS version
-        data["device_ver"] = _install_device_ver(device.model, device.platform, device.os_version, warnings)
+    else:  # "S2S without Device UA" (installs and events): Kochava builds the agent, and reads the OS, from it
+        noted = warnings if kind == "install" else None  # an install's attribution depends on it: say so
+        data["device_ver"] = _no_ua_device_ver(device.model, device.platform, device.os_version, noted)
     if app_version:
         data["app_version"] = app_version
     if not MIN_USERTIME_S <= timestamp <= now + USERTIME_MAX_AHEAD_S:
@@ -342,16 +407,18 @@ def device_ver(model: str | None, platform: str, os_version: str | None) -> str:
     return f"{model}-{'iOS' if platform == 'ios' else 'Android'}-{os_version}"
 
 
-def _install_device_ver(model: str | None, platform: str, os_version: str | None, warnings: list[str]) -> str:
-    """An install without a user agent: ``device_ver`` is all Kochava has to read the OS version (its install spec
-    warns about it), so it is built from what is known, the platform's generic model standing in for a missing
-    one, with a warning either way."""
+def _no_ua_device_ver(model: str | None, platform: str, os_version: str | None, warnings: list[str] | None) -> str:
+    """A payload without a user agent: ``device_ver`` is all Kochava has to read the OS version (and, for an iOS
+    14+ device, to know the ATT rule applies), so it is built from what is known, the platform's generic model
+    standing in for a missing one; on installs (``warnings`` given) with a warning either way."""
     if not os_version:
-        warnings.append("Kochava cannot read the OS version: no device.user_agent and no device.os_version")
+        if warnings is not None:
+            warnings.append("Kochava cannot read the OS version: no device.user_agent and no device.os_version")
         return ""
     if not model:
         model = GENERIC_MODEL.get(platform, "Android")
-        warnings.append(f"device.model missing (and no device.user_agent): device_ver sent with model {model!r}")
+        if warnings is not None:
+            warnings.append(f"device.model missing (and no device.user_agent): device_ver sent with model {model!r}")
     return device_ver(model, platform, os_version)
 
 
@@ -362,28 +429,43 @@ def _os_major(os_version: str | None) -> int | None:
     return int(head) if head.isdigit() else None
 
 
+def att_applies(os_version: str | None) -> bool:
+    """An iOS payload carries the ATT block when its OS is 14 or later, or unknown (Kochava drops the IDFA of an
+    iOS 14+ payload without it; an unknown OS may be 14+).
+
+    >>> att_applies("17.1"), att_applies(None), att_applies("13.6.1")
+    (True, True, False)
+    """
+    major = _os_major(os_version)
+    return major is None or major >= 14
+
+
+def consent_fields(consent: Consent | None) -> dict[str, Any] | None:
+    """``gdpr_privacy_consent``: the consent signals sent, booleans as 1/0 (Kochava's documented form); None when
+    there are none. The fields as ``model_dump(exclude_none=True)`` lists them, read without its serializer (1% of a
+    run, py-spy); tests/unit/pipeline/test_kochava_rules.py proves both agree for every model field.
+
+    >>> consent_fields(Consent(gdpr_applies=True, tc_string="tc", ad_user_data=False))
+    {'gdpr_applies': 1, 'tc_string': 'tc', 'ad_user_data': 0}
+    """
+    if consent is None:
+        return None
+    fields = {
+        key: (int(value) if isinstance(value, bool) else value)
+        for key, value in consent.__dict__.items()
+        if value is not None
+    }
+    return fields or None
+
+
 def _install_fields(
     event: NativeEvent,
     data: dict[str, Any],
-    device_ids: dict[str, str],
     now: float,
     attribution: dict[str, Any] | None,
     outcome: Outcome,
 ) -> None:
-    device = event.device
-    if device.platform == "ios":
-        major = _os_major(device.os_version)
-        if major is None or major >= 14:
-            data["app_tracking_transparency"] = _att_block(event, "idfa" in device_ids, outcome.warnings)
-    if event.consent is not None:
-        # The fields as model_dump(exclude_none=True) lists them, without its serializer (1% of a run, py-spy).
-        consent = {
-            key: (int(value) if isinstance(value, bool) else value)
-            for key, value in event.consent.__dict__.items()
-            if value is not None
-        }
-        if consent:
-            data["gdpr_privacy_consent"] = consent
+    """What only installs carry: iAd details, the install referrer, the AdServices fields."""
     if event.iad_attribution_details:
         data["iad_attribution_details"] = event.iad_attribution_details
     if event.install_referrer is not None:
@@ -412,9 +494,21 @@ def _att_block(event: NativeEvent, has_idfa: bool, warnings: list[str]) -> dict[
     if att and att.time is not None:
         block["att_time"] = int(att.time)
     if att and att.duration is not None:
-        block["att_duration"] = int(att.duration)
+        block["att_duration"] = att_duration_seconds(att.duration)
     block["att_detail"] = status
     return block
+
+
+def att_duration_seconds(duration: float) -> int:
+    """Whole seconds, as Kochava's examples send them: rounded half up, and an answer that took any time at all
+    is never sent as 0 (0.6 s is 1, not the 0 a truncation gave).
+
+    >>> att_duration_seconds(0.6), att_duration_seconds(0.2), att_duration_seconds(6.4), att_duration_seconds(0)
+    (1, 1, 6, 0)
+    """
+    if duration <= 0:
+        return 0
+    return max(1, math.floor(duration + 0.5))
 
 
 def _adservices_fields(
@@ -449,7 +543,7 @@ def _identity_link(event: NativeEvent, app_id: str, device_ids: dict[str, str], 
     """Kochava IdentityLink S2S body: ``{"kochava_app_id", "device_id": {...}, "data": {"user_id", traits}}``."""
     identity: dict[str, Any] = {"user_id": event.user_id}
     for key, value in flatten(event.properties, warnings).items():
-        if key != "user_id" and value is not None:
+        if key != "user_id":
             identity[key] = _as_text(value)
     return {"kochava_app_id": app_id, "device_id": device_ids, "data": identity}
 
@@ -465,12 +559,16 @@ def _as_text(value: Any) -> str:
 def flatten(properties: Mapping[str, Any], collisions: list[str] | None = None) -> dict[str, Any]:
     """One level: nested keys joined with ``_``, lists JSON-encoded. No value is ever lost: when a joined name is
     taken (``{"a_b": 1, "a": {"b": 2}}``), the later value gets the first free ``<name>_2``, ``<name>_3``... and a
-    warning is appended to ``collisions``.
+    warning is appended to ``collisions``. Values Kochava cannot use are left out, with a warning there too:
+    ``null`` (no value to report) and non-finite numbers (``NaN``, ``Infinity``, ``1e400``: JSON has no way to
+    write them, they would arrive as ``null``).
 
     >>> flatten({"a": {"b": {"c": 1}}, "l": [1, {"x": 2}], "s": "t"})
     {'a_b_c': 1, 'l': '[1,{"x":2}]', 's': 't'}
     >>> flatten({"a_b": 1, "a": {"b": 2}})
     {'a_b': 1, 'a_b_2': 2}
+    >>> flatten({"coupon": None, "n": float("nan"), "ok": 1})
+    {'ok': 1}
     """
     flat: dict[str, Any] = {}
     # The top level is _flatten_into(flat, "", properties) written out: no f"{prefix}{key}" string per key and no
@@ -483,6 +581,9 @@ def flatten(properties: Mapping[str, Any], collisions: list[str] | None = None) 
             value = "{}"
         elif isinstance(value, list):
             value = compact_json(value)
+        elif value is None or (type(value) is float and not math.isfinite(value)):
+            _unusable(key, value, collisions)
+            continue
         if key in flat:  # only a joined name of an earlier object can hold a top-level key
             key = _free_name(flat, key, key, collisions)
         flat[key] = value
@@ -501,9 +602,18 @@ def _flatten_into(
             value = "{}"
         elif isinstance(value, list):
             value = compact_json(value)
+        elif value is None or (type(value) is float and not math.isfinite(value)):
+            _unusable(f"{path}.{key}", value, collisions)
+            continue
         if name in flat:
             name = _free_name(flat, name, f"{path}.{key}", collisions)
         flat[name] = value
+
+
+def _unusable(path: str, value: Any, warnings: list[str] | None) -> None:
+    if warnings is not None:
+        what = "null" if value is None else f"{value!r}, not a finite number"
+        warnings.append(f"properties.{path}: {what}: not sent (Kochava cannot use it)")
 
 
 def _free_name(flat: Mapping[str, Any], name: str, path: str, collisions: list[str] | None) -> str:
@@ -547,6 +657,8 @@ def _event_data(event: NativeEvent, name: str, warnings: list[str]) -> dict[str,
         flat["screen_name"] = screen_name
     if name == PURCHASE:
         _purchase_fields(props, flat, warnings)
+    elif "sum" in flat:
+        _event_sum(flat, warnings)
     if event.user_id and "user_id" not in flat:
         flat["user_id"] = event.user_id
     return flat
@@ -568,18 +680,10 @@ def _first_text(props: Mapping[str, Any], keys: tuple[str, ...]) -> str | None:
 
 def _purchase_fields(props: Mapping[str, Any], flat: dict[str, Any], warnings: list[str]) -> None:
     """Kochava's standard purchase keys ``sum`` (a number), ``currency`` and ``name`` from the price fields."""
-    if "sum" not in flat:
-        raw_sum = None  # the first of SUM_SOURCES present and not "" (a loop: the generator cost 2% of the mapping)
-        for key in SUM_SOURCES:
-            value = props.get(key)
-            if value is not None and value != "":
-                raw_sum = value
-                break
-        amount = _as_number(raw_sum)
-        if amount is not None:
-            flat["sum"] = amount
-        elif raw_sum is not None:
-            warnings.append(f"purchase amount {str(raw_sum)[:40]!r} is not a number: sum not sent")
+    flat.pop("sum", None)  # only a top-level ``sum`` flattens onto it: purchase_sum reads it first, as a number
+    amount = purchase_sum(props, warnings)
+    if amount is not None:
+        flat["sum"] = amount
     if "currency" not in flat:
         currency = _first_text(props, CURRENCY_SOURCES)
         if currency:
@@ -590,17 +694,88 @@ def _purchase_fields(props: Mapping[str, Any], flat: dict[str, Any], warnings: l
             flat["name"] = product
 
 
-def _as_number(value: Any) -> int | float | None:
+def purchase_sum(props: Mapping[str, Any], warnings: list[str]) -> int | float | None:
+    """A Purchase's ``sum``: the first of :data:`SUM_SOURCES` that is a number (numeric text converted), else
+    ``products[].price x quantity`` when every product has a numeric price (a missing quantity counts 1); else None,
+    with a warning naming what was there but is not a number.
+
+    >>> purchase_sum({"sum": "", "revenue": "4.99"}, [])
+    4.99
+    >>> purchase_sum({"products": [{"price": 9.99, "quantity": 2}, {"price": "0.02"}]}, [])
+    20.0
+    """
+    unusable: list[str] = []
+    for key in SUM_SOURCES:  # a loop: a generator cost 2% of the mapping
+        value = props.get(key)
+        if value is None:
+            continue
+        amount = as_number(value)
+        if amount is not None:
+            if unusable:
+                warnings.append(f"{'; '.join(unusable)}: sum taken from properties.{key}")
+            return amount
+        unusable.append(f"properties.{key} {str(value)[:40]!r} is not a number")
+    products = props.get("products")
+    amount = _products_total(products)
+    if amount is not None:
+        if unusable:
+            warnings.append(f"{'; '.join(unusable)}: sum taken from properties.products")
+        return amount
+    if products:
+        unusable.append("properties.products: not every product has a numeric price (and quantity)")
+    if unusable:
+        warnings.append(f"{'; '.join(unusable)}: sum not sent")
+    return None
+
+
+def _products_total(products: Any) -> int | float | None:
+    """Sum of ``price x quantity`` over Segment's ``products`` (quantity 1 when absent); None unless every item
+    is an object with a numeric price (and a numeric quantity when it has one)."""
+    if not isinstance(products, list) or not products:
+        return None
+    total: int | float = 0
+    for item in products:
+        if not isinstance(item, dict):
+            return None
+        price = as_number(item.get("price"))
+        quantity = as_number(item["quantity"]) if item.get("quantity") is not None else 1
+        if price is None or quantity is None:
+            return None
+        total += price * quantity
+    return total if isinstance(total, int) else round(total, 6)
+
+
+def _event_sum(flat: dict[str, Any], warnings: list[str]) -> None:
+    """Any event's own ``sum`` is sent as a number (Kochava's examples): numeric text converted, anything else
+    removed with a warning (a Purchase then takes its sum from the other price fields)."""
+    given = flat["sum"]
+    amount = as_number(given)
+    if amount is None:
+        del flat["sum"]
+        warnings.append(f"properties.sum {str(given)[:40]!r} is not a number: not sent as sum")
+    elif amount is not given:
+        flat["sum"] = amount
+
+
+def as_number(value: Any) -> int | float | None:
+    """A number as Kochava takes it: an int or finite float, or numeric text converted; None otherwise (booleans
+    too).
+
+    >>> as_number("9.99"), as_number(" 10 "), as_number(""), as_number("1e400"), as_number(True)
+    (9.99, 10, None, None, None)
+    """
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, int | float):
+    if isinstance(value, int):
         return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
     if isinstance(value, str):
         try:
             number = float(value.strip())
         except ValueError:
             return None
-        if number != number or number in (float("inf"), float("-inf")):
+        if not math.isfinite(number):
             return None
         return int(number) if number.is_integer() and "." not in value else number
     return None

@@ -9,9 +9,14 @@ strings (``tc_string``), referrers, AdServices tokens and anything shaped like a
 so on-call can see that two log lines are about the same value without seeing it. :func:`redact` masks whatever
 free text may echo such values (Kochava error bodies, exception messages): device identifiers (IDFA, IDFV,
 Android ids) and long opaque tokens become fingerprints; IP addresses become ``<ip>`` (the IPv4 space is small
-enough to reverse a hash), e-mail addresses ``<email>``, browser-style user agents ``<user-agent>``, and whatever
-else a personal key holds in JSON-shaped text (user ids, consent strings, referrers: often short or guessable)
-``<redacted>``.
+enough to reverse a hash), e-mail addresses ``<email>``, user agents ``<user-agent>`` (any ``product/version``
+token with its comments: ``MyApp/3.2 (iPhone; iOS 17.1)``, ``okhttp/4.12.0``, percent-encoded too), and whatever
+else a personal key holds (user ids, consent strings, referrers: often short or guessable) ``<redacted>``: a
+string or a number, in JSON (``"user_id": 42``), Python repr (``'user_id': 'u-42'``), ``key=value`` and
+``key="value"`` text, and ``key: "value"`` / ``key: 42``.
+
+:func:`exception_fields` is what a log line may say about an exception: its type, its message redacted, and where
+it was raised (file, line, function of each frame); never a traceback's text, which repeats the message raw.
 
 Example:
     >>> fingerprint("1.2.3.4")
@@ -24,6 +29,8 @@ Example:
     '{"user_id": "<redacted>", "tc_string": "<redacted>", "note": "mail <email>"}'
     >>> redact("device_ua=Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) rejected")
     'device_ua=<user-agent> rejected'
+    >>> redact("{'user_id': 1234567, 'ip': '10.0.0.1'} user_id=u-42 userId='Jo Doe' agent MyApp/3.2 (Android 14)")
+    "{'user_id': '<redacted>', 'ip': '<ip>'} user_id=<redacted> userId='<redacted>' agent <user-agent>"
     >>> is_personal_key("advertisingId"), is_personal_key("id", parent="device"), is_personal_key("id")
     (True, True, False)
 """
@@ -33,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+import traceback
 from typing import Final, overload
 
 _UUID: Final = re.compile(r"\b[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\b")
@@ -43,10 +51,23 @@ _TOKEN: Final = re.compile(r"[A-Za-z0-9+/_=-]{40,}")  # AdServices tokens are lo
 # The lookbehind starts a match only where a run of local-part characters starts: linear on a long run without
 # an "@" (without it, 250 KB of letters took minutes: every position was tried and backtracked).
 _EMAIL: Final = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-# Browser-style user agents: the product token and its parenthesised platform (model, OS) are what identify.
-_USER_AGENT: Final = re.compile(r"\b(?:Mozilla|Dalvik|CFNetwork|okhttp)/[0-9.]+(?: \([^)]*\))?")
-# A JSON string member: its key and its value (escaped quotes inside the value are kept in it).
-_KEYED_STRING: Final = re.compile(r'"(?P<key>[A-Za-z_][A-Za-z0-9_-]*)"(?P<sep>\s*:\s*)"(?P<value>(?:[^"\\]|\\.)*)"')
+# User agents: product/version tokens (the slash may be percent-encoded), each with its parenthesised comments
+# (model, OS), one after the other: "Mozilla/5.0 (iPhone; ...) AppleWebKit/605.1.15 (KHTML, like Gecko)",
+# "MyApp/3.2 (iPhone; iOS 17.1)", "okhttp/4.12.0". The version starts with a digit (paths like /v1/events do not);
+# "HTTP/1.1" is a protocol, not an agent.
+_UA_PRODUCT: Final = (
+    r"(?!HTTPS?(?:/|%2[Ff]))[A-Za-z][A-Za-z0-9._+-]*(?:/|%2[Ff])[0-9][A-Za-z0-9._+-]*(?:(?:\s|%20)*\([^)]*\))*"
+)
+_USER_AGENT: Final = re.compile(rf"\b{_UA_PRODUCT}(?:(?:\s|%20)+{_UA_PRODUCT})*")
+# A keyed value: a quoted key (JSON, Python repr) or a bare one (key=value, key: "value" text), then its value: a
+# quoted string (escapes kept in it), a number, or (after "=" or a quoted key) a bare token.
+_KEYED: Final = re.compile(
+    r"""(?P<kq>["']?)(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)(?P=kq)(?P<sep>\s*[:=]\s*)"""
+    r"""(?:"(?P<dq>(?:[^"\\]|\\.)*)"|'(?P<sq>(?:[^'\\]|\\.)*)'|(?P<num>-?\d+(?:\.\d+)?)\b|(?P<bare>[^\s,;&)}\]"']+))"""
+)
+_NOT_VALUES: Final = frozenset({"null", "none", "true", "false"})
+# A device object (JSON or Python repr, no nested object inside): its "id" is a device id.
+_DEVICE_OBJECT: Final = re.compile(r"""(?P<head>["']?device["']?\s*[:=]\s*)(?P<body>\{[^{}]*\})""")
 
 # Keys whose values are personal, compared after lower-casing and dropping everything but letters and digits.
 PERSONAL_KEYS: Final = frozenset(
@@ -120,13 +141,24 @@ def _mask_ipv6(match: re.Match[str]) -> str:
 _PLACEHOLDER: Final = re.compile(r"<[a-z-]+(?::sha256:[0-9a-f]{12})?>")
 
 
-def _mask_keyed(match: re.Match[str]) -> str:
-    """A personal key's string value -> ``<redacted>`` (user ids, consent strings, referrers, user agents are often
-    short or guessable: a fingerprint could be reversed), unless an earlier pass already masked all of it."""
-    value = match.group("value")
-    if not value or _PLACEHOLDER.fullmatch(value) or not is_personal_key(match.group("key")):
+def _mask_keyed(match: re.Match[str], parent: str | None = None) -> str:
+    """A personal key's value -> ``<redacted>`` (user ids, consent strings, referrers, user agents are often short
+    or guessable: a fingerprint could be reversed), unless an earlier pass already masked all of it. A dotted key
+    (``device.id``) is judged by its last part inside the one before."""
+    quote, key, sep = match.group("kq"), match.group("key"), match.group("sep")
+    dq, sq, num, bare = match.group("dq", "sq", "num", "bare")
+    value = next((v for v in (dq, sq, num, bare) if v is not None), "")
+    *path, name = key.split(".")
+    if not value or _PLACEHOLDER.fullmatch(value) or not is_personal_key(name, path[-1] if path else parent):
         return match.group()
-    return f'"{match.group("key")}"{match.group("sep")}"<redacted>"'
+    if bare is not None and (value.lower() in _NOT_VALUES or (not quote and "=" not in sep)):
+        return match.group()  # a literal, or prose after "key:" (an error message), not a value
+    head = f"{quote}{key}{quote}{sep}"
+    if dq is not None:
+        return f'{head}"<redacted>"'
+    if sq is not None or (num is not None and quote):
+        return f"{head}'<redacted>'" if quote == "'" or sq is not None else f'{head}"<redacted>"'
+    return f"{head}<redacted>"
 
 
 def redact(text: str, limit: int = 512) -> str:
@@ -139,5 +171,23 @@ def redact(text: str, limit: int = 512) -> str:
     text = _HEX_ID.sub(lambda m: f"<id:{fingerprint(m.group().lower())}>", text)
     text = _IPV6_CANDIDATE.sub(_mask_ipv6, text)
     text = _IPV4.sub("<ip>", text)
-    text = _KEYED_STRING.sub(_mask_keyed, text)
+    text = _DEVICE_OBJECT.sub(
+        lambda m: m.group("head") + _KEYED.sub(lambda k: _mask_keyed(k, "device"), m.group("body")), text
+    )
+    text = _KEYED.sub(_mask_keyed, text)
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def exception_fields(exc: BaseException) -> dict[str, object]:
+    """What a log line may carry about ``exc``: ``error`` (its type), ``detail`` (its message, redacted) and
+    ``where`` (``file:line in function`` of each frame, innermost last). Exception messages can hold event data (a
+    ``KeyError`` of a user id, a validation error echoing a value, an AWS error naming an item); a formatted
+    traceback (``logger.exception``) repeats the message raw, so it is never logged.
+
+    >>> fields = exception_fields(KeyError("user_id=u-42 from 203.0.113.7"))
+    >>> fields["error"], fields["detail"], fields["where"]
+    ('KeyError', "'user_id=<redacted> from <ip>'", [])
+    """
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = [f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} in {frame.name}" for frame in frames]
+    return {"error": type(exc).__name__, "detail": redact(str(exc)), "where": where[-8:]}

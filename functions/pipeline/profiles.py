@@ -4,10 +4,10 @@ A backend that only knows a device's id (a server-side purchase, a subscription 
 ``device.platform`` + ``device.id`` and nothing else: the enricher fills the advertising id, IP, user agent,
 ATT state... from the richest context it has seen for that device, so Kochava can still match and attribute it.
 
-The profile is keyed by app + platform + device id (:func:`profile_key`). Pure functions, no I/O, no clock read:
-the store is ``functions/adapters/profiles_dynamodb.py``; the enricher reads the profiles of a whole message,
-applies these rules event by event **in order** (an install early in a batch enriches a purchase later in it)
-and writes the changed profiles back.
+The profile is keyed by app + platform + device id, the id normalised (:func:`profile_key`). Pure functions, no I/O,
+no clock read: the store is ``functions/adapters/profiles_dynamodb.py``; the enricher reads the profiles of a whole
+message, applies these rules event by event **in order** (an install early in a batch enriches a purchase later in
+it) and writes the changed profiles back.
 
 Rules (docs/enricher.md repeats them for mobile teams):
 
@@ -29,9 +29,12 @@ Rules (docs/enricher.md repeats them for mobile teams):
   whose consent state says opt-out never keeps one. An all-zero advertising id is never stored. The profile is
   written only when a field changed, or once a day to push its expiry (the ``PROFILE_TTL_DAYS`` setting)
   forward.
-* **Consent** (:func:`refuses_personal_data`): the profile also remembers the device's consent signals, the GDPR
-  pair ``gdpr_applies`` / ``ad_user_data`` (:data:`CONSENT_FIELDS`, a group like ATT) beside ATT and
-  ``limit_ad_tracking``. While they refuse (GDPR applies and ``ad_user_data`` is not true, ATT ``denied`` or
+* **Consent** (:func:`refuses_personal_data`): the profile also remembers the device's consent signals, the Google
+  DMA flags ``gdpr_applies`` / ``ad_user_data`` / ``ad_personalization`` (:data:`CONSENT_FIELDS`, a group like
+  ATT; never the ``tc_string``, a consent string being personal data) beside ATT and ``limit_ad_tracking``. An
+  event without a ``consent`` object of its own is filled with the remembered group (Kochava's post-install doc
+  asks for ``gdpr_privacy_consent`` on every event, so a server-side purchase of an EEA device carries its
+  consent, and its refusal). While they refuse (GDPR applies and ``ad_user_data`` is not true, ATT ``denied`` or
   ``restricted``, or ``limit_ad_tracking`` true), the profile keeps none of :data:`PERSONAL_FIELDS`
   (advertising id, Kochava device id, IP, user agent, user id): the event that brings the refusal removes what
   was stored, and later events add nothing personal until a newer event lifts it (the newest signal wins; a late
@@ -51,7 +54,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from functions.pipeline.contract import App, Att
+from functions.pipeline.contract import App, Att, Consent
 from functions.pipeline.contract import NativeEvent as Event
 from functions.pipeline.kochava import is_zero_id
 
@@ -82,18 +85,39 @@ NOT_FILLED_ON_INSTALL: Final = frozenset({"ip", "user_agent"})
 OPT_OUT_ATT: Final = frozenset({"denied", "restricted"})
 # Personal data a profile must not keep (nor fill into an event) while the device's consent signals refuse it.
 PERSONAL_FIELDS: Final = ("advertising_id", "kochava_device_id", "ip", "user_agent", "user_id")
-# The GDPR consent signals (``consent.gdpr_applies`` / ``consent.ad_user_data``), remembered as one group, never
-# filled into an event (Kochava takes consent from the event itself).
-CONSENT_FIELDS: Final = ("gdpr_applies", "ad_user_data")
+# The Google DMA consent flags (``consent.gdpr_applies`` / ``ad_user_data`` / ``ad_personalization``), remembered as
+# one group and filled, as a group, into an event that carries no ``consent`` object (sent as gdpr_privacy_consent).
+CONSENT_FIELDS: Final = ("gdpr_applies", "ad_user_data", "ad_personalization")
 # Everything a stored profile may hold besides its bookkeeping.
 REMEMBERED: Final = (*FIELDS, *CONSENT_FIELDS)
 ATT_STATUSES: Final = frozenset({"authorized", "denied", "restricted", "not_determined"})
 
 
+def normalize_device_id(device_id: str) -> str:
+    """A device id as profiles are keyed by it: trimmed and case-folded, so every spelling an SDK or a backend sends
+    (IDFVs upper case from one, lower case from another) is one profile, and an erase finds it by any spelling.
+
+    >>> normalize_device_id(" Priv-Dev-1 ")
+    'priv-dev-1'
+    """
+    return device_id.strip().casefold()
+
+
 def profile_key(app_id: str, platform: str, device_id: str) -> str:
-    """The table key: ``{app}#{platform}#{device id}``.
+    """The table key: ``{app}#{platform}#{device id}``, the id normalised (:func:`normalize_device_id`).
 
     >>> profile_key("koapp-guid", "ios", "IDFV-1")
+    'koapp-guid#ios#idfv-1'
+    """
+    return f"{app_id}#{platform}#{normalize_device_id(device_id)}"
+
+
+def legacy_profile_key(app_id: str, platform: str, device_id: str) -> str:
+    """The key a profile had before ids were normalised (issue 22): the id exactly as the event carried it. The
+    enricher still reads it (a profile found only there is used and written back under :func:`profile_key`) until
+    such profiles have expired (``profileTtlDays`` after the upgrade); ``tools.privacy`` scans for every spelling.
+
+    >>> legacy_profile_key("koapp-guid", "ios", "IDFV-1")
     'koapp-guid#ios#IDFV-1'
     """
     return f"{app_id}#{platform}#{device_id}"
@@ -158,6 +182,7 @@ def context_of(event: Event) -> Profile:
     if event.consent is not None:
         values["gdpr_applies"] = event.consent.gdpr_applies
         values["ad_user_data"] = event.consent.ad_user_data
+        values["ad_personalization"] = event.consent.ad_personalization
     return {name: value for name, value in values.items() if value is not None and value != ""}
 
 
@@ -166,6 +191,8 @@ def fillable(ctx: Mapping[str, ProfileValue], profile: Mapping[str, ProfileValue
     filled: Profile = {}
     if "att_status" not in ctx and "att_status" in profile:
         filled.update({name: profile[name] for name in ATT_FIELDS if name in profile})
+    if not any(name in ctx for name in CONSENT_FIELDS):
+        filled.update({name: profile[name] for name in CONSENT_FIELDS if name in profile})
     for name in FIELDS:
         if name in ATT_FIELDS or name == "advertising_id" or name in ctx or name not in profile:
             continue
@@ -194,9 +221,12 @@ def fill_from_profile(event: Event, profile: Mapping[str, ProfileValue] | None) 
     if not profile:
         return event, []
     filled = fillable(context_of(event), profile, install=event.type == "install")
+    if event.consent is not None:  # a consent object of its own (a tc_string alone too): the event wins
+        for name in CONSENT_FIELDS:
+            filled.pop(name, None)
     if not filled:
         return event, []
-    return _with_fields(event, filled), [name for name in FIELDS if name in filled]
+    return _with_fields(event, filled), [name for name in REMEMBERED if name in filled]
 
 
 def _with_fields(event: Event, filled: Mapping[str, ProfileValue]) -> Event:
@@ -216,6 +246,9 @@ def _with_fields(event: Event, filled: Mapping[str, ProfileValue]) -> Event:
         }
         device_update["att"] = Att.model_construct(**att_values)
     update: dict[str, object] = {}
+    if any(name in filled for name in CONSENT_FIELDS):
+        flags: dict[str, Any] = {name: _flag(filled.get(name)) for name in CONSENT_FIELDS}
+        update["consent"] = Consent.model_construct(tc_string=None, **flags)
     if device_update:
         update["device"] = event.device.model_copy(update=device_update)
     if "user_id" in filled:
@@ -224,6 +257,10 @@ def _with_fields(event: Event, filled: Mapping[str, ProfileValue]) -> Event:
         app = event.app or App.model_construct(bundle_id=None, version=None, build=None)
         update["app"] = app.model_copy(update={"version": str(filled["app_version"])})
     return event.model_copy(update=update)
+
+
+def _flag(value: ProfileValue | None) -> bool | None:
+    return value if isinstance(value, bool) else None
 
 
 def merge_context(

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from functions.envconfig import ConfigError
 from functions.names import (
     ENV_ADSERVICES_RESOLVE,
     ENV_ADSERVICES_URL,
@@ -28,7 +29,10 @@ from functions.names import (
     ENV_KOCHAVA_APP_IDS_BY_BUNDLE,
     ENV_KOCHAVA_IDENTITYLINK_URL,
     ENV_KOCHAVA_URL,
+    ENV_REQUIRE_BOUND_KEYS,
+    ENV_SOURCE_APPS,
 )
+from functions.pipeline import sources
 
 DEFAULT_KOCHAVA_URL = "https://control.kochava.com/track/json"
 DEFAULT_KOCHAVA_IDENTITYLINK_URL = "https://control.kochava.com/v1/cpi/identityLink.php"
@@ -36,8 +40,8 @@ DEFAULT_ADSERVICES_URL = "https://api-adservices.apple.com/api/v1/"
 DEFAULT_FILTERED_EVENTS = frozenset({"heartbeat"})
 
 
-class SettingsError(ValueError):
-    """A configuration value is malformed; the message names the variable."""
+SettingsError = ConfigError
+"""The one configuration error (:class:`functions.envconfig.ConfigError`), by the name this module gave it first."""
 
 
 @dataclass(frozen=True)
@@ -60,8 +64,11 @@ class Settings:
     event_name_map: dict[str, str] = field(default_factory=dict)
     adservices_url: str = DEFAULT_ADSERVICES_URL
     adservices_resolve: bool = True
-    # API key id -> the bundle ids and Kochava app GUIDs it may send to (SOURCE_APPS); keys not listed: any app.
+    # API key id -> the bundle ids and Kochava app GUIDs it may send to (SOURCE_APPS), decided on the GUID an event
+    # goes to (functions/pipeline/sources.py).
     source_apps: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Once any key is bound: a key that is not may send nothing (True) or to any app (False). REQUIRE_BOUND_KEYS.
+    require_bound_keys: bool = True
 
     def app_id_for(self, platform: str, bundle_id: str | None) -> str | None:
         """The Kochava app GUID for an event: per bundle id first, else per platform, else None."""
@@ -94,52 +101,38 @@ class Settings:
             values["filtered_events"] = frozenset(
                 name.strip().lower() for name in env[ENV_FILTERED_EVENTS].split(",") if name.strip()
             )
-        if env.get(ENV_ADSERVICES_RESOLVE, "").strip():
-            flag = env[ENV_ADSERVICES_RESOLVE].strip().lower()
-            if flag not in {"true", "false", "1", "0", "yes", "no", "on", "off"}:
-                raise SettingsError(f"{ENV_ADSERVICES_RESOLVE}: must be true or false, got {flag!r}")
-            values["adservices_resolve"] = flag in {"true", "1", "yes", "on"}
-        if env.get(SOURCE_APPS, "").strip():
-            values["source_apps"] = parse_source_apps(env[SOURCE_APPS])
+        values["adservices_resolve"] = _flag(env, ENV_ADSERVICES_RESOLVE, default=True)
+        if env.get(ENV_SOURCE_APPS, "").strip():
+            values["source_apps"] = parse_source_apps(env[ENV_SOURCE_APPS])
+        values["require_bound_keys"] = _flag(env, ENV_REQUIRE_BOUND_KEYS, default=True)
         return cls(**values)
 
 
-SOURCE_APPS = "SOURCE_APPS"  # functions.names.ENV_SOURCE_APPS (this module imports nothing of the repo's)
-_SOURCE_APPS_SHAPE = '{"<api key id>": ["<bundle id or Kochava app GUID>", ...]}'
+SOURCE_APPS = ENV_SOURCE_APPS  # kept for callers of the old name
 
 
 def parse_source_apps(text: str) -> dict[str, frozenset[str]]:
-    """``SOURCE_APPS`` (JSON) -> API key id -> the apps it may send to; :class:`SettingsError` names what is wrong.
+    """``SOURCE_APPS`` (JSON) -> API key id -> the apps it names (:func:`functions.pipeline.sources.parse_source_apps`,
+    the one parser of the setting); :class:`SettingsError` names what is wrong.
 
     >>> parse_source_apps('{"k1abc": ["com.example.game", "kogame-ios-guid"]}') == {
     ...     "k1abc": frozenset({"com.example.game", "kogame-ios-guid"})}
     True
-    >>> parse_source_apps('{"k1abc": "com.example.game"}')  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    functions.pipeline.settings.SettingsError: SOURCE_APPS: key 'k1abc': must be a list of bundle ids or Kochava...
     """
     try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise SettingsError(f"{SOURCE_APPS}: not valid JSON ({exc}); expected {_SOURCE_APPS_SHAPE}") from exc
-    if not isinstance(value, dict):
-        raise SettingsError(f"{SOURCE_APPS}: must be a JSON object {_SOURCE_APPS_SHAPE}")
-    out: dict[str, frozenset[str]] = {}
-    for key, apps in value.items():
-        if not key.strip():
-            raise SettingsError(f"{SOURCE_APPS}: an API key id is empty")
-        if not isinstance(apps, list) or not all(isinstance(app, str) and app.strip() for app in apps):
-            raise SettingsError(
-                f"{SOURCE_APPS}: key {key!r}: must be a list of bundle ids or Kochava app GUIDs (non-empty strings)"
-            )
-        if not apps:
-            raise SettingsError(
-                f"{SOURCE_APPS}: key {key!r}: lists no app (remove the key to let it send to any app, "
-                "or disable the key)"
-            )
-        out[key.strip()] = frozenset(app.strip() for app in apps)
-    return out
+        parsed = sources.parse_source_apps(text, ENV_SOURCE_APPS)
+    except sources.SourceAppsError as exc:
+        raise SettingsError(str(exc)) from None
+    return {key: frozenset(apps) for key, apps in parsed.items()}
+
+
+def _flag(env: Mapping[str, str], var: str, *, default: bool) -> bool:
+    flag = env.get(var, "").strip().lower()
+    if not flag:
+        return default
+    if flag not in {"true", "false", "1", "0", "yes", "no", "on", "off"}:
+        raise SettingsError(f"{var}: must be true or false, got {flag!r}")
+    return flag in {"true", "1", "yes", "on"}
 
 
 def _json_object(env: Mapping[str, str], var: str) -> dict[str, str] | None:

@@ -15,6 +15,7 @@ from tools.local.stack import LocalStack
 # A key of the session stack bound to one app (LocalConfig.source_apps); locally its value is its name.
 BOUND_KEY = "bound-source"
 BOUND_APP = "com.example.bound"
+BOUND_GUID = "ko-e2e-bound-guid"  # its Kochava app GUID (KOCHAVA_APP_IDS_BY_BUNDLE): the binding is decided on it
 
 NATIVE_EVENT: dict[str, Any] = {
     "uuid": "e2e-native-0001",

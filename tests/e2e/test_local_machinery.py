@@ -131,13 +131,13 @@ def test_api_answers_413_when_body_and_its_attributes_are_over_the_sqs_limit(ove
 def test_deliverer_backoff_is_scaled_through_its_environment_not_patched(run: Run) -> None:
     import os
 
-    from functions.deliverer import delivery
+    from functions.deliverer import core as delivery
     from functions.deliverer.config import DelivererConfig
 
     # The deliverer reads DELIVERER_RETRY_BASE_S like a deployed one would; nothing in it is wrapped at runtime.
     assert run.stack.lambda_environment()[ENV_DELIVERER_RETRY_BASE_S] == str(30 / aws.TIME_SCALE)
     assert os.environ[ENV_DELIVERER_RETRY_BASE_S] == str(30 / aws.TIME_SCALE)
-    assert delivery.retry_visibility_s.__module__ == "functions.deliverer.delivery"
+    assert delivery.retry_visibility_s.__module__ == "functions.deliverer.core"
     config = DelivererConfig.from_env(os.environ)
     assert [delivery.retry_visibility_s(n, base_s=config.retry_base_s) for n in (1, 2, 3, 4)] == [1, 1, 2, 4]
 

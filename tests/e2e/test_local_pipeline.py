@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import requests
 
+from functions.names import MISSING_KEY_MESSAGE
 from tests.e2e.shared import NATIVE_EVENT, SEGMENT_EVENT, Run
 from tools.local.report import DELIVERED, FILTERED
 from tools.samples import golden_path, sample_paths
@@ -36,9 +37,9 @@ def test_schema_failure_says_what_is_wrong(run: Run) -> None:
     assert any(error.startswith("device.platform:") for error in errors), errors
 
 
-def test_missing_or_wrong_api_key_is_forbidden_and_nothing_is_queued(run: Run) -> None:
-    assert run.without_key.status_code == run.wrong_key.status_code == 403
-    assert run.without_key.json() == {"code": "unauthorized", "message": "Unauthorized"}
+def test_missing_or_wrong_api_key_is_refused_and_nothing_is_queued(run: Run) -> None:
+    assert (run.without_key.status_code, run.wrong_key.status_code) == (401, 403)
+    assert run.without_key.json() == {"code": "unauthorized", "message": MISSING_KEY_MESSAGE}
     assert run.wrong_key.json() == {"code": "invalid_api_key", "message": "Forbidden"}
     keys = {event.key for event in run.report.accepted}
     assert "e2e-no-key" not in keys

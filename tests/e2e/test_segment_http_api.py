@@ -15,8 +15,17 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from requests.structures import CaseInsensitiveDict
 
-from functions.names import INGEST_PATHS, MAX_BODY_BYTES, SEGMENT_CALL_TYPES
+from functions.names import (
+    INGEST_PATHS,
+    MAX_BODY_BYTES,
+    MISSING_KEY_MESSAGE,
+    SEGMENT_BODY_MEDIA_TYPES,
+    SEGMENT_CALL_TYPES,
+)
 from tools.local.api import ApiServer, IngestApi, load_validators
 
 KEY, BOUND_KEY = "write-key-1", "ios-backend"
@@ -29,6 +38,9 @@ CALL = {
     "properties": {"revenue": 9.5},
     "context": {"device": {"type": "ios", "id": "3F2504E0-4F89-11D3-9A0C-0305E82C3301"}},
 }
+
+
+VALIDATORS = load_validators()
 
 
 class RecordingSqs:
@@ -99,25 +111,82 @@ def test_the_native_path_is_unchanged(api: Api) -> None:
 
 
 @pytest.mark.parametrize(
-    ("path", "headers", "code"),
+    ("path", "headers", "status", "code"),
     [
-        ("/v1/batch", {}, "unauthorized"),
-        ("/v1/batch", {"x-api-key": KEY}, "unauthorized"),  # the Segment paths take the key as Basic auth only
-        ("/v1/batch", {"authorization": "Bearer " + KEY}, "access_denied"),
-        ("/v1/batch", {"authorization": "Basic %%%"}, "access_denied"),
-        ("/v1/batch", basic("not-a-key"), "invalid_api_key"),
-        ("/v1/track", basic(""), "access_denied"),
-        ("/v1/events", basic(KEY), "unauthorized"),  # the native path takes x-api-key
+        ("/v1/batch", {}, 401, "unauthorized"),
+        ("/v1/batch", {"x-api-key": KEY}, 401, "unauthorized"),  # the Segment paths take the key as Basic auth only
+        ("/v1/batch", {"authorization": "Bearer " + KEY}, 403, "access_denied"),
+        ("/v1/batch", {"authorization": "Basic %%%"}, 403, "access_denied"),
+        ("/v1/batch", basic("not-a-key"), 403, "invalid_api_key"),
+        ("/v1/track", basic(""), 403, "access_denied"),
+        ("/v1/events", basic(KEY), 401, "unauthorized"),  # the native path takes x-api-key
     ],
 )
-def test_a_missing_malformed_or_wrong_key_is_403_with_code_and_message(
-    api: Api, path: str, headers: dict[str, str], code: str
+def test_a_missing_malformed_or_wrong_key_is_refused_with_code_and_message(
+    api: Api, path: str, headers: dict[str, str], status: int, code: str
 ) -> None:
     response = api.post(path, {"batch": [CALL]} if path == "/v1/batch" else CALL, headers)
-    assert response.status_code == 403
+    assert response.status_code == status
     assert response.json()["code"] == code
     assert response.json()["message"]
     assert api.sqs.calls == []
+
+
+@pytest.mark.parametrize("path", ["/v1/batch", "/v1/track"])
+def test_a_write_key_in_the_body_alone_is_401_saying_to_send_it_as_the_basic_user_name(api: Api, path: str) -> None:
+    """Segment's HTTP API takes ``writeKey`` in the body; a REQUEST authorizer never sees the body, so the answer says
+    how to send the key instead (the deployed UNAUTHORIZED gateway response has the same status and message)."""
+    body = {"batch": [CALL], "writeKey": KEY} if path == "/v1/batch" else {**CALL, "writeKey": KEY}
+    response = api.post(path, body)
+    assert response.status_code == 401
+    assert response.json() == {"code": "unauthorized", "message": MISSING_KEY_MESSAGE}
+    assert "HTTP Basic user name" in response.json()["message"]
+    assert api.sqs.calls == []
+
+
+@pytest.mark.parametrize("content_type", [None, *SEGMENT_BODY_MEDIA_TYPES])
+@pytest.mark.parametrize("encoding", ["", "gzip", "deflate"])
+def test_a_segment_path_reads_json_under_every_listed_content_type(
+    api: Api, content_type: str | None, encoding: str
+) -> None:
+    """rudder-sdk-node gzips and sets no Content-Type, so axios sends application/x-www-form-urlencoded."""
+    body = json.dumps({"batch": [CALL]}).encode()
+    encoded = {"": bytes, "gzip": gzip.compress, "deflate": zlib.compress}[encoding](body)
+    headers = {**basic(KEY), **({"content-encoding": encoding} if encoding else {})}
+    response = requests.post(
+        api.url + "/v1/batch",
+        data=encoded,
+        headers={**headers, **({"content-type": content_type} if content_type else {})},
+        timeout=30,
+    )
+    if content_type is None:
+        assert "content-type" not in {name.lower() for name in response.request.headers}
+    assert response.status_code == 200, response.text
+    assert api.sqs.bodies() == [{"batch": [CALL]}]
+
+
+@pytest.mark.parametrize("content_type", ["application/xml", "multipart/form-data", "text/plain; charset=latin-1"])
+def test_a_content_type_without_a_template_is_415(api: Api, content_type: str) -> None:
+    response = api.post("/v1/batch", {"batch": [CALL]}, {**basic(KEY), "content-type": content_type})
+    assert (response.status_code, response.json()["code"]) == (415, "unsupported_media_type")
+    assert api.sqs.calls == []
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain", None])
+def test_a_body_that_is_not_json_after_decoding_is_400_with_a_json_error(api: Api, content_type: str | None) -> None:
+    headers = {**basic(KEY), "content-encoding": "gzip", **({"content-type": content_type} if content_type else {})}
+    response = requests.post(api.url + "/v1/batch", data=gzip.compress(b"batch=1&x=2"), headers=headers, timeout=30)
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_body"
+    assert api.sqs.calls == []
+
+
+def test_the_native_path_still_takes_json_only(api: Api) -> None:
+    event = {"uuid": "u", "type": "track", "event": "x", "timestamp": 1, "device": {"platform": "ios", "id": "V"}}
+    headers = {"x-api-key": KEY, "content-type": "text/plain"}
+    assert api.post("/v1/events", event, headers).status_code == 415
+    headers["content-type"] = "application/json; charset=utf-8"
+    assert api.post("/v1/events", event, headers).status_code == 202
 
 
 def test_only_the_envelope_is_checked_so_one_bad_call_never_costs_the_batch(api: Api) -> None:
@@ -219,3 +288,26 @@ def test_every_path_of_the_table_is_served(api: Api) -> None:
             }
         response = api.post(spec.path, body, headers)
         assert response.status_code == (200 if spec.segment_api else 202), (spec.path, response.text)
+
+
+_header_names = st.sampled_from(["content-type", "content-encoding", "x-forwarded-for", "user-agent", "x-write-key"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    path=st.sampled_from([spec.path for spec in INGEST_PATHS]),
+    headers=st.dictionaries(_header_names, st.text(max_size=30)),
+    write_key=st.sampled_from([KEY, BOUND_KEY, "", "nope"]),
+    extra=st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=3),
+)
+def test_without_a_key_header_nothing_is_ever_queued_whatever_the_body_says(
+    path: str, headers: dict[str, str], write_key: str, extra: dict[str, str]
+) -> None:
+    """Invariant: a caller that sends no key header (x-api-key / Authorization) cannot put anything on the queue, even
+    with a valid write key in the body; the answer is 401 with how to send the key."""
+    sqs = RecordingSqs()
+    api = IngestApi(sqs, "http://q", KEYS, VALIDATORS)
+    body = json.dumps({"batch": [CALL], **extra, "writeKey": write_key}).encode()
+    answer = api.handle("POST", path, CaseInsensitiveDict(headers), body, len(body))
+    assert (answer.status, answer.document["message"]) == (401, MISSING_KEY_MESSAGE)
+    assert sqs.calls == []

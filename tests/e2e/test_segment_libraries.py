@@ -1,10 +1,12 @@
 """The real, unmodified Segment and RudderStack server libraries against the local stack: one host name changed.
 
 Each library (``segment-analytics-python``, ``rudder-sdk-python`` with its default gzip, ``@segment/analytics-node``
-through Node) sends track (``Order Completed`` with revenue), screen, identify, page and group with the local API's
-key as its write key. What Kochava received is checked in the local sink: a Purchase with ``sum`` and the IDFA
-(``context.device.advertisingId``), a Screen View and an IdentityLink; page and group are deliberately filtered.
-No library reports an error. With a wrong write key each library reports a 403.
+and ``@rudderstack/rudder-sdk-node`` through Node, the latter with its defaults: gzip, no Content-Type, no
+``timestamp`` but ``originalTimestamp`` and ``sentAt``) sends track (``Order Completed`` with revenue), screen,
+identify, page and group with the local API's key as its write key. What Kochava received is checked in the local
+sink: a Purchase with ``sum`` and the IDFA (``context.device.advertisingId``), a Screen View and an IdentityLink;
+page and group are deliberately filtered. No library reports an error. With a wrong write key each library reports
+a 403.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from tests.e2e.shared import BOUND_APP, BOUND_KEY, Run
 from tools.local.report import DELIVERED, FILTERED
 
 NODE_CLIENT = Path(__file__).with_name("segment_node_client.cjs")
+RUDDER_NODE_CLIENT = Path(__file__).with_name("rudder_node_client.cjs")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 IDFV = "3F2504E0-4F89-11D3-9A0C-0305E82C3301"
 # One IDFA per library, so each one's payloads can be told apart in the sink.
@@ -31,6 +34,7 @@ IDFAS = {
     "segment-python": "6D92078A-8246-4BA4-AE5B-76104861E7D1",
     "rudder-python": "6D92078A-8246-4BA4-AE5B-76104861E7D2",
     "segment-node": "6D92078A-8246-4BA4-AE5B-76104861E7D3",
+    "rudder-node": "6D92078A-8246-4BA4-AE5B-76104861E7D4",
 }
 CALLS = ("track", "screen", "identify", "page", "group")
 
@@ -89,10 +93,18 @@ def send_python(client_class: Callable[..., Any], host: str, write_key: str, lib
 
 def send_node(host: str, write_key: str, library: str) -> dict[str, Any]:
     node = shutil.which("node")
-    assert node is not None, "Node.js is needed (make test installs @segment/analytics-node with npm ci)"
-    assert (REPO_ROOT / "node_modules" / "@segment" / "analytics-node").is_dir(), "run `npm ci` (make install)"
+    assert node is not None, "Node.js is needed (make test installs the Node libraries with npm ci)"
+    package, client = (
+        ("@rudderstack/rudder-sdk-node", RUDDER_NODE_CLIENT)
+        if library == "rudder-node"
+        else (
+            "@segment/analytics-node",
+            NODE_CLIENT,
+        )
+    )
+    assert (REPO_ROOT / "node_modules" / package).is_dir(), "run `npm ci` (make install)"
     done = subprocess.run(
-        [node, str(NODE_CLIENT), host, write_key, json.dumps(node_calls(library))],
+        [node, str(client), host, write_key, json.dumps(node_calls(library))],
         capture_output=True,
         text=True,
         timeout=120,
@@ -137,11 +149,24 @@ def test_the_library_reports_no_error(sent: dict[str, list[str]], library: str) 
     assert sent[library] == []
 
 
-def test_rudderstack_sent_gzip_and_the_api_decompressed_it(run: Run, sent: Any) -> None:
-    rudder = [a for a in run.stack.requests if b'"rudder-python-track"' in a.body]
+@pytest.mark.parametrize("library", ["rudder-python", "rudder-node"])
+def test_rudderstack_sent_gzip_and_the_api_decompressed_it(run: Run, sent: Any, library: str) -> None:
+    rudder = [a for a in run.stack.requests if f'"{library}-track"'.encode() in a.body]
     assert rudder, "the RudderStack library's batch was not accepted"
     assert all(a.content_encoding == "gzip" for a in rudder)
     assert all(a.route == "segment" and a.api_key_id == "local-default" for a in rudder)
+
+
+def test_rudder_sdk_node_sends_no_json_content_type_and_no_timestamp_and_is_read_anyway(run: Run, sent: Any) -> None:
+    """Its defaults: gzip, no Content-Type (axios then says form-urlencoded), originalTimestamp and sentAt only. The
+    calls are delivered with Segment's skew-corrected time (received - (sentAt - originalTimestamp))."""
+    (request,) = [a for a in run.stack.requests if b'"rudder-node-track"' in a.body]
+    assert request.content_type.split(";")[0] == "application/x-www-form-urlencoded", request.content_type
+    calls = json.loads(request.body)["batch"]
+    assert all("timestamp" not in call and "originalTimestamp" in call and "sentAt" in call for call in calls)
+    purchase = next(p for p in payloads_for(run, IDFAS["rudder-node"]) if p["data"].get("event_name") == "Purchase")
+    received_s = request.received_at_ms / 1000
+    assert received_s - 60 < purchase["data"]["usertime"] <= received_s + 1
 
 
 @pytest.mark.parametrize("library", sorted(IDFAS))

@@ -24,6 +24,7 @@ def default_stack(tmp_path_factory: pytest.TempPathFactory, asset_builder: Lambd
     context = {
         "kochavaAppIdIos": "koios-test-guid",
         "alarmEmail": "oncall@example.com",
+        "kochavaAppIdsByBundle": {"com.example.ios": "koios-test-guid"},
         "sourceApps": {"ios-backend": ["com.example.ios", "koios-test-guid"]},
     }
     return synthesize(tmp_path_factory.mktemp("cdk-default"), context, asset_builder)

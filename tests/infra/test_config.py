@@ -56,6 +56,8 @@ def test_strings_from_the_command_line_and_json_from_cdk_json_are_both_accepted(
         ("adservicesResolve", "maybe", "adservicesResolve"),
         ("profileTtlDays", "0", "profileTtlDays"),
         ("profileBackupDays", "36", "profileBackupDays"),
+        ("kochavaUrl", "http://control.kochava.com/track/json", "kochavaUrl.*https://"),
+        ("adservicesUrl", "http://api-adservices.apple.com/api/v1/", "adservicesUrl"),
     ],
 )
 def test_bad_values_name_the_key(key: str, value: str, message: str) -> None:
@@ -80,3 +82,35 @@ def test_every_key_is_documented() -> None:
     keys = context_keys()
     assert "stage" in keys and "authMode" in keys
     assert [key for key in keys if f"`{key}`" not in docs] == []
+
+
+def test_a_bound_bundle_id_without_a_guid_fails_with_a_clear_message() -> None:
+    """The README's own example binding with per-platform GUIDs only: the bundle reaches no GUID of its own, so the
+    key would be judged by a bundle id events can claim on any platform. Synth refuses it (issue 22)."""
+    context = {
+        "kochavaAppIdIos": "ko-ios",
+        "kochavaAppIdAndroid": "ko-android",
+        "sourceApps": {"ios-backend": ["com.example.ios"]},
+    }
+    with pytest.raises(ConfigError) as caught:
+        PipelineConfig.from_context(context.get)
+    message = str(caught.value)
+    assert "context 'sourceApps': key 'ios-backend': 'com.example.ios' is neither a bundle id of" in message
+    assert "kochavaAppIdsByBundle" in message and "ko-android, ko-ios" in message
+
+
+def test_bindings_resolve_to_configured_guids() -> None:
+    config = PipelineConfig.from_context(
+        {
+            "kochavaAppIdIos": "ko-ios",
+            "kochavaAppIdsByBundle": {"com.example.ios": "ko-bundle"},
+            "sourceApps": '{"ios-backend": ["com.example.ios"], "platform": ["ko-ios"]}',
+        }.get
+    )
+    assert config.source_apps == {"ios-backend": ["com.example.ios"], "platform": ["ko-ios"]}
+    assert config.require_bound_keys is True  # the default: once a key is bound, every key must be
+    with pytest.raises(ConfigError, match="'ko-typo' is neither"):
+        PipelineConfig.from_context({"kochavaAppIdIos": "ko-ios", "sourceApps": {"k": ["ko-typo"]}}.get)
+    assert PipelineConfig.from_context({"requireBoundKeys": "false"}.get).require_bound_keys is False
+    with pytest.raises(ConfigError, match="requireBoundKeys"):
+        PipelineConfig.from_context({"requireBoundKeys": "sometimes"}.get)

@@ -18,8 +18,10 @@ from functions.names import (
     BODY_MODELS,
     BODY_TOO_LARGE_ERROR,
     INGEST_PATHS,
+    MISSING_KEY_MESSAGE,
     ROUTE_PATHS,
     ROUTES,
+    body_media_types,
 )
 from infra.config import PipelineConfig
 from infra.constructs.ingest_api import (
@@ -88,6 +90,7 @@ def test_the_authorizer_is_a_small_stdlib_lambda_that_writes_only_its_logs(defau
     code = {str(p.relative_to(authorizer.asset_path)) for p in authorizer.asset_path.rglob("*.py")}
     assert code == {
         "functions/__init__.py",
+        "functions/envconfig.py",  # the shared reading of the environment: standard library only
         "functions/authorizer/__init__.py",
         "functions/authorizer/config.py",
         "functions/authorizer/core.py",
@@ -152,6 +155,8 @@ def test_source_apps_become_bound_keys_and_the_enrichers_source_apps(default_sta
     assert {"Ref": default_stack.logical_id(key)} in joined
     as_text = "".join(part if isinstance(part, str) else '"KEYID"' for part in joined).replace('""KEYID""', '"KEYID"')
     assert json.loads(as_text) == {"KEYID": default_stack.config.source_apps[name]}
+    # every key must be bound once one is (requireBoundKeys, on by default): the default key may send nothing
+    assert enricher["Properties"]["Environment"]["Variables"]["REQUIRE_BOUND_KEYS"] == "true"
     deliverer = default_stack.resources("AWS::Lambda::Function")[
         default_stack.logical_id(stack.functions.deliverer.function)
     ]
@@ -170,7 +175,10 @@ def test_integrations_are_direct_url_encoded_sqs_send_message(default_stack: Syn
         assert integration["PassthroughBehavior"] == "NEVER"
         uri = json.dumps(integration["Uri"])
         assert ":sqs:path/" in uri and ingest_queue in uri and "lambda" not in uri
-        template = integration["RequestTemplates"]["application/json"]
+        templates = integration["RequestTemplates"]
+        assert set(templates) == set(body_media_types(spec)), "one template per content type read as JSON"
+        assert len(set(templates.values())) == 1, "every content type gets the same SendMessage"
+        template = templates["application/json"]
         assert template == send_message_template(spec.route, call_type=spec.call_type)
         if spec.call_type is None:
             assert template.startswith("Action=SendMessage&MessageBody=$util.urlEncode($input.body)&")
@@ -240,7 +248,7 @@ def test_only_an_sqs_2xx_answers_202_everything_else_is_an_error(default_stack: 
 
 
 def test_sqs_too_long_answers_the_same_413_as_tools_local(default_stack: Synthesized) -> None:
-    from tools.local.api import _too_large
+    from tools.local.api import too_large
 
     for method in _methods(default_stack).values():
         responses = method["Properties"]["Integration"]["IntegrationResponses"]
@@ -248,7 +256,7 @@ def test_sqs_too_long_answers_the_same_413_as_tools_local(default_stack: Synthes
         template = default["ResponseTemplates"]["application/json"]
         assert "responseOverride.status = 413" in template
         assert f'"error": "{BODY_TOO_LARGE_ERROR}"' in template
-    assert _too_large().document["error"] == BODY_TOO_LARGE_ERROR
+    assert too_large().document["error"] == BODY_TOO_LARGE_ERROR
 
 
 def test_body_is_validated_against_the_generated_schema_per_path(default_stack: Synthesized) -> None:
@@ -269,8 +277,9 @@ def test_body_is_validated_against_the_generated_schema_per_path(default_stack: 
     for method in _methods(default_stack).values():
         spec = specs[_path_of(default_stack, method)]
         assert "RequestValidatorId" in method["Properties"]
+        # One model per content type read as JSON: a body under any of them is validated (a non-JSON one is a 400).
         assert method["Properties"]["RequestModels"] == {
-            "application/json": {"Ref": logical_ids[model_name(spec.body_model)]}
+            media: {"Ref": logical_ids[model_name(spec.body_model)]} for media in body_media_types(spec)
         }
 
 
@@ -284,7 +293,7 @@ def test_routes_are_the_documented_paths(default_stack: Synthesized) -> None:
 @pytest.mark.parametrize(("response_type", "status"), [
     ("BAD_REQUEST_BODY", "400"),
     ("INVALID_API_KEY", "403"),
-    ("UNAUTHORIZED", "403"),
+    ("UNAUTHORIZED", "401"),
     ("ACCESS_DENIED", "403"),
     ("MISSING_AUTHENTICATION_TOKEN", "403"),
     ("REQUEST_TOO_LARGE", "413"),
@@ -296,7 +305,8 @@ def test_gateway_errors_answer_json(default_stack: Synthesized, response_type: s
     (response,) = [r["Properties"] for r in responses if r["Properties"]["ResponseType"] == response_type]
     assert response["StatusCode"] == status
     body = response["ResponseTemplates"]["application/json"]
-    assert body.startswith("{") and '"message": $context.error.messageString' in body
+    message = json.dumps(MISSING_KEY_MESSAGE) if response_type == "UNAUTHORIZED" else "$context.error.messageString"
+    assert body.startswith("{") and f'"message": {message}' in body
     assert '"code": "' in body, "the Segment libraries log code and message"
     # The template is JSON once API Gateway substitutes its (quoted) variables.
     substituted = body.replace("$context.error.messageString", '"m"').replace("$context", "x")
@@ -348,3 +358,12 @@ def test_a_schema_change_redeploys_the_stage(tmp_path: Path) -> None:
     (after / BODY_SCHEMA_FILE.format(route=ROUTES[0])).write_text(json.dumps(changed))
     assert _deployment_id(before) != _deployment_id(after)
     assert _deployment_id(before) == _deployment_id(before)
+
+
+def test_one_template_per_content_type_keeps_the_stack_template_well_under_cloudformations_limit(
+    default_stack: Synthesized,
+) -> None:
+    """15 content types x 10 paths of SendMessage templates: CloudFormation takes at most 1 MB of template (from S3,
+    where cdk deploy puts a template over 51,200 bytes)."""
+    size = len(json.dumps(default_stack.template.to_json()).encode())
+    assert size < 500_000

@@ -19,7 +19,7 @@ import requests
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from functions.names import MAX_BODY_BYTES, ROUTE_PATHS
+from functions.names import MAX_BODY_BYTES, MISSING_KEY_MESSAGE, ROUTE_PATHS
 from functions.pipeline.events import Event, Rejection, parse_body
 from tools.local import aws
 from tools.local.api import ApiServer, IngestApi, load_validators
@@ -359,15 +359,17 @@ def test_a_body_that_is_not_declared_json_is_refused_with_415(api: Api, content_
         ("wrong", "/v1/events", "invalid_api_key"),
     ],
 )
-def test_a_missing_or_wrong_api_key_is_refused_with_403(api: Api, api_key: str | None, route: str, code: str) -> None:
+def test_a_missing_or_wrong_api_key_is_refused_with_401_or_403(
+    api: Api, api_key: str | None, route: str, code: str
+) -> None:
     """Given a valid event without the x-api-key header, with an empty one or a wrong one
     When it is posted
-    Then the API answers 403 (Unauthorized: no key; Forbidden: an unknown key) and queues nothing."""
+    Then the API answers 401 saying how to send the key (no key) or 403 Forbidden (an unknown key), queues nothing."""
     response = check_answer(
         api, route, dumps(EVENT if route == "/v1/events" else SEGMENT_EVENT), headers(api_key=api_key)
     )
-    message = "Forbidden" if code == "invalid_api_key" else "Unauthorized"
-    assert (response.status_code, response.json()["code"], response.json()["message"]) == (403, code, message)
+    status, message = (403, "Forbidden") if code == "invalid_api_key" else (401, MISSING_KEY_MESSAGE)
+    assert (response.status_code, response.json()["code"], response.json()["message"]) == (status, code, message)
 
 
 def test_an_escaped_lone_surrogate_is_accepted_and_queued_as_sent(api: Api) -> None:

@@ -12,6 +12,8 @@ IOS_APP = "koios-test-guid"
 IDFA = "6D92078A-8246-4BA4-AE5B-76104861E7DC"
 IDFV = "A1B2C3D4-1111-2222-3333-444455556666"
 DEVICE_IP = "203.0.113.77"
+# Kochava's iOS 14+ rule (install and post-install docs): every iOS payload carries the ATT answer.
+ATT = {"att": True, "att_detail": "authorized"}
 ADSERVICES_TOKEN = "Tk9UX0FfUkVBTF9UT0tFTl9idXRfbG9uZ19lbm91Z2hfdG9fbG9va19saWtlX29uZQ==" * 2
 
 
@@ -25,6 +27,7 @@ def event_payload(uuid: str, event_name: str = "Purchase", **data: Any) -> dict[
             "device_ids": {"idfa": IDFA, "idfv": IDFV},
             "origination_ip": DEVICE_IP,
             "usertime": int(NOW) - 60,
+            "app_tracking_transparency": ATT,
             "event_name": event_name,
             "event_data": {"sum": 9.99, "currency": "USD", "uuid": uuid},
             **data,
@@ -39,6 +42,7 @@ def install_payload(with_token: bool = True, attribution: dict[str, Any] | None 
         "origination_ip": DEVICE_IP,
         "usertime": int(NOW) - 3600,
         "device_ver": "iPhone15,2-iOS-17.4",
+        "app_tracking_transparency": ATT,
     }
     if with_token:
         data["ad_services_token"] = ADSERVICES_TOKEN

@@ -48,6 +48,8 @@ def envelope(uuid: str, name: str = "Purchase", kind: str = "event") -> dict[str
                 "origination_ip": IP,
                 "event_name": name,
                 "usertime": 1_799_990_000,
+                # Kochava's iOS 14+ rule: every iOS payload carries the ATT answer (the local sink refuses one without)
+                "app_tracking_transparency": {"att": True, "att_detail": "authorized"},
             },
         },
         "adservices_generated_at": None,

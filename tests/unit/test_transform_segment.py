@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from functions.names import ENV_SOURCE_APPS
+from functions.names import ENV_KOCHAVA_APP_IDS_BY_BUNDLE, ENV_SOURCE_APPS
 from tools.samples import DEMO_ENV, GOLDEN_NOW, SAMPLES_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,8 +49,14 @@ def test_a_bound_key_id_rejects_events_for_other_apps() -> None:
     assert [line["reason"] for line in lines] == ["app_not_allowed"] * 4 + ["filtered_event"] * 3
     assert lines[0]["field"] == "context.app.namespace"
     assert "key-other may send only to com.example.other" in lines[0]["error"]
+    # A bound bundle id stands for its GUID: without one in KOCHAVA_APP_IDS_BY_BUNDLE it reaches no app.
     status, lines, _ = run(body, "--format", "segment", "--api-key-id", "key-game", **{ENV_SOURCE_APPS: bindings})
+    assert status == 1 and [line["reason"] for line in lines[:4]] == ["app_not_allowed"] * 4
+    by_bundle = json.dumps({"com.example.game": "ko-game-guid"})
+    env = {ENV_SOURCE_APPS: bindings, ENV_KOCHAVA_APP_IDS_BY_BUNDLE: by_bundle}
+    status, lines, _ = run(body, "--format", "segment", "--api-key-id", "key-game", **env)
     assert status == 0 and [line["status"] for line in lines[:4]] == ["ok"] * 4
+    assert {line["payload"]["kochava_app_id"] for line in lines[:4]} == {"ko-game-guid"}
 
 
 def test_a_malformed_binding_is_a_usage_error_naming_the_variable() -> None:

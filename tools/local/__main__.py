@@ -57,7 +57,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--source-apps",
         metavar="JSON",
         help='bind keys to apps, as the stack\'s sourceApps: \'{"ios-backend": ["com.example.ios"]}\' adds the key '
-        "ios-backend (its value is its name here) that may send only to com.example.ios",
+        "ios-backend (its value is its name here) that may send only to com.example.ios's Kochava app GUID (from "
+        "KOCHAVA_APP_IDS_BY_BUNDLE; an app that resolves to no GUID is refused)",
+    )
+    parser.add_argument(
+        "--allow-unbound-keys",
+        action="store_true",
+        help="with --source-apps: let keys that are not bound (--api-key) send to any app, as the stack's "
+        "requireBoundKeys=false (default: once a key is bound, the others send nothing)",
     )
     parser.add_argument("--kochava-url", metavar="URL", help="deliver to this URL instead of the local Kochava sink")
     parser.add_argument(
@@ -123,7 +130,10 @@ def aws_hints(stack: LocalStack, lambda_log: Path | None) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        parse_source_apps(args.source_apps, "--source-apps")
+        bound = LocalConfig(source_apps=parse_source_apps(args.source_apps, "--source-apps"))
+        problems = bound.binding_problems()
+        if problems:  # as the stack's synth refuses it
+            raise ConfigError("; ".join(problems))
     except ConfigError as exc:
         print(f"python -m tools.local: {exc}", file=sys.stderr)
         return 2
@@ -159,6 +169,7 @@ def run(args: argparse.Namespace, out: TextIO, lambda_log: Path | None) -> int:
         adservices_url=args.adservices_url,
         log_level="INFO",  # as deployed: the file is their CloudWatch, and tools.trace reads their INFO lines
         source_apps=parse_source_apps(args.source_apps, "--source-apps"),
+        require_bound_keys=not args.allow_unbound_keys,
         time_scale=args.time_scale,
     )
     with LocalStack(config) as stack:
@@ -167,6 +178,9 @@ def run(args: argparse.Namespace, out: TextIO, lambda_log: Path | None) -> int:
         say(f"Segment HTTP API     {stack.api_url}/v1/batch ...   write key: {config.api_key} (HTTP Basic user name)")
         for name, apps in config.source_apps.items():
             say(f"bound key            {name}   may send to: {', '.join(apps)}")
+        if config.source_apps:
+            unbound = "send nothing (--allow-unbound-keys: any app)" if config.require_bound_keys else "any app"
+            say(f"unbound keys         {config.api_key}   may {unbound}")
         say(f"Kochava              {stack.kochava_url}{' (local sink)' if stack.sink else ''}")
         say(f"Kochava IdentityLink {stack.identitylink_url}")
         say(f"Apple AdServices     {stack.adservices_url}{' (local stub)' if stack.apple else ''}")

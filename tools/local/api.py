@@ -7,13 +7,18 @@ What the deployed API does, and so what this does, in order:
    ``/v1/screen``, ``/v1/identify``, ``/v1/page``, ``/v1/group``, ``/v1/alias``; route ``segment``). Any other
    path or method answers ``403 {"message": "Missing Authentication Token"}`` as API Gateway does.
 2. The API key: the ``x-api-key`` header on the native paths, HTTP Basic auth with the key as the user name on the
-   Segment paths (``functions.authorizer.core``, the deployed authorizer's own rules). No key in that header: ``403
-   Unauthorized``; not Basic auth: ``403`` (the authorizer's Deny); an unknown key: ``403 Forbidden``. Each key has
-   an id, sent along as the ``api_key_id`` message attribute (API Gateway's ``$context.identity.apiKeyId``).
+   Segment paths (``functions.authorizer.core``, the deployed authorizer's own rules). No key in that header:
+   ``401`` with ``names.MISSING_KEY_MESSAGE`` (how to send the key; a ``writeKey`` in the body is not read); not
+   Basic auth: ``403`` (the authorizer's Deny); an unknown key: ``403 Forbidden``. Each key has an id, sent along as
+   the ``api_key_id`` message attribute (API Gateway's ``$context.identity.apiKeyId``).
 3. Body at most ``MAX_BODY_BYTES`` (1 MiB) as sent: otherwise ``413`` (checked early, to avoid reading a huge body).
 4. ``Content-Encoding: gzip`` / ``deflate`` is decompressed (``content_encoding``; API Gateway does it since the
    REST API has ``minimumCompressionSize``): an unknown coding or a corrupt body ``415``; the 1 MiB limit applies to
    the decompressed body, a gzip bomb gets ``413`` after at most 1 MiB of output.
+   The ``Content-Type`` must be one the path has a request template for (``names.body_media_types``: on the
+   Segment HTTP API paths also ``application/x-www-form-urlencoded`` and ``text/plain``, as some libraries send
+   them; missing means ``application/json``, as on API Gateway): otherwise ``415``. Whatever the type, the body is
+   read as JSON.
 5. The body must be JSON and valid against the path's request model ``infra/schemas/<model>_body.schema.json``
    (the very files API Gateway validates with, JSON schema draft 4): otherwise ``400 {"message": "Invalid request
    body", "errors": [...]}``. The Segment paths' models check only the envelope (the enricher judges each call).
@@ -61,9 +66,13 @@ from functions.names import (
     BODY_TOO_LARGE_ERROR,
     INGEST_PATHS,
     INGEST_PATHS_BY_PATH,
+    JSON_MEDIA_TYPE,
     MAX_BODY_BYTES,
+    MISSING_KEY_MESSAGE,
+    MISSING_KEY_STATUS,
     SQS_MAX_MESSAGE_BYTES,
     IngestPath,
+    body_media_types,
     sqs_message_bytes,
 )
 from infra.resources import BODY_SCHEMA_FILE
@@ -76,7 +85,6 @@ SCHEMA_DIR = Path(__file__).resolve().parents[2] / "infra" / "schemas"
 AUTHORIZER = AuthorizerConfig.for_paths(INGEST_PATHS)
 LOCAL_DEFAULT_KEY_ID = "local-default"  # the id of the local API's default key (API Gateway ids look like a1b2c3d4e5)
 MAX_ERRORS = 10  # how many schema errors a 400 lists
-JSON_MEDIA_TYPE = "application/json"  # the only request template of the deployed integration
 
 
 def load_validators(schema_dir: Path = SCHEMA_DIR) -> dict[str, Draft4Validator]:
@@ -146,6 +154,7 @@ class Accepted:
     received_at_ms: int
     api_key_id: str = ""
     content_encoding: str = ""  # as sent (the body above is decoded)
+    content_type: str = ""  # as sent
 
 
 @dataclass(frozen=True)
@@ -210,7 +219,7 @@ class IngestApi:
         key, problem = request_key(sent, spec.path, AUTHORIZER)
         if key is None:
             if problem.startswith("no "):  # API Gateway: an identity source is missing, the authorizer is not called
-                return error(403, "unauthorized", "Unauthorized")
+                return error(MISSING_KEY_STATUS, "unauthorized", MISSING_KEY_MESSAGE)
             return error(403, "access_denied", "User is not authorized to access this resource with an explicit deny")
         for candidate, key_id in self.api_keys.items():
             if hmac.compare_digest(key.encode(), candidate.encode()):
@@ -225,18 +234,19 @@ class IngestApi:
         if isinstance(key_id, Answer):
             return key_id
         if length is None or length > MAX_BODY_BYTES or body is None:
-            return _too_large()
+            return too_large()
         try:
             body = decode_body(body, headers.get("content-encoding"), limit=MAX_BODY_BYTES)
         except DecodedTooLarge:
-            return _too_large()
+            return too_large()
         except UnsupportedEncoding as exc:
             return error(415, "unsupported_media_type", "Unsupported Media Type", error=str(exc))
-        media_type = (headers.get("content-type") or JSON_MEDIA_TYPE).split(";", 1)[0].strip().lower()
-        if media_type != JSON_MEDIA_TYPE:  # the deployed integration has only an application/json template
-            return error(
-                415, "unsupported_media_type", "Unsupported Media Type", error="Content-Type must be application/json"
-            )
+        content_type = headers.get("content-type") or ""
+        accepted_types = body_media_types(spec)
+        if (content_type.strip() or JSON_MEDIA_TYPE) not in accepted_types:  # no request template for it: 415
+            allowed = ", ".join(dict.fromkeys(media.split(";", 1)[0] for media in accepted_types))
+            problem = f"Content-Type must be {allowed}"
+            return error(415, "unsupported_media_type", "Unsupported Media Type", error=problem)
         try:
             text = body.decode("utf-8")
             document = json.loads(text)
@@ -249,9 +259,9 @@ class IngestApi:
             return error(400, "invalid_body", "Invalid request body", errors=errors)
         if spec.call_type is not None:
             text = with_call_type(text, spec.call_type)
-        return self._enqueue(spec, text, key_id, headers.get("content-encoding") or "")
+        return self._enqueue(spec, text, key_id, (headers.get("content-encoding") or "", content_type))
 
-    def _enqueue(self, spec: IngestPath, text: str, key_id: str, encoding: str) -> Answer:
+    def _enqueue(self, spec: IngestPath, text: str, key_id: str, sent_as: tuple[str, str]) -> Answer:
         """SendMessage with the API's attributes; the success answer of the path, or the deployed API's error."""
         request_id = str(uuid.uuid4())
         received_at_ms = int(time.time() * 1000)
@@ -263,7 +273,7 @@ class IngestApi:
         }
         attributes = [(name, data_type, values[name]) for name, data_type in API_MESSAGE_ATTRIBUTES]
         if sqs_message_bytes(text, attributes) > SQS_MAX_MESSAGE_BYTES:  # SQS would refuse it: the API says 413
-            return _too_large(request_id)
+            return too_large(request_id)
         try:
             sent = self.sqs.send_message(
                 QueueUrl=self.queue_url,
@@ -275,14 +285,17 @@ class IngestApi:
         except Exception as exc:  # any SQS failure: never answer success for a message that is not queued
             log.error("SendMessage failed for request %s: %s", request_id, exc)
             return error(500, "server_error", "Internal server error", request_id=request_id)
-        accepted = Accepted(spec.route, text.encode(), sent["MessageId"], request_id, received_at_ms, key_id, encoding)
+        encoding, content_type = sent_as
+        accepted = Accepted(
+            spec.route, text.encode(), sent["MessageId"], request_id, received_at_ms, key_id, encoding, content_type
+        )
         if self.on_accepted is not None:
             self.on_accepted(accepted)
         ids = {"message_id": accepted.message_id, "request_id": request_id}
         return Answer(200, {"success": True, **ids}) if spec.segment_api else Answer(202, ids)
 
 
-def _too_large(request_id: str | None = None) -> Answer:
+def too_large(request_id: str | None = None) -> Answer:
     """The 413 of the deployed API (``infra/constructs/ingest_api.py``: SQS refused the message as too long)."""
     extra = {} if request_id is None else {"request_id": request_id}
     return error(413, "request_too_large", "Request Entity Too Large", error=BODY_TOO_LARGE_ERROR, **extra)

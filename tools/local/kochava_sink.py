@@ -2,8 +2,21 @@
 
 Serves ``POST /track/json`` (install / event) and ``POST /v1/cpi/identityLink.php`` (IdentityLink), records every
 request (path, headers, parsed JSON, time, TCP connection), answers Kochava's success ``{"success":"1"}`` and
-checks each payload against the shape of the spec (``shared/spec/contract.md`` section 3), recording violations
-instead of failing the request, so a test can assert ``sink.violations == []`` after a whole run.
+**enforces Kochava's documented rules** (docs/kochava.md, "What the local sink refuses"): a request that breaks one
+is recorded with its violations and answered ``400`` with them in the body, as Kochava refuses a payload it cannot
+use, so every end-to-end test is also a conformance test (the deliverer dead-letters it ``kochava_rejected``, the
+local report counts it as a payload problem, and a test can assert ``sink.violations == []`` after a whole run).
+
+The rules, each checked by :func:`track_payload_violations` / :func:`identitylink_payload_violations`:
+
+* ``action``, ``kochava_app_id``, ``kochava_device_id`` present; at least one device id;
+* ``usertime`` an integer in epoch **seconds** (not milliseconds);
+* ``device_ua`` percent-encoded (no raw space, ``/``, ``;``...); without it, the HTTP header ``User-Agent: Unknown``
+  (Kochava's "S2S without Device UA");
+* ``app_tracking_transparency`` on every iOS payload of iOS 14 or later (or of an unknown OS), never on Android;
+* ``event_data`` one level deep; its ``sum`` a number;
+* ``gdpr_privacy_consent`` an object of 0/1 flags and a string ``tc_string``;
+* IdentityLink: ``data`` flat strings.
 
 It can be told to misbehave, deterministically:
 
@@ -14,12 +27,16 @@ It can be told to misbehave, deterministically:
 
 Example:
     >>> import requests
+    >>> good = {"action": "event", "kochava_app_id": "g", "kochava_device_id": "d",
+    ...         "data": {"device_ids": {"adid": "a"}, "usertime": 1700000000, "event_name": "x"}}
+    >>> unknown = {"User-Agent": "Unknown"}  # the payload has no device_ua
     >>> with KochavaSink() as sink:
     ...     sink.script([500])
-    ...     first = requests.post(sink.track_url, json={"action": "event"}, timeout=2).status_code
-    ...     second = requests.post(sink.track_url, json={"action": "event"}, timeout=2).json()
-    >>> first, second, len(sink.requests)
-    (500, {'success': '1'}, 2)
+    ...     first = requests.post(sink.track_url, json=good, headers=unknown, timeout=2).status_code
+    ...     second = requests.post(sink.track_url, json=good, headers=unknown, timeout=2).json()
+    ...     refused = requests.post(sink.track_url, json={"action": "event"}, timeout=2).status_code
+    >>> first, second, refused, len(sink.requests)
+    (500, {'success': '1'}, 400, 3)
 
 Run alone (``python -m tools.local.kochava_sink --port 8700``) it serves until interrupted.
 """
@@ -29,12 +46,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import random
+import re
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from tools.local.stub_http import RecordedRequest, Reply, StubServer
 
@@ -42,6 +62,16 @@ TRACK_PATH = "/track/json"
 IDENTITYLINK_PATH = "/v1/cpi/identityLink.php"
 SUCCESS_BODY = {"success": "1"}
 TRACK_ACTIONS = frozenset({"install", "event"})
+# Kochava's "S2S without Device UA": the User-Agent header of a request whose payload has no device_ua.
+NO_DEVICE_UA_USER_AGENT = "Unknown"
+ATT_DETAILS = frozenset({"authorized", "denied", "restricted", "not_determined"})
+CONSENT_FLAGS = ("gdpr_applies", "ad_user_data", "ad_personalization")
+# What encodeURIComponent leaves as is, plus the escapes themselves: anything else in device_ua was not encoded.
+_RAW_UA_CHAR = re.compile(r"[^A-Za-z0-9\-_.!~*'()%]")
+# The iOS version in a device_ver ("iPhone15,2-iOS-17.1") or a decoded user agent ("iPhone OS 17_1", "CPU OS 16_0",
+# or the "iPhone-iOS-9.3.4" of Kochava's own install example).
+_DEVICE_VER_IOS = re.compile(r"-iOS-(\d+)")
+_UA_IOS = re.compile(r"(?:\bOS |\biOS[- ])(\d+)[_.]\d")
 
 RequestPredicate = Callable[[RecordedRequest], bool]
 ReplySpec = Reply | int
@@ -127,9 +157,12 @@ class KochavaSink(StubServer):
             self.latency_s = 0.0
 
     def choose_reply(self, request: RecordedRequest) -> Reply:
-        """Path check, then rules, then the script, then the seeded failure share, then success."""
+        """Path check, then Kochava's rules (400 with the violations), then the test's rules, then the script, then
+        the seeded failure share, then success."""
         if request.path.split("?", 1)[0] not in (TRACK_PATH, IDENTITYLINK_PATH):
             return Reply.json(404, {"error": f"sink: no route {request.path}"})
+        if request.violations:
+            return Reply.json(400, {"success": "0", "error": "sink: " + "; ".join(request.violations)})
         with self._settings_lock:
             reply = self._next_scripted(request)
             if reply is None and self.fail_share > 0 and self._random.random() < self.fail_share:
@@ -160,7 +193,7 @@ class KochavaSink(StubServer):
         if "application/json" not in request.headers.get("content-type", ""):
             return [f"content-type {request.headers.get('content-type')!r}, expected application/json"]
         if path == TRACK_PATH:
-            return track_payload_violations(request.json)
+            return track_payload_violations(request.json) + user_agent_violations(request.json, request.headers)
         if path == IDENTITYLINK_PATH:
             return identitylink_payload_violations(request.json)
         return []
@@ -172,7 +205,7 @@ class KochavaSink(StubServer):
 
     @property
     def violations(self) -> list[tuple[str, str]]:
-        """``(path, problem)`` for every shape problem seen."""
+        """``(path, problem)`` for every rule broken (each such request was answered 400)."""
         return [(r.path, problem) for r in self.requests for problem in r.violations]
 
     def payloads(self, path: str | None = None) -> list[Any]:
@@ -207,7 +240,7 @@ def _device_ids_violations(device_ids: Any, where: str) -> list[str]:
 
 
 def track_payload_violations(payload: Any) -> list[str]:
-    """Problems with a ``/track/json`` payload (install or event), per spec section 3."""
+    """Problems with a ``/track/json`` payload (install or event): Kochava's documented rules (module docstring)."""
     if not isinstance(payload, dict):
         return ["body is not a JSON object"]
     problems: list[str] = []
@@ -229,20 +262,104 @@ def track_payload_violations(payload: Any) -> list[str]:
     for key in ("origination_ip", "device_ua", "device_ver", "app_version"):
         if key in data and not isinstance(data[key], str):
             problems.append(f"data.{key} must be a string")
+    device_ua = data.get("device_ua")
+    if isinstance(device_ua, str) and _RAW_UA_CHAR.search(device_ua):
+        problems.append("data.device_ua is not URL-encoded")
+    problems.extend(att_violations(data))
+    problems.extend(consent_violations(data.get("gdpr_privacy_consent")))
     if action == "event":
-        if not _is_nonempty_str(data.get("event_name")):
-            problems.append("data.event_name must be a non-empty string")
-        event_data = data.get("event_data")
-        if event_data is not None:
-            if not isinstance(event_data, dict):
-                problems.append("data.event_data must be an object")
-            else:
-                problems.extend(
-                    f"data.event_data.{key} is nested ({type(value).__name__}); Kochava takes one level"
-                    for key, value in event_data.items()
-                    if isinstance(value, dict | list)
-                )
+        problems.extend(_event_violations(data))
     return problems
+
+
+def _event_violations(data: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
+    if not _is_nonempty_str(data.get("event_name")):
+        problems.append("data.event_name must be a non-empty string")
+    event_data = data.get("event_data")
+    if event_data is None:
+        return problems
+    if not isinstance(event_data, dict):
+        return [*problems, "data.event_data must be an object"]
+    problems.extend(
+        f"data.event_data.{key} is nested ({type(value).__name__}); Kochava takes one level"
+        for key, value in event_data.items()
+        if isinstance(value, dict | list)
+    )
+    if "sum" in event_data and not _is_number(event_data["sum"]):
+        problems.append(f"data.event_data.sum must be a number, got {event_data['sum']!r}")
+    return problems
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def ios_major(data: dict[str, Any]) -> int | None:
+    """The iOS major version a payload names (``device_ver``, else the decoded ``device_ua``), or None."""
+    device_ver = data.get("device_ver")
+    found = _DEVICE_VER_IOS.search(device_ver) if isinstance(device_ver, str) else None
+    if found is None and isinstance(data.get("device_ua"), str):
+        found = _UA_IOS.search(unquote(data["device_ua"]))
+    return int(found.group(1)) if found else None
+
+
+def att_violations(data: dict[str, Any]) -> list[str]:
+    """Kochava's iOS 14+ rule (install and post-install docs): ``app_tracking_transparency`` on every payload of
+    an iOS device on 14 or later (an unknown version may be 14+), a boolean ``att`` and a known ``att_detail``;
+    never on Android."""
+    device_ids = data.get("device_ids")
+    ids = device_ids if isinstance(device_ids, dict) else {}
+    ios = "idfa" in ids or "idfv" in ids
+    block = data.get("app_tracking_transparency")
+    if not ios:
+        return ["data.app_tracking_transparency on a payload without an iOS id"] if block is not None else []
+    major = ios_major(data)
+    if block is None:
+        if major is None or major >= 14:
+            version = "an unknown iOS version" if major is None else f"iOS {major}"
+            return [f"data.app_tracking_transparency missing on {version} (Kochava drops the IDFA)"]
+        return []
+    if not isinstance(block, dict):
+        return ["data.app_tracking_transparency must be an object"]
+    problems = []
+    if not isinstance(block.get("att"), bool):
+        problems.append("data.app_tracking_transparency.att must be true or false")
+    if block.get("att_detail") not in ATT_DETAILS:
+        problems.append(f"data.app_tracking_transparency.att_detail must be one of {sorted(ATT_DETAILS)}")
+    for key in ("att_time", "att_duration"):
+        value = block.get(key)
+        if key in block and (not isinstance(value, int) or isinstance(value, bool)):
+            problems.append(f"data.app_tracking_transparency.{key} must be an integer (seconds)")
+    return problems
+
+
+def consent_violations(consent: Any) -> list[str]:
+    """Kochava's Google DMA object: 0/1 flags, a string ``tc_string``."""
+    if consent is None:
+        return []
+    if not isinstance(consent, dict) or not consent:
+        return ["data.gdpr_privacy_consent must be a non-empty object"]
+    problems = [
+        f"data.gdpr_privacy_consent.{key} must be 0 or 1"
+        for key in CONSENT_FLAGS
+        if key in consent and (consent[key] not in (0, 1) or isinstance(consent[key], bool))
+    ]
+    if "tc_string" in consent and not isinstance(consent["tc_string"], str):
+        problems.append("data.gdpr_privacy_consent.tc_string must be a string")
+    return problems
+
+
+def user_agent_violations(payload: Any, headers: Mapping[str, str]) -> list[str]:
+    """Kochava's "S2S without Device UA": no ``data.device_ua`` -> the header ``User-Agent: Unknown``."""
+    data = payload.get("data") if isinstance(payload, dict) else None
+    device_ua = data.get("device_ua") if isinstance(data, dict) else None
+    if isinstance(device_ua, str) and device_ua.strip():
+        return []
+    agent = headers.get("user-agent")
+    if agent != NO_DEVICE_UA_USER_AGENT:
+        return [f"no data.device_ua but User-Agent {agent!r}, expected {NO_DEVICE_UA_USER_AGENT!r}"]
+    return []
 
 
 def identitylink_payload_violations(payload: Any) -> list[str]:

@@ -145,7 +145,7 @@ class Report:
         if self.sink_requests is not None:
             lines.append(
                 f"Kochava sink: {self.sink_requests} requests, {self.sink_successes} answered success, "
-                f"{len(self.sink_violations)} payload problems"
+                f"{len(self.sink_violations)} payload problems (each answered 400, as Kochava would refuse it)"
             )
             for path, problem in self.sink_violations[:10]:
                 lines.append(f"  {path}: {problem}")

@@ -30,9 +30,11 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from functions import names as r
-from functions.deliverer.delivery import RETRY_VISIBILITY_BASE_S
+from functions.deliverer.core import RETRY_VISIBILITY_BASE_S
 from functions.pipeline import envelope
 from functions.pipeline.breaker import BreakerPolicy
+from functions.pipeline.settings import Settings, SettingsError
+from functions.pipeline.sources import unresolved_bindings
 from infra.resources import ResourceNames
 from tools.local import aws
 from tools.local.api import LOCAL_DEFAULT_KEY_ID, Accepted, ApiServer, IngestApi, load_validators
@@ -57,6 +59,7 @@ DEFAULT_API_KEY = "local-dev-key"
 IDENTITYLINK_PATH = "/v1/cpi/identityLink.php"
 _lock = threading.Lock()
 _running: list[LocalStack] = []
+APP_ID_VARIABLES = (r.ENV_KOCHAVA_APP_ID_IOS, r.ENV_KOCHAVA_APP_ID_ANDROID, r.ENV_KOCHAVA_APP_IDS_BY_BUNDLE)
 
 
 @dataclass
@@ -75,6 +78,33 @@ class LocalConfig:
     # Keys bound to the apps they may send to, as the `sourceApps` context key of the stack: key name -> bundle ids
     # or Kochava app GUIDs. Locally a bound key's value is its name and its id `local-<name>` (see api_keys).
     source_apps: dict[str, list[str]] = field(default_factory=dict)
+    # Once a key is bound, may the others (the default key) send nothing (True, as the stack's requireBoundKeys)?
+    require_bound_keys: bool = True
+
+    def app_ids_environment(self) -> dict[str, str]:
+        """The Kochava app GUIDs the handlers get: this shell's KOCHAVA_APP_ID* variables, else the demo GUIDs."""
+        env = {
+            r.ENV_KOCHAVA_APP_ID_IOS: os.environ.get(r.ENV_KOCHAVA_APP_ID_IOS) or DEMO_APP_ID_IOS,
+            r.ENV_KOCHAVA_APP_ID_ANDROID: os.environ.get(r.ENV_KOCHAVA_APP_ID_ANDROID) or DEMO_APP_ID_ANDROID,
+        }
+        if os.environ.get(r.ENV_KOCHAVA_APP_IDS_BY_BUNDLE):
+            env[r.ENV_KOCHAVA_APP_IDS_BY_BUNDLE] = os.environ[r.ENV_KOCHAVA_APP_IDS_BY_BUNDLE]
+        env.update({k: v for k, v in self.env.items() if k in APP_ID_VARIABLES})
+        return env
+
+    def binding_problems(self, label: str = "--source-apps") -> list[str]:
+        """One message per bound app that resolves to no Kochava app GUID (as the stack's synth refuses it)."""
+        try:
+            settings = Settings.from_env(self.app_ids_environment())
+        except SettingsError as exc:
+            return [str(exc)]
+        return unresolved_bindings(
+            self.source_apps,
+            app_ids_by_bundle=settings.kochava_app_ids_by_bundle,
+            platform_app_ids=[g for g in (settings.kochava_app_id_ios, settings.kochava_app_id_android) if g],
+            label=label,
+            bundles_label=r.ENV_KOCHAVA_APP_IDS_BY_BUNDLE,
+        )
 
     def api_keys(self) -> dict[str, str]:
         """Every key the local API takes -> its id (the ``api_key_id`` message attribute, SOURCE_APPS' keys)."""
@@ -115,15 +145,19 @@ def scaled_deliverer_environment(time_scale: float) -> dict[str, str]:
     }
 
 
-def event_keys(body: bytes, route: str, request_id: str) -> list[AcceptedEvent]:
-    """The events of an accepted body, with what the pure mapping predicts (only "filtered" is used)."""
+def event_keys(body: bytes, route: str, request_id: str, received_at_ms: int | None = None) -> list[AcceptedEvent]:
+    """The events of an accepted body, with what the pure mapping predicts (only "filtered" is used); a Segment
+    call without messageId is keyed by the id the enricher derives for it (request id + position)."""
     from functions.pipeline.events import FilteredCall, Rejection, parse_body
     from functions.pipeline.kochava import to_kochava
+    from functions.pipeline.segment import Received
     from functions.pipeline.settings import Settings
 
     settings = Settings.from_env(os.environ)
     out = []
-    for index, item in enumerate(parse_body(body, route="segment" if route == r.ROUTE_SEGMENT else "native")):
+    received = Received(request_id, received_at_ms)
+    parsed = parse_body(body, route="segment" if route == r.ROUTE_SEGMENT else "native", received=received)
+    for index, item in enumerate(parsed):
         if isinstance(item, Rejection):
             uuid, predicted, name = item.uuid, "rejected", item.event_name
         elif isinstance(item, FilteredCall):  # Segment page / group / alias: shown in the report by call type
@@ -190,6 +224,9 @@ class LocalStack:
         return ResourceNames(aws.STAGE)
 
     def start(self) -> Self:
+        problems = self.config.binding_problems("LocalConfig.source_apps")
+        if problems:  # as the stack's synth: a binding must name apps the pipeline sends to
+            raise ValueError("; ".join(problems))
         with _lock:
             if _running:
                 raise RuntimeError("a LocalStack is already running in this process (moto state is per process)")
@@ -304,8 +341,7 @@ class LocalStack:
             r.ENV_KOCHAVA_URL: self.kochava_url,
             r.ENV_KOCHAVA_IDENTITYLINK_URL: self.identitylink_url,
             r.ENV_ADSERVICES_URL: self.adservices_url,
-            r.ENV_KOCHAVA_APP_ID_IOS: os.environ.get(r.ENV_KOCHAVA_APP_ID_IOS) or DEMO_APP_ID_IOS,
-            r.ENV_KOCHAVA_APP_ID_ANDROID: os.environ.get(r.ENV_KOCHAVA_APP_ID_ANDROID) or DEMO_APP_ID_ANDROID,
+            **self.config.app_ids_environment(),
             r.ENV_POWERTOOLS_METRICS_NAMESPACE: self.names.metrics_namespace,
             r.ENV_POWERTOOLS_LOG_LEVEL: self.config.log_level,
             "POWERTOOLS_METRICS_DISABLED": "true",  # no EMF blobs on stdout locally
@@ -314,6 +350,7 @@ class LocalStack:
         source_apps = self.config.source_apps_env()
         if source_apps is not None:
             env[r.ENV_SOURCE_APPS] = source_apps
+            env[r.ENV_REQUIRE_BOUND_KEYS] = "true" if self.config.require_bound_keys else "false"
         env.update(self.config.env)
         return env
 
@@ -387,7 +424,7 @@ class LocalStack:
         """Every event of every accepted body (parsed when asked, not on the API's hot path)."""
         with self._ledger_lock:
             requests_ = list(self.requests)
-        return [event for a in requests_ for event in event_keys(a.body, a.route, a.request_id)]
+        return [event for a in requests_ for event in event_keys(a.body, a.route, a.request_id, a.received_at_ms)]
 
     def _on_batch(self, result: BatchResult) -> None:
         if result.queue_key != r.DELIVERY_QUEUE.key:

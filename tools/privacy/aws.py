@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from functions.adapters.profiles_dynamodb import PK, _from_item
+from functions.adapters.profiles_dynamodb import PK, from_item
 from functions.names import (
     ENV_KOCHAVA_APP_ID_ANDROID,
     ENV_KOCHAVA_APP_ID_IOS,
@@ -163,16 +163,16 @@ class ProfileTable:
 
     def get(self, key: str) -> Profile | None:
         item = self.client.get_item(TableName=self.name, Key={PK: {"S": key}}, ConsistentRead=True).get("Item")
-        return _from_item(item)[1] if item else None
+        return from_item(item)[1] if item else None
 
     def delete(self, key: str) -> Profile | None:
         """Delete one item; returns what it held (None: there was none)."""
         old = self.client.delete_item(TableName=self.name, Key={PK: {"S": key}}, ReturnValues="ALL_OLD")
         item = old.get("Attributes")
-        return _from_item(item)[1] if item else None
+        return from_item(item)[1] if item else None
 
     def scan(self) -> Iterator[tuple[str, Profile]]:
         """Every item of the table (a full read: see docs/privacy.md for what it costs)."""
         for page in self.client.get_paginator("scan").paginate(TableName=self.name):
             for item in page.get("Items") or []:
-                yield _from_item(item)
+                yield from_item(item)

@@ -1,23 +1,20 @@
-"""Command line of the privacy tool: arguments, discovery, human and JSON output, exit codes (as tools.dlq's)."""
+"""Command line of the privacy tool: arguments, discovery, dispatch to ``erase`` (:mod:`tools.privacy.cmd_erase`),
+exit codes; output and signals as tools.dlq's (:mod:`tools.oncall`)."""
 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, TextIO
 
-from tools.dlq.cli import Ui, _fail, _sigterm  # the same output and signal handling as tools.dlq
-from tools.dlq.core import mask_text, mask_value
+from tools.dlq.core import mask_text
 from tools.dlq.sqs import DlqClient
 from tools.oncall import (
     AWS_ERRORS,
     EXIT_ERROR,
     EXIT_INTERRUPTED,
-    EXIT_OK,
     EXIT_USAGE,
     LOCAL_STAGE,
     STACK_DEFAULTS,
@@ -28,8 +25,9 @@ from tools.oncall import (
     make_session,
     parse_with_defaults,
 )
+from tools.oncall.signals import sigterm_as_interrupt
+from tools.oncall.ui import Ui, fail
 from tools.privacy.aws import (
-    AppIds,
     ProfileTable,
     Targets,
     discover_from_stack_resources,
@@ -37,10 +35,8 @@ from tools.privacy.aws import (
     function_environment,
     resolve_app_ids,
 )
-from tools.privacy.core import Found
-from tools.privacy.ops import DlqReport, ProfileReport, Request, erase_from_dlq, erase_profiles, removed_count
+from tools.privacy.cmd_erase import Aws, cmd_erase
 
-SCAN_LIMIT = 100_000  # messages looked at per DLQ and run (SQS allows 120,000 in flight)
 PLATFORMS = ("ios", "android")
 
 DESCRIPTION = """\
@@ -59,15 +55,16 @@ EPILOG = """\
 examples:
   python -m tools.privacy --stack kochava-prod erase --platform ios --device-id 3B2F8C1E-... --dry-run
   python -m tools.privacy --stack kochava-prod erase --platform ios --device-id 3B2F8C1E-...
-  python -m tools.privacy --stack kochava-prod erase --user-id user-1001            # scans the profile table
+  python -m tools.privacy --stack kochava-prod erase --user-id user-1001
   python -m tools.privacy --stack kochava-prod erase --platform android --device-id 9774d56d682e549c \\
       --app com.example.shop
   python -m tools.privacy --endpoint-url http://127.0.0.1:4566 --json erase --platform ios --device-id X
 
 exit codes:
-  0    done: everything found was removed (or nothing was found; with --dry-run: nothing changed)
-  1    an AWS error, the table / queues / app GUIDs not found, or something could not be deleted (see the summary;
-       run it again)
+  0    done: everything found was removed, every key read back empty, and nothing was left unlooked at (or
+       nothing was found; with --dry-run: nothing changed)
+  1    an AWS error, the table / queues / app GUIDs not found, something could not be deleted or came back, or
+       a place was not looked at (--no-scan, a DLQ scan cut short): see the summary; run it again
   2    bad arguments
   130  interrupted (Ctrl-C / SIGTERM): messages the tool had hidden were made visible again; run it again
 
@@ -133,11 +130,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="GUID",
         help="the Kochava app GUIDs to erase under (default: read from the deployed enricher); repeatable",
     )
-    scope.add_argument(
-        "--scan",
-        action="store_true",
-        help="also scan the whole profile table for the device (GUIDs no longer configured, other ids): a full read",
+    scan = scope.add_mutually_exclusive_group()
+    scan.add_argument(
+        "--no-scan",
+        dest="scan",
+        action="store_false",
+        help="do not read the whole profile table (the default does: profiles stored before ids were normalised "
+        "under another spelling, GUIDs no longer configured, other ids); the erase then reports what it did not "
+        "look at and exits 1",
     )
+    scan.add_argument("--scan", dest="scan", action="store_true", help=argparse.SUPPRESS)  # the default now
     erase.add_argument("--dry-run", action="store_true", help="show what would be removed; change nothing")
     erase.add_argument("--reveal", action="store_true", help="print device ids and user ids unmasked")
     return parser
@@ -158,14 +160,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 # ---------------------------------------------------------------------------------------------------- discovery
-
-
-@dataclass
-class Aws:
-    targets: Targets
-    table: ProfileTable
-    dlq: DlqClient
-    app_ids: AppIds
 
 
 def discover(args: argparse.Namespace) -> Aws:
@@ -193,116 +187,6 @@ def discover(args: argparse.Namespace) -> Aws:
     return Aws(targets=targets, table=table, dlq=client, app_ids=app_ids)
 
 
-# ------------------------------------------------------------------------------------------------------ output
-
-
-def _shown(value: str, reveal: bool) -> str:
-    return value if reveal else mask_value(value)
-
-
-def _key_shown(found: Found, reveal: bool) -> str:
-    parts = found.parts
-    if parts is None:
-        return _shown(found.key, reveal)
-    return f"{parts.app_id}#{parts.platform}#{_shown(parts.device_id, reveal)}"
-
-
-def _document(args: argparse.Namespace, profiles: ProfileReport, dlqs: list[DlqReport], code: int) -> dict[str, Any]:
-    reveal = bool(args.reveal)
-    return {
-        "command": "erase",
-        "dry_run": bool(args.dry_run),
-        "revealed": reveal,
-        "devices": [{"platform": p, "device_id": _shown(d, reveal)} for p, d in profiles.devices],
-        "user_ids": [_shown(u, reveal) for u in args.user_id],
-        "profiles": {
-            "table": profiles.table,
-            "app_ids": profiles.app_ids,
-            "app_ids_source": profiles.app_ids_source,
-            "keys_tried": profiles.keys_tried,
-            "scanned": profiles.scanned,
-            "deleted": [{"key": _key_shown(f, reveal), "fields": f.fields} for f in profiles.deleted],
-        },
-        "dlqs": [
-            {
-                "dlq": d.dlq,
-                "scanned": d.scanned,
-                "truncated": d.truncated,
-                "deleted": d.deleted,
-                "rewritten": d.rewritten,
-                "failed": d.failed,
-                "interrupted": d.interrupted,
-            }
-            for d in dlqs
-        ],
-        "removed": removed_count(profiles, dlqs),
-        "exit_code": code,
-    }
-
-
-def _print(ui: Ui, args: argparse.Namespace, profiles: ProfileReport, dlqs: list[DlqReport]) -> None:
-    reveal, dry = bool(args.reveal), bool(args.dry_run)
-    who = [f"{p} device {_shown(d, reveal)}" for p, d in profiles.devices]
-    who += [f"user {_shown(u, reveal)}" for u in args.user_id if not profiles.devices]
-    ui.line("erase " + ", ".join(who) + (" (dry run: nothing changed)" if dry else ""))
-    verb = "would delete" if dry else "deleted"
-    ui.line(f"app GUIDs: {', '.join(profiles.app_ids) or '-'}  (from {profiles.app_ids_source})")
-    scanned = f", scanned {profiles.scanned} items" if profiles.scanned is not None else ""
-    ui.line(f"{profiles.table}: {verb} {len(profiles.deleted)} profile(s) of {profiles.keys_tried} key(s){scanned}")
-    for found in profiles.deleted:
-        ui.line(f"  {_key_shown(found, reveal)}  held: {', '.join(found.fields)}")
-    for d in dlqs:
-        ui.line(
-            f"{d.dlq}: looked at {d.scanned}, {verb} {len(d.deleted)}, "
-            f"{'would rewrite' if dry else 'rewrote'} {len(d.rewritten)}, failed {len(d.failed)}"
-            + ("  (stopped at the scan limit: run again)" if d.truncated else "")
-        )
-        for entry in [*d.deleted, *d.rewritten, *d.failed]:
-            kept = f", {entry['events_kept']} other event(s) kept" if entry.get("events_kept") else ""
-            error = f"  FAILED: {entry['error']}" if "error" in entry else ""
-            ui.line(
-                f"  {entry['id']}  {entry['reason']}  {entry['event_name']}  matched {', '.join(entry['matched'])}"
-                + kept
-                + error
-            )
-    ui.line(f"{'would remove' if dry else 'removed'} {removed_count(profiles, dlqs)} profile(s) and message(s)")
-    ui.line("not reached by an erase: point-in-time backups (35 days), Kochava's copy: see docs/privacy.md")
-
-
-# ---------------------------------------------------------------------------------------------------- commands
-
-
-def cmd_erase(aws: Aws, args: argparse.Namespace, ui: Ui, now_ms: int) -> int:
-    devices = tuple((args.platform, d.strip()) for d in args.device_id)
-    request = Request(
-        devices=devices,
-        user_ids=tuple(u.strip() for u in args.user_id),
-        bundle=args.app,
-        scan_table=bool(args.scan),
-        dry_run=bool(args.dry_run),
-    )
-    profiles = ProfileReport(table=aws.table.name, app_ids_source=aws.app_ids.source)
-    dlqs: list[DlqReport] = []
-    code = EXIT_OK
-    try:
-        profiles, wanted = erase_profiles(aws.table, aws.app_ids, request)
-        for pair in aws.targets.pairs:
-            report = DlqReport(dlq=pair.dlq_name)
-            dlqs.append(report)
-            erase_from_dlq(aws.dlq, pair, wanted, report, now_ms=now_ms, dry_run=request.dry_run, limit=SCAN_LIMIT)
-    except KeyboardInterrupt:
-        ui.note("interrupted: every message the tool had hidden was made visible again; run it again")
-        code = EXIT_INTERRUPTED
-    except AWS_ERRORS as exc:
-        ui.note(f"error: {mask_text(str(exc))}")
-        code = EXIT_ERROR
-    if code == EXIT_OK and any(d.failed or d.truncated for d in dlqs):
-        code = EXIT_ERROR
-    _print(ui, args, profiles, dlqs)
-    ui.document(_document(args, profiles, dlqs, code))
-    return code
-
-
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -315,19 +199,13 @@ def main(
     except SystemExit as exc:  # argparse: --help (0) or bad arguments (2)
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     ui = Ui(out=stdout or sys.stdout, err=stderr or sys.stderr, json=args.json, stdin=sys.stdin)
-    try:
-        previous: Any = signal.signal(signal.SIGTERM, _sigterm)
-    except ValueError:  # not the main thread
-        previous = None
-    try:
-        aws = discover(args)
-        return cmd_erase(aws, args, ui, now_ms if now_ms is not None else int(time.time() * 1000))
-    except DiscoveryError as exc:
-        return _fail(ui, str(exc), EXIT_ERROR)
-    except AWS_ERRORS as exc:
-        return _fail(ui, mask_text(str(exc)), EXIT_ERROR)
-    except KeyboardInterrupt:
-        return _fail(ui, "interrupted before anything was removed", EXIT_INTERRUPTED)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+    with sigterm_as_interrupt():
+        try:
+            aws = discover(args)
+            return cmd_erase(aws, args, ui, now_ms if now_ms is not None else int(time.time() * 1000))
+        except DiscoveryError as exc:
+            return fail(ui, str(exc), EXIT_ERROR)
+        except AWS_ERRORS as exc:
+            return fail(ui, mask_text(str(exc)), EXIT_ERROR)
+        except KeyboardInterrupt:
+            return fail(ui, "interrupted before anything was removed", EXIT_INTERRUPTED)

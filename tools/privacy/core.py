@@ -13,7 +13,7 @@ Example:
     >>> judge_body('{"uuid": "u-1", "device": {"platform": "ios", "id": "idfv-1"}}', Wanted.of(["IDFV-1"])).action
     'delete'
     >>> profile_keys(["app-guid"], "ios", "Ab-1")
-    ['app-guid#ios#Ab-1', 'app-guid#ios#AB-1', 'app-guid#ios#ab-1']
+    ['app-guid#ios#ab-1', 'app-guid#ios#Ab-1', 'app-guid#ios#AB-1']
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from functions.pipeline.kochava import is_zero_id
-from functions.pipeline.profiles import profile_key
+from functions.pipeline.profiles import legacy_profile_key, profile_key
 from tools import robust
 
 # Keys whose value identifies a device, compared after lower-casing and dropping everything but letters and digits.
@@ -168,10 +168,13 @@ def _judge_batch(parsed: Any, events: Sequence[Any], wanted: Wanted) -> Verdict:
 
 
 def profile_keys(app_ids: Iterable[str], platform: str, device_id: str) -> list[str]:
-    """Every key a device's profile can have under these apps: the id as given, upper and lower case (the key
-    holds the id as the app sent it)."""
+    """The keys a device's profile has under these apps: the enricher's (the id normalised), then the keys of
+    profiles stored before ids were normalised (the id as sent) in the spellings that can be guessed: as given,
+    upper and lower case. Any other spelling is found only by a scan of the table (``tools.privacy.ops``)."""
     variants = dict.fromkeys((device_id.strip(), device_id.strip().upper(), device_id.strip().lower()))
-    return list(dict.fromkeys(profile_key(app, platform, v) for app in app_ids for v in variants if v))
+    keys = [profile_key(app, platform, device_id) for app in app_ids]
+    keys += [legacy_profile_key(app, platform, v) for app in app_ids for v in variants if v]
+    return list(dict.fromkeys(keys))
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,12 @@
 """What an erase does, in order: the device's profile items, then its DLQ messages. No printing, no arguments.
 
 1. Profiles: the keys ``{app GUID}#{platform}#{device id}`` of every app (or the one ``--app`` names) are deleted
-   one by one (``DeleteItem`` returns what the item held, so the report says which fields went). With
-   ``--user-id`` or ``--scan`` the table is scanned once to find the devices that store that user id, or profiles
-   of the device under GUIDs no longer configured / stored under another of its ids.
+   one by one (``DeleteItem`` returns what the item held, so the report says which fields went): the enricher's
+   key (the id normalised) and the keys profiles had before ids were normalised (as given, upper, lower case).
+   The table is also scanned once (unless ``--no-scan``) for the device under any other spelling of its id, under
+   GUIDs no longer configured or under another of its ids, and for the devices that store a ``--user-id``. Every
+   key is then read back: an item there again (an enricher wrote it back) leaves the erase incomplete. What was
+   not looked at is reported (:attr:`ProfileReport.not_looked`), so "removed 0" never stands for "not looked".
 2. The ids those profiles held (advertising id, Kochava device id) join the device ids, so a DLQ message that names
    the device only by its IDFA is found too.
 3. DLQs: every message is received (hidden while the tool works, made visible again when it is done, as
@@ -43,7 +46,9 @@ class Request:
     devices: tuple[tuple[str, str], ...] = ()  # (platform, device id)
     user_ids: tuple[str, ...] = ()
     bundle: str | None = None  # --app: only this app's profiles
-    scan_table: bool = False  # --scan: also look through the whole table
+    # Look through the whole table too (the default; --no-scan turns it off): the only way to find a profile stored
+    # before ids were normalised under a spelling that cannot be guessed, or under a GUID no longer configured.
+    scan_table: bool = True
     dry_run: bool = False
 
 
@@ -56,6 +61,15 @@ class ProfileReport:
     scanned: int | None = None  # items read by a scan (None: no scan)
     deleted: list[Found] = field(default_factory=list)  # in a dry run: what would be deleted
     devices: list[tuple[str, str]] = field(default_factory=list)  # every (platform, device id) erased
+    # Where the erase did not look (so "removed 0" is no proof nothing is stored): one sentence each.
+    not_looked: list[str] = field(default_factory=list)
+    checked: int = 0  # keys read back after the deletes (not in a dry run)
+    remaining: list[str] = field(default_factory=list)  # keys still holding an item when read back: run again
+
+    @property
+    def complete(self) -> bool:
+        """True when the erase looked everywhere a profile of the request can be and nothing came back."""
+        return not self.not_looked and not self.remaining
 
 
 @dataclass
@@ -90,11 +104,18 @@ def erase_profiles(table: ProfileTable, app_ids: AppIds, request: Request) -> tu
             ):
                 keys.append(key)
                 devices.append((parts.platform, parts.device_id))
+    else:
+        report.not_looked.append(
+            "the rest of the table (--no-scan): profiles stored before device ids were normalised under another "
+            "spelling of the id, under a GUID no longer configured, or under another of the device's ids"
+        )
     devices = list(dict.fromkeys(devices))
     for platform, device_id in devices:
         guids = _guids(app_ids, request, platform)
         report.app_ids.extend(g for g in guids if g not in report.app_ids)
         keys.extend(profile_keys(guids, platform, device_id))
+        if not guids and not request.scan_table:
+            report.not_looked.append(f"the {platform} profiles: no Kochava app GUID known for {platform}")
     keys = list(dict.fromkeys(keys))
     report.keys_tried = len(keys)
     report.devices = devices
@@ -104,7 +125,16 @@ def erase_profiles(table: ProfileTable, app_ids: AppIds, request: Request) -> tu
         if profile is not None:
             report.deleted.append(Found(key, sorted(profile)))
             learned.extend(identifiers_of(profile))
+    if not request.dry_run:
+        _check_deleted(table, keys, report)
     return report, wanted.union(Wanted.of(learned))
+
+
+def _check_deleted(table: ProfileTable, keys: list[str], report: ProfileReport) -> None:
+    """Read every key back (a consistent read): an item there now was written after its delete (an enricher that
+    read the profile just before), so the erase is not done."""
+    report.checked = len(keys)
+    report.remaining = [key for key in keys if table.get(key) is not None]
 
 
 def _guids(app_ids: AppIds, request: Request, platform: str) -> list[str]:

@@ -6,7 +6,7 @@ import time
 
 import orjson
 
-from functions.deliverer.delivery import DEFAULT_MAX_ATTEMPTS
+from functions.deliverer.core import DEFAULT_MAX_ATTEMPTS
 from functions.names import (
     ATTR_ERROR,
     ATTR_EVENT_NAME,

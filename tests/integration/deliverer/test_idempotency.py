@@ -64,6 +64,27 @@ def test_a_reused_uuid_with_different_content_is_dead_lettered_as_uuid_conflict(
     assert not reasons.is_replayable(reasons.UUID_CONFLICT)
 
 
+def test_the_same_uuid_and_content_from_another_device_is_a_uuid_conflict_not_a_duplicate(stack: Stack) -> None:
+    """Issue 22: one uuid sent for two devices with the same content (a backend that reuses uuids). The second
+    was acknowledged as a duplicate and never sent (device ids are left out of the content). It is a conflict now:
+    in the delivery DLQ with reason uuid_conflict, never silent."""
+    stack.send(event_body("shared-uuid"))
+    assert stack.run_once() == {"batchItemFailures": []}
+    other_device = "5F1C2D3E-0000-4000-8000-00000000BEEF"
+    payload = event_payload("shared-uuid", device_ids={"idfa": IDFA, "idfv": other_device})
+    payload["kochava_device_id"] = other_device
+    second = envelope.build_body(
+        uuid="shared-uuid", kind="event", event_name="Purchase", payload=payload, adservices_generated_at=None
+    )
+    stack.send(second)
+    assert stack.run_once() == {"batchItemFailures": []}
+
+    assert len(stack.sink.requests) == 1
+    [dead] = stack.dlq_messages()
+    assert dead["attributes"][ATTR_REASON] == reasons.UUID_CONFLICT
+    assert dead["body"] == second
+
+
 def test_a_true_duplicate_differing_only_in_what_enrichment_fills_is_skipped(stack: Stack) -> None:
     """The same event processed twice by the enricher (its message redelivered) may get another IP from the device
     profile or a stale token stripped: still the same event, so a duplicate, not a conflict."""

@@ -75,7 +75,7 @@ def apple() -> Iterator[AppleStub]:
 def ads(make_stack: Callable[..., Stack], apple: AppleStub) -> AdStack:
     stack = make_stack(**{ENV_ADSERVICES_RESOLVE: "true", ENV_ADSERVICES_URL: apple.api_url})
     recorder = RecordingSqs(stack.sqs)
-    handler.get_runtime().enricher.sender._client = recorder
+    handler.get_runtime().core.sender._client = recorder
     return AdStack(stack, apple, recorder)
 
 

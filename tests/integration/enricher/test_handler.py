@@ -165,7 +165,7 @@ class FlakySqs:
 
 
 def _wrap_sqs(stack: Stack, flaky: FlakySqs) -> None:
-    enricher = handler.get_runtime().enricher
+    enricher = handler.get_runtime().core
     enricher.sender._client = flaky
     enricher.sender._sleep = lambda _s: None
 
@@ -350,7 +350,7 @@ def test_profile_is_written_only_when_something_changed(stack: Stack) -> None:
     stack.invoke(stack.record(native_event("install")))
     first = _profile_items(stack)
     assert len(first) == 1
-    assert first[0]["pk"]["S"] == f"{IOS_APP}#ios#{IDFV}"
+    assert first[0]["pk"]["S"] == f"{IOS_APP}#ios#{IDFV.lower()}"  # the id normalised
     assert first[0]["ip"]["S"] == IP
     written_at = first[0]["updated_at"]
 

@@ -54,7 +54,7 @@ def test_a_failed_profile_read_enriches_without_the_profile_and_keeps_the_stored
     stored = boto3.client("dynamodb", region_name="eu-west-1").scan(TableName=stack.table)["Items"]
     capsys.readouterr()
 
-    store = handler.get_runtime().enricher.profile_store
+    store = handler.get_runtime().core.profile_store
     assert store is not None
     monkeypatch.setattr(store._client, "batch_get_item", _throttled)  # DynamoDB throttles every read
     purchase = _purchase()
@@ -74,9 +74,9 @@ def test_a_failed_profile_read_enriches_without_the_profile_and_keeps_the_stored
 def test_a_record_sqs_will_not_take_is_retried_with_a_growing_backoff(stack: Stack) -> None:
     backoffs: list[tuple[str, int]] = []
     runtime = handler.get_runtime()
-    runtime.back_off = lambda receipt, seconds: backoffs.append((receipt, seconds)) or True
-    runtime.enricher.sender._client = _RefusingSqs()
-    runtime.enricher.sender._sleep = lambda _s: None
+    runtime.back_off = _RecordingBackOff(backoffs)
+    runtime.core.sender._client = _RefusingSqs()
+    runtime.core.sender._sleep = lambda _s: None
     good_for_nothing = [stack.record(native_event()) for _ in range(2)]
     good_for_nothing[1]["attributes"]["ApproximateReceiveCount"] = "3"
 
@@ -84,6 +84,17 @@ def test_a_record_sqs_will_not_take_is_retried_with_a_growing_backoff(stack: Sta
         stack.invoke(*good_for_nothing)
 
     assert backoffs == [(good_for_nothing[0]["receiptHandle"], 60), (good_for_nothing[1]["receiptHandle"], 1500)]
+
+
+class _RecordingBackOff:
+    """The RecordBackOff port, recording what the batch template asks."""
+
+    def __init__(self, calls: list[tuple[str, int]]) -> None:
+        self.calls = calls
+
+    def back_off(self, receipt_handle: str, visibility_timeout_s: int) -> bool:
+        self.calls.append((receipt_handle, visibility_timeout_s))
+        return True
 
 
 class _RefusingSqs:

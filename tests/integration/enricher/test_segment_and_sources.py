@@ -24,6 +24,7 @@ from functions.names import (
     ATTR_ROUTE,
     ATTR_UUID,
     ENV_KOCHAVA_APP_IDS_BY_BUNDLE,
+    ENV_REQUIRE_BOUND_KEYS,
     ENV_SOURCE_APPS,
     SQS_MAX_MESSAGE_ATTRIBUTES,
 )
@@ -204,7 +205,11 @@ def test_an_event_for_another_app_is_dead_lettered_app_not_allowed_and_touches_n
     assert per_reason["EventsRejected"] == 1
 
 
-def test_keys_not_bound_and_messages_without_a_key_send_to_any_app(bound: Stack) -> None:
+def test_keys_not_bound_send_nothing_once_a_key_is_bound_and_messages_without_a_key_send_anywhere(
+    bound: Stack,
+) -> None:
+    """requireBoundKeys, on by default: an unbound key (e.g. the stack's default key) is refused once any key is
+    bound; a message without a key id (IAM auth, or written before keys existed) is not judged."""
     stack = bound
     unbound = native_event(app={"bundle_id": TOOLS})
     keyless = native_event(app={"bundle_id": GAME})
@@ -212,7 +217,23 @@ def test_keys_not_bound_and_messages_without_a_key_send_to_any_app(bound: Stack)
     stack.invoke(
         with_key(stack, unbound, "key-partner"), with_key(stack, keyless, None), with_key(stack, via_guid, "key-tools")
     )
-    assert sorted(d["uuid"] for d in stack.deliveries()) == sorted(e["uuid"] for e in (unbound, keyless, via_guid))
+    assert sorted(d["uuid"] for d in stack.deliveries()) == sorted(e["uuid"] for e in (keyless, via_guid))
+    [dead] = stack.drain("ingest_dlq")
+    assert dead["attributes"][ATTR_REASON] == reasons.APP_NOT_ALLOWED
+    assert "key-partner is bound to no app" in dead["attributes"][ATTR_ERROR]
+
+
+def test_keys_not_bound_send_to_any_app_when_bound_keys_are_not_required(make_stack: Any) -> None:
+    stack = make_stack(
+        **{
+            ENV_SOURCE_APPS: json.dumps(BINDINGS),
+            ENV_KOCHAVA_APP_IDS_BY_BUNDLE: json.dumps({GAME: GAME_APP, TOOLS: TOOLS_APP}),
+            ENV_REQUIRE_BOUND_KEYS: "false",
+        }
+    )
+    unbound = native_event(app={"bundle_id": TOOLS})
+    stack.invoke(with_key(stack, unbound, "key-partner"))
+    assert [d["uuid"] for d in stack.deliveries()] == [unbound["uuid"]]
     assert stack.drain("ingest_dlq") == []
 
 
@@ -256,7 +277,12 @@ def test_a_replay_is_checked_against_the_binding_again(make_stack: Any, bound: S
     assert stack.deliveries() == []
 
     # After the binding was changed to allow it (a deploy): delivered.
-    stack = make_stack(**{ENV_SOURCE_APPS: json.dumps({**BINDINGS, "key-game": [GAME, TOOLS]})})
+    stack = make_stack(
+        **{
+            ENV_SOURCE_APPS: json.dumps({**BINDINGS, "key-game": [GAME, TOOLS]}),
+            ENV_KOCHAVA_APP_IDS_BY_BUNDLE: json.dumps({GAME: GAME_APP, TOOLS: TOOLS_APP}),
+        }
+    )
     stack.invoke(replayed())
     assert [d["uuid"] for d in stack.deliveries()] == [other["uuid"]]
     assert stack.drain("ingest_dlq") == []

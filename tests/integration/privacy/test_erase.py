@@ -177,12 +177,32 @@ def test_user_id_finds_the_devices_that_store_it(pipeline: Pipeline, enricher: s
 def test_scan_finds_profiles_under_guids_no_longer_configured(pipeline: Pipeline, enricher: str) -> None:
     pipeline.put_profiles({f"retired-guid#ios#{IDFV}": {"ip": IP}, f"{IOS_APP}#ios#{OTHER_IDFV}": {"ip": IP}})
 
-    plain = erase("erase", "--platform", "ios", "--device-id", IDFV)
-    assert plain.code == 0 and f"retired-guid#ios#{IDFV}" in pipeline.profile_keys()
+    unscanned = erase("erase", "--platform", "ios", "--device-id", IDFV, "--no-scan")
+    assert f"retired-guid#ios#{IDFV}" in pipeline.profile_keys()
+    # not looked everywhere: said so, and no confirmation (exit 1), although nothing it looked at was left
+    assert unscanned.code == 1 and "NOT LOOKED AT: the rest of the table (--no-scan)" in unscanned.out
+    assert "NOT CONFIRMED" in unscanned.out
 
-    scanned = erase("erase", "--platform", "ios", "--device-id", IDFV, "--scan")
-    assert scanned.code == 0
+    scanned = erase("erase", "--platform", "ios", "--device-id", IDFV)  # the scan is the default
+    assert scanned.code == 0, scanned.out
     assert pipeline.profile_keys() == {f"{IOS_APP}#ios#{OTHER_IDFV}"}
+
+
+def test_a_profile_stored_under_another_spelling_of_the_id_is_erased(pipeline: Pipeline, enricher: str) -> None:
+    """Issue 22: a profile stored (before ids were normalised) for Priv-Dev-1 survived ``erase --device-id
+    priv-dev-1``, which said "removed 0" and exited 0, and so did the runbook's confirmation run."""
+    pipeline.put_profiles({f"{IOS_APP}#ios#Priv-Dev-1": {"ip": IP}, f"{IOS_APP}#ios#{OTHER_IDFV}": {"ip": IP}})
+
+    run = erase("--json", "erase", "--platform", "ios", "--device-id", "priv-dev-1")
+
+    assert run.code == 0, run.out + run.err
+    assert pipeline.profile_keys() == {f"{IOS_APP}#ios#{OTHER_IDFV}"}
+    doc = run.json()
+    assert doc["removed"] == 1
+    assert doc["profiles"]["not_looked"] == [] and doc["profiles"]["remaining"] == []
+    assert doc["profiles"]["checked_after_delete"] >= 1
+    confirm = erase("--json", "erase", "--platform", "ios", "--device-id", "PRIV-DEV-1")
+    assert (confirm.code, confirm.json()["removed"]) == (0, 0)
 
 
 def test_reveal_prints_the_ids(pipeline: Pipeline, enricher: str) -> None:
@@ -198,10 +218,12 @@ def test_app_ids_from_the_flag_or_the_shell_when_no_function_is_deployed(
     missing = erase("erase", "--platform", "ios", "--device-id", IDFV)
     assert missing.code == 1 and "no Kochava app GUIDs known" in missing.err
 
-    flagged = erase("--json", "erase", "--platform", "ios", "--device-id", IDFV, "--app-id", SHOP_APP)
-    assert flagged.code == 0 and [d["key"] for d in flagged.json()["profiles"]["deleted"]] == [
+    # --app-id names the GUIDs to try by key; without the scan only those (and the erase says what it skipped)
+    flagged = erase("--json", "erase", "--platform", "ios", "--device-id", IDFV, "--app-id", SHOP_APP, "--no-scan")
+    assert flagged.code == 1 and [d["key"] for d in flagged.json()["profiles"]["deleted"]] == [
         f"{SHOP_APP}#ios#A1B2…(36)"
     ]
+    assert flagged.json()["profiles"]["not_looked"]
 
     monkeypatch.setenv("KOCHAVA_APP_ID_IOS", IOS_APP)
     shell = erase("--json", "erase", "--platform", "ios", "--device-id", IDFV)

@@ -9,12 +9,16 @@ from collections.abc import Iterator
 import pytest
 
 from functions.adapters.kochava_http import (
+    NO_DEVICE_UA_USER_AGENT,
+    PROJECT_USER_AGENT,
     HttpPolicy,
     RequestsKochavaClient,
     classify_answer,
     is_success_body,
 )
 from functions.ports import KochavaResult
+from functions.version import __version__
+from tests.samples.deliverer import IDFV, IOS_APP, event_payload
 from tools.local.kochava_sink import IDENTITYLINK_PATH, TRACK_PATH, KochavaSink
 from tools.local.stub_http import Reply
 
@@ -28,7 +32,9 @@ POLICY = HttpPolicy(
     retry_after_max_s=5,
     pool_size=4,
 )
-PAYLOAD = {"action": "event", "data": {"event_name": "Purchase"}}
+# A payload that obeys Kochava's rules (the sink refuses any other with a 400).
+PAYLOAD = event_payload("u-1")
+IDENTITY_PAYLOAD = {"kochava_app_id": IOS_APP, "device_id": {"idfv": IDFV}, "data": {"user_id": "user-1"}}
 
 
 @pytest.fixture
@@ -56,9 +62,27 @@ def test_delivered(client: RequestsKochavaClient, sink: KochavaSink) -> None:
 
 
 def test_kinds_go_to_their_endpoints(client: RequestsKochavaClient, sink: KochavaSink) -> None:
-    for kind in ("install", "event", "identityLink"):
-        assert client.send(kind, PAYLOAD, deadline=soon()).delivered
+    for kind, payload in (("install", PAYLOAD), ("event", PAYLOAD), ("identityLink", IDENTITY_PAYLOAD)):
+        assert client.send(kind, payload, deadline=soon()).delivered
     assert [r.path for r in sink.requests] == [TRACK_PATH, TRACK_PATH, IDENTITYLINK_PATH]
+
+
+def test_no_device_ua_means_the_user_agent_unknown(client: RequestsKochavaClient, sink: KochavaSink) -> None:
+    """Kochava's "S2S without Device UA": the header it needs to build the agent from device_ver."""
+    assert "device_ua" not in PAYLOAD["data"]
+    assert client.send("event", PAYLOAD, deadline=soon()).delivered
+    assert client.send("identityLink", IDENTITY_PAYLOAD, deadline=soon()).delivered
+    assert [r.headers["user-agent"] for r in sink.requests] == [NO_DEVICE_UA_USER_AGENT] * 2
+
+
+def test_with_a_device_ua_the_user_agent_names_this_project(client: RequestsKochavaClient, sink: KochavaSink) -> None:
+    with_ua = event_payload("u-2", device_ua="Mozilla%2F5.0%20(iPhone%3B%20CPU%20iPhone%20OS%2017_1)")
+    empty_ua = event_payload("u-3", device_ua="")
+    assert client.send("event", with_ua, deadline=soon()).delivered
+    assert client.send("event", empty_ua, deadline=soon()).delivered
+    agents = [r.headers["user-agent"] for r in sink.requests]
+    assert agents == [PROJECT_USER_AGENT, NO_DEVICE_UA_USER_AGENT]
+    assert agents[0] == f"kochava-pipeline/{__version__}" and "python-requests" not in agents[0]
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504, 429])

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from functions.deliverer.delivery import BatchReport, Deliverer
+from functions.deliverer.core import BatchReport, Deliverer
 from functions.messages import DeliveryRecord
 from functions.names import (
     ATTR_ERROR,

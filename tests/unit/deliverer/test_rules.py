@@ -6,7 +6,7 @@ import pytest
 
 from functions.adapters.sqs import queue_url_from_arn
 from functions.deliverer.config import DelivererConfig
-from functions.deliverer.delivery import RETRY_VISIBILITY_CAP_S, dead_letter_for, decide, retry_visibility_s
+from functions.deliverer.core import RETRY_VISIBILITY_CAP_S, dead_letter_for, decide, retry_visibility_s
 from functions.messages import DeliveryRecord
 from functions.names import ENV_DELIVERER_RETRY_BASE_S, ENV_DELIVERY_DLQ_URL, ENV_IDEMPOTENCY_TABLE
 from functions.pipeline import envelope, reasons

@@ -191,7 +191,24 @@ def test_a_stored_profile_fills_an_event_of_a_later_message(core: Core) -> None:
 
     [delivery] = core.deliveries()
     assert delivery["payload"]["data"]["device_ids"]["idfa"] == IDFA
-    assert core.store.reads[-1] == [profile_key(IOS_APP, "ios", IDFV)]
+    # one read: the key (the id normalised) and the key it had before ids were normalised
+    assert sorted(core.store.reads[-1]) == sorted([profile_key(IOS_APP, "ios", IDFV), f"{IOS_APP}#ios#{IDFV}"])
+
+
+def test_a_profile_stored_before_ids_were_normalised_is_used_and_written_under_the_normalised_key(
+    core: Core,
+) -> None:
+    """Issue 22: profiles used to be keyed by the id as sent. One stored so is still found (by the spelling the
+    event uses) and written back under the normalised key, where an erase by any spelling finds it."""
+    legacy = f"{IOS_APP}#ios#{IDFV}"
+    core.store.put_many({legacy: {"advertising_id": IDFA, "last_event_at": NOW - 60, "updated_at": NOW - 2 * 86400}}, 1)
+
+    core.process(server_side_purchase())
+
+    [delivery] = core.deliveries()
+    assert delivery["payload"]["data"]["device_ids"]["idfa"] == IDFA
+    assert profile_key(IOS_APP, "ios", IDFV) == f"{IOS_APP}#ios#{IDFV.lower()}"
+    assert core.store.profiles[profile_key(IOS_APP, "ios", IDFV)]["advertising_id"] == IDFA
 
 
 def test_a_failed_profile_write_is_counted_and_not_fatal(core: Core) -> None:

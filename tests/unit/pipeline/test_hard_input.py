@@ -15,7 +15,7 @@ from functions.pipeline import profiles, reasons
 from functions.pipeline.events import Event, Rejection, load_document, parse_body, parse_event, raw_events
 from functions.pipeline.jsontext import compact_json
 from functions.pipeline.kochava import MIN_USERTIME_S, USERTIME_MAX_AHEAD_S, flatten, is_zero_id
-from tests.unit.pipeline.test_kochava_mapping import IDFA, NOW, ZERO, data_of, event, mapped
+from tests.unit.pipeline.test_kochava_mapping import ATT_ASKED, IDFA, NOW, ZERO, data_of, event, mapped
 
 ZERO_ANDROID_ID = "0000000000000000"
 UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X)"
@@ -125,7 +125,7 @@ def test_flattening_collisions_keep_every_value_under_a_free_name(
 
 
 def test_a_flattening_collision_is_warned_about_in_the_outcome() -> None:
-    out = mapped(properties={"a_b": 1, "a": {"b": 2}})
+    out = mapped(properties={"a_b": 1, "a": {"b": 2}}, device=ATT_ASKED)
     assert data_of(out)["event_data"] == {"a_b": 1, "a_b_2": 2}
     assert out.warnings == ["properties.a.b: flattens onto a_b, which is taken: sent as a_b_2"]
 
@@ -204,13 +204,13 @@ def test_batch_text_inside_an_event_is_not_a_duplicate_key() -> None:
 
 @pytest.mark.parametrize("ip", ["203.0.113.9", "2001:db8::1", "::ffff:192.0.2.1"])
 def test_ipv4_and_ipv6_are_sent_as_origination_ip(ip: str) -> None:
-    out = mapped(device={"ip": ip})
+    out = mapped(device={"ip": ip, **ATT_ASKED})
     assert data_of(out)["origination_ip"] == ip and out.warnings == []
 
 
 @pytest.mark.parametrize("ip", ["not-an-ip; DROP TABLE", "256.1.1.1", "1.2.3", "1.2.3.4:80", "::g"])
 def test_anything_else_is_dropped_with_a_warning_and_the_event_still_goes(ip: str) -> None:
-    out = mapped(device={"ip": ip})
+    out = mapped(device={"ip": ip, **ATT_ASKED})
     assert "origination_ip" not in data_of(out)
     assert out.warnings == ["device.ip is not an IPv4 or IPv6 address: not sent"]
 
@@ -232,7 +232,7 @@ def test_a_timestamp_before_2008_is_clamped_to_now_with_a_warning() -> None:
 
 def test_timestamps_inside_the_window_are_sent_as_they_are() -> None:
     for timestamp in (NOW + USERTIME_MAX_AHEAD_S, MIN_USERTIME_S, NOW - 30 * 86400):
-        out = mapped(timestamp=timestamp)
+        out = mapped(timestamp=timestamp, device=ATT_ASKED)
         assert (data_of(out)["usertime"], out.warnings) == (int(timestamp), [])
 
 
@@ -258,11 +258,17 @@ def test_install_without_user_agent_or_os_version_says_kochava_cannot_read_the_o
     assert any("Kochava cannot read the OS version" in w for w in out.warnings)
 
 
-def test_with_a_user_agent_or_after_the_install_device_ver_stays_empty_when_incomplete() -> None:
+def test_with_a_user_agent_device_ver_stays_empty_when_incomplete() -> None:
     with_ua = mapped(type="install", device={"os_version": "17.1", "user_agent": UA, "att": {"status": "denied"}})
-    event_without_ua = mapped(device={"os_version": "17.1"})  # post-install spec: device_ver may be ""
-    for out in (with_ua, event_without_ua):
-        assert data_of(out)["device_ver"] == "" and out.warnings == []
+    assert data_of(with_ua)["device_ver"] == "" and with_ua.warnings == []
+
+
+def test_an_event_without_a_user_agent_gets_device_ver_from_what_is_known_too() -> None:
+    """Kochava's "S2S without Device UA" covers install *and* event payloads (issue 24): the OS it reads from
+    device_ver also tells it whether the iOS 14+ ATT rule applies."""
+    event_without_ua = mapped(device={"os_version": "17.1", **ATT_ASKED})
+    assert data_of(event_without_ua)["device_ver"] == "iPhone-iOS-17.1" and event_without_ua.warnings == []
+    assert data_of(mapped(device=ATT_ASKED))["device_ver"] == ""  # nothing known: Kochava's own "" example
 
 
 def _map(item: Any) -> Any:

@@ -18,6 +18,8 @@ NOW = 1_795_176_000.0  # 2026-11-20T12:00:00Z
 SETTINGS = Settings(kochava_app_id_ios="ko-ios", kochava_app_id_android="ko-android")
 IDFA = "6d92078a-8246-4ba4-ae5b-76104861e7dc"
 ZERO = "00000000-0000-0000-0000-000000000000"
+# An iOS device whose ATT answer is known: no inference (and no warning about one) in tests about other rules.
+ATT_ASKED: dict[str, Any] = {"att": {"status": "not_determined"}}
 
 
 def event(**fields: Any) -> Event:
@@ -137,7 +139,9 @@ def test_user_agent_is_percent_encoded_once() -> None:
 
 def test_device_ver_from_model_and_os_and_empty_when_unknown() -> None:
     assert data_of(mapped(device={"model": "iPhone15,2", "os_version": "17.1"}))["device_ver"] == "iPhone15,2-iOS-17.1"
-    assert data_of(mapped(device={"os_version": "17.1"}))["device_ver"] == ""
+    ua = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X)"
+    assert data_of(mapped(device={"os_version": "17.1", "user_agent": ua}))["device_ver"] == ""
+    assert data_of(mapped(device={"model": "iPhone15,2"}))["device_ver"] == ""
 
 
 def test_origination_ip_is_the_device_ip() -> None:
@@ -149,7 +153,7 @@ def test_origination_ip_is_the_device_ip() -> None:
 
 def test_event_data_is_flattened_to_one_level_and_lists_json_encoded() -> None:
     data = data_of(mapped(properties={"a": {"b": {"c": 1}}, "tags": ["x", {"y": 2}], "n": None}))
-    assert data["event_data"] == {"a_b_c": 1, "tags": '["x",{"y":2}]', "n": None}
+    assert data["event_data"] == {"a_b_c": 1, "tags": '["x",{"y":2}]'}  # a null is not sent (issue 24)
 
 
 def test_nested_lists_inside_objects_are_json_encoded_under_the_joined_key() -> None:
@@ -251,7 +255,7 @@ def test_ios14_install_carries_the_att_block() -> None:
     assert data["app_tracking_transparency"] == {
         "att": True,
         "att_time": int(NOW - 100),
-        "att_duration": 3,
+        "att_duration": 4,  # 3.7 s rounded, not truncated
         "att_detail": "authorized",
     }
 
@@ -267,9 +271,10 @@ def test_att_without_status_or_idfa_is_not_authorized() -> None:
     assert data["app_tracking_transparency"] == {"att": False, "att_detail": "not_determined"}
 
 
-def test_no_att_block_before_ios14_or_on_android() -> None:
-    assert "app_tracking_transparency" not in data_of(mapped(type="install", device={"os_version": "13.7"}))
-    android = mapped(type="install", device={"platform": "android", "id": "a", "att": {"status": "authorized"}})
+@pytest.mark.parametrize("kind", ["install", "track", "screen"])
+def test_no_att_block_before_ios14_or_on_android(kind: str) -> None:
+    assert "app_tracking_transparency" not in data_of(mapped(type=kind, device={"os_version": "13.7"}))
+    android = mapped(type=kind, device={"platform": "android", "id": "a", "att": {"status": "authorized"}})
     assert "app_tracking_transparency" not in data_of(android)
 
 
@@ -287,6 +292,9 @@ def test_install_passes_consent_iad_and_referrer_through() -> None:
     assert data["install_referrer"] == {"referrer": "utm_source=x", "referrer_click_time": 1_795_172_400}
 
 
-def test_consent_and_att_are_not_sent_on_post_install_events() -> None:
-    data = data_of(mapped(consent={"gdpr_applies": True}, device={"advertising_id": IDFA}))
-    assert "gdpr_privacy_consent" not in data and "app_tracking_transparency" not in data
+@pytest.mark.parametrize("kind", ["track", "screen"])
+def test_consent_and_att_are_sent_on_post_install_events_too(kind: str) -> None:
+    """Kochava's post-install doc as it reads today (issue 24): ATT on every iOS 14+ event, DMA consent on events."""
+    data = data_of(mapped(type=kind, consent={"gdpr_applies": True}, device={"advertising_id": IDFA}))
+    assert data["gdpr_privacy_consent"] == {"gdpr_applies": 1}
+    assert data["app_tracking_transparency"] == {"att": True, "att_detail": "authorized"}

@@ -16,7 +16,7 @@ from pydantic import Field, ValidationError
 
 from functions.pipeline import events, reasons
 from functions.pipeline.contract import MAX_BATCH_EVENTS, Device, NativeBatch, NativeEvent, SegmentEvent
-from functions.pipeline.events import FilteredCall, Rejection, _plain_batch, parse_body, parse_event, segment_to_event
+from functions.pipeline.events import FilteredCall, Rejection, parse_body, parse_event, plain_batch, segment_to_event
 from functions.pipeline.segment import filtered_because
 
 json_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False) | st.text()
@@ -44,15 +44,15 @@ def test_a_plain_batch_is_one_the_model_accepts(batch: Any) -> None:
     try:
         NativeBatch.model_validate(document)
     except ValidationError:
-        assert not _plain_batch(document["batch"])
+        assert not plain_batch(document["batch"])
     else:
-        assert _plain_batch(document["batch"])
+        assert plain_batch(document["batch"])
 
 
 def test_batch_sizes_at_the_limits() -> None:
-    assert not _plain_batch([])
-    assert _plain_batch([{}] * MAX_BATCH_EVENTS)
-    assert not _plain_batch([{}] * (MAX_BATCH_EVENTS + 1))
+    assert not plain_batch([])
+    assert plain_batch([{}] * MAX_BATCH_EVENTS)
+    assert not plain_batch([{}] * (MAX_BATCH_EVENTS + 1))
     too_many = parse_body(orjson.dumps({"batch": [EVENT] * (MAX_BATCH_EVENTS + 1)}))
     assert [(item.reason, item.field) for item in too_many if isinstance(item, Rejection)] == [
         (reasons.INVALID_BODY, "batch")

@@ -1,12 +1,15 @@
 """Property tests: whatever JSON arrives, the parser + mapping map it or reject it with a reason; never raise.
 
 And for everything that maps: ``event_data`` is one level, ``usertime`` an int, no reserved key and no all-zero
-advertising id reaches Kochava.
+advertising id reaches Kochava, and every payload obeys the rules the local Kochava sink enforces (Kochava's docs as
+they read today: ATT on iOS 14+, a numeric ``sum``, an encoded ``device_ua``...; issue 24), no ``null`` or
+non-finite number in ``event_data``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import orjson
@@ -17,6 +20,7 @@ from functions.pipeline import reasons
 from functions.pipeline.events import Rejection, parse_body, parse_event
 from functions.pipeline.kochava import RESERVED_EVENT_DATA_KEYS, is_zero_id, to_kochava
 from functions.pipeline.settings import Settings
+from tools.local.kochava_sink import identitylink_payload_violations, track_payload_violations
 
 SETTINGS = Settings(kochava_app_id_ios="ko-ios", kochava_app_id_android="ko-android")
 NOW = 1_795_176_000.0
@@ -30,7 +34,9 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=20,
 )
-keys = st.sampled_from(["a", "campaign", "Network", "site", "price", "revenue", "name", "x_y", "source", "cracked"])
+keys = st.sampled_from(
+    ["a", "campaign", "Network", "site", "price", "revenue", "name", "x_y", "source", "cracked", "sum", "products"]
+)
 properties = st.recursive(
     json_scalars,
     lambda children: st.lists(children, max_size=3) | st.dictionaries(keys, children, max_size=4),
@@ -58,6 +64,8 @@ events = st.fixed_dictionaries(
                 "id": st.text(max_size=10) | st.none(),
                 "advertising_id": ad_ids,
                 "os_version": st.sampled_from(["13.1", "14", "17.1.2", "x"]),
+                "model": st.sampled_from(["iPhone15,2", "Pixel 8"]),
+                "user_agent": st.sampled_from(["Mozilla/5.0 (iPhone; CPU iPhone OS 13_1 like Mac OS X)", "a b"]),
                 "limit_ad_tracking": st.booleans() | st.none(),
                 "att": st.fixed_dictionaries({}, optional={"status": st.sampled_from(["authorized", "denied", "x"])}),
             },
@@ -65,12 +73,19 @@ events = st.fixed_dictionaries(
         | json_values,
     },
     optional={
-        "event": st.text(max_size=12) | st.sampled_from(["purchase", "heartbeat", "Order Completed"]),
+        "event": st.text(max_size=12)
+        | st.sampled_from(["purchase", "heartbeat", "Order Completed", "Install Attributed", "\x00\x01"]),
         "properties": properties,
         "user_id": st.text(max_size=5) | json_ints,
         "adservices": st.fixed_dictionaries({"token": st.text(max_size=5)}, optional={"generated_at": timestamps}),
         "consent": st.fixed_dictionaries(
-            {}, optional={"gdpr_applies": st.booleans(), "tc_string": st.text(max_size=5)}
+            {},
+            optional={
+                "gdpr_applies": st.booleans(),
+                "tc_string": st.text(max_size=5),
+                "ad_user_data": st.booleans(),
+                "ad_personalization": st.booleans(),
+            },
         ),
     },
 )
@@ -86,6 +101,11 @@ def check_payload(payload: dict[str, Any]) -> None:
     for key, value in data.get("event_data", {}).items():
         assert not isinstance(value, dict | list), f"event_data.{key} is nested"
         assert key.lower() not in RESERVED_EVENT_DATA_KEYS, f"reserved key {key} sent"
+        assert value is not None and not (isinstance(value, float) and not math.isfinite(value)), key
+    if "device_id" in payload:
+        assert identitylink_payload_violations(payload) == []
+    else:
+        assert track_payload_violations(payload) == []
     orjson.dumps(payload)  # serialisable as the deliverer will send it
 
 

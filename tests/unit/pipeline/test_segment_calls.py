@@ -340,7 +340,7 @@ def test_the_native_fields_reach_the_install_payload_by_their_kochava_names() ->
     assert data["app_tracking_transparency"] == {
         "att": False,
         "att_time": int(NOW - 3 * HOUR),
-        "att_duration": 4,
+        "att_duration": 5,  # 4.5 s, rounded half up
         "att_detail": "denied",
     }
     assert data["gdpr_privacy_consent"]["ad_user_data"] == 0

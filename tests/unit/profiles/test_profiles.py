@@ -179,7 +179,8 @@ def test_device_clock_ahead_does_not_pin_the_profile() -> None:
 
 
 def test_key_and_key_id() -> None:
-    assert profiles.profile_key("app", "ios", "D") == "app#ios#D"
+    assert profiles.profile_key("app", "ios", " D-1 ") == "app#ios#d-1"  # normalised: one profile for every spelling
+    assert profiles.legacy_profile_key("app", "ios", "D-1") == "app#ios#D-1"
     assert profiles.device_key_id(event()) == "IDFV-1"
     kochava_only = NativeEvent.model_validate(
         {"uuid": "u", "type": "screen", "timestamp": NOW, "device": {"platform": "android", "kochava_device_id": "K"}}

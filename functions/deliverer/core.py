@@ -51,6 +51,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from functions.batch import BatchResponse, partial_response
 from functions.messages import DeliveryRecord, OutgoingMessage, dead_letter_message, fit
 from functions.names import (
     ATTR_ERROR,
@@ -73,10 +74,11 @@ Verdict = Literal["delivered", "duplicate", "retry", "held", "dead_letter", "fai
 # Real POST attempts of a message before a transient failure dead-letters it (DELIVERER_MAX_ATTEMPTS).
 DEFAULT_MAX_ATTEMPTS: Final = 5
 
-# SQS backoff for a transient failure: visibility = BASE * 2**(receive_count - 1), capped. With the queue's
-# maxReceiveCount of 5 the waits are 30 s, 60 s, 120 s, 240 s before the last try (Kochava's own SDK retries
-# after 7 s, 30 s, 300 s, 1800 s). A longer Retry-After from Kochava wins, up to the cap. BASE is the default of
-# DELIVERER_RETRY_BASE_S (tools/local scales it down).
+# SQS backoff for a transient failure: visibility = BASE * 2**(attempt - 1), capped. With DEFAULT_MAX_ATTEMPTS of
+# 5 the waits are 30 s, 60 s, 120 s, 240 s before the last try (Kochava's own SDK retries after 7 s, 30 s, 300 s,
+# 1800 s); the delivery queue's maxReceiveCount (names.DELIVERY_QUEUE, 900) is far higher, so that holds through a
+# Kochava outage do not use up a message's attempts. A longer Retry-After from Kochava wins, up to the cap. BASE is
+# the default of DELIVERER_RETRY_BASE_S (tools/local scales it down).
 RETRY_VISIBILITY_BASE_S: Final = 30
 RETRY_VISIBILITY_CAP_S: Final = 900
 SQS_MAX_VISIBILITY_S: Final = 12 * 3600
@@ -213,12 +215,13 @@ class BatchReport:
     breaker: Observation | None = None  # what this batch changed in the breaker
 
     @property
-    def batch_item_failures(self) -> list[dict[str, str]]:
-        return [{"itemIdentifier": o.record.message_id} for o in self.outcomes if o.reported_failed]
+    def failed_ids(self) -> list[str]:
+        """The message ids SQS must redeliver."""
+        return [o.record.message_id for o in self.outcomes if o.reported_failed]
 
-    def response(self) -> dict[str, list[dict[str, str]]]:
-        """The ``ReportBatchItemFailures`` answer."""
-        return {"batchItemFailures": self.batch_item_failures}
+    def response(self) -> BatchResponse:
+        """The ``ReportBatchItemFailures`` answer (:func:`functions.batch.partial_response`)."""
+        return partial_response(self.failed_ids)
 
 
 class Deliverer:
