@@ -5,16 +5,22 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
-CDK := npx --no-install cdk
+# Node.js 22 LTS from package.json (the node-linux-* packages ship the official binary; on another OS, the
+# Node.js 22 of .nvmrc on the PATH): the CDK CLI, jsii under the Python CDK app and the Node clients of the tests
+# all run on it.
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+CDK := $(CURDIR)/node_modules/.bin/cdk
 
-.PHONY: install test lint typecheck pytest local synth deploy diff bootstrap bench schemas clean
+.PHONY: install test lint typecheck pytest local synth deploy diff bootstrap bench schemas smoke lock clean
 
+# The hashed dev lock (it holds the Lambda lock's versions); pip refuses any file whose hash is not in it.
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.txt
 	touch $(STAMP)
 
-# The CDK CLI (pinned in package.json) is needed only to synthesize/deploy and by the synth test, not by make local.
+# The CDK CLI and Node.js 22 (pinned in package.json) are needed only to synthesize/deploy and by the tests, not by
+# make local.
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
@@ -38,9 +44,18 @@ pytest: install
 local: $(STAMP)
 	$(PY) -m tools.local $(ARGS)
 
-## make schemas: regenerate the API Gateway JSON schemas from the pydantic contract
+## make schemas: regenerate the API Gateway JSON schemas and the OpenAPI document from the pydantic contract
 schemas: $(STAMP)
 	$(PY) -m functions.pipeline.contract infra/schemas
+	$(PY) -m infra.openapi docs/openapi.json
+
+## make smoke ARGS="--stack kochava-prod": prove a deployed stack's front half end to end (tools/smoke.py)
+smoke: $(STAMP)
+	$(PY) -m tools.smoke $(ARGS)
+
+## make lock: recompile the hashed locks from requirements*.in (ARGS="--upgrade-package NAME" to move one package)
+lock: $(STAMP)
+	$(PY) -m infra.lock $(ARGS)
 
 synth: install
 	$(CDK) synth $(ARGS)

@@ -2,7 +2,8 @@
 
 Reads the configuration from the CDK context (``cdk.json`` and ``-c key=value``, docs/deploy.md), builds one
 :class:`~infra.stack.PipelineStack` named after the stage, and runs the cdk-nag AwsSolutions checks on it: an
-unsuppressed finding fails ``cdk synth``.
+unsuppressed finding fails ``cdk synth``. Without a Kochava app GUID per platform the CLI refuses to deploy
+(infra/deploy_guard.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from infra.bundling import LambdaAssetBuilder
 from infra.config import PipelineConfig
+from infra.deploy_guard import guard_app_ids
 from infra.resources import PROJECT, ResourceNames
 from infra.stack import PipelineStack
 
@@ -34,6 +36,7 @@ def build_app(
         assets=assets,
         description=f"Kochava event pipeline ({config.stage}): API Gateway -> SQS -> Lambda -> Kochava",
     )
+    guard_app_ids(stack, config)  # no Kochava app GUID: the CLI refuses to deploy (an error annotation)
     Tags.of(stack).add("project", PROJECT)
     Tags.of(stack).add("stage", config.stage)
     Aspects.of(app).add(AwsSolutionsChecks(verbose=True))

@@ -2,10 +2,12 @@
 
 ``cdk synth`` must work on a machine with no Docker engine, so nothing here uses CDK's container bundling. Instead:
 
-1. ``requirements.txt`` (minus what the Lambda Python runtime already provides: boto3, botocore, s3transfer) is
-   installed with ``pip install --platform manylinux... --only-binary=:all: --target`` for the Lambda runtime's
-   Python version and architecture. The result is cached under ``.build/deps-<hash>``, the hash covering the
-   requirements, the Python version and the platforms, so a synth only runs pip when one of those changed.
+1. ``requirements.txt``, the hashed lock of every runtime dependency compiled for the Lambda platform
+   (infra/lock.py), minus what the Lambda Python runtime already provides (boto3, botocore, s3transfer), is
+   installed with ``pip install --require-hashes --no-deps --platform manylinux... --only-binary=:all: --target``
+   for the Lambda runtime's Python version and architecture: exactly the locked files, nothing resolved anew.
+   The result is cached under ``.build/deps-<hash>``, the hash covering the locked requirements, the Python
+   version and the platforms, so a synth only runs pip when one of those changed.
 2. Per function, an asset folder is assembled from those dependencies (hard links, so it is cheap) and the
    function's code: the shared modules (``SHARED_CODE``: ``functions/__init__.py``, ``batch.py``, ``coldstart.py``,
    ``envconfig.py``, ``messages.py``, ``names.py`` (the names shared with the stack), ``ports.py``, ``pipeline/``,
@@ -17,8 +19,9 @@
    interpreter of the runtime's Python version: ``$LAMBDA_BYTECODE_PYTHON``, else ``python3.14`` on the PATH, else
    the interpreter running the synth if its version matches. Why: ``/var/task`` is read-only on Lambda, so Python
    cannot cache the bytecode it compiles there; without ``.pyc`` files every cold start compiles every module of
-   pydantic, Powertools, requests... again (about 1 s). Unchecked-hash pycs are used as they are: the default
-   timestamp pycs would be checked against the sources' mtimes, which the asset zip does not keep. The pycs record
+   pydantic, Powertools, requests... again (0.26-0.45 s more for the enricher, measured: docs/deploy.md).
+   Unchecked-hash pycs are used as they are: the default timestamp pycs would be checked against the sources'
+   mtimes, which the asset zip does not keep. The pycs record
    ``/var/task/...`` as their file names, not the temporary build folder's, so an interpreter compiles the same
    code to the same bytes anywhere and the CDK asset hash stays stable. The ``.py`` files stay (hard links to the
    shared dependency cache are safe: compileall only writes new files, into new ``__pycache__`` folders of the asset),
@@ -34,7 +37,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -43,6 +45,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from infra.lock import LockError, normalized, parse_lock
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_PACKAGE = "functions"
@@ -161,33 +165,27 @@ def _warn_without_bytecode(python_version: str) -> None:
     _warned_without_bytecode.add(python_version)
     print(
         f"note: no python{python_version} found: the Lambda assets ship without bytecode, so each cold start "
-        f"compiles every module (~1 s). Install Python {python_version} or set {BYTECODE_PYTHON_ENV} to precompile.",
+        f"compiles every module it imports (0.26-0.45 s more for the enricher, measured: docs/deploy.md#bytecode). "
+        f"Install Python {python_version} or set {BYTECODE_PYTHON_ENV} to precompile.",
         file=sys.stderr,
     )
 
 
-def _normalized(distribution: str) -> str:
-    return re.sub(r"[-_.]+", "-", distribution).lower()
-
-
-def _requirement_name(line: str) -> str | None:
-    """The distribution name of a requirements line, or None for blank lines and comments."""
-    text = line.split("#", 1)[0].strip()
-    if not text:
-        return None
-    match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", text)
-    if match is None or text.startswith("-"):
-        raise BundlingError(f"unsupported requirements line (only pinned names are bundled): {line!r}")
-    return _normalized(match.group(0))
-
-
-def runtime_requirements(requirements: Path) -> list[str]:
-    """The lines of ``requirements`` to bundle: everything except what the Lambda runtime provides."""
+def runtime_requirements(lock: Path) -> list[str]:
+    """The entries of the runtime lock to bundle, each ``name==version --hash=...``: every one but what the Lambda
+    runtime provides. The lock holds the whole dependency tree (infra/lock.py), so pip installs exactly these with
+    ``--no-deps --require-hashes``.
+    """
+    try:
+        entries = parse_lock(lock.read_text(encoding="utf-8"))
+    except LockError as error:
+        raise BundlingError(f"{lock.name}: {error}") from None
     kept = []
-    for line in requirements.read_text(encoding="utf-8").splitlines():
-        name = _requirement_name(line)
-        if name is not None and name not in PROVIDED_BY_RUNTIME:
-            kept.append(line.split("#", 1)[0].strip())
+    for entry in entries:
+        if entry.marker:
+            raise BundlingError(f"{lock.name}: {entry.name} has a marker; compile the lock for Lambda: make lock")
+        if entry.name not in PROVIDED_BY_RUNTIME:
+            kept.append(" ".join((f"{entry.name}=={entry.version}", *(f"--hash={h}" for h in entry.hashes))))
     return kept
 
 
@@ -285,7 +283,8 @@ class LambdaAssetBuilder:
         platform_args = [arg for platform in self.platforms for arg in ("--platform", platform)]
         command = [
             sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-            *platform_args, "--implementation", "cp", "--python-version", self.python_version,
+            "--require-hashes", "--no-deps", *platform_args,
+            "--implementation", "cp", "--python-version", self.python_version,
             "--only-binary=:all:", "--target", str(target), "-r", str(requirements_file),
         ]  # fmt: skip
         try:
@@ -301,7 +300,7 @@ class LambdaAssetBuilder:
         """Drop what pip pulled in transitively but the runtime provides (aws-xray-sdk depends on botocore)."""
         for path in list(target.iterdir()):
             name = path.name.split("-", 1)[0] if path.name.endswith(".dist-info") else path.name
-            if _normalized(name) in PROVIDED_BY_RUNTIME or path.name in ("bin", "__pycache__"):
+            if normalized(name) in PROVIDED_BY_RUNTIME or path.name in ("bin", "__pycache__"):
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
 
     def _code_paths(self, function: str) -> list[Path]:

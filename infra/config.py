@@ -47,6 +47,8 @@ class PipelineConfig:
     kochava_app_id_ios: str = ""
     kochava_app_id_android: str = ""
     kochava_app_ids_by_bundle: dict[str, str] = field(default_factory=dict)
+    # Without a GUID per platform (or per bound bundle) the deploy is refused (infra/deploy_guard.py); true: warned.
+    allow_missing_app_ids: bool = False
     # Empty: the Lambdas use their built-in defaults (functions/pipeline/settings.py).
     kochava_url: str = ""
     kochava_identitylink_url: str = ""
@@ -96,6 +98,7 @@ class PipelineConfig:
             kochava_app_id_ios=_text(get, "kochavaAppIdIos", defaults.kochava_app_id_ios),
             kochava_app_id_android=_text(get, "kochavaAppIdAndroid", defaults.kochava_app_id_android),
             kochava_app_ids_by_bundle=_string_map(get, "kochavaAppIdsByBundle"),
+            allow_missing_app_ids=_boolean(get, "allowMissingAppIds", defaults.allow_missing_app_ids),
             kochava_url=_text(get, "kochavaUrl", defaults.kochava_url),
             kochava_identitylink_url=_text(get, "kochavaIdentityLinkUrl", defaults.kochava_identitylink_url),
             filtered_events=_optional_text(get, "filteredEvents"),

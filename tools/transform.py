@@ -45,6 +45,7 @@ from functions.pipeline.kochava import to_kochava
 from functions.pipeline.segment import Received
 from functions.pipeline.settings import Settings, SettingsError
 from functions.pipeline.sources import check_event
+from tools import add_version_option
 
 WRITE_CHUNK = 512  # lines buffered per write
 READ_BLOCK = 256 * 1024  # bytes read at a time from JSON-lines input
@@ -216,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Exit 0 when nothing was rejected, 1 otherwise."
         ),
     )
+    add_version_option(parser)
     parser.add_argument(
         "--format",
         choices=("native", "segment"),

@@ -156,10 +156,11 @@ def clean_event_name(name: str, warnings: list[str]) -> str:
     """
     if name.isprintable():  # the C fast path: nearly every name (a ZWJ emoji is not printable: the regex decides)
         return name
-    cleaned = _CONTROL.sub("", name).strip()
-    if cleaned != name:
-        warnings.append("event: control characters removed from the event name")
-    return cleaned
+    cleaned = _CONTROL.sub("", name)
+    if cleaned == name:  # not printable for another reason (a no-break space, a format character): kept as sent
+        return name
+    warnings.append("event: control characters removed from the event name")
+    return cleaned.strip()
 
 
 def to_kochava(

@@ -390,3 +390,12 @@ def test_an_event_with_a_lone_surrogate_does_not_sink_the_valid_events_of_its_ba
     good = {**EVENT, "uuid": "fuzz-good"}
     items = list(parse_body(dumps({"batch": [bad, good]}), route="native"))
     assert [type(item) for item in items] == [Rejection, Event]
+
+
+@pytest.mark.parametrize("credentials", ["Basic \u00e9\u00e9\u00e9", "Basic d2st\u00ff==", "basic " + "\u00e4" * 40])
+def test_non_ascii_basic_credentials_get_a_403_not_a_dropped_connection(api: Api, credentials: str) -> None:
+    """Issue 22: the authorizer raised on non-ASCII Basic credentials, so the local API gave no HTTP answer at all
+    (and the deployed authorizer a 500). Now it is the authorizer's Deny: a 403 with a JSON error, nothing queued."""
+    sent = {"content-type": "application/json", "authorization": credentials}
+    response = check_answer(api, "/v1/batch", dumps({"batch": [SEGMENT_EVENT]}), sent)
+    assert response.status_code == 403

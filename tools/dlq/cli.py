@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from functions.names import QUEUES
+from tools import add_version_option
 from tools.dlq.cmd_list import cmd_list
 from tools.dlq.cmd_purge import cmd_purge
 from tools.dlq.cmd_replay import cmd_replay
@@ -142,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.dlq", description=DESCRIPTION, epilog=EPILOG, formatter_class=fmt, parents=[common]
     )
+    add_version_option(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub.add_parser(

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TextIO
 
 from infra.config import ConfigError, parse_source_apps
+from tools import add_version_option
 from tools.local import aws, default_lambda_log
 from tools.local.stack import DEFAULT_API_KEY, EVENTS_DIR, LocalConfig, LocalStack
 
@@ -47,6 +48,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "Lambda handlers, a Kochava sink and an Apple stub. Posts the samples of events/, prints a report "
         "and keeps serving (or exits with --once). See docs/local.md.",
     )
+    add_version_option(parser)
     parser.add_argument(
         "--port", type=int, metavar="PORT", help=f"local API port (default {DEFAULT_API_PORT}, or any free one)"
     )

@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from tools import add_version_option
 from tools.dlq.core import mask_text
 from tools.dlq.sqs import DlqClient
 from tools.oncall import (
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.privacy", description=DESCRIPTION, epilog=EPILOG, formatter_class=fmt, parents=[common]
     )
+    add_version_option(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     erase = sub.add_parser(
         "erase",

@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from functions.names import FUNCTION_DELIVERER, FUNCTION_ENRICHER, IDEMPOTENCY_TABLE
 from infra.resources import ResourceNames
+from tools import add_version_option
 from tools.dlq.core import format_age, mask_text
 from tools.dlq.sqs import DlqClient, discover_queues
 from tools.local import default_lambda_log
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         argument_default=argparse.SUPPRESS,
     )
+    add_version_option(parser)
     add_stack_options(parser.add_argument_group("where the stack is (as tools.dlq)"))
     out = parser.add_argument_group("what and how")
     out.add_argument("uuids", nargs="+", metavar="UUID", help="event uuids (native uuid, Segment messageId)")

@@ -260,6 +260,8 @@ def test_control_characters_leave_event_names_with_a_warning() -> None:
     assert any("control characters" in w for w in out.warnings)
     emoji = mapped(event="Win \U0001f468\u200d\U0001f469", device={"att": {"status": "authorized"}})
     assert data_of(emoji)["event_name"] == "Win \U0001f468\u200d\U0001f469" and emoji.warnings == []
+    nbsp = mapped(event="Level\u00a0Up", device={"att": {"status": "authorized"}})
+    assert data_of(nbsp)["event_name"] == "Level\u00a0Up" and nbsp.warnings == []
 
 
 def test_a_name_of_control_characters_only_is_rejected_naming_the_field() -> None:
