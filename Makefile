@@ -11,7 +11,7 @@ NODE_STAMP := node_modules/.installed-stamp
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 CDK := $(CURDIR)/node_modules/.bin/cdk
 
-.PHONY: install test lint typecheck pytest local synth deploy diff bootstrap bench schemas lock clean
+.PHONY: install test lint typecheck pytest local synth deploy diff bootstrap bench schemas smoke lock clean
 
 # The hashed dev lock (it holds the Lambda lock's versions); pip refuses any file whose hash is not in it.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -48,6 +48,10 @@ local: $(STAMP)
 schemas: $(STAMP)
 	$(PY) -m functions.pipeline.contract infra/schemas
 	$(PY) -m infra.openapi docs/openapi.json
+
+## make smoke ARGS="--stack kochava-prod": prove a deployed stack's front half end to end (tools/smoke.py)
+smoke: $(STAMP)
+	$(PY) -m tools.smoke $(ARGS)
 
 ## make lock: recompile the hashed locks from requirements*.in (ARGS="--upgrade-package NAME" to move one package)
 lock: $(STAMP)

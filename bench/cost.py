@@ -67,6 +67,23 @@ def _chunks(size_bytes: float) -> int:
     return max(1, math.ceil(size_bytes / SQS_CHUNK_BYTES))
 
 
+def enricher_invocation_s(events_per_request: int) -> float:
+    """Seconds one enricher invocation of a full batch (``INGEST_BATCH`` messages) takes (estimated above)."""
+    sends_per_message = math.ceil(events_per_request / SEND_BATCH)
+    per_message_ms = (
+        DDB_CALL_MS  # BatchGetItem of the message's profiles
+        + sends_per_message * SQS_SEND_MS
+        + (DDB_CALL_MS if PROFILE_WRITE_SHARE > 0 else 0.0)  # BatchWriteItem of the changed ones
+        + events_per_request * ENRICHER_CPU_MS_PER_EVENT
+    )
+    return (ENRICHER_INVOCATION_MS + INGEST_BATCH * per_message_ms) / 1000
+
+
+def deliverer_invocation_s(kochava_ms: float = KOCHAVA_MS) -> float:
+    """Seconds one deliverer invocation takes: its records go out concurrently, so about one Kochava round trip."""
+    return (kochava_ms + DELIVERER_OVERHEAD_MS) / 1000
+
+
 def model(events_per_request: int) -> list[Line]:
     """Billed quantities and dollars per million events."""
     requests = MILLION / events_per_request
@@ -85,14 +102,8 @@ def model(events_per_request: int) -> list[Line]:
         "delivery ReceiveMessage (event source)": delivery_invocations * _chunks(DELIVERY_BATCH * ENVELOPE_BYTES),
         "delivery DeleteMessageBatch (event source)": delivery_invocations,
     }
-    per_message_ms = (
-        DDB_CALL_MS  # BatchGetItem of the message's profiles
-        + sends_per_message * SQS_SEND_MS
-        + (DDB_CALL_MS if PROFILE_WRITE_SHARE > 0 else 0.0)  # BatchWriteItem of the changed ones
-        + events_per_request * ENRICHER_CPU_MS_PER_EVENT
-    )
-    enricher_s = (ENRICHER_INVOCATION_MS + INGEST_BATCH * per_message_ms) / 1000
-    deliverer_s = (KOCHAVA_MS + DELIVERER_OVERHEAD_MS) / 1000
+    enricher_s = enricher_invocation_s(events_per_request)
+    deliverer_s = deliverer_invocation_s()
     enricher_gb_s = ingest_invocations * enricher_s * MEMORY_GB
     deliverer_gb_s = delivery_invocations * deliverer_s * MEMORY_GB
 

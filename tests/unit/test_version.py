@@ -15,7 +15,7 @@ import pytest
 from functions.version import __version__
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TOOLS = ("tools.trace", "tools.dlq", "tools.privacy", "tools.local", "tools.transform")
+TOOLS = ("tools.trace", "tools.dlq", "tools.privacy", "tools.local", "tools.transform", "tools.smoke")
 
 
 def test_pyproject_reads_the_version_from_functions_version() -> None:
