@@ -32,7 +32,7 @@ import requests
 from functions import names as r
 from functions.deliverer.core import RETRY_VISIBILITY_BASE_S
 from functions.pipeline import envelope
-from functions.pipeline.breaker import BreakerPolicy
+from functions.pipeline.breaker import BreakerPolicy, BreakerState
 from functions.pipeline.settings import Settings, SettingsError
 from functions.pipeline.sources import unresolved_bindings
 from infra.resources import ResourceNames
@@ -453,6 +453,14 @@ class LocalStack:
             )["Attributes"]
             depths[key] = sum(int(value) for value in attributes.values())
         return depths
+
+    def breaker_state(self) -> BreakerState:
+        """The Kochava breaker as the deliverers share it (its DynamoDB item, read consistently)."""
+        from functions.adapters.breaker_dynamodb import DynamoDbBreakerStore
+
+        assert self.resources is not None
+        table = self.resources.tables[r.DELIVERY_STATE_TABLE.key]
+        return DynamoDbBreakerStore(aws.client("dynamodb", self.endpoint_url), table).read(consistent=True)
 
     def drained(self) -> bool:
         return not any(p.busy for p in self.pollers.values()) and not any(self.queue_depths().values())
