@@ -18,7 +18,9 @@ import math
 from dataclasses import dataclass
 
 from bench.common import Result
+from functions.adapters.sqs import SQS_BATCH_MAX_ENTRIES
 from functions.names import DELIVERY_QUEUE, INGEST_QUEUE
+from functions.pipeline.breaker import BreakerPolicy
 
 NAME = "cost"
 MILLION = 1_000_000
@@ -55,6 +57,7 @@ DDB_CALL_MS = 6.0  # one BatchGetItem / BatchWriteItem round trip
 SQS_SEND_MS = 10.0  # one SendMessageBatch round trip
 KOCHAVA_MS = 150.0  # one POST to Kochava; the 10 records of a batch go out concurrently (bench slow-kochava)
 DELIVERER_OVERHEAD_MS = 25.0  # idempotency put + update (concurrent per worker), logging, metrics
+DELIVERER_HOLD_MS = 30.0  # a held batch: breaker read, one visibility batch call, logging (no POST)
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,61 @@ def model(events_per_request: int) -> list[Line]:
     return lines
 
 
+def held_model(*, batched_visibility: bool = True) -> list[Line]:
+    """What holding a million events for 24 hours through a Kochava outage costs (functions/pipeline/breaker.py):
+    each event is received once per hold (``86,400 / hold_s`` = 144 holds), in batches of ``DELIVERY_BATCH``;
+    each hold is one visibility change, batched 10 per ``ChangeMessageVisibilityBatch`` (issue 23) or one call
+    per record (before); each batch is one short deliverer invocation that reads the breaker once.
+
+    >>> before = sum(line.dollars for line in held_model(batched_visibility=False))
+    >>> after = sum(line.dollars for line in held_model())
+    >>> round(before), round(after)
+    (71, 19)
+    """
+    holds = MILLION * BreakerPolicy().held_receives_per_day
+    batches = holds / DELIVERY_BATCH
+    visibility_calls = batches * math.ceil(DELIVERY_BATCH / SQS_BATCH_MAX_ENTRIES) if batched_visibility else holds
+    how = "ChangeMessageVisibilityBatch, 10 per call" if batched_visibility else "ChangeMessageVisibility per record"
+    return [
+        Line("SQS", f"ReceiveMessage ({DELIVERY_BATCH} per call)", batches, "requests", batches / MILLION * SQS_PER_M),
+        Line("SQS", how, visibility_calls, "requests", visibility_calls / MILLION * SQS_PER_M),
+        Line(
+            "Lambda",
+            "deliverer invocations (held batches)",
+            batches,
+            "requests",
+            batches / MILLION * LAMBDA_PER_M_REQUESTS,
+        ),
+        Line(
+            "Lambda",
+            f"deliverer duration ({DELIVERER_HOLD_MS:.0f} ms per held batch)",
+            batches * DELIVERER_HOLD_MS / 1000 * MEMORY_GB,
+            "GB-s",
+            batches * DELIVERER_HOLD_MS / 1000 * MEMORY_GB * LAMBDA_ARM_PER_GB_S,
+        ),
+        Line(
+            "DynamoDB",
+            "breaker GetItem (eventually consistent)",
+            batches * 0.5,
+            "RRU",
+            batches * 0.5 / MILLION * DDB_PER_M_RRU,
+        ),
+    ]
+
+
+def held_text() -> str:
+    out = []
+    for batched in (False, True):
+        lines = held_model(batched_visibility=batched)
+        label = "batched visibility (now)" if batched else "one visibility call per record (before)"
+        out.append(f"a million events held 24 h, {label}: ${sum(line.dollars for line in lines):.2f}")
+        out += [
+            f"  {line.service:<11} {line.item:<62} {line.quantity:>14,.0f} {line.unit:<8} ${line.dollars:.3f}"
+            for line in lines
+        ]
+    return "\n".join(out)
+
+
 def by_service(lines: list[Line]) -> dict[str, float]:
     totals: dict[str, float] = {}
     for line in lines:
@@ -201,4 +259,10 @@ def run(echo: bool = True) -> list[Result]:
                 f"${total - (IDEMPOTENCY_WRITES - 1) * DDB_PER_M_WRU:.2f} (not adopted, docs/benchmarks.md)",
             )
         )
+    held = sum(line.dollars for line in held_model())
+    if echo:
+        print(held_text(), flush=True)
+    results.append(
+        Result(NAME, "$ per million events held 24 h through a Kochava outage (list prices)", held, unit="$")
+    )
     return results

@@ -174,8 +174,9 @@ class DeliveryQueue(Protocol):
         """Send every message to the delivery DLQ or raise (nothing of the batch is then acknowledged)."""
         ...
 
-    def back_off(self, record: DeliveryRecord, visibility_timeout_s: int) -> bool:
-        """Make ``record`` invisible for ``visibility_timeout_s``; False when SQS refused (logged by caller)."""
+    def back_off(self, holds: Sequence[tuple[DeliveryRecord, int]]) -> list[bool]:
+        """Make each record invisible for its visibility timeout (s), 10 per SQS call; per record, False when SQS
+        refused it (logged by the caller: the record then comes back after the queue's visibility timeout)."""
         ...
 
 

@@ -10,11 +10,12 @@
    version and the platforms, so a synth only runs pip when one of those changed.
 2. Per function, an asset folder is assembled from those dependencies (hard links, so it is cheap) and the
    function's code: the shared modules (``SHARED_CODE``: ``functions/__init__.py``, ``batch.py``, ``coldstart.py``,
-   ``envconfig.py``, ``messages.py``, ``names.py`` (the names shared with the stack), ``ports.py``, ``pipeline/``,
-   ``adapters/``) and the function's own folder; nothing of ``infra/`` (Lambda code never imports it). The API key
-   authorizer uses the standard library only: its asset is ``functions/__init__.py``, ``envconfig.py`` and its
-   folder, no dependencies. It lives in ``.build/assets/<function>-<hash>`` where the hash also covers the code, so
-   unchanged code is never copied twice and the CDK asset hash only changes when the content does.
+   ``envconfig.py``, ``messages.py``, ``names.py`` (the names shared with the stack), ``ports.py``, ``version.py``,
+   ``pipeline/``, ``adapters/``) and the function's own folder; nothing of ``infra/`` (Lambda code never imports
+   it). The API key authorizer uses the standard library only: its asset is ``functions/__init__.py``,
+   ``envconfig.py`` and its folder, no dependencies. It lives in ``.build/assets/<function>-<hash>`` where the
+   hash also covers the code, so unchanged code is never copied twice and the CDK asset hash only changes when the
+   content does.
 3. The asset folder is precompiled to bytecode (``python -m compileall --invalidation-mode unchecked-hash``) by an
    interpreter of the runtime's Python version: ``$LAMBDA_BYTECODE_PYTHON``, else ``python3.14`` on the PATH, else
    the interpreter running the synth if its version matches. Why: ``/var/task`` is read-only on Lambda, so Python
@@ -60,6 +61,7 @@ SHARED_CODE = (
     "functions/messages.py",
     "functions/names.py",
     "functions/ports.py",
+    "functions/version.py",
     "functions/pipeline",
     "functions/adapters",
 )

@@ -281,6 +281,7 @@ class FakeDeliveryQueue:
     back_offs: list[tuple[str, int]] = field(default_factory=list)  # (message id, visibility timeout s)
     dead_letter_error: Exception | None = None
     refuse_back_off: bool = False
+    back_off_calls: int = 0
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -298,12 +299,13 @@ class FakeDeliveryQueue:
                 raise SendError(self.dlq_url, [{"Id": f"m{i}", "Code": "MessageTooLong"} for i in too_large])
             self.dead_letters.extend(messages)
 
-    def back_off(self, record: DeliveryRecord, visibility_timeout_s: int) -> bool:
+    def back_off(self, holds: Sequence[tuple[DeliveryRecord, int]]) -> list[bool]:
         with self._lock:
+            self.back_off_calls += 1
             if self.refuse_back_off:
-                return False
-            self.back_offs.append((record.message_id, visibility_timeout_s))
-            return True
+                return [False] * len(holds)
+            self.back_offs.extend((record.message_id, seconds) for record, seconds in holds)
+            return [True] * len(holds)
 
 
 @dataclass

@@ -14,7 +14,8 @@ split by size), partial failures retried with backoff. Nothing is ever dropped s
   redelivers it.
 
 :class:`SqsDeliveryQueue` implements :class:`~functions.ports.DeliveryQueue` for the deliverer: dead-letter to the
-delivery DLQ through the same sender, and push a failed record's next try back (``ChangeMessageVisibility``).
+delivery DLQ through the same sender, and push a failed or held record's next try back
+(``ChangeMessageVisibilityBatch``, 10 per call).
 :class:`SqsBackOff` implements :class:`~functions.ports.RecordBackOff` for the enricher's batch
 (:class:`functions.batch.PartialBatch`): a record that could not be handed off is hidden for a while.
 
@@ -214,13 +215,35 @@ class SqsDeliveryQueue:
         if refused:
             raise SendError(self._dlq_url, [{"Id": f"m{r.index}", "Code": r.code, "Message": r.error} for r in refused])
 
-    def back_off(self, record: DeliveryRecord, visibility_timeout_s: int) -> bool:
-        """Hide ``record`` for ``visibility_timeout_s`` so SQS redelivers it later; False if SQS refused."""
+    def back_off(self, holds: Sequence[tuple[DeliveryRecord, int]]) -> list[bool]:
+        """Hide each record for its visibility timeout so SQS redelivers it later: one
+        ``ChangeMessageVisibilityBatch`` per 10 records of a queue (a batch of held records costs one SQS request,
+        not ten). Per record, in order: False if SQS refused it (or the call failed)."""
+        applied = [False] * len(holds)
+        by_queue: dict[str, list[int]] = {}
+        for index, (record, _) in enumerate(holds):
+            try:
+                queue_url = self._queue_url or queue_url_from_arn(record.event_source_arn)
+            except ValueError:
+                continue
+            by_queue.setdefault(queue_url, []).append(index)
+        for queue_url, indexes in by_queue.items():
+            for start in range(0, len(indexes), SQS_BATCH_MAX_ENTRIES):
+                part = indexes[start : start + SQS_BATCH_MAX_ENTRIES]
+                for index in self._change_visibility(queue_url, [(i, *holds[i]) for i in part]):
+                    applied[index] = True
+        return applied
+
+    def _change_visibility(self, queue_url: str, entries: list[tuple[int, DeliveryRecord, int]]) -> list[int]:
+        """One ``ChangeMessageVisibilityBatch``; the indexes SQS applied."""
         try:
-            queue_url = self._queue_url or queue_url_from_arn(record.event_source_arn)
-            self._client.change_message_visibility(
-                QueueUrl=queue_url, ReceiptHandle=record.receipt_handle, VisibilityTimeout=visibility_timeout_s
+            answer = self._client.change_message_visibility_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": record.receipt_handle, "VisibilityTimeout": seconds}
+                    for i, record, seconds in entries
+                ],
             )
-        except Exception:  # the record then comes back after the queue's visibility timeout: later, not lost
-            return False
-        return True
+        except Exception:  # those records come back after the queue's visibility timeout: later, not lost
+            return []
+        return [int(entry["Id"]) for entry in answer.get("Successful", [])]

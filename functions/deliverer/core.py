@@ -296,11 +296,17 @@ class Deliverer:
             else:
                 for i in to_dead_letter:
                     outcomes[i] = _replace(outcomes[i], dead_letter_sent=True)
-        for i, outcome in enumerate(outcomes):
-            if outcome.verdict in ("retry", "held") and outcome.visibility_timeout_s is not None:
-                applied = self._queue.back_off(outcome.record, outcome.visibility_timeout_s)
-                outcomes[i] = _replace(outcome, back_off_applied=applied)
+        self._back_off(outcomes)
         return report
+
+    def _back_off(self, outcomes: list[RecordOutcome]) -> None:
+        """Push back what will be retried or is held, in one SQS call per 10 records."""
+        later = [i for i, o in enumerate(outcomes) if o.verdict in ("retry", "held") and o.visibility_timeout_s]
+        if not later:
+            return
+        holds = [(outcomes[i].record, outcomes[i].visibility_timeout_s or 0) for i in later]
+        for i, applied in zip(later, self._queue.back_off(holds), strict=True):
+            outcomes[i] = _replace(outcomes[i], back_off_applied=applied)
 
     def _send_all(self, records: Sequence[DeliveryRecord], *, deadline: float) -> list[RecordOutcome]:
         return list(self._executor.map(lambda r: self.process_record(r, deadline=deadline), records))

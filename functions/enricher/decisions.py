@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from functions.pipeline.sources import NotAllowed
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Forward:
     """On its way to the delivery queue."""
 
@@ -56,7 +56,7 @@ class Forward:
     outcome: Outcome  # status "ok": the Kochava payload
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DeadLetter:
     """To the ingest DLQ, with why (the message itself is built by the core: ``Enricher.dead_letter``)."""
 
@@ -68,7 +68,7 @@ class DeadLetter:
     event_name: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Filter:
     """Dropped on purpose, counted: ``call_type`` is the metric's dimension, ``name`` the log's key of the uuid."""
 
@@ -77,7 +77,7 @@ class Filter:
     uuid: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Requeue:
     """An install re-queued alone to the ingest queue, to ask Apple again after a delay."""
 
@@ -88,7 +88,7 @@ class Requeue:
 Decision = Forward | DeadLetter | Filter | Requeue
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decided:
     """One event's decision, and what it changes of its device profile."""
 

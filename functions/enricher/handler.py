@@ -1,13 +1,10 @@
 """Enricher Lambda: ingest queue -> validate, enrich, map -> delivery queue (or the ingest DLQ with a reason).
 
-Wiring only, the same shape as the deliverer's handler: Powertools (Logger, Metrics, Tracer), the container's
-:class:`~functions.enricher.runtime.Runtime` built once on the first invocation
-(:func:`~functions.enricher.runtime.build_runtime`, typed config in ``config.py``), and :func:`handle`
-``(runtime, event, context)``: the batch template (:class:`functions.batch.PartialBatch`) runs the core
-(:class:`~functions.enricher.core.Enricher`) on each record and answers with the partial batch response; a record
-is reported failed only when one of its events could not be handed off to SQS, and is then backed off
-(``retry.py``). What is logged and counted: ``observe.py``. Only what every path needs is imported at module load;
-the Apple client (and ``requests``) only when an install with a fresh token shows up.
+Wiring only, the deliverer's shape: Powertools, the container's :class:`~functions.enricher.runtime.Runtime` built
+once (typed config in ``config.py``), and :func:`handle` ``(runtime, event, context)``: the batch template
+(:class:`functions.batch.PartialBatch`) runs the core on each record; a record is reported failed only when one of
+its events could not be handed off to SQS, and is backed off (``retry.py``). Logs and metrics: ``observe.py``. The
+Apple client (and ``requests``) is imported only when an install with a fresh token shows up.
 """
 
 from __future__ import annotations
@@ -34,7 +31,6 @@ with collector_paused(freeze=True):
         FUNCTION_ENRICHER,
         METRICS_NAMESPACE,
     )
-    from functions.pipeline.masking import exception_fields
 
     if TYPE_CHECKING:
         from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -103,8 +99,7 @@ def process_record(runtime: Runtime, record: batch.SqsRecord, context: LambdaCon
     try:
         result = runtime.core.process(record.get("body") or "", info, runtime.clock(), remaining_s)
     except Exception as exc:
-        # Never logger.exception: a traceback repeats the exception's message raw, and that can hold event data.
-        logger.error("message not fully handed off: reported failed for redelivery", extra=exception_fields(exc))
+        observe.log_failure(logger, exc)
         raise
     else:  # still with the request and message ids: every line of a message carries them
         observe.log_outcome(logger, result)

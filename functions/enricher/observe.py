@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from functions.enricher import metrics as m
+from functions.pipeline.masking import exception_fields
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger, Metrics
@@ -43,6 +44,12 @@ def log_outcome(logger: Logger, result: Result) -> None:
     forwarded or filtered; not personal data)."""
     outcomes = {k: v for k, v in (("forwarded", result.forwarded), ("filtered", result.filtered)) if v}
     logger.info("message processed", extra={"counts": dict(result.tally), **outcomes})
+
+
+def log_failure(logger: Logger, exc: Exception) -> None:
+    """A message not fully handed off. Never ``logger.exception``: a traceback repeats the exception's message raw,
+    and that can hold event data (:func:`~functions.pipeline.masking.exception_fields`)."""
+    logger.error("message not fully handed off: reported failed for redelivery", extra=exception_fields(exc))
 
 
 def log_back_off(logger: Logger, backed_off: BackedOff) -> None:

@@ -42,9 +42,9 @@ def test_a_pin_bumped_in_the_source_without_make_lock_fails(repo: Path) -> None:
 
 
 def test_a_package_added_to_a_source_without_make_lock_fails(repo: Path) -> None:
-    (repo / DEV_SOURCE).write_text((repo / DEV_SOURCE).read_text() + "pytest-xdist==3.8.0\n")
+    (repo / DEV_SOURCE).write_text((repo / DEV_SOURCE).read_text() + "pytest-randomly==3.16.0\n")
     assert check_locks(repo) == [
-        f"{DEV_LOCK}: pytest-xdist: pinned in {DEV_SOURCE}, missing from the lock: run 'make lock'"
+        f"{DEV_LOCK}: pytest-randomly: pinned in {DEV_SOURCE}, missing from the lock: run 'make lock'"
     ]
 
 

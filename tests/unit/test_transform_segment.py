@@ -50,8 +50,9 @@ def test_a_bound_key_id_rejects_events_for_other_apps() -> None:
     assert lines[0]["field"] == "context.app.namespace"
     assert "key-other may send only to com.example.other" in lines[0]["error"]
     # A bound bundle id stands for its GUID: without one in KOCHAVA_APP_IDS_BY_BUNDLE it reaches no app.
-    status, lines, _ = run(body, "--format", "segment", "--api-key-id", "key-game", **{ENV_SOURCE_APPS: bindings})
+    status, lines, stderr = run(body, "--format", "segment", "--api-key-id", "key-game", **{ENV_SOURCE_APPS: bindings})
     assert status == 1 and [line["reason"] for line in lines[:4]] == ["app_not_allowed"] * 4
+    assert "warning: SOURCE_APPS: key 'key-game': 'com.example.game' is neither a bundle id of" in stderr
     by_bundle = json.dumps({"com.example.game": "ko-game-guid"})
     env = {ENV_SOURCE_APPS: bindings, ENV_KOCHAVA_APP_IDS_BY_BUNDLE: by_bundle}
     status, lines, _ = run(body, "--format", "segment", "--api-key-id", "key-game", **env)

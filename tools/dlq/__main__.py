@@ -3,6 +3,7 @@
 import sys
 
 from tools.dlq.cli import main
+from tools.robust import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))  # | head: exit quietly (141), no BrokenPipeError traceback

@@ -49,9 +49,10 @@ def _message_json(pair: QueuePair, msg: DlqMessage, now_ms: int, *, reveal: bool
         **message_summary(msg, now_ms),
         "dlq": pair.dlq_name,
         "receive_count": msg.receive_count,
+        "receive_count_includes_looks": True,  # SQS's ApproximateReceiveCount: every look at a DLQ counts
         "first_failure_ms": msg.first_failure_ms,
         "first_failure": iso(msg.first_failure_ms),
-        "sent_at": iso(int(msg.system["SentTimestamp"])) if "SentTimestamp" in msg.system else None,
+        "sent_at": iso(msg.system.get("SentTimestamp")),
         "attributes": shown_attributes(msg, reveal=reveal),
         "body": body_for_json(msg.body, reveal=reveal),
     }

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
+from tools import robust
 from tools.dlq.core import REASON_ADVICE, Selection, format_age
 from tools.dlq.sqs import DlqClient, QueuePair
 from tools.oncall.ui import Ui
@@ -34,10 +34,9 @@ def advice(reason: str) -> str:
     return REASON_ADVICE.get(reason, "unknown reason: read the messages (`show`)")
 
 
-def iso(ms: int | None) -> str | None:
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def iso(ms: object) -> str | None:
+    """Epoch ms as stored -> ISO text, never raising (``tools.robust.iso``)."""
+    return robust.iso(ms)
 
 
 def table(rows: list[list[str]], headers: list[str]) -> list[str]:

@@ -34,6 +34,7 @@ from functions.names import (
 from functions.pipeline import reasons
 from functions.pipeline.jsontext import escape_surrogates
 from functions.pipeline.masking import is_personal_key, looks_like_email
+from tools import robust
 
 # Message attributes only a DLQ message carries: written by the stage that dead-lettered it, meaningless (and
 # misleading if the message dies again) on the source queue. Everything else is copied back on replay.
@@ -202,22 +203,15 @@ class DlqMessage:
 
 
 def _int(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(float(value))
-    except ValueError:
-        return None
+    """A whole number from an attribute as stored; None for anything else ("1e400", "NaN", text)."""
+    return robust.epoch_ms(value)
 
 
 def event_name_from_body(body: str) -> str | None:
     """The event name a body carries: a delivery envelope's ``event_name``, a raw event's ``event`` / ``action``
     (or its ``type``), ``batch of N`` for a whole batch; None when it is not a JSON object."""
-    try:
-        raw = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(raw, dict):
+    raw, is_json = robust.loads(body)
+    if not is_json or not isinstance(raw, dict):
         return None
     if isinstance(raw.get("batch"), list):
         return f"batch of {len(raw['batch'])}"
@@ -407,7 +401,7 @@ def mask_json(value: Any, parent: str | None = None) -> Any:
 
 
 _KEYED_VALUE = re.compile(r'("(?P<key>[A-Za-z_\-]+)"\s*:\s*")(?P<value>[^"]*)(")')
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _UUID = re.compile(r"\b[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\b")
 _IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
 _IPV6 = re.compile(r"\b(?:[0-9A-Fa-f]{1,4}:){3,7}[0-9A-Fa-f]{1,4}\b")
@@ -436,9 +430,8 @@ def mask_text(text: str) -> str:
 def render_body(body: str, *, reveal: bool) -> tuple[str, bool]:
     """The body for display: pretty JSON when it parses (masked unless ``reveal``), else the text itself
     (masked best effort). Returns (text, is_json)."""
-    try:
-        parsed = json.loads(body)
-    except ValueError:
+    parsed, is_json = robust.loads(body)
+    if not is_json:  # not JSON, or nested too deep to walk: text
         return (body if reveal else mask_text(body)), False
     shown = parsed if reveal else mask_json(parsed)
     # A lone surrogate (read from an escaped "\ud800") cannot be printed: it is shown as the escape received.
@@ -447,9 +440,8 @@ def render_body(body: str, *, reveal: bool) -> tuple[str, bool]:
 
 def body_for_json(body: str, *, reveal: bool) -> Any:
     """The body as a JSON value for ``--json`` output (the text itself when it is not JSON)."""
-    try:
-        parsed = json.loads(body)
-    except ValueError:
+    parsed, is_json = robust.loads(body)
+    if not is_json:
         return body if reveal else mask_text(body)
     return parsed if reveal else mask_json(parsed)
 

@@ -2,7 +2,20 @@
 
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
-# Where ``python -m tools.local`` writes the Lambdas' JSON logs (its CloudWatch), unless --lambda-log / --verbose;
-# ``python -m tools.trace --endpoint-url ...`` reads them there.
-DEFAULT_LAMBDA_LOG = Path(tempfile.gettempdir()) / "kochava-local-lambdas.log"
+
+def default_lambda_log(endpoint_url: str | None) -> Path:
+    """Where ``python -m tools.local`` writes the Lambdas' JSON logs (its CloudWatch) unless --lambda-log /
+    --verbose: one file per stack, named by its AWS endpoint's port (two stacks never read each other's logs);
+    ``python -m tools.trace --endpoint-url URL`` reads the one of that URL.
+
+    >>> default_lambda_log("http://127.0.0.1:4566").name
+    'kochava-local-4566-lambdas.log'
+    """
+    try:
+        port = urlsplit(endpoint_url or "").port
+    except ValueError:
+        port = None
+    label = str(port) if port else "default"
+    return Path(tempfile.gettempdir()) / f"kochava-local-{label}-lambdas.log"

@@ -24,7 +24,7 @@ from typing import TextIO
 
 from infra.config import ConfigError, parse_source_apps
 from tools import add_version_option
-from tools.local import DEFAULT_LAMBDA_LOG, aws
+from tools.local import aws, default_lambda_log
 from tools.local.stack import DEFAULT_API_KEY, EVENTS_DIR, LocalConfig, LocalStack
 
 DEFAULT_API_PORT = 8080
@@ -97,8 +97,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--lambda-log",
         metavar="PATH",
-        default=str(DEFAULT_LAMBDA_LOG),
-        help="where the Lambdas' JSON logs go (default: %(default)s)",
+        help="where the Lambdas' JSON logs go (default: one file per stack in the temp directory, named by the AWS "
+        f"port: {default_lambda_log('http://127.0.0.1:PORT')})",
     )
     args = parser.parse_args(argv)
     if not args.time_scale >= 1:
@@ -115,14 +115,16 @@ def curl_command(stack: LocalStack, api_key: str) -> str:
     )
 
 
-def aws_hints(stack: LocalStack) -> list[str]:
+def aws_hints(stack: LocalStack, lambda_log: Path | None) -> list[str]:
+    """The commands to look at this stack, with every flag they need (each one is run by tests/e2e)."""
     creds = (
         f"AWS_ACCESS_KEY_ID={aws.ACCESS_KEY_ID} AWS_SECRET_ACCESS_KEY={aws.SECRET_ACCESS_KEY} "
         f"AWS_DEFAULT_REGION={aws.REGION}"
     )
+    log = f" --lambda-log {shlex.quote(str(lambda_log))}" if lambda_log is not None else ""
     return [
         f"  python -m tools.dlq --endpoint-url {stack.endpoint_url} --region {aws.REGION} list",
-        f"  python -m tools.trace --endpoint-url {stack.endpoint_url} --region {aws.REGION} <uuid>",
+        f"  python -m tools.trace --endpoint-url {stack.endpoint_url} --region {aws.REGION}{log} <uuid>",
         f"  {creds} aws --endpoint-url {stack.endpoint_url} sqs list-queues",
     ]
 
@@ -141,7 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = sys.stdout
     # The Lambdas log JSON lines (and EMF metrics) to stdout as they would to CloudWatch: into a file here, so the
     # terminal shows the report; --verbose keeps them on the terminal.
-    lambda_log = Path(args.lambda_log)
+    if args.aws_port is None:  # chosen now: the default log file is named by it
+        args.aws_port = port_or_ephemeral(DEFAULT_AWS_PORT)
+    lambda_log = Path(args.lambda_log) if args.lambda_log else default_lambda_log(f"http://127.0.0.1:{args.aws_port}")
     with contextlib.ExitStack() as cleanup:
         if not args.verbose:
             log_file = cleanup.enter_context(lambda_log.open("w", encoding="utf-8"))
@@ -198,7 +202,7 @@ def run(args: argparse.Namespace, out: TextIO, lambda_log: Path | None) -> int:
         say(f"Serving: API {stack.api_url}, x-api-key {config.api_key}. Post an event:")
         say(f"  {curl_command(stack, config.api_key)}")
         say("Inspect the DLQs and queues:")
-        for line in aws_hints(stack):
+        for line in aws_hints(stack, lambda_log):
             say(line)
         say("Ctrl-C to stop.")
         stop = threading.Event()

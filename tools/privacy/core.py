@@ -26,6 +26,7 @@ from typing import Any, Final, Literal
 
 from functions.pipeline.kochava import is_zero_id
 from functions.pipeline.profiles import legacy_profile_key, profile_key
+from tools import robust
 
 # Keys whose value identifies a device, compared after lower-casing and dropping everything but letters and digits.
 DEVICE_KEYS: Final = frozenset({"deviceid", "advertisingid", "kochavadeviceid", "idfa", "idfv", "adid", "androidid"})
@@ -126,9 +127,8 @@ def judge_body(body: str, wanted: Wanted) -> Verdict:
     or an array, as SQS redrive or an invalid body leave it), a delivery envelope, or text that is not JSON."""
     if not wanted:
         return Verdict("keep")
-    try:
-        parsed = json.loads(body)
-    except ValueError:
+    parsed, is_json = robust.loads(body)
+    if not is_json:  # not JSON, or nested too deep to walk: matched as text
         return Verdict("delete", ("(body text)",)) if wanted.match_text(body) else Verdict("keep")
     events = _batch_of(parsed)
     if events is None:

@@ -2,7 +2,8 @@
 
 import sys
 
+from tools.robust import run
 from tools.trace.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))  # | head: exit quietly (141), no BrokenPipeError traceback

@@ -17,7 +17,7 @@ from infra.resources import ResourceNames
 from tools import add_version_option
 from tools.dlq.core import format_age, mask_text
 from tools.dlq.sqs import DlqClient, discover_queues
-from tools.local import DEFAULT_LAMBDA_LOG
+from tools.local import default_lambda_log
 from tools.oncall import (
     AWS_ERRORS,
     EXIT_ERROR,
@@ -74,7 +74,8 @@ exit codes:
   2    bad arguments
   130  interrupted (Ctrl-C): every DLQ message looked at was made visible again
 
-local stack: logs are read from {DEFAULT_LAMBDA_LOG} unless --lambda-log PATH.
+local stack: logs are read from the file tools.local writes for that endpoint
+({default_lambda_log("http://127.0.0.1:PORT")}) unless --lambda-log PATH.
 runbook: docs/runbook.md ("An app team says event X is missing")"""
 
 
@@ -102,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--lambda-log",
         metavar="PATH",
         default=None,
-        help=f"with --endpoint-url: the local Lambdas' log file (default {DEFAULT_LAMBDA_LOG})",
+        help="the Lambdas' JSON log file to read instead of CloudWatch (with --endpoint-url, default: the one "
+        f"tools.local writes for that endpoint, {default_lambda_log('http://127.0.0.1:PORT')})",
     )
     out.add_argument("--reveal", action="store_true", default=False, help="show device ids, IPs and tokens unmasked")
     out.add_argument(
@@ -170,8 +172,8 @@ def build_sources(args: argparse.Namespace, now_ms: int) -> Sources:
     except (DiscoveryError, *AWS_ERRORS) as exc:
         errors["dlqs"] = mask_text(str(exc))
     start_ms = now_ms - int(args.since * 1000)
-    if args.endpoint_url:
-        path = Path(args.lambda_log) if args.lambda_log else DEFAULT_LAMBDA_LOG
+    if args.endpoint_url or args.lambda_log:  # a log file given is read, whatever the stack
+        path = Path(args.lambda_log) if args.lambda_log else default_lambda_log(args.endpoint_url)
         sources.logs = LocalLogFile(path, start_ms, now_ms)
     else:
         groups = [f"/aws/lambda/{names.function(f)}" for f in (FUNCTION_ENRICHER, FUNCTION_DELIVERER)]

@@ -13,7 +13,8 @@ delivered       a COMPLETED idempotency record (when, kind, app, Kochava's HTTP 
 dead_lettered   a message with this uuid is in a DLQ now (which DLQ, reason, field, error, when)
 pending         an INPROGRESS idempotency record (being sent now), or the newest log line says it is on its way:
                 forwarded to the delivery queue, re-queued for Apple AdServices, or a transient failure retried
-filtered        the newest log line: the enricher dropped it on purpose (FILTERED_EVENTS, e.g. heartbeat)
+filtered        the newest log line: the enricher dropped it on purpose (an event in FILTERED_EVENTS, e.g.
+                heartbeat; a Segment page / group / alias call, by call type; a call for another integration)
 rejected        the newest log line: dead-lettered (reason, field, error), but no longer in the DLQ (purged, or
                 replayed and not seen since)
 not_found       none of the above: says what was searched, over which time range
@@ -35,7 +36,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final, Literal
 
 from functions.names import (
@@ -46,6 +47,8 @@ from functions.names import (
     ATTR_STATUS,
     ATTR_UUID,
 )
+from functions.pipeline.segment import UNMAPPED_TYPES
+from tools import robust
 from tools.dlq.core import REASON_ADVICE, DlqMessage, mask_text
 
 Status = Literal["delivered", "dead_lettered", "pending", "filtered", "rejected", "not_found"]
@@ -190,11 +193,7 @@ def parse_time_ms(text: Any) -> int | None:
     return int(parsed.timestamp() * 1000) + int((frac or "0").ljust(3, "0")[:3])
 
 
-def iso(ms: int | None) -> str | None:
-    """Epoch ms -> ``2026-11-30T09:00:00Z`` (None stays None)."""
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+iso = robust.iso  # epoch ms (int, Decimal, text) -> ISO text, never raising
 
 
 def parse_line(text: str) -> dict[str, Any] | None:
@@ -336,6 +335,26 @@ def _dead_lettered(trace: Trace, hits: Sequence[DlqHit], *, reveal: bool) -> Tra
     return trace
 
 
+def filtered_rule(name: str) -> str:
+    """The rule that filtered an event, from the name the enricher's log files it under: a Segment call type it
+    does not map (``page``, ``group``, ``alias``), a Segment call whose ``integrations`` switch Kochava off (filed
+    under its type), else an event name in ``FILTERED_EVENTS``.
+
+    >>> filtered_rule("page")
+    'a Segment page call: page calls are not mapped to Kochava (filtered by call type)'
+    >>> filtered_rule("heartbeat")
+    'heartbeat is in FILTERED_EVENTS'
+    """
+    if name in UNMAPPED_TYPES:
+        return f"a Segment {name} call: {name} calls are not mapped to Kochava (filtered by call type)"
+    if name in ("track", "screen", "identify"):
+        return (
+            f"a Segment {name} call whose integrations switch Kochava off (integrations.Kochava false, or All "
+            f"false without Kochava), or an event named {name} in FILTERED_EVENTS"
+        )
+    return f"{name} is in FILTERED_EVENTS"
+
+
 def _by_newest_fact(trace: Trace, fact: Fact) -> Trace:
     at = iso(fact.at_ms)
     trace.details = {**fact.details, "service": fact.service, "at": at, "source": "logs"}
@@ -344,9 +363,10 @@ def _by_newest_fact(trace: Trace, fact: Fact) -> Trace:
         trace.summary = f"delivered to Kochava as {fact.details.get('kind', '?')} at {at} (the {fact.service}'s log)"
     elif fact.what == "filtered":
         trace.status = "filtered"
+        rule = filtered_rule(str(fact.details.get("event_name", "?")))
         trace.summary = (
-            f"filtered on purpose by the {fact.service} at {at}: {fact.details.get('event_name', '?')} is in "
-            "FILTERED_EVENTS (counted as EventsFiltered, never sent to Kochava)"
+            f"filtered on purpose by the {fact.service} at {at}: {rule} (counted as EventsFiltered, never sent to "
+            "Kochava)"
         )
     elif fact.what == "dead_lettered":
         trace.status = "rejected"
@@ -380,10 +400,7 @@ def describe_searched(searched: Mapping[str, Any]) -> list[str]:
 
 
 def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
+    return robust.epoch_ms(value)
 
 
 def uuids_in(msg: DlqMessage, uuids: frozenset[str]) -> list[str]:

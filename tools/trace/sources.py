@@ -25,6 +25,7 @@ from typing import Any, Final, Protocol
 from functions.names import ENV_KOCHAVA_APP_ID_ANDROID, ENV_KOCHAVA_APP_ID_IOS, IDEMPOTENCY_TABLE
 from functions.pipeline.settings import Settings
 from tools.dlq.sqs import DlqClient, Held, QueuePair
+from tools.robust import epoch_ms
 from tools.trace.core import DlqHit, Record, iso, key_candidates, parse_line, parse_time_ms, uuids_in
 
 LogLine = tuple[int | None, dict[str, Any]]  # (epoch ms when known, the parsed JSON line)
@@ -67,12 +68,30 @@ class IdempotencyTable:
                 records.append(
                     Record(
                         kind=kind,
-                        status=found.status,
-                        data=found.response_json_as_dict() or {},
-                        in_progress_until_ms=found.in_progress_expiry_timestamp,
+                        status=_status(found),
+                        data=_data(found),
+                        # A DynamoDB number: a Decimal (issue 23: iso() crashed on it).
+                        in_progress_until_ms=epoch_ms(found.in_progress_expiry_timestamp),
                     )
                 )
         return records
+
+
+def _status(found: Any) -> str:
+    """The record's status; ``INVALID`` for one Powertools does not know (written by something else)."""
+    try:
+        return str(found.status)
+    except Exception:  # Powertools' IdempotencyInvalidStatusError
+        return "INVALID"
+
+
+def _data(found: Any) -> dict[str, Any]:
+    """The record's data as a dict; {} when it is not a JSON object (a record written by something else)."""
+    try:
+        data = found.response_json_as_dict()
+    except (ValueError, TypeError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def configured_apps(env: Mapping[str, str]) -> list[str]:

@@ -203,3 +203,14 @@ def test_the_store_down_never_stops_deliveries(core: Core) -> None:
     core.store.error = RuntimeError("DynamoDB unavailable")
     report = core.run("d-1", "d-2")
     assert [o.verdict for o in report.outcomes] == ["delivered", "delivered"]
+
+
+def test_a_held_batch_is_pushed_back_in_one_call(core: Core) -> None:
+    core.kochava.default = TRANSIENT
+    uuids = [f"v-{i}" for i in range(10)]
+    core.run(*uuids)  # opens
+    calls = core.queue.back_off_calls
+    core.clock.now += 1.0
+    held = core.run(*uuids)
+    assert {o.verdict for o in held.outcomes} == {"held"} and all(o.back_off_applied for o in held.outcomes)
+    assert core.queue.back_off_calls == calls + 1  # ChangeMessageVisibilityBatch: 10 records, one call
