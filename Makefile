@@ -11,7 +11,7 @@ NODE_STAMP := node_modules/.installed-stamp
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 CDK := $(CURDIR)/node_modules/.bin/cdk
 
-.PHONY: install test lint typecheck pytest local synth deploy diff bootstrap bench schemas smoke lock clean
+.PHONY: install test lint typecheck pytest mutation local synth deploy diff bootstrap bench schemas smoke lock clean
 
 # The hashed dev lock (it holds the Lambda lock's versions); pip refuses any file whose hash is not in it.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -37,8 +37,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy functions tools infra
 
+# One worker per core (pytest-xdist). --dist loadfile sends each file, and tests/e2e and tests/infra whole (their
+# fixtures are shared by several files), to one worker, so each stack starts once (tests/conftest.py).
+# PYTEST_XDIST="" runs everything in one process.
+PYTEST_XDIST ?= -n auto --dist loadfile
+
 pytest: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
+
+## make mutation: mutmut over functions/pipeline/ and functions/deliverer/ against the fast tests (tests/unit and
+## the doctests); not part of make test (about N min on 2 cores). MUTANTS="functions.pipeline.sources*": a subset.
+mutation: $(STAMP)
+	$(VENV)/bin/mutmut run $(MUTANTS)
+	$(VENV)/bin/mutmut results
 
 ## make local: the whole pipeline on this machine (moto, local API, Kochava sink, Apple stub)
 local: $(STAMP)

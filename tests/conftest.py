@@ -8,6 +8,13 @@ so a CI failure can be reproduced by running the same commit again.
 Node.js: the repo's own Node.js 22 (``node_modules/.bin/node``, from package.json) goes first on the PATH, as
 ``make`` puts it, so jsii under the CDK app, the CDK CLI and the Node clients run on it when pytest is started
 directly too.
+
+pytest-xdist (``make test`` runs ``-n auto --dist loadfile``): each test file goes whole to one worker, so a
+module-scoped fixture (a local stack, the fault run, the outage run) starts once. The packages whose fixtures are
+shared by several files go whole to one worker too (:class:`SharedFixtureScheduling`), so they also start once:
+``tests/e2e`` (one local stack for the package, ``tests/e2e/conftest.py``) and ``tests/infra`` (the synthesized
+stacks, session-scoped, ``tests/infra/conftest.py``). Every stack, server and sink listens on an ephemeral port and
+writes under pytest's temp directories (one base per worker), so workers never share a port or a file.
 """
 
 from __future__ import annotations
@@ -15,7 +22,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from hypothesis import settings
+from xdist.remote import Producer
+from xdist.scheduler import LoadFileScheduling
 
 _NODE_BIN = Path(__file__).resolve().parents[1] / "node_modules" / ".bin"
 if (_NODE_BIN / "node").exists() and not os.environ.get("PATH", "").startswith(str(_NODE_BIN)):
@@ -24,3 +34,31 @@ if (_NODE_BIN / "node").exists() and not os.environ.get("PATH", "").startswith(s
 settings.register_profile("default", deadline=None)
 settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
 settings.load_profile("ci" if os.environ.get("CI") == "true" else "default")
+
+# Packages whose fixtures are shared by more than one file: each goes whole to one xdist worker.
+SHARED_FIXTURE_PACKAGES = ("tests/e2e/", "tests/infra/")
+
+
+class SharedFixtureScheduling(LoadFileScheduling):
+    """``--dist loadfile``, except that each of :data:`SHARED_FIXTURE_PACKAGES` is one unit of work.
+
+    (``--dist loadgroup`` with ``xdist_group`` marks would say the same, but pytest-xdist 3.8.0 writes the group
+    into ``Item._nodeid``, which pytest 9 no longer reads: the marks are silently ignored.)
+
+    >>> split = SharedFixtureScheduling._split_scope
+    >>> split(None, "tests/e2e/test_trace.py::test_x"), split(None, "tests/unit/test_a.py::test_b[1]")
+    ('tests/e2e/', 'tests/unit/test_a.py')
+    """
+
+    def _split_scope(self, nodeid: str) -> str:
+        for package in SHARED_FIXTURE_PACKAGES:
+            if nodeid.startswith(package):
+                return package
+        return nodeid.split("::", 1)[0]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> LoadFileScheduling | None:
+    if config.getvalue("dist") != "loadfile":
+        return None
+    return SharedFixtureScheduling(config, log)

@@ -9,6 +9,8 @@ fake                         mirrors
 :class:`FakeSender`          ``adapters.sqs.SqsSender``: a message over SQS's size limit, or one the test marks,
                              is refused for good (:class:`~functions.messages.Refused`, in input order); a
                              transient failure raises :class:`~functions.messages.SendError`
+:class:`FakeRecordBackOff`   ``adapters.sqs.SqsBackOff``: the visibility asked per receipt handle kept, or refused
+                             (False, as when SQS refuses the change)
 :class:`FakeProfileStore`    ``adapters.profiles_dynamodb``: profiles by key, each written with its expiry;
                              a read or a write can raise :class:`ProfileStoreError`
 :class:`FakeAdServices`      ``adapters.apple``: scripted answers per token (the last one repeats); never raises
@@ -112,6 +114,20 @@ class FakeSender:
     def messages(self, queue_url: str) -> list[OutgoingMessage]:
         """What ``queue_url`` accepted, in order."""
         return list(self.sent.get(queue_url, []))
+
+
+@dataclass
+class FakeRecordBackOff:
+    """A :class:`~functions.ports.RecordBackOff` that keeps each visibility asked, by receipt handle."""
+
+    back_offs: list[tuple[str, int]] = field(default_factory=list)  # (receipt handle, visibility timeout s)
+    refuse: bool = False  # SQS refuses the change: False, never raises
+
+    def back_off(self, receipt_handle: str, visibility_timeout_s: int) -> bool:
+        if self.refuse:
+            return False
+        self.back_offs.append((receipt_handle, visibility_timeout_s))
+        return True
 
 
 # --- Device profiles -------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from functions.pipeline.contract import parse_timestamp
@@ -159,23 +159,24 @@ def _segment_timestamp(
     """Segment's timestamp of a call without one, with the warning naming the rule; None when nothing gives one;
     ``(None, problem)`` when ``originalTimestamp`` is unreadable."""
     original = call.get("originalTimestamp")
-    received_at = received_at_ms / 1000.0 if received_at_ms is not None else None
     if not _present(original):
-        if received_at is None:
+        if received_at_ms is None:
             return None  # the model then says "timestamp: is required"
-        return _iso(received_at), "timestamp: not sent, nor originalTimestamp; the time the API received it used"
+        return _iso_ms(received_at_ms), "timestamp: not sent, nor originalTimestamp; the time the API received it used"
     try:
-        original_s = parse_timestamp(original)
+        original_ms = _ms(parse_timestamp(original))
     except ValueError as exc:
         return None, f"originalTimestamp: {exc} (read because timestamp is not sent)"
     sent_at = call.get("sentAt") if _present(call.get("sentAt")) else batch_sent_at
     sent_at_s = _timestamp_or_none(sent_at)
-    if sent_at_s is None or received_at is None:
+    if sent_at_s is None or received_at_ms is None:
         why = "no readable sentAt" if sent_at_s is None else "no received time"
-        return _iso(original_s), f"timestamp: not sent; originalTimestamp used as is ({why} to correct the clock skew)"
-    corrected = received_at - (sent_at_s - original_s)
+        note = f"timestamp: not sent; originalTimestamp used as is ({why} to correct the clock skew)"
+        return _iso_ms(original_ms), note
+    # In whole milliseconds (the precision of all three), so float seconds cannot put the result 1 ms off.
+    corrected_ms = received_at_ms - (_ms(sent_at_s) - original_ms)
     rule = "receivedAt - (sentAt - originalTimestamp)"
-    return _iso(corrected), f"timestamp: not sent; originalTimestamp corrected for the client clock skew: {rule}"
+    return _iso_ms(corrected_ms), f"timestamp: not sent; originalTimestamp corrected for the client clock skew: {rule}"
 
 
 def _present(value: Any) -> bool:
@@ -191,6 +192,16 @@ def _timestamp_or_none(value: Any) -> float | None:
         return None
 
 
-def _iso(epoch_s: float) -> str:
-    """Epoch seconds as ISO-8601 UTC with milliseconds (``...Z``), the form Segment's timestamps have."""
-    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _ms(epoch_s: float) -> int:
+    return round(epoch_s * 1000)
+
+
+def _iso_ms(epoch_ms: int) -> str:
+    """Epoch milliseconds as ISO-8601 UTC with milliseconds (``...Z``), the form Segment's timestamps have.
+
+    >>> _iso_ms(1795176000123)
+    '2026-11-20T12:00:00.123Z'
+    """
+    seconds, millis = divmod(epoch_ms, 1000)
+    moment = datetime.fromtimestamp(seconds, UTC) + timedelta(milliseconds=millis)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

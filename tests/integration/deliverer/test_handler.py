@@ -1,12 +1,17 @@
-"""The deliverer Lambda end to end: SQS (moto) -> handler -> real HTTP to the local Kochava sink -> DLQ / backoff."""
+"""The deliverer Lambda end to end: SQS (moto) -> handler -> real HTTP to the local Kochava sink -> DLQ / backoff.
+
+What the core decides for a record (partial batch answer, retries_exhausted, invalid_body, the DLQ attributes) is
+tested on in-memory ports in ``tests/unit/deliverer``; how Kochava's answers are classified in
+``tests/unit/adapters/test_kochava_http.py``. These tests are the wiring: real SQS receives, real HTTP, the real
+DLQ and visibility changes, the environment read by the runtime."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import orjson
 
-from functions.deliverer.core import DEFAULT_MAX_ATTEMPTS
 from functions.names import (
     ATTR_ERROR,
     ATTR_EVENT_NAME,
@@ -20,7 +25,7 @@ from functions.names import (
     ENV_DELIVERER_RETRY_BASE_S,
 )
 from functions.pipeline import reasons
-from tests.integration.deliverer.support import FakeContext, Stack
+from tests.integration.deliverer.support import FAST_POLICY, FakeContext, Stack
 from tests.samples.deliverer import event_body
 from tools.local.kochava_sink import IDENTITYLINK_PATH, TRACK_PATH
 from tools.local.stub_http import Reply
@@ -106,7 +111,7 @@ def test_read_timeout_is_transient_and_backs_off_with_the_receive_count(stack: S
 
     started = time.monotonic()
     response = stack.invoke(event)
-    assert time.monotonic() - started < 2  # one read timeout (0.5 s), no immediate re-POST
+    assert time.monotonic() - started < 5  # one read timeout (0.5 s), no retry wait (loose: a busy machine)
 
     assert len(response["batchItemFailures"]) == 1
     assert len(stack.sink.requests) == 1  # a read timeout is never re-POSTed at once
@@ -163,92 +168,24 @@ def test_400_goes_to_the_dlq_at_once_with_reason_status_and_body(stack: Stack) -
     assert stack.idempotency_items() == []  # a replay after the fix can still send it
 
 
-def test_a_long_error_body_is_cut_to_1_kib_in_the_dlq(stack: Stack) -> None:
-    stack.sink.script([Reply(status=422, body=b"x" * 5000, content_type="text/plain")])
-    stack.send(event_body("u-7"))
-    stack.run_once()
-    [dead] = stack.dlq_messages()
-    assert len(dead["attributes"][ATTR_RESPONSE_BODY]) == 1024
-
-
-def test_200_without_the_success_answer_is_dead_lettered_with_the_body(stack: Stack) -> None:
-    stack.sink.script([Reply.json(200, {"success": "0", "error": "unknown app"})])
-    stack.send(event_body("u-8"))
-
-    assert stack.run_once() == {"batchItemFailures": []}
-    [dead] = stack.dlq_messages()
-    assert dead["attributes"][ATTR_REASON] == reasons.KOCHAVA_BAD_RESPONSE
-    assert dead["attributes"][ATTR_STATUS] == 200
-    assert "unknown app" in dead["attributes"][ATTR_RESPONSE_BODY]
-    assert stack.idempotency_items() == []
-
-
-def test_success_answer_is_accepted_as_a_number_too(stack: Stack) -> None:
-    stack.sink.script([Reply.json(200, {"success": 1})])
-    stack.send(event_body("u-9"))
-    assert stack.run_once() == {"batchItemFailures": []}
-    assert stack.dlq_messages() == []
-
-
-def test_one_bad_record_in_a_batch_only_it_is_reported(stack: Stack) -> None:
-    stack.sink.add_rule(lambda r: r.json["data"]["event_name"] == "Broken", [503])
-    stack.send(*[event_body(f"ok-{i}") for i in range(9)], event_body("bad-1", event_name="Broken"))
-    event = stack.receive()
-    assert len(event["Records"]) == 10
-    bad_id = next(r["messageId"] for r in event["Records"] if "bad-1" in r["body"])
-
-    response = stack.invoke(event)
-
-    assert response["batchItemFailures"] == [{"itemIdentifier": bad_id}]
-    assert len(stack.sink.delivered) == 9
-    assert stack.queue_depth() == (0, 1)  # only the bad one is left, hidden until its backoff ends
-    assert stack.dlq_messages() == []
-
-
-def test_retries_exhausted_on_the_last_receive_goes_to_the_dlq_with_the_last_status(stack: Stack) -> None:
-    stack.sink.add_rule(lambda r: True, [500])
-    body = event_body("u-10")
-    stack.send(body)
-
-    responses = []
-    for _ in range(DEFAULT_MAX_ATTEMPTS):
-        event = stack.receive()
-        assert len(event["Records"]) == 1
-        responses.append(stack.invoke(event))
-        if responses[-1]["batchItemFailures"]:
-            stack.make_visible(event)  # time passes until the backoff ends
-
-    assert all(len(r["batchItemFailures"]) == 1 for r in responses[:-1])
-    assert responses[-1] == {"batchItemFailures": []}  # the last receive: DLQ'd by us, with a reason
-    [dead] = stack.dlq_messages()
-    assert dead["body"] == body
-    assert dead["attributes"][ATTR_REASON] == reasons.RETRIES_EXHAUSTED
-    assert dead["attributes"][ATTR_STATUS] == 500
-    assert "attempt 5 of 5" in dead["attributes"][ATTR_ERROR]
-    assert stack.queue_depth() == (0, 0)
-
-
-def test_a_body_that_is_not_an_envelope_is_dead_lettered_at_once(stack: Stack) -> None:
-    stack.send('{"not": "an envelope"}')
-    assert stack.run_once() == {"batchItemFailures": []}
-    [dead] = stack.dlq_messages()
-    assert dead["attributes"][ATTR_REASON] == reasons.INVALID_BODY
-    assert stack.sink.requests == []
-
-
 def test_records_are_sent_concurrently_over_kept_alive_connections(stack: Stack) -> None:
-    stack.sink.latency_s = 0.3
+    # Kochava takes 2 s to answer: sent one after the other, the last POST would arrive 18 s after the first. Sent
+    # concurrently, every POST arrives before the first answer (what is asserted: not a wall-clock bound on the
+    # whole invocation, which a busy machine, e.g. another pytest-xdist worker, would stretch).
+    stack.use_runtime(http_policy=dataclasses.replace(FAST_POLICY, read_timeout_s=5.0))
+    stack.sink.latency_s = 2.0
     stack.send(*[event_body(f"c-{i}") for i in range(10)])
     event = stack.receive()
     assert len(event["Records"]) == 10
 
-    started = time.monotonic()
     assert stack.invoke(event) == {"batchItemFailures": []}
-    elapsed = time.monotonic() - started
-    assert elapsed < 1.5, f"10 records x 0.3 s took {elapsed:.2f} s: not concurrent"
+    arrivals = sorted(r.received_at for r in stack.sink.requests)
+    assert len(arrivals) == 10
+    assert arrivals[-1] - arrivals[0] < stack.sink.latency_s, f"POSTs spread over {arrivals[-1] - arrivals[0]:.2f} s"
     first_connections = stack.sink.connections_opened
     assert first_connections <= 10
 
+    stack.sink.latency_s = 0.0
     stack.send(*[event_body(f"d-{i}") for i in range(10)])
     assert stack.run_once() == {"batchItemFailures": []}
     assert stack.sink.connections_opened == first_connections  # the second batch reused the pool

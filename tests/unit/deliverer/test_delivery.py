@@ -280,3 +280,40 @@ def test_the_partial_batch_response_names_only_the_records_sqs_must_redeliver(co
     reasons_sent = sorted(str(d.attributes[ATTR_REASON]) for d in core.queue.dead_letters)
     assert reasons_sent == [reasons.INVALID_BODY, reasons.KOCHAVA_REJECTED]
     assert json.loads(core.queue.dead_letters[0].body)["uuid"] == "u-400"
+
+
+def test_one_failing_record_of_a_full_batch_is_the_only_one_reported(core: Core) -> None:
+    """(Moved from tests/integration/deliverer/test_handler.py: core behaviour, on the fakes.)
+    Given a batch of ten where Kochava cannot take one event now
+    When the batch is processed
+    Then the nine others are delivered and acknowledged, and only that one is reported failed and backed off."""
+    core.kochava.script("bad-1", TRANSIENT)
+    records = [record(f"ok-{i}") for i in range(9)] + [record("bad-1")]
+
+    report = core.run(*records)
+
+    assert report.response() == {"batchItemFailures": [{"itemIdentifier": "msg-bad-1"}]}
+    assert sorted(uuid for uuid, _ in core.sender.delivered) == sorted(f"ok-{i}" for i in range(9))
+    assert core.queue.back_offs == [("msg-bad-1", 30)]
+    assert core.queue.dead_letters == []
+
+
+def test_a_record_failing_on_every_receive_is_dead_lettered_on_the_last_with_the_last_status(core: Core) -> None:
+    """(Moved from tests/integration/deliverer/test_handler.py: core behaviour, on the fakes.)
+    Given Kochava answering 500 to every attempt of one event
+    When it is received MAX_RECEIVE_COUNT times
+    Then each receive but the last is reported failed (SQS tries again), and the last one dead-letters it as
+    retries_exhausted with the last status and "attempt 5 of 5", and acknowledges it."""
+    core.kochava.script("u-10", KochavaResult("transient", 500, response_body="oops", error="HTTP 500", attempts=4))
+    body = event_body("u-10")
+
+    reports = [core.run(record("u-10", body=body, receive_count=n)) for n in range(1, MAX_RECEIVE_COUNT + 1)]
+
+    assert [failed_ids(r) for r in reports[:-1]] == [["msg-u-10"]] * (MAX_RECEIVE_COUNT - 1)
+    assert failed_ids(reports[-1]) == []
+    [dead] = core.queue.dead_letters
+    assert dead.body == body
+    assert dead.attributes[ATTR_REASON] == reasons.RETRIES_EXHAUSTED
+    assert dead.attributes[ATTR_STATUS] == 500
+    assert "attempt 5 of 5" in str(dead.attributes[ATTR_ERROR])
+    assert len(core.kochava.posted("u-10")) == MAX_RECEIVE_COUNT

@@ -156,6 +156,20 @@ def test_event_data_is_flattened_to_one_level_and_lists_json_encoded() -> None:
     assert data["event_data"] == {"a_b_c": 1, "tags": '["x",{"y":2}]'}  # a null is not sent (issue 24)
 
 
+def test_properties_after_a_nested_object_are_kept_at_every_level() -> None:
+    # Given an object in the middle of the properties, and one in the middle of a nested object
+    properties = {"first": 1, "cart": {"item": {"sku": "s-1"}, "count": 2}, "last": "x"}
+    # Then every value after them is still sent (a loop that stopped at the first object would drop them)
+    assert data_of(mapped(properties=properties))["event_data"] == {
+        "first": 1,
+        "cart_item_sku": "s-1",
+        "cart_count": 2,
+        "last": "x",
+    }
+    assert flatten({"a": {}, "b": 1}) == {"a": "{}", "b": 1}
+    assert flatten({"o": {"a": {}, "b": 1}}) == {"o_a": "{}", "o_b": 1}
+
+
 def test_nested_lists_inside_objects_are_json_encoded_under_the_joined_key() -> None:
     assert flatten({"cart": {"items": [[1, 2], [3]]}}) == {"cart_items": "[[1,2],[3]]"}
 
@@ -238,6 +252,14 @@ def test_identify_becomes_an_identity_link_with_flat_string_traits() -> None:
     }
 
 
+def test_a_user_id_among_the_traits_never_replaces_the_identified_user() -> None:
+    # Given an identify whose traits carry another user_id (Segment's traits often repeat it, sometimes stale)
+    out = mapped(type="identify", user_id="u-9", properties={"user_id": "u-old", "plan": "pro"})
+    # Then IdentityLink links the device to the identified user, and the trait is not sent twice
+    assert out.payload is not None
+    assert out.payload["data"] == {"user_id": "u-9", "plan": "pro"}
+
+
 def test_identify_without_user_id_is_invalid() -> None:
     rejection = parse_event(
         {"uuid": "u", "type": "identify", "timestamp": NOW, "device": {"platform": "ios", "id": "v"}}
@@ -288,6 +310,8 @@ def test_install_passes_consent_iad_and_referrer_through() -> None:
         )
     )
     assert data["gdpr_privacy_consent"] == {"gdpr_applies": 1, "tc_string": "tc", "ad_user_data": 0}
+    # Kochava reads the consent flags as numbers: 1 / 0 on the wire, never true / false (True == 1 in Python).
+    assert orjson.dumps(data["gdpr_privacy_consent"]) == b'{"gdpr_applies":1,"tc_string":"tc","ad_user_data":0}'
     assert data["iad_attribution_details"] == {"Version3.1": {"iad-attribution": "true"}}
     assert data["install_referrer"] == {"referrer": "utm_source=x", "referrer_click_time": 1_795_172_400}
 

@@ -127,6 +127,22 @@ def test_the_event_rule_uses_the_guid_the_event_would_be_sent_to() -> None:
     assert check_event(SETTINGS, None, event("android", "com.whatever")) is None
 
 
+def test_the_event_rule_takes_the_platform_guid_of_the_event_s_platform() -> None:
+    # Given keys bound to one platform's default GUID only, and events without a bundle id
+    settings = Settings(
+        kochava_app_id_ios="ko-default-ios",
+        kochava_app_id_android="ko-default-android",
+        source_apps={"key-ios": frozenset({"ko-default-ios"}), "key-android": frozenset({"ko-default-android"})},
+    )
+    # Then each key may send its platform's events, and only those
+    assert check_event(settings, "key-ios", event("ios", None)) is None
+    assert check_event(settings, "key-android", event("android", None)) is None
+    assert check_event(settings, "key-ios", event("android", None)) is not None
+    denied = check_event(settings, "key-android", event("ios", None), route="segment")
+    assert denied is not None and denied.field == "context.app.namespace"
+    assert "Kochava app 'ko-default-ios'" in denied.message
+
+
 def test_a_bundle_bound_key_does_not_reach_another_platforms_app() -> None:
     """Issue 22, HIGH: the README's binding {"ios-backend": ["com.example.ios"]} with per-platform GUIDs; an event
     naming com.example.ios from an Android device would go to the Android app. It used to be allowed (the bundle
