@@ -12,6 +12,10 @@ A wrong key must be refused (401 or 403) on ``/v1/events`` and on ``/v1/batch``.
 mapping templates, gzip, the queue and the enricher, not the deliverer (nothing reaches it). Exit 0 only when every
 check passed; 1 when one failed; 2 bad arguments.
 
+``--alarm [NAME]`` also proves paging: it sets one alarm (default ``kochava-<stage>-IngestDlqNotEmpty``) to ALARM
+with ``SetAlarmState``, so its actions publish to the alarm topic (on-call gets the e-mail), then back to OK (a
+second, "resolved" message). It checks the alarm has actions and that CloudWatch took each state.
+
 Where: the stack flags of the other on-call tools (``--stack``, ``--stage``, ``--endpoint-url``, ``--region``,
 ``--profile``; ``--lambda-log`` with ``--endpoint-url``), plus ``--api-url`` and ``--api-key``. With ``--stack`` both
 come from the stack's outputs (``ApiUrl``, ``ApiKeyId`` and the key's value); the local stack's defaults are
@@ -40,7 +44,7 @@ from typing import Any, TextIO
 import requests
 
 from functions.names import API_KEY_HEADER
-from infra.resources import OUTPUT_API_KEY_ID, OUTPUT_API_URL
+from infra.resources import OUTPUT_API_KEY_ID, OUTPUT_API_URL, ResourceNames
 from tools import add_version_option
 from tools.oncall import (
     AWS_ERRORS,
@@ -54,6 +58,7 @@ from tools.oncall import (
     make_client,
     make_session,
     parse_with_defaults,
+    stage_of,
 )
 from tools.trace import cli as trace_cli
 
@@ -158,6 +163,36 @@ def trace_until_filtered(checks: list[Check], trace_argv: list[str], timeout_s: 
         check.problems.append(f"not filtered after {timeout_s:.0f} s; tools.trace says {last.get(uuid, 'nothing')}")
 
 
+ALARM_DEFAULT = "IngestDlqNotEmpty"  # infra/constructs/monitoring.py: "<prefix>-<queue>DlqNotEmpty"
+
+
+def page_alarm(cloudwatch: Any, name: str, *, hold_s: float = 5.0) -> list[str]:
+    """Set alarm ``name`` to ALARM, then back to OK; the problems found (none: its actions were triggered)."""
+    found = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+    if not found:
+        return [f"no alarm named {name}"]
+    problems = [] if found[0].get("AlarmActions") else [f"{name} has no alarm actions: nobody would be paged"]
+    for state in ("ALARM", "OK"):
+        reason = f"tools.smoke: paging test ({'set' if state == 'ALARM' else 'cleared'} by hand)"
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason=reason)
+        now = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["StateValue"]
+        if now != state:
+            problems.append(f"{name} is {now} after SetAlarmState {state}")
+        if state == "ALARM":
+            time.sleep(hold_s)
+    return problems
+
+
+def alarm_check(args: argparse.Namespace) -> Check:
+    """The ``--alarm`` check against the stack the other flags name."""
+    stage = stage_of(stack=args.stack, stage=args.stage, endpoint_url=args.endpoint_url) or "dev"
+    name = args.alarm if args.alarm != ALARM_DEFAULT else f"{ResourceNames(stage).prefix}-{ALARM_DEFAULT}"
+    check = Check(f"alarm {name} to ALARM and back (paging)", "", None, False, ())
+    opts = AwsOptions.of(args)
+    check.problems = page_alarm(make_client(make_session(opts), "cloudwatch", opts), name)
+    return check
+
+
 def discover_api(args: argparse.Namespace) -> tuple[str, str]:
     """The API's base URL and key: the flags, the stack's outputs, or the local stack's defaults."""
     url, key = args.api_url, args.api_key
@@ -198,6 +233,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--event", default=DEFAULT_EVENT, metavar="NAME", help="an event name the stack filters")
     parser.add_argument("--timeout", type=float, default=120.0, metavar="S", help="seconds to wait for the traces")
     parser.add_argument("--json", action="store_true", default=False, help="one JSON document on stdout")
+    parser.add_argument(
+        "--alarm",
+        nargs="?",
+        const=ALARM_DEFAULT,
+        default=None,
+        metavar="NAME",
+        help=f"also set one alarm (default <prefix>-{ALARM_DEFAULT}) to ALARM and back, to prove paging",
+    )
     return parser
 
 
@@ -216,7 +259,8 @@ def report(checks: list[Check], out: TextIO, *, as_json: bool) -> None:
     for check in checks:
         verdict = "FAIL" if check.problems else "ok"
         traced = " -> filtered" if check.uuid and not check.problems else ""
-        print(f"{verdict:<5}{check.name}: HTTP {check.status}{traced}", file=out)
+        answer = f": HTTP {check.status}{traced}" if check.path else ""
+        print(f"{verdict:<5}{check.name}{answer}", file=out)
         for problem in check.problems:
             print(f"       {problem}", file=out)
 
@@ -237,6 +281,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
             for check in checks:
                 send(check, api_url, api_key, session)
         trace_until_filtered(checks, _trace_argv(args), args.timeout)
+        if args.alarm:
+            checks.append(alarm_check(args))
     except (DiscoveryError, *AWS_ERRORS) as exc:
         print(f"error: {exc}", file=err)
         return EXIT_ERROR

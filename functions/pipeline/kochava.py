@@ -334,7 +334,13 @@ def _clamped_usertime(timestamp: float, now: float, warnings: list[str]) -> floa
 
 
 def is_zero_id(value: str) -> bool:
-    """An all-zero advertising id (``00000000-0000-...``) means limited ad tracking: it identifies nobody."""
+    """An all-zero advertising id (``00000000-0000-...``) means limited ad tracking: it identifies nobody.
+
+    >>> is_zero_id("00000000-0000-0000-0000-000000000000"), is_zero_id("6D92078A-8246"), is_zero_id("")
+    (True, False, True)
+    """
+    if value[:1] not in "0-":  # nearly every id: its first character already says no (2 calls per event)
+        return False
     stripped = value.replace("-", "")
     return not stripped.strip("0")
 

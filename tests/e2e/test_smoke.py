@@ -46,6 +46,7 @@ def test_smoke_fails_when_the_calls_are_not_filtered(run: Run) -> None:
     assert code == 1
     assert out.count("FAIL ") == 4, out
     assert "not filtered after 3 s" in out
+    assert run.stack.wait_drained(timeout_s=45), "the delivered calls leave the shared stack drained for the next tests"
 
 
 def test_smoke_fails_with_a_key_the_api_does_not_know(run: Run) -> None:

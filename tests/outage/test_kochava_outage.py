@@ -40,6 +40,10 @@ def test_every_event_was_accepted_and_the_outage_lasted_six_hours(outage: Outage
     assert outage.outage_real_s * TIME_SCALE >= OUTAGE_S
 
 
+def test_the_breaker_opened_once(outage: OutageResult) -> None:
+    assert outage.openings == 1
+
+
 def test_nothing_is_dead_lettered_and_nothing_lost(outage: OutageResult) -> None:
     assert outage.drained, "the pipeline did not drain after Kochava healed"
     assert outage.dead_lettered == {"ingest": 0, "delivery": 0}

@@ -6,8 +6,6 @@ AWS (``tests/integration/dlq/test_core.py``). The SQS side lives in :mod:`tools.
 Example:
     >>> mask_value("6D92078A-8246-4BA4-AE5B-76104861E7DC")
     '6D92…(36)'
-    >>> parse_duration("1h30m")
-    5400.0
     >>> age_bucket(2 * 3600.0)
     '1h-6h'
 """
@@ -223,17 +221,6 @@ def event_name_from_body(body: str) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------------- selection
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
-_DURATION_UNITS: Final[Mapping[str, float]] = {"s": 1.0, "m": 60.0, "h": _HOUR, "d": _DAY, "w": 7 * _DAY}
-
-
-def parse_duration(text: str) -> float:
-    """``30m``, ``2h``, ``3d``, ``1h30m``, ``1w`` -> seconds; ValueError on anything else."""
-    compact = text.strip().lower()
-    if not compact or _DURATION_PART.sub("", compact):
-        raise ValueError(f"not a duration: {text!r} (use e.g. 30m, 2h, 3d, 1h30m)")
-    return sum(float(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(compact))
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,15 @@ ends; then it answers success again and the run waits for the pipeline to drain.
 from __future__ import annotations
 
 import time
+import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from functions.names import DELIVERY_QUEUE
 from functions.pipeline.breaker import BreakerPolicy
 from tools.local.stack import LocalConfig, LocalStack
+from tools.local.stub_http import RecordedRequest
 
 EVENTS_PER_BODY = 50
 DELIVERY_POLLERS = 1  # concurrent deliverer invocations (make local: 1; on 2 shared cores more do not drain faster)
@@ -54,6 +57,7 @@ class OutageResult:
     delivered_per_uuid: Counter[str] = field(default_factory=Counter)  # successful POSTs per event uuid (its seq)
     dead_lettered: dict[str, int] = field(default_factory=dict)  # DLQ key -> messages
     lost: int = 0
+    openings: int = 0  # times the breaker opened (the breaker item's counter)
 
     @property
     def outage_minutes(self) -> float:
@@ -107,6 +111,7 @@ def run_outage(
         drained = stack.wait_drained(timeout_s=drain_timeout_s, settle_s=0.5)
         drain_real_s = time.monotonic() - healed
         report = stack.report()
+        openings = stack.breaker_state().openings
         delivered = Counter(
             str(r.json["data"]["event_data"].get("seq", "")) if isinstance(r.json, dict) else "" for r in sink.delivered
         )
@@ -123,4 +128,72 @@ def run_outage(
             delivered_per_uuid=delivered,
             dead_lettered={key: len(messages) for key, messages in report.dlq.items()},
             lost=len(report.lost),
+            openings=openings,
         )
+
+
+@dataclass
+class MixResult:
+    """What became of a stream of events while Kochava failed some of them (:func:`run_mix`)."""
+
+    accepted: int
+    drained: bool
+    openings: int  # times the breaker opened
+    delivered_per_seq: Counter[str]  # successful POSTs per event (its seq)
+    latency_s: dict[str, float]  # seq -> real seconds from its post to its successful POST
+    dead_letter_reasons: dict[str, str]  # uuid -> reason, in the delivery DLQ
+    failed_requests: int  # requests the sink failed
+    failed_per_seq: Counter[str] = field(default_factory=Counter)
+
+    def failed_requests_of(self, seqs: set[str]) -> int:
+        return sum(count for seq, count in self.failed_per_seq.items() if seq in seqs)
+
+
+def run_mix(
+    stack: LocalStack,
+    *,
+    prefix: str,
+    bodies: int,
+    per_body: int,
+    gap_s: float,
+    fails: Callable[[str], bool],
+    drain_timeout_s: float = 90.0,
+) -> MixResult:
+    """Post ``bodies`` bodies of ``per_body`` events ``gap_s`` apart (a steady stream) on a running stack whose
+    sink answers 503 whenever ``fails(seq)`` holds for the payload's event (called once per request), else
+    success; wait for the drain."""
+    sink = stack.sink
+    assert sink is not None, "run_mix needs the local Kochava sink"
+    sink.clear_behaviour()
+    sink.add_rule(lambda request: fails(_seq(request)), [OUTAGE_STATUS])
+    posted: dict[str, float] = {}
+    accepted = 0
+    for b in range(bodies):
+        events = [outage_event(b * per_body + i) for i in range(per_body)]
+        for event in events:
+            event["uuid"] = event["properties"]["seq"] = f"{prefix}-{event['uuid']}"  # type: ignore[index]
+            device = f"{zlib.crc32(prefix.encode()) & 0xFFFF:04x}{len(posted):012x}"  # 16 hex: an Android id
+            event["device"] = {"platform": "android", "id": device}
+            posted[str(event["uuid"])] = time.time()
+        accepted += len(events) if stack.post("native", {"batch": events}).status_code == 202 else 0
+        time.sleep(gap_s)
+    drained = stack.wait_drained(timeout_s=drain_timeout_s, settle_s=0.5)
+    sink.clear_behaviour()
+    delivered = Counter(_seq(r) for r in sink.delivered if _seq(r).startswith(prefix))
+    latency = {seq: min(r.received_at for r in sink.delivered if _seq(r) == seq) - posted[seq] for seq in delivered}
+    reasons = {
+        m.uuid or "": m.reason or ""
+        for m in stack.dlq_messages().get(DELIVERY_QUEUE.key, [])
+        if (m.uuid or "").startswith(prefix)
+    }
+    failed = Counter(_seq(r) for r in sink.requests if r.reply_status == OUTAGE_STATUS and _seq(r).startswith(prefix))
+    openings = stack.breaker_state().openings
+    return MixResult(accepted, drained, openings, delivered, latency, reasons, sum(failed.values()), failed)
+
+
+def _seq(request: RecordedRequest) -> str:
+    body = request.json
+    if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
+        return ""
+    data = body["data"].get("event_data")
+    return str(data.get("seq", "")) if isinstance(data, dict) else ""

@@ -25,7 +25,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from infra.resources import PROJECT
-from tools.dlq.core import parse_duration
+from tools.oncall.durations import parse_duration
 
 EXIT_OK: Final = 0
 EXIT_ERROR: Final = 1

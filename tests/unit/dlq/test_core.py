@@ -22,7 +22,6 @@ from tools.dlq.core import (
     mask_json,
     mask_text,
     mask_value,
-    parse_duration,
     render_body,
     replay_attributes,
     replay_size,
@@ -30,6 +29,7 @@ from tools.dlq.core import (
     size_batches,
 )
 from tools.dlq.ops import Throttle
+from tools.oncall.durations import parse_duration
 
 NOW = 1_800_000_000_000
 H = 3_600_000
