@@ -1,7 +1,8 @@
 """``python -m bench`` (``make bench``): run the benchmarks of issue 8, print figures and targets side by side.
 
     python -m bench                      # everything (a few minutes on 2 cores)
-    python -m bench transform coldstart  # only these (names: transform, coldstart, slow-kochava, e2e, outage, cost)
+    python -m bench transform coldstart  # only these (names: transform, hotpath, coldstart, slow-kochava, e2e,
+                                         # outage, cost)
     python -m bench --quick              # smaller inputs, fewer repetitions: a smoke run
     python -m bench --markdown           # also print the results as a Markdown table (docs/benchmarks.md)
 
@@ -17,10 +18,10 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import coldstart, cost, e2e, outage, slow_kochava, transform_throughput
+from bench import coldstart, cost, e2e, hotpath, outage, slow_kochava, transform_throughput
 from bench.common import REPO_PACKAGES, Result, bench_cpu, conditions, precompile_repo
 
-BENCHMARKS = ("transform", "coldstart", "slow-kochava", "e2e", "outage", "cost")
+BENCHMARKS = ("transform", "hotpath", "coldstart", "slow-kochava", "e2e", "outage", "cost")
 
 
 def _format_value(result: Result) -> str:
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bytecode: {compiled}/{len(REPO_PACKAGES)} repo packages precompiled, like the deployed assets", flush=True)
     steps: dict[str, Callable[[], list[Result]]] = {
         "transform": lambda: transform_throughput.run(events=args.events, repeat=args.repeat, cpu=cpu),
+        "hotpath": lambda: hotpath.run(events=args.events // 4, rounds=args.repeat + 2),
         "coldstart": lambda: coldstart.run(runs=args.runs, cpu=cpu),
         "slow-kochava": slow_kochava.run,
         "e2e": lambda: e2e.run(events=args.e2e_events),

@@ -3,7 +3,8 @@
 Nothing is measured here: every price and every assumption is a named constant below (and in
 docs/benchmarks.md), so the figures can be recomputed when one changes. Prices are us-east-1 list prices,
 without free tiers or volume discounts; they are assumptions, checked against public pricing pages on
-2026-11-23 (see docs/benchmarks.md), not billing data.
+:data:`PRICES_CHECKED` (see docs/benchmarks.md), not billing data. Target (issue 27): at most $1.50 per million
+events at 50 events per request.
 
 Example:
     >>> rows = model(events_per_request=50)
@@ -25,15 +26,17 @@ NAME = "cost"
 MILLION = 1_000_000
 
 # --- List prices (us-east-1, USD) -------------------------------------------------------------------------------
+PRICES_CHECKED = "2026-12-07"  # DynamoDB re-checked that day; the others on 2026-11-23
 APIGW_REST_PER_M = 3.50  # REST API, first 333 M requests a month
 SQS_PER_M = 0.40  # standard queue, per million requests; every 64 KB chunk of a payload is one request
 SQS_CHUNK_BYTES = 64 * 1024
 LAMBDA_ARM_PER_GB_S = 0.0000133334
 LAMBDA_PER_M_REQUESTS = 0.20
-# DynamoDB on-demand: the brief's figures. AWS halved on-demand throughput prices on 2024-11-01 (0.625 / 0.125
-# per million); both are shown in docs/benchmarks.md, the model uses the brief's (the higher, so conservative).
-DDB_PER_M_WRU = 1.25
-DDB_PER_M_RRU = 0.25
+# DynamoDB on-demand as AWS has billed it since it halved on-demand throughput prices on 2024-11-01 (before:
+# 1.25 / 0.25 per million, the figures of the project's brief).
+DDB_PER_M_WRU = 0.625
+DDB_PER_M_RRU = 0.125
+TARGET_DOLLARS_AT_50 = 1.50  # issue 27
 
 # --- What the pipeline does (infra/resources.py, infra/constructs/functions.py, the handlers) --------------------
 EVENT_BYTES = 700  # a native event of the sample mix, JSON (bench.workload: 698 bytes on average)
@@ -168,7 +171,7 @@ def held_model(*, batched_visibility: bool = True) -> list[Line]:
     >>> before = sum(line.dollars for line in held_model(batched_visibility=False))
     >>> after = sum(line.dollars for line in held_model())
     >>> round(before), round(after)
-    (71, 19)
+    (70, 18)
     """
     holds = MILLION * BreakerPolicy().held_receives_per_day
     batches = holds / DELIVERY_BATCH
@@ -241,14 +244,19 @@ def run(echo: bool = True) -> list[Result]:
         top = max(services, key=lambda name: services[name])
         if echo:
             print(text(per_request), flush=True)
+        target = f"<= ${TARGET_DOLLARS_AT_50:.2f}" if per_request == 50 else ""
         results.append(
             Result(
                 NAME,
                 f"$ per million events at {per_request} event(s) per request (list prices, assumptions)",
                 total,
+                target,
+                total <= TARGET_DOLLARS_AT_50 if per_request == 50 else None,
                 unit="$",
-                detail=f"largest: {top} {services[top] / total:.0%}; "
-                + ", ".join(f"{name} ${dollars:.2f}" for name, dollars in services.items()),
+                detail=f"prices of {PRICES_CHECKED}; largest: {top} {services[top] / total:.0%}; "
+                + ", ".join(f"{name} ${dollars:.2f}" for name, dollars in services.items())
+                + f"; with one idempotency write per delivery instead of {IDEMPOTENCY_WRITES}: "
+                f"${total - (IDEMPOTENCY_WRITES - 1) * DDB_PER_M_WRU:.2f} (not adopted, docs/benchmarks.md)",
             )
         )
     held = sum(line.dollars for line in held_model())

@@ -5,8 +5,7 @@ so the document cannot drift from the code.
 
 Every input is a named constant: the defaults come from infra/config.py and functions/names.py, durations and
 per-event quantities from bench/cost.py (the cost model), prices below (us-east-1 list prices, checked 2026-12-07:
-API Gateway REST tiers, DynamoDB on-demand after AWS halved it on 2024-11-01; bench/cost.py keeps the older,
-higher DynamoDB price for its per-million figure).
+API Gateway REST tiers, DynamoDB on-demand after AWS halved it on 2024-11-01, the price bench/cost.py uses too).
 
 Example:
     >>> round(deliverer_ceiling(PipelineConfig()))  # 5 invocations x 10 requests in flight / 0.3 s

@@ -7,7 +7,9 @@ on the children's own CPU time (user + system from ``wait4``, whole process: int
 parsing, mapping, writing), so other work on a shared machine slows the wall clock but barely the figure; the
 wall-clock figure is printed too. Medians over the repetitions.
 
-Targets (issue 8): at least 40,000 events/s on one core, at most 2x the JSON floor.
+Targets (issue 8): at least 40,000 events/s on one core, at most 2x the JSON floor. Issue 27 adds the orjson floor
+(``bench.json_floor --orjson``: ``orjson.loads`` + ``orjson.dumps``, also whole processes, in the same repetitions):
+the transform at most 3x its time.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from tools.samples import DEMO_ENV, GOLDEN_NOW
 NAME = "transform"
 TARGET_EVENTS_PER_S = 40_000
 TARGET_RATIO = 2.0
+TARGET_ORJSON_RATIO = 3.0
 # RudderStack's Kochava transformer (rudder-transformer v1.145.0, Node 20, in-process on pre-built objects, no JSON
 # parse or write), measured side by side with this project's parse_event + to_kochava on the same 100,000
 # Segment-style events on 2026-11-30: 55,000-77,000 events/s depending on load, pooled median 66,700 (ours: 65,400
@@ -33,8 +36,8 @@ def _transform_args(route: str) -> list[str]:
     return [PYTHON, "-m", "tools.transform", "--format", route, "--now", GOLDEN_NOW]
 
 
-def _floor_args() -> list[str]:
-    return [PYTHON, "-m", "bench.json_floor"]
+def _floor_args(*extra: str) -> list[str]:
+    return [PYTHON, "-m", "bench.json_floor", *extra]
 
 
 def _run(args: list[str], path: Path, cpu: int | None, out: Path | None = None) -> ChildRun:
@@ -53,6 +56,7 @@ def run(events: int = 200_000, repeat: int = 5, cpu: int | None = None, echo: bo
     transform_wall: list[float] = []
     floor_cpu: list[float] = []
     ratios: list[float] = []
+    orjson_ratios: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bench-transform-") as tmp:
         native, segment = Path(tmp, "native.jsonl"), Path(tmp, "segment.jsonl")
         native.write_bytes(mix.native)
@@ -72,10 +76,12 @@ def run(events: int = 200_000, repeat: int = 5, cpu: int | None = None, echo: bo
                 ("t", _transform_args("segment"), segment),
                 ("f", _floor_args(), native),
                 ("f", _floor_args(), segment),
+                ("o", _floor_args("--orjson"), native),
+                ("o", _floor_args("--orjson"), segment),
             ]
             if index % 2:  # alternate the order so a load spike does not always hit the same side
                 runs.reverse()
-            cpu_by = {"t": 0.0, "f": 0.0}
+            cpu_by = {"t": 0.0, "f": 0.0, "o": 0.0}
             wall_t = 0.0
             for side, args, path in runs:
                 child = _run(args, path, cpu)
@@ -86,11 +92,12 @@ def run(events: int = 200_000, repeat: int = 5, cpu: int | None = None, echo: bo
             floor_cpu.append(cpu_by["f"])
             transform_wall.append(wall_t)
             ratios.append(cpu_by["t"] / cpu_by["f"])
+            orjson_ratios.append(cpu_by["t"] / cpu_by["o"])
             if echo:
                 print(
                     f"  run {index + 1}/{repeat}: transform {total / cpu_by['t']:,.0f} ev/s CPU "
                     f"({total / wall_t:,.0f} wall), floor {total / cpu_by['f']:,.0f} ev/s, "
-                    f"ratio {cpu_by['t'] / cpu_by['f']:.2f}",
+                    f"ratio {cpu_by['t'] / cpu_by['f']:.2f}, to orjson {cpu_by['t'] / cpu_by['o']:.2f}",
                     flush=True,
                 )
     rate = total / median(transform_cpu)
@@ -116,6 +123,16 @@ def run(events: int = 200_000, repeat: int = 5, cpu: int | None = None, echo: bo
             "x",
             f"floor {total / median(floor_cpu):,.0f} events/s; runs "
             + "..".join(f"{r:.2f}" for r in (min(ratios), max(ratios))),
+        ),
+        Result(
+            NAME,
+            "ratio to orjson.loads + orjson.dumps, whole processes (CPU time)",
+            median(orjson_ratios),
+            f"<= {TARGET_ORJSON_RATIO:g}x",
+            median(orjson_ratios) <= TARGET_ORJSON_RATIO,
+            "x",
+            "issue 27; same repetitions, both routes; runs "
+            + "..".join(f"{r:.2f}" for r in (min(orjson_ratios), max(orjson_ratios))),
         ),
         Result(NAME, "throughput, wall clock (shared machine)", total / median(transform_wall), unit="events/s"),
         Result(

@@ -19,3 +19,15 @@ def default_lambda_log(endpoint_url: str | None) -> Path:
         port = None
     label = str(port) if port else "default"
     return Path(tempfile.gettempdir()) / f"kochava-local-{label}-lambdas.log"
+
+
+def default_sink_log(endpoint_url: str | None) -> Path:
+    """Where ``python -m tools.local`` has its Kochava sink write what it received (JSON lines), next to the
+    Lambdas' log of the same stack.
+
+    >>> default_sink_log("http://127.0.0.1:4566").name
+    'kochava-local-4566-sink.jsonl'
+    """
+    return default_lambda_log(endpoint_url).with_name(
+        default_lambda_log(endpoint_url).name.replace("lambdas.log", "sink.jsonl")
+    )

@@ -24,7 +24,7 @@ from typing import TextIO
 
 from infra.config import ConfigError, parse_source_apps
 from tools import add_version_option
-from tools.local import aws, default_lambda_log
+from tools.local import aws, default_lambda_log, default_sink_log
 from tools.local.stack import DEFAULT_API_KEY, EVENTS_DIR, LocalConfig, LocalStack
 
 DEFAULT_API_PORT = 8080
@@ -32,13 +32,16 @@ DEFAULT_AWS_PORT = 4566  # the port AWS emulators conventionally use
 
 
 def port_or_ephemeral(preferred: int) -> int:
-    """``preferred`` when it is free on 127.0.0.1, else 0 (the OS picks one; it is printed)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", preferred))
-        except OSError:
-            return 0
-    return preferred
+    """``preferred`` when it is free on 127.0.0.1, else a free one the OS picks now (printed at start; the
+    stack's log files are named by it, so it is known before the stack starts)."""
+    for port in (preferred, 0):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(probe.getsockname()[1])
+    return 0
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -143,8 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = sys.stdout
     # The Lambdas log JSON lines (and EMF metrics) to stdout as they would to CloudWatch: into a file here, so the
     # terminal shows the report; --verbose keeps them on the terminal.
-    if args.aws_port is None:  # chosen now: the default log file is named by it
-        args.aws_port = port_or_ephemeral(DEFAULT_AWS_PORT)
+    if not args.aws_port:  # chosen now (also for 0): the stack's default log files are named by it
+        args.aws_port = port_or_ephemeral(DEFAULT_AWS_PORT if args.aws_port is None else 0)
     lambda_log = Path(args.lambda_log) if args.lambda_log else default_lambda_log(f"http://127.0.0.1:{args.aws_port}")
     with contextlib.ExitStack() as cleanup:
         if not args.verbose:
@@ -173,6 +176,7 @@ def run(args: argparse.Namespace, out: TextIO, lambda_log: Path | None) -> int:
         source_apps=parse_source_apps(args.source_apps, "--source-apps"),
         require_bound_keys=not args.allow_unbound_keys,
         time_scale=args.time_scale,
+        sink_log=None if args.kochava_url else default_sink_log(f"http://127.0.0.1:{args.aws_port}"),
     )
     with LocalStack(config) as stack:
         say(f"AWS endpoint (moto)  {stack.endpoint_url}   queues and tables: {stack.names.prefix}-*")
@@ -184,6 +188,8 @@ def run(args: argparse.Namespace, out: TextIO, lambda_log: Path | None) -> int:
             unbound = "send nothing (--allow-unbound-keys: any app)" if config.require_bound_keys else "any app"
             say(f"unbound keys         {config.api_key}   may {unbound}")
         say(f"Kochava              {stack.kochava_url}{' (local sink)' if stack.sink else ''}")
+        if config.sink_log is not None:
+            say(f"Kochava sink got     {config.sink_log}   (one JSON line per request: tail -f it)")
         say(f"Kochava IdentityLink {stack.identitylink_url}")
         say(f"Apple AdServices     {stack.adservices_url}{' (local stub)' if stack.apple else ''}")
         if lambda_log is not None:
@@ -210,11 +216,10 @@ def run(args: argparse.Namespace, out: TextIO, lambda_log: Path | None) -> int:
         last = stack.summary()
         try:
             while not stop.wait(1.0):
-                if stack.drained():
-                    now = stack.summary()
-                    if now != last:
-                        say(f"[{time.strftime('%H:%M:%S')}] {now}")
-                        last = now
+                now = stack.summary()  # queued, in flight and parked: a changed line each time something moved
+                if now != last:
+                    say(f"[{time.strftime('%H:%M:%S')}] {now}")
+                    last = now
         except KeyboardInterrupt:
             pass
         say("stopping")

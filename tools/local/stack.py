@@ -50,6 +50,7 @@ from tools.local.report import (
     Report,
     account,
 )
+from tools.local.stub_http import RecordedRequest, Reply
 from tools.samples import DEMO_APP_ID_ANDROID, DEMO_APP_ID_IOS, SAMPLES_DIR, route_for, sample_paths
 
 log = logging.getLogger("tools.local")
@@ -78,6 +79,7 @@ class LocalConfig:
     # Keys bound to the apps they may send to, as the `sourceApps` context key of the stack: key name -> bundle ids
     # or Kochava app GUIDs. Locally a bound key's value is its name and its id `local-<name>` (see api_keys).
     source_apps: dict[str, list[str]] = field(default_factory=dict)
+    sink_log: Path | None = None  # the local Kochava sink also writes each request it got here (JSON lines)
     # Once a key is bound, may the others (the default key) send nothing (True, as the stack's requireBoundKeys)?
     require_bound_keys: bool = True
 
@@ -278,7 +280,7 @@ class LocalStack:
 
     def _start_stubs(self) -> None:
         if self.config.kochava_url is None:
-            self.sink = KochavaSink().start()
+            self.sink = (RecordingSink(self.config.sink_log) if self.config.sink_log else KochavaSink()).start()
             self.kochava_url, self.identitylink_url = self.sink.track_url, self.sink.identitylink_url
         else:
             self.kochava_url = self.config.kochava_url
@@ -478,20 +480,34 @@ class LocalStack:
         return False
 
     def summary(self) -> str:
-        """One line of counters (cheap: no DLQ reads), for watching a running stack."""
+        """One line of counters (cheap: no DLQ reads), for watching a running stack: per queue what is queued
+        (visible or delayed) and in flight (being handled, backed off, or held by the Kochava breaker), and what is
+        parked in each DLQ. A DLQ's count is visible + in flight, so a tool looking at a DLQ (which hides its
+        messages while it reads them) does not change it."""
         assert self.resources is not None
         sqs = aws.client("sqs", self.endpoint_url)
-        in_dlq = []
+        names = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
+        queues, parked = [], []
         for spec in r.QUEUES:
-            attributes = sqs.get_queue_attributes(
-                QueueUrl=self.resources.queues[spec.key].dlq, AttributeNames=["ApproximateNumberOfMessages"]
-            )["Attributes"]
-            in_dlq.append(f"{spec.key} DLQ {attributes['ApproximateNumberOfMessages']}")
+            urls = self.resources.queues[spec.key]
+            visible, hidden, delayed = (
+                int(sqs.get_queue_attributes(QueueUrl=urls.queue, AttributeNames=names)["Attributes"][n]) for n in names
+            )
+            queues.append(f"{spec.key} {visible + delayed} queued / {hidden} in flight")
+            dlq = sqs.get_queue_attributes(QueueUrl=urls.dlq, AttributeNames=names)["Attributes"]
+            parked.append(f"{spec.key} DLQ {sum(int(v) for v in dlq.values())}")
         with self._ledger_lock:
             accepted = sum(event_count(a.body) for a in self.requests)
             delivered = len(self.delivered)
         sink = f", sink {len(self.sink.requests)} requests" if self.sink is not None else ""
-        return f"accepted {accepted}, handed to Kochava {delivered}, {', '.join(in_dlq)}{sink}"
+        return (
+            f"accepted {accepted}, handed to Kochava {delivered}; {', '.join(queues)}; parked: {', '.join(parked)}"
+            f"{sink}"
+        )
 
     def dlq_messages(self) -> dict[str, list[DlqMessage]]:
         """Every message in each DLQ, read without consuming them (made visible again right away)."""
@@ -555,6 +571,31 @@ class LocalStack:
                 samples.setdefault(item.kind, item.payload)
         report.sample_payloads = samples
         return report
+
+
+class RecordingSink(KochavaSink):
+    """The local Kochava sink that also appends each request it received to a JSON-lines file, so a user serving
+    ``make local`` can check a payload without writing a sink: ``{"received_at", "path", "status", "body",
+    "violations"}`` per line (``tail -f`` it; it holds the payloads as sent, device ids included: local data)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.record_path = path
+        path.write_text("", encoding="utf-8")
+        self._record_lock = threading.Lock()
+
+    def dispatch(self, request: RecordedRequest) -> Reply:
+        reply = super().dispatch(request)
+        line = {
+            "received_at": request.received_at,
+            "path": request.path,
+            "status": reply.status,
+            "body": request.json if request.json is not None else request.text,
+            "violations": request.violations,
+        }
+        with self._record_lock, self.record_path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(line, ensure_ascii=False) + "\n")
+        return reply
 
 
 def load_handler(dotted: str) -> Handler:
