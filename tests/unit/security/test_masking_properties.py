@@ -8,7 +8,9 @@ exception log carries the exception's type, redacted message and frames, never a
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -99,17 +101,8 @@ def test_ordinary_text_is_kept() -> None:
 
 def test_the_enricher_logs_a_failed_message_without_the_exceptions_raw_text() -> None:
     """The enricher's handler used logger.exception: the traceback repeated the exception message raw."""
-    import io
-    import logging
-
     from functions.enricher import handler
     from functions.enricher.runtime import Runtime
-
-    # What the handler's Powertools logger writes, read from a handler of our own with its formatter: capsys would
-    # see nothing when the logger was created (module import) while another test had sys.stdout replaced.
-    out = io.StringIO()
-    capture = logging.StreamHandler(out)
-    capture.setFormatter(handler.logger.registered_handler.formatter)
 
     class Boom:
         def process(self, *args: Any) -> Any:
@@ -120,13 +113,18 @@ def test_the_enricher_logs_a_failed_message_without_the_exceptions_raw_text() ->
             return 10_000
 
     record = {"messageId": "m-1", "body": "{}", "messageAttributes": {}}
+    # The logger's own handler keeps the stdout of whichever test built it first, so capsys may see nothing: read
+    # the formatted lines through a handler of our own, with the logger's formatter.
+    logs = io.StringIO()
+    capture = logging.StreamHandler(logs)
+    capture.setFormatter(handler.logger.registered_handler.formatter)
     handler.logger.addHandler(capture)
     try:
         with pytest.raises(ValueError, match="could not hand off"):
             handler.process_record(Runtime(core=Boom()), record, Context())  # type: ignore[arg-type]
     finally:
-        handler.logger.removeHandler(capture)  # type: ignore[attr-defined]
-    logged = out.getvalue()
+        handler.logger.removeHandler(capture)
+    logged = logs.getvalue()
     assert "message not fully handed off" in logged and "ValueError" in logged
     assert "u-secret-42" not in logged and "203.0.113.9" not in logged
     assert "Traceback" not in logged
