@@ -49,7 +49,7 @@ pytest: install
 ## the doctests); not part of make test (about N min on 2 cores). MUTANTS="functions.pipeline.sources*": a subset.
 mutation: $(STAMP)
 	$(VENV)/bin/mutmut run $(MUTANTS)
-	$(VENV)/bin/mutmut results
+	$(PY) -m tests.mutation_score
 
 ## make local: the whole pipeline on this machine (moto, local API, Kochava sink, Apple stub)
 local: $(STAMP)

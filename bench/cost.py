@@ -171,7 +171,7 @@ def held_model(*, batched_visibility: bool = True) -> list[Line]:
     >>> before = sum(line.dollars for line in held_model(batched_visibility=False))
     >>> after = sum(line.dollars for line in held_model())
     >>> round(before), round(after)
-    (71, 19)
+    (70, 18)
     """
     holds = MILLION * BreakerPolicy().held_receives_per_day
     batches = holds / DELIVERY_BATCH

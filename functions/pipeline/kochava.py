@@ -250,7 +250,7 @@ def _consent_signals(event: NativeEvent, data: dict[str, Any], zero_ad_id: bool,
         limit_tracking = True
     if limit_tracking is not None:
         data["device_limit_tracking"] = 1 if limit_tracking else 0
-    if device.platform == "ios" and att_applies(device.os_version):
+    if device.platform == "ios" and att_applies(device.os_version, device.user_agent):
         data["app_tracking_transparency"] = _att_block(event, "idfa" in data["device_ids"], warnings)
     consent = consent_fields(event.consent)
     if consent:
@@ -279,8 +279,10 @@ def _common_data(
     user_agent = device.user_agent
     if user_agent:
         data["device_ua"] = encode_user_agent(user_agent)
-    if user_agent:  # Kochava reads the OS from the agent; device_ver may be "" (its post-install example)
+    if user_agent and ua_os_major(user_agent) is not None:  # Kochava reads the OS from the agent
         data["device_ver"] = device_ver(device.model, device.platform, device.os_version)
+    elif user_agent:  # an agent that names no OS version (an app's own): device_ver is what Kochava can read it from
+        data["device_ver"] = _no_ua_device_ver(device.model, device.platform, device.os_version, None)
     else:  # "S2S without Device UA" (installs and events): Kochava builds the agent, and reads the OS, from it
         noted = warnings if kind == "install" else None  # an install's attribution depends on it: say so
         data["device_ver"] = _no_ua_device_ver(device.model, device.platform, device.os_version, noted)
@@ -436,15 +438,31 @@ def _os_major(os_version: str | None) -> int | None:
     return int(head) if head.isdigit() else None
 
 
-def att_applies(os_version: str | None) -> bool:
-    """An iOS payload carries the ATT block when its OS is 14 or later, or unknown (Kochava drops the IDFA of an
-    iOS 14+ payload without it; an unknown OS may be 14+).
+def att_applies(os_version: str | None, user_agent: str | None = None) -> bool:
+    """An iOS payload carries the ATT block unless every OS version it names is before 14 (Kochava drops the IDFA
+    of an iOS 14+ payload without it; an unknown OS may be 14+). Both sources count: Kochava reads the OS from the
+    user agent or from ``device_ver`` (the event's ``os_version``), so when they disagree the block goes.
 
     >>> att_applies("17.1"), att_applies(None), att_applies("13.6.1")
     (True, True, False)
+    >>> att_applies("13.1", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X)"), att_applies("13.1", "App/2")
+    (True, False)
     """
-    major = _os_major(os_version)
-    return major is None or major >= 14
+    majors = [major for major in (_os_major(os_version), ua_os_major(user_agent)) if major is not None]
+    return not majors or max(majors) >= 14
+
+
+_UA_OS_VERSION = re.compile(r"(?:\bOS |\biOS[- ])(\d+)[_.]\d|\bAndroid[ /](\d+)")
+
+
+def ua_os_major(user_agent: str | None) -> int | None:
+    """The OS major version a user agent names (``iPhone OS 17_1``, ``iOS 17.1``, ``Android 14``), or None.
+
+    >>> ua_os_major("Mozilla/5.0 (Linux; Android 14; Pixel 8)"), ua_os_major("CFNetwork/1.0 Darwin/23")
+    (14, None)
+    """
+    found = _UA_OS_VERSION.search(user_agent) if user_agent else None
+    return int(found.group(1) or found.group(2)) if found else None
 
 
 def consent_fields(consent: Consent | None) -> dict[str, Any] | None:

@@ -294,6 +294,8 @@ def _server_side_purchase() -> dict[str, Any]:
 
 
 def test_server_side_event_with_only_platform_and_id_gets_ids_ip_and_ua_from_the_profile(stack: Stack) -> None:
+    # The wiring of the profile path (DynamoDB written by one invocation, read by the next); the profile rules
+    # themselves are tested on the fakes (tests/unit/enricher/test_core.py, tests/unit/profiles).
     install = native_event(
         "install",
         user_id="user-42",
@@ -325,56 +327,6 @@ def test_server_side_event_with_only_platform_and_id_gets_ids_ip_and_ua_from_the
     assert data["event_data"]["user_id"] == "user-42"
 
 
-def test_install_earlier_in_the_same_message_enriches_a_later_event(stack: Stack) -> None:
-    install = native_event("install")
-    purchase = _server_side_purchase()
-    stack.invoke(stack.record({"batch": [install, purchase]}))
-    by_uuid = {d["uuid"]: d for d in stack.deliveries()}
-    assert by_uuid[purchase["uuid"]]["payload"]["data"]["device_ids"]["idfa"] == IDFA
-    assert by_uuid[purchase["uuid"]]["payload"]["data"]["origination_ip"] == IP
-
-
-def test_event_fields_win_over_the_profile(stack: Stack) -> None:
-    stack.invoke(stack.record(native_event("install")))
-    stack.deliveries()
-    own = native_event(device={"platform": "ios", "id": IDFV, "ip": "198.51.100.9", "user_agent": "Own/1.0"})
-    stack.invoke(stack.record(own))
-    [delivery] = stack.deliveries()
-    data = delivery["payload"]["data"]
-    assert data["origination_ip"] == "198.51.100.9"
-    assert data["device_ua"] == "Own%2F1.0"
-    assert data["device_ids"]["idfa"] == IDFA  # not carried by the event: filled
-
-
-def test_profile_is_written_only_when_something_changed(stack: Stack) -> None:
-    stack.invoke(stack.record(native_event("install")))
-    first = _profile_items(stack)
-    assert len(first) == 1
-    assert first[0]["pk"]["S"] == f"{IOS_APP}#ios#{IDFV.lower()}"  # the id normalised
-    assert first[0]["ip"]["S"] == IP
-    written_at = first[0]["updated_at"]
-
-    stack.clock.now += 60
-    stack.invoke(stack.record(native_event()))  # same context: no write
-    assert _profile_items(stack)[0]["updated_at"] == written_at
-
-    stack.invoke(stack.record(native_event(device={"platform": "ios", "id": IDFV, "ip": "198.51.100.1"})))
-    assert _profile_items(stack)[0]["ip"]["S"] == "198.51.100.1"
-
-
-def test_att_denied_removes_the_remembered_advertising_id(stack: Stack) -> None:
-    stack.invoke(stack.record(native_event("install")))
-    stack.clock.now += 60
-    stack.invoke(
-        stack.record(native_event(timestamp=NOW, device={"platform": "ios", "id": IDFV, "att": {"status": "denied"}}))
-    )
-    stack.deliveries()
-    assert "advertising_id" not in _profile_items(stack)[0]
-    stack.invoke(stack.record(_server_side_purchase()))
-    [delivery] = stack.deliveries()
-    assert "idfa" not in delivery["payload"]["data"]["device_ids"]
-
-
 def test_logs_of_a_whole_run_contain_no_raw_idfa_ip_or_token(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
     install = native_event("install", adservices={"token": TOKEN, "generated_at": NOW - 60})
     invalid = native_event(device={"platform": "ios", "id": IDFV, "advertising_id": IDFA, "ip": 12})
@@ -386,10 +338,6 @@ def test_logs_of_a_whole_run_contain_no_raw_idfa_ip_or_token(stack: Stack, capsy
         assert secret not in logged
     uuids = {line.get("correlation_id") for line in stack.log_lines()}
     assert invalid["uuid"] in uuids  # the rejected event's log line is correlated by its uuid
-
-
-def _profile_items(stack: Stack) -> list[dict[str, Any]]:
-    return list(stack.dynamodb.scan(TableName=stack.table)["Items"])
 
 
 def _emf_docs(out: str) -> list[dict[str, Any]]:

@@ -35,7 +35,7 @@ from functions.pipeline.adservices import ATTRIBUTION_KEY, TOKEN_KEY
 from functions.pipeline.profiles import profile_key
 from functions.pipeline.settings import Settings
 from tests.fakes import APPLE_NOT_READY, FakeAdServices, FakeLog, FakeProfileStore, FakeSender, apple_resolved
-from tests.samples.enricher import ANDROID_APP, IDFA, IDFV, IOS_APP, IP, NOW, TOKEN, native_event
+from tests.samples.enricher import ANDROID_APP, IDFA, IDFV, IOS_APP, IP, NOW, TOKEN, UA, native_event
 from tools.local.apple_stub import attribution_payload
 
 QUEUES = Queues(ingest="q-ingest", ingest_dlq="q-ingest-dlq", delivery="q-delivery")
@@ -390,3 +390,97 @@ def test_parse_counts_received_events_except_on_a_requeue() -> None:
 
     assert parse(body, INFO, NOW).tally[m.EVENTS_RECEIVED] == 2
     assert parse(body, MessageInfo(adservices_attempt=1, requeued=True), NOW).tally[m.EVENTS_RECEIVED] == 0
+
+
+# --- Moved from tests/integration/enricher/test_handler.py: profile behaviour of the core, on the fakes -------------
+
+
+def test_a_server_side_event_gets_ids_ip_ua_device_app_version_and_user_from_the_profile(core: Core) -> None:
+    """Given an install that carried everything about the device, an hour earlier
+    When a backend sends a purchase with only the platform and the device id
+    Then it is delivered with the install's advertising id, IP, user agent, device, app version and user id."""
+    install = native_event(
+        "install",
+        user_id="user-42",
+        app={"version": "3.1.0"},
+        device={
+            "platform": "ios",
+            "id": IDFV,
+            "advertising_id": IDFA,
+            "ip": IP,
+            "user_agent": UA,
+            "model": "iPhone14,2",
+            "os_version": "17.1",
+            "att": {"status": "authorized", "time": NOW - 3600, "duration": 4},
+        },
+    )
+    core.enricher.process(json.dumps(install), INFO, NOW - 3600)
+    core.sender.sent.clear()
+
+    core.process(server_side_purchase())
+
+    [delivery] = core.deliveries()
+    data = delivery["payload"]["data"]
+    assert data["device_ids"] == {"idfa": IDFA, "idfv": IDFV}
+    assert data["origination_ip"] == IP
+    assert data["device_ua"].startswith("Mozilla%2F5.0")
+    assert data["device_ver"] == "iPhone14,2-iOS-17.1"
+    assert data["app_version"] == "3.1.0"
+    assert data["event_data"]["user_id"] == "user-42"
+
+
+def test_the_event_s_own_fields_win_over_the_profile(core: Core) -> None:
+    """Given a stored profile with the install's IP and user agent
+    When an event brings its own IP and user agent but no advertising id
+    Then its own IP and user agent are sent, and only the advertising id is filled from the profile."""
+    core.process(native_event("install"))
+    core.sender.sent.clear()
+
+    core.process(native_event(device={"platform": "ios", "id": IDFV, "ip": "198.51.100.9", "user_agent": "Own/1.0"}))
+
+    [delivery] = core.deliveries()
+    data = delivery["payload"]["data"]
+    assert data["origination_ip"] == "198.51.100.9"
+    assert data["device_ua"] == "Own%2F1.0"
+    assert data["device_ids"]["idfa"] == IDFA
+
+
+def test_a_profile_is_written_only_when_something_changed(core: Core) -> None:
+    """Given a profile written by an install (keyed by the app, the platform and the id normalised)
+    When an event with the same device context arrives a minute later, then one from a new IP
+    Then the first writes nothing, the second writes the new IP."""
+    core.process(native_event("install"))
+    key = profile_key(IOS_APP, "ios", IDFV)
+    assert key == f"{IOS_APP}#ios#{IDFV.lower()}"
+    assert [list(written) for written, _ in core.store.writes] == [[key]]
+    assert core.store.profiles[key]["ip"] == IP
+
+    core.enricher.process(json.dumps(native_event()), INFO, NOW + 60)
+    assert len(core.store.writes) == 1
+
+    core.enricher.process(
+        json.dumps(native_event(device={"platform": "ios", "id": IDFV, "ip": "198.51.100.1"})), INFO, NOW + 120
+    )
+    assert len(core.store.writes) == 2
+    assert core.store.profiles[key]["ip"] == "198.51.100.1"
+
+
+def test_att_denied_removes_the_remembered_advertising_id(core: Core) -> None:
+    """Given a profile that remembers the advertising id of an install
+    When the device's next event says ATT is denied
+    Then the profile forgets the advertising id, and a later server-side event is sent without it."""
+    core.process(native_event("install"))
+    core.enricher.process(
+        json.dumps(
+            native_event(timestamp=NOW + 60, device={"platform": "ios", "id": IDFV, "att": {"status": "denied"}})
+        ),
+        INFO,
+        NOW + 60,
+    )
+    assert "advertising_id" not in core.store.profiles[profile_key(IOS_APP, "ios", IDFV)]
+    core.sender.sent.clear()
+
+    core.enricher.process(json.dumps(server_side_purchase()), INFO, NOW + 120)
+
+    [delivery] = core.deliveries()
+    assert "idfa" not in delivery["payload"]["data"]["device_ids"]

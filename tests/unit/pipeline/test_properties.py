@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 import orjson
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from functions.pipeline import reasons
@@ -109,8 +109,17 @@ def check_payload(payload: dict[str, Any]) -> None:
     orjson.dumps(payload)  # serialisable as the deliverer will send it
 
 
+def _ios_13_install(**device: Any) -> dict[str, Any]:
+    found = {"platform": "ios", "id": "3F2504E0-4F89-11D3-9A0C-0305E82C3301", "os_version": "13.1", "att": {}}
+    return {"uuid": "u-1", "type": "install", "timestamp": "2026-11-20T11:58:30Z", "device": found | device}
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(events)
+# Found by hypothesis: an iOS 13 device whose agent names no OS (Kochava could not read the version: no ATT block
+# and device_ver ""), and one whose agent says iOS 17 (Kochava reads 17: the block must go).
+@example(_ios_13_install(user_agent="SomeApp/1.0"))
+@example(_ios_13_install(user_agent="Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X)"))
 def test_any_event_maps_or_is_rejected_with_a_reason(raw: dict[str, Any]) -> None:
     item = parse_event(raw)
     if isinstance(item, Rejection):

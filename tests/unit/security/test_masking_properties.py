@@ -8,7 +8,9 @@ exception log carries the exception's type, redacted message and frames, never a
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -97,7 +99,7 @@ def test_ordinary_text_is_kept() -> None:
         assert redact(text) == text
 
 
-def test_the_enricher_logs_a_failed_message_without_the_exceptions_raw_text(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_enricher_logs_a_failed_message_without_the_exceptions_raw_text() -> None:
     """The enricher's handler used logger.exception: the traceback repeated the exception message raw."""
     from functions.enricher import handler
     from functions.enricher.runtime import Runtime
@@ -111,9 +113,18 @@ def test_the_enricher_logs_a_failed_message_without_the_exceptions_raw_text(caps
             return 10_000
 
     record = {"messageId": "m-1", "body": "{}", "messageAttributes": {}}
-    with pytest.raises(ValueError, match="could not hand off"):
-        handler.process_record(Runtime(core=Boom()), record, Context())  # type: ignore[arg-type]
-    logged = capsys.readouterr().out
+    # The logger's own handler keeps the stdout of whichever test built it first, so capsys may see nothing: read
+    # the formatted lines through a handler of our own, with the logger's formatter.
+    logs = io.StringIO()
+    capture = logging.StreamHandler(logs)
+    capture.setFormatter(handler.logger.registered_handler.formatter)
+    handler.logger.addHandler(capture)
+    try:
+        with pytest.raises(ValueError, match="could not hand off"):
+            handler.process_record(Runtime(core=Boom()), record, Context())  # type: ignore[arg-type]
+    finally:
+        handler.logger.removeHandler(capture)
+    logged = logs.getvalue()
     assert "message not fully handed off" in logged and "ValueError" in logged
     assert "u-secret-42" not in logged and "203.0.113.9" not in logged
     assert "Traceback" not in logged
