@@ -460,9 +460,23 @@ def ua_os_major(user_agent: str | None) -> int | None:
 
     >>> ua_os_major("Mozilla/5.0 (Linux; Android 14; Pixel 8)"), ua_os_major("CFNetwork/1.0 Darwin/23")
     (14, None)
+
+    Cached like :func:`encode_user_agent` (same bound): the regex search ran twice per event with a user agent,
+    8% of a Segment event's instructions (callgrind, issue 27), for agents that repeat heavily.
     """
-    found = _UA_OS_VERSION.search(user_agent) if user_agent else None
+    if not user_agent:
+        return None
+    if len(user_agent) <= UA_CACHE_MAX_LENGTH:
+        return _ua_os_major_cached(user_agent)
+    return _ua_os_major(user_agent)
+
+
+def _ua_os_major(user_agent: str) -> int | None:
+    found = _UA_OS_VERSION.search(user_agent)
     return int(found.group(1) or found.group(2)) if found else None
+
+
+_ua_os_major_cached = lru_cache(maxsize=4096)(_ua_os_major)
 
 
 def consent_fields(consent: Consent | None) -> dict[str, Any] | None:
