@@ -37,6 +37,7 @@ class Core:
     kochava: FakeKochava
     queue: FakeDeliveryQueue
     store: FakeBreakerStore | None
+    sender: FakeOnceSender | None = None
 
     def run(self, *records: DeliveryRecord) -> BatchReport:
         return self.deliverer.process_batch(records, deadline=DEADLINE)
@@ -47,17 +48,18 @@ class Core:
 
 def build(*, max_attempts: int, breaker: bool) -> Core:
     kochava, queue = FakeKochava(), FakeDeliveryQueue()
+    sender = FakeOnceSender(kochava)
     store = FakeBreakerStore() if breaker else None
     kochava_breaker = KochavaBreaker(store, POLICY, rng=random.Random(7)) if store is not None else None
     deliverer = Deliverer(
-        FakeOnceSender(kochava),
+        sender,
         queue,
         max_workers=2,
         max_attempts=max_attempts,
         clock=lambda: NOW,
         breaker=kochava_breaker,
     )
-    return Core(deliverer, kochava, queue, store)
+    return Core(deliverer, kochava, queue, store, sender)
 
 
 @pytest.fixture
@@ -180,3 +182,37 @@ def test_a_young_record_is_not_given_up(guarded: Core) -> None:
     assert [o.verdict for o in report.outcomes] == ["retry"]
     assert guarded.queue.dead_letters == []
     assert [message_id for message_id, _ in guarded.queue.back_offs] == ["msg-u-young"]
+
+
+def test_a_held_record_about_to_outlive_the_queue_is_dead_lettered_not_held_again(guarded: Core) -> None:
+    """Given Kochava down and the breaker open
+    When a record sent long ago (one more hold could outlive the queue's retention) comes in
+    Then it is dead-lettered now as retries_exhausted, saying how long it waited and that the breaker was open,
+    while a young record of the same batch is held."""
+    guarded.kochava.default = TRANSIENT
+    first = guarded.run(*(record(f"o-{i}", device=f"dev-{i}") for i in range(10)))
+    assert first.breaker is not None and first.breaker.opened
+    old_ms = int((NOW - POLICY.give_up_age_s - 60) * 1000)
+
+    report = guarded.run(record("h-old", sent_at_ms=old_ms, device="dev-x"), record("h-young", device="dev-y"))
+
+    assert [o.verdict for o in report.outcomes] == ["dead_letter", "held"]
+    [dead] = guarded.queue.dead_letters  # held unparsed: the body names the event
+    assert '"h-old"' in dead.body and dead.attributes[ATTR_REASON] == reasons.RETRIES_EXHAUSTED
+    error = dead.attributes[ATTR_ERROR]
+    assert error.startswith("waited ") and error.endswith(": Kochava breaker open")
+    assert report.outcomes[1].error == "Kochava breaker open"
+
+
+def test_a_record_that_failed_unexpectedly_and_is_about_to_outlive_the_queue_is_dead_lettered(guarded: Core) -> None:
+    """Given the idempotency store down (the record fails, SQS would redeliver it) and a record sent long ago
+    Then it is dead-lettered as retries_exhausted with the failure in its error, not returned to SQS to expire."""
+    assert guarded.sender is not None
+    guarded.sender.error = ConnectionError("DynamoDB unreachable")
+    old_ms = int((NOW - POLICY.give_up_age_s - 60) * 1000)
+
+    report = guarded.run(record("u-old", sent_at_ms=old_ms))
+
+    assert [o.verdict for o in report.outcomes] == ["dead_letter"]
+    error = guarded.queue.dead_letters[0].attributes[ATTR_ERROR]
+    assert error.startswith("waited ") and "ConnectionError: DynamoDB unreachable" in error

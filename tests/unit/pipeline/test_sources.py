@@ -175,3 +175,14 @@ def test_a_long_list_of_apps_is_cut_in_the_message() -> None:
     many = {"k": frozenset(f"com.example.app{n:02d}" for n in range(20))}
     denied = check_source(many, "k", bundle_id="com.other", app_id=None)
     assert denied is not None and denied.message.count("com.example.app") == 5 and ", ..." in denied.message
+
+
+def test_an_unresolved_binding_names_the_configured_guids_or_says_there_are_none() -> None:
+    # The error says which GUIDs a key could be bound to, so the operator can fix the binding without a lookup.
+    kwargs = {"label": "sourceApps", "bundles_label": "kochavaAppIdsByBundle"}
+    [some] = unresolved_bindings(
+        {"k": ["com.nowhere"]}, app_ids_by_bundle={"com.a": "ko-b"}, platform_app_ids=["ko-a", ""], **kwargs
+    )
+    assert "nor a configured Kochava app GUID (ko-a, ko-b). " in some
+    [none] = unresolved_bindings({"k": ["com.nowhere"]}, app_ids_by_bundle={}, platform_app_ids=[""], **kwargs)
+    assert "nor a configured Kochava app GUID (none configured). " in none
