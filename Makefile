@@ -46,7 +46,7 @@ pytest: install
 	$(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 ## make mutation: mutmut over functions/pipeline/ and functions/deliverer/ against the fast tests (tests/unit and
-## the doctests); not part of make test (about N min on 2 cores). MUTANTS="functions.pipeline.sources*": a subset.
+## the doctests); not part of make test (tens of minutes on 2 cores). MUTANTS="functions.pipeline.sources*": a subset.
 mutation: $(STAMP)
 	$(VENV)/bin/mutmut run $(MUTANTS)
 	$(PY) -m tests.mutation_score
