@@ -448,8 +448,10 @@ def att_applies(os_version: str | None, user_agent: str | None = None) -> bool:
     >>> att_applies("13.1", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X)"), att_applies("13.1", "App/2")
     (True, False)
     """
-    majors = [major for major in (_os_major(os_version), ua_os_major(user_agent)) if major is not None]
-    return not majors or max(majors) >= 14
+    os_major, ua_major = _os_major(os_version), ua_os_major(user_agent)
+    if os_major is None and ua_major is None:
+        return True
+    return (os_major or 0) >= 14 or (ua_major or 0) >= 14  # the larger one named is 14+ (no list per event)
 
 
 _UA_OS_VERSION = re.compile(r"(?:\bOS |\biOS[- ])(\d+)[_.]\d|\bAndroid[ /](\d+)")
