@@ -186,3 +186,19 @@ def test_an_unresolved_binding_names_the_configured_guids_or_says_there_are_none
     assert "nor a configured Kochava app GUID (ko-a, ko-b). " in some
     [none] = unresolved_bindings({"k": ["com.nowhere"]}, app_ids_by_bundle={}, platform_app_ids=[""], **kwargs)
     assert "nor a configured Kochava app GUID (none configured). " in none
+
+
+def test_the_refusal_texts_name_the_field_the_key_and_what_the_event_had() -> None:
+    # An unbound key while others are bound: refused on the native route's field by default, saying how to fix it.
+    unbound = check_source(APPS, "key-new", bundle_id=None, app_id=None)
+    assert unbound is not None and unbound.field == "app.bundle_id"
+    assert unbound.message.endswith("(REQUIRE_BOUND_KEYS, the context key requireBoundKeys): bind it in sourceApps")
+    # A bound key and an event with neither a bundle id nor a GUID: the text says so.
+    denied = check_source(APPS, "key-tools", bundle_id=None, app_id=None)
+    assert denied is not None and denied.message.endswith("this event has no bundle id, so no Kochava app")
+    # Exactly five apps are all listed, without the ", ..." of a cut list.
+    five = {"k": frozenset(f"ko-{n}" for n in range(5))}
+    listed = check_source(five, "k", bundle_id="com.x", app_id="ko-other")
+    assert listed is not None
+    assert "may send only to ko-0, ko-1, ko-2, ko-3, ko-4 (SOURCE_APPS" in listed.message
+    assert "this event has bundle 'com.x', so Kochava app 'ko-other'" in listed.message
