@@ -97,7 +97,7 @@ def test_a_record_already_delivered_is_skipped_and_the_next_one_probes(core: Cor
 
     report = core.run(rec("p-0"), rec("p-1"), rec("p-2"))
 
-    assert core.probes() == ["p-1"] and report.probes == 1
+    assert core.probes() == ["p-1"] and report.probes == 1 and report.breaker_mode == "probe"
     assert verdicts(report) == {"msg-p-0": "duplicate", "msg-p-1": "delivered", "msg-p-2": "delivered"}
     assert report.breaker is not None and report.breaker.closed
     assert not core.store.state.is_open and core.store.state.closed_at == core.clock.now
@@ -251,3 +251,18 @@ def test_one_probe_per_interval_whatever_the_number_of_batches(core: Core) -> No
 
     core.clock.now += 1
     assert core.run(rec("p-0"), rec("p-1")).probes == 1
+
+
+def test_one_device_id_in_three_apps_is_three_devices(core: Core) -> None:
+    core.kochava.default = TRANSIENT
+    records = []
+    for i in range(6):
+        payload = event_payload(f"a-{i}")
+        payload["kochava_app_id"], payload["kochava_device_id"] = f"app-{i % 3}", "shared-id"
+        body = envelope.build_body(
+            uuid=f"a-{i}", kind="event", event_name="Purchase", payload=payload, adservices_generated_at=None
+        )
+        records.append(DeliveryRecord(f"msg-a-{i}", f"rh-a-{i}", body, 1))
+    report = core.run(*records)
+    assert report.breaker_mode == "send" and core.store.state.openings == 1
+    assert {p.deadline for p in core.kochava.posts} == {DEADLINE}
