@@ -28,19 +28,12 @@ from tests.fakes import (
     FakeKochava,
     FakeOnceSender,
 )
+from tests.lambda_fakes import Clock
 from tests.samples.deliverer import NOW, device_event_body
 
 POLICY = BreakerPolicy(min_events=5, min_sources=3, window_s=60.0, probe_interval_s=20.0, hold_s=600.0)
 MAX_ATTEMPTS = 5
 DEADLINE = 1e12
-
-
-@dataclass
-class Clock:
-    now: float = NOW
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass
@@ -72,7 +65,7 @@ class Core:
 
 @pytest.fixture
 def core() -> Iterator[Core]:
-    kochava, queue, store, clock = FakeKochava(), FakeDeliveryQueue(), FakeBreakerStore(), Clock()
+    kochava, queue, store, clock = FakeKochava(), FakeDeliveryQueue(), FakeBreakerStore(), Clock(NOW)
     sender = FakeOnceSender(kochava)
     breaker = KochavaBreaker(store, POLICY)
     deliverer = Deliverer(sender, queue, max_workers=4, max_attempts=MAX_ATTEMPTS, clock=clock, breaker=breaker)

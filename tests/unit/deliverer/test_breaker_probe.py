@@ -21,18 +21,11 @@ from functions.names import ATTR_REASON
 from functions.pipeline import envelope, reasons
 from functions.pipeline.breaker import BreakerPolicy
 from tests.fakes import DELIVERED, REJECTED, TRANSIENT, FakeBreakerStore, FakeDeliveryQueue, FakeKochava, FakeOnceSender
+from tests.lambda_fakes import Clock
 from tests.samples.deliverer import IOS_APP, NOW, device_event_body, event_payload
 
 POLICY = BreakerPolicy(min_events=5, min_sources=3, window_s=60.0, probe_interval_s=20.0, hold_s=600.0)
 DEADLINE = NOW + 300.0
-
-
-@dataclass
-class Clock:
-    now: float = NOW
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass
@@ -62,7 +55,7 @@ class Core:
 
 @pytest.fixture
 def core() -> Iterator[Core]:
-    kochava, queue, store, clock = FakeKochava(), FakeDeliveryQueue(), FakeBreakerStore(), Clock()
+    kochava, queue, store, clock = FakeKochava(), FakeDeliveryQueue(), FakeBreakerStore(), Clock(NOW)
     sender = FakeOnceSender(kochava)
     breaker = KochavaBreaker(store, POLICY, rng=random.Random(3))
     deliverer = Deliverer(sender, queue, max_workers=2, max_attempts=5, clock=clock, breaker=breaker)
