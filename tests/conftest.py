@@ -72,18 +72,29 @@ LONGEST_FIRST = (
 )
 
 
+def unit_of(nodeid: str) -> str:
+    """The unit of work a test belongs to: its file, or its package if that shares fixtures across files.
+
+    >>> unit_of("tests/e2e/test_trace.py::test_x"), unit_of("tests/unit/test_a.py::test_b[1]")
+    ('tests/e2e/', 'tests/unit/test_a.py')
+    >>> unit_of("tests/infra/test_cdk_cli.py::test_y")
+    'tests/infra/test_cdk_cli.py'
+    """
+    path = nodeid.split("::", 1)[0]
+    if path in STANDALONE_FILES:
+        return path
+    for package in SHARED_FIXTURE_PACKAGES:
+        if nodeid.startswith(package):
+            return package
+    return path
+
+
 class SharedFixtureScheduling(LoadFileScheduling):
-    """``--dist loadfile``, except that each of :data:`SHARED_FIXTURE_PACKAGES` (but its :data:`STANDALONE_FILES`)
-    is one unit of work, and the units of :data:`LONGEST_FIRST` are handed out first.
+    """``--dist loadfile`` with the units of :func:`unit_of`, the units of :data:`LONGEST_FIRST` handed out first.
 
     (``--dist loadgroup`` with ``xdist_group`` marks would say the same, but pytest-xdist 3.8.0 writes the group
     into ``Item._nodeid``, which pytest 9 no longer reads: the marks are silently ignored.)
 
-    >>> split = SharedFixtureScheduling._split_scope
-    >>> split(None, "tests/e2e/test_trace.py::test_x"), split(None, "tests/unit/test_a.py::test_b[1]")
-    ('tests/e2e/', 'tests/unit/test_a.py')
-    >>> split(None, "tests/infra/test_cdk_cli.py::test_y")
-    'tests/infra/test_cdk_cli.py'
     >>> sorted(["tests/unit/a.py", "tests/infra/", "tests/e2e/"], key=SharedFixtureScheduling.rank)
     ['tests/e2e/', 'tests/infra/', 'tests/unit/a.py']
     """
@@ -91,13 +102,7 @@ class SharedFixtureScheduling(LoadFileScheduling):
     _ordered = False
 
     def _split_scope(self, nodeid: str) -> str:
-        path = nodeid.split("::", 1)[0]
-        if path in STANDALONE_FILES:
-            return path
-        for package in SHARED_FIXTURE_PACKAGES:
-            if nodeid.startswith(package):
-                return package
-        return path
+        return unit_of(nodeid)
 
     @staticmethod
     def rank(scope: str) -> int:

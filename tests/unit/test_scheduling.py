@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LONGEST_FIRST, SHARED_FIXTURE_PACKAGES, STANDALONE_FILES, SharedFixtureScheduling
+from tests.conftest import LONGEST_FIRST, SHARED_FIXTURE_PACKAGES, STANDALONE_FILES, unit_of
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,8 +60,7 @@ def test_every_unit_named_for_the_longest_first_order_exists() -> None:
 
 
 def test_standalone_files_are_their_own_units_and_the_rest_of_the_package_one() -> None:
-    split = SharedFixtureScheduling._split_scope
     for path in STANDALONE_FILES:
-        assert split(None, f"{path}::test_x") == path
-    assert split(None, "tests/infra/test_iam.py::test_x") == "tests/infra/"
-    assert split(None, "tests/e2e/test_trace.py::test_x[a]") == "tests/e2e/"
+        assert unit_of(f"{path}::test_x") == path
+    assert unit_of("tests/infra/test_iam.py::test_x") == "tests/infra/"
+    assert unit_of("tests/e2e/test_trace.py::test_x[a]") == "tests/e2e/"
