@@ -67,3 +67,36 @@ def test_importing_a_handler_leaves_the_collector_on_and_its_modules_frozen(hand
     ).stdout.split()
     assert out[0] == "True"
     assert int(out[1]) > 10_000  # the imported modules' objects (pydantic models, botocore, Powertools)
+
+
+# What a handler's cold start (import + the first invocation's wiring, in the deployed environment) must not
+# import: each is a cost measured in bench/coldstart.py and docs/benchmarks.md, or code that has no place in an asset.
+_NEVER_IMPORTED = {"tools", "infra", "bench", "tests", "hypothesis", "jsonschema", "moto", "pytest", "aws_cdk"}
+_NOT_IMPORTED_BY = {
+    # botocore's session makes the clients: boto3 would import s3transfer and multiprocessing (~45 ms); the Apple
+    # client (requests) is built only when an install with a fresh AdServices token shows up.
+    "functions.enricher.handler": _NEVER_IMPORTED | {"boto3", "s3transfer", "multiprocessing", "requests"},
+    # The deliverer validates nothing with pydantic (it reads envelopes the enricher wrote).
+    "functions.deliverer.handler": _NEVER_IMPORTED | {"pydantic", "pydantic_core"},
+}
+
+
+@pytest.mark.parametrize("handler", sorted(_NOT_IMPORTED_BY))
+def test_a_cold_start_imports_none_of_what_the_lambda_does_not_use(handler: str) -> None:
+    """A fresh interpreter in the Lambda's environment (Tracer on, the stack's variables, as bench/coldstart.py
+    measures it) imports the handler and wires it as its first invocation does; then looks at what got imported."""
+    from bench.coldstart import lambda_env
+
+    probe = (
+        f"import sys, {handler} as handler\n"
+        "handler.get_runtime()\n"
+        "print(' '.join(sorted({name.split('.')[0] for name in sys.modules})))"
+    )
+    env = lambda_env(handler)
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = set(done.stdout.split())
+    assert "botocore" in imported  # the probe did wire the clients
+    assert imported & _NOT_IMPORTED_BY[handler] == set()
