@@ -39,7 +39,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from bench.common import PYTHON, Result, base_env, median, run_child, spread
+from bench.common import PYTHON, Result, base_env, median, precompile_repo, run_child, spread
 from functions.names import (
     ENV_DELIVERY_DLQ_URL,
     ENV_DELIVERY_QUEUE_URL,
@@ -276,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
+    precompile_repo()  # as the deployed assets carry bytecode (bench/common.py)
     for module in args.modules:
         imported, wiring = instructions(module)
         print(
