@@ -40,8 +40,8 @@ with collector_paused(freeze=True):
     NAMESPACE = os.environ.get(ENV_POWERTOOLS_METRICS_NAMESPACE) or METRICS_NAMESPACE
     logger = Logger(service=SERVICE)
     metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
-    # X-Ray patches each library when its client is built: botocore in get_runtime, requests with the Apple client.
-    tracer = Tracer(service=SERVICE, auto_patch=False)
+    # Only botocore is patched at start-up; requests is patched when the Apple client is first built.
+    tracer = Tracer(service=SERVICE, patch_modules=("botocore",))
 
 
 _runtime: Runtime | None = None
@@ -51,9 +51,7 @@ def get_runtime() -> Runtime:
     """The container's runtime, built on the first invocation (nothing is created at import time)."""
     global _runtime
     if _runtime is None:
-        with collector_paused(freeze=True):  # imports botocore, once per container: frozen as the imports above
-            tracer.patch(["botocore"])
-        with collector_paused():  # AWS clients and their service models: ~40 ms of collections otherwise
+        with collector_paused():  # boto3 clients and their service models: ~40 ms of collections otherwise
             _runtime = build_runtime(os.environ, log=logger, instrument_http=lambda: tracer.patch(["requests"]))
     return _runtime
 

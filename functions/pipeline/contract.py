@@ -423,12 +423,22 @@ def _segment_call_rules_plain(call: dict[str, Any]) -> dict[str, Any]:
 # these classes makes the derivation fail loudly here rather than be skipped
 # (tests/unit/pipeline/test_parse_fast_paths.py compares both on generated calls).
 
-PLAIN_SEGMENT_MODELS: tuple[type[BaseModel], ...] = (SegmentEvent, SegmentContext, SegmentDevice, SegmentOS, SegmentApp)
+PLAIN_SEGMENT_MODELS: tuple[type[BaseModel], ...] = (
+    SegmentEvent,
+    SegmentContext,
+    SegmentDevice,
+    SegmentOS,
+    SegmentApp,
+    SegmentIntegrations,
+    KochavaIntegration,
+)
 
 
 def plain_schema(node: Any, twins: dict[Any, Any], models: tuple[type[BaseModel], ...] = PLAIN_SEGMENT_MODELS) -> Any:
-    """``node`` (a core schema, or a part of one) with every ``model`` node of ``models`` as a ``typed-dict`` node,
-    and each model validator on them replaced by its plain twin in ``twins`` (``TypeError`` when it has none)."""
+    """``node`` (a core schema, or a part of one) with every ``model`` node of ``models`` as a ``typed-dict`` node.
+    A validator that runs before such a model sees the raw input either way and is kept; one that runs after it
+    (or around it) would get a dict instead of the model: it must have a plain twin in ``twins`` (an after
+    validator taking and returning the dict), else ``TypeError``."""
     if isinstance(node, list):
         return [plain_schema(item, twins, models) for item in node]
     if not isinstance(node, dict):
@@ -436,16 +446,27 @@ def plain_schema(node: Any, twins: dict[Any, Any], models: tuple[type[BaseModel]
     kind = node.get("type")
     if kind == "model" and node["cls"] in models:
         return _typed_dict_node(node, twins, models)
-    inner = node.get("schema")
-    if kind in _FUNCTION_NODES and isinstance(inner, dict) and inner.get("type") == "model" and inner["cls"] in models:
+    if kind in _AFTER_OR_AROUND and _model_below(node["schema"], models) is not None:
         function = node["function"].get("function")
-        if function not in twins:
-            raise TypeError(f"the model validator {function!r} of {inner['cls'].__name__} has no plain twin")
-        return core_schema.no_info_after_validator_function(twins[function], plain_schema(inner, twins, models))
+        if kind != "function-after" or function not in twins:
+            model = _model_below(node["schema"], models)
+            raise TypeError(f"the validator {function!r} after {model!r} has no plain twin")
+        return core_schema.no_info_after_validator_function(
+            twins[function], plain_schema(node["schema"], twins, models)
+        )
     return {key: plain_schema(value, twins, models) for key, value in node.items()}
 
 
-_FUNCTION_NODES = frozenset({"function-after", "function-before", "function-wrap", "function-plain"})
+_AFTER_OR_AROUND = frozenset({"function-after", "function-wrap", "function-plain"})
+
+
+def _model_below(node: Any, models: tuple[type[BaseModel], ...]) -> str | None:
+    """The name of the model of ``models`` that ``node`` validates (through nullable / default wrappers), or None."""
+    while isinstance(node, dict) and node.get("type") in ("nullable", "default"):
+        node = node["schema"]
+    if isinstance(node, dict) and node.get("type") == "model" and node["cls"] in models:
+        return str(node["cls"].__name__)
+    return None
 
 
 def _typed_dict_node(node: dict[str, Any], twins: dict[Any, Any], models: tuple[type[BaseModel], ...]) -> CoreSchema:

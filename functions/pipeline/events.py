@@ -419,14 +419,14 @@ def plain_segment_to_event(call: dict[str, Any]) -> NativeEvent:
     elif call_type == "identify":
         properties = {**(context["traits"] or {}), **(call["traits"] or {})}
     integrations = call["integrations"]
-    kochava = integrations.Kochava if integrations is not None else None
+    kochava = (integrations["Kochava"] if integrations is not None else None) or _NO_KOCHAVA
     seg_app = context["app"]
     app = None
     if seg_app is not None:
         app = _trusted(
             App, {"bundle_id": seg_app["namespace"], "version": seg_app["version"], "build": seg_app["build"]}
         )
-    adservices = kochava.adservices if kochava else None
+    adservices = kochava["adservices"]
     if adservices is None and event_type == "install":
         adservices = _segment_adservices(properties)
     return _trusted(
@@ -444,19 +444,20 @@ def plain_segment_to_event(call: dict[str, Any]) -> NativeEvent:
             "app": app,
             "device": _segment_device(context, kochava),
             "adservices": adservices,
-            "iad_attribution_details": kochava.iad_attribution_details if kochava else None,
-            "consent": kochava.consent if kochava else None,
-            "install_referrer": kochava.install_referrer if kochava else None,
+            "iad_attribution_details": kochava["iad_attribution_details"],
+            "consent": kochava["consent"],
+            "install_referrer": kochava["install_referrer"],
         },
     )
 
 
-# A call without context.device / context.os reads as one whose fields are all null.
+# A call without context.device / context.os / integrations.Kochava reads as one whose fields are all null.
 _NO_DEVICE: dict[str, Any] = dict.fromkeys(SegmentDevice.model_fields)
 _NO_OS: dict[str, Any] = dict.fromkeys(SegmentOS.model_fields)
+_NO_KOCHAVA: dict[str, Any] = dict.fromkeys(KochavaIntegration.model_fields)
 
 
-def _segment_device(context: dict[str, Any], kochava: KochavaIntegration | None) -> Device:
+def _segment_device(context: dict[str, Any], kochava: dict[str, Any]) -> Device:
     """The internal device of a Segment call: ``context.device`` / ``os`` / ``ip`` / ``userAgent``, plus
     ``integrations.Kochava.kochava_device_id`` and ``att``."""
     seg_device, seg_os = context["device"] or _NO_DEVICE, context["os"] or _NO_OS
@@ -467,13 +468,13 @@ def _segment_device(context: dict[str, Any], kochava: KochavaIntegration | None)
             "platform": segment_platform(seg_device["type"], seg_os["name"]),
             "id": seg_device["id"],
             "advertising_id": seg_device["advertisingId"] or seg_device["advertising_id"],
-            "kochava_device_id": kochava.kochava_device_id if kochava else None,
+            "kochava_device_id": kochava["kochava_device_id"],
             "ip": context["ip"],
             "user_agent": context["userAgent"],
             "model": seg_device["model"],
             "os_version": seg_os["version"],
             "limit_ad_tracking": None if ad_tracking is None else not ad_tracking,
-            "att": _segment_att(seg_device["attTrackingStatus"], kochava.att if kochava else None),
+            "att": _segment_att(seg_device["attTrackingStatus"], kochava["att"]),
         },
     )
 
