@@ -5,8 +5,9 @@ in turn (so a slow spell of the shared machine falls on both alike):
 
 * a probe: a fresh interpreter that times ``import <handler>`` itself (``time.perf_counter`` and
   ``time.process_time`` around the import statement: the interpreter's own start is not in it, nothing else
-  is), then times the wiring the first invocation does (``build_runtime()``: settings,
-  boto3 clients, the HTTP session; no network), prints the figures and leaves with ``os._exit``;
+  is), then times the wiring the first invocation does (``get_runtime()``, exactly what the handler calls:
+  settings, the AWS clients, the HTTP session, with the collector paused as in Lambda; no network), prints the
+  figures and leaves with ``os._exit``;
 * a bare interpreter (``import os; os._exit(0)``), as the cross-check the issue describes: the probe's process
   wall time minus the bare one's is the import time measured from outside.
 
@@ -21,19 +22,28 @@ the Powertools service name, and ``FUNCTION_STATIC_ENV`` (``infra/resources.py``
 
 The API key authorizer (standard library only) is measured too: its figure is a few percent of the enricher's.
 
-Target (issue 27; 300 ms in issue 8): at most 150 ms per handler.
+Target (issue 27; 300 ms in issue 8): at most 150 ms per handler. The whole init (import + wiring) is printed next
+to it, so moving work from the import into the first invocation cannot make a cold start look shorter.
+
+On a loaded machine wall clock says little; ``python -m bench.coldstart --instructions`` counts the instructions
+of the import and of the wiring instead (callgrind, the same probe; valgrind must be installed), which do not
+depend on the load.
 """
 
 from __future__ import annotations
 
+import argparse
 import re
+import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 
-from bench.common import PYTHON, Result, base_env, median, run_child, spread
+from bench.common import PYTHON, Result, base_env, median, precompile_repo, run_child, spread
 from functions.names import (
     ENV_DELIVERY_DLQ_URL,
     ENV_DELIVERY_QUEUE_URL,
+    ENV_DELIVERY_STATE_TABLE,
     ENV_IDEMPOTENCY_TABLE,
     ENV_INGEST_DLQ_URL,
     ENV_INGEST_QUEUE_URL,
@@ -45,8 +55,8 @@ NAME = "cold start"
 TARGET_MS = 150.0
 # Handler module -> the call its first invocation makes to wire the container (see each handler's docstring).
 HANDLERS = {
-    "functions.enricher.handler": "handler.build_runtime(os.environ, log=handler.logger)",
-    "functions.deliverer.handler": "handler.build_runtime(os.environ)",
+    "functions.enricher.handler": "handler.get_runtime()",
+    "functions.deliverer.handler": "handler.get_runtime()",
     # The ingest API's key authorizer (standard library only; API Gateway caches its answers per key).
     "functions.authorizer.handler": "handler.lambda_handler({'resource': '/v1/batch', 'headers': {}}, None)",
 }
@@ -59,6 +69,7 @@ _WIRING_ENV = {
     ENV_DELIVERY_DLQ_URL: _QUEUE + "delivery-dlq",
     ENV_PROFILE_TABLE: "kochava-bench-profiles",
     ENV_IDEMPOTENCY_TABLE: "kochava-bench-idempotency",
+    ENV_DELIVERY_STATE_TABLE: "kochava-bench-delivery-state",  # the stack sets it: the deliverer wires its breaker
     "AWS_ACCESS_KEY_ID": "bench",  # as the Lambda runtime provides; never used (no request is sent)
     "AWS_SECRET_ACCESS_KEY": "bench",
 }
@@ -220,9 +231,61 @@ def run(runs: int = 9, cpu: int | None = None, echo: bool = True) -> list[Result
                 f"import + first-invocation wiring, {module.split('.')[1]}",
                 init,
                 unit="ms",
-                detail=f"{HANDLERS[module]} after the import (settings, boto3 clients; no request): the whole init",
+                detail=f"{HANDLERS[module]} after the import (settings, AWS clients, HTTP pool; no request): the whole "
+                f"init; the wiring alone {median([p.init_ms - p.import_ms for p in probes]):.0f} ms",
             )
         )
         if echo:
-            print(f"  {module}: import {wall:.0f} ms, with first-invocation wiring {init:.0f} ms", flush=True)
+            wiring = median([p.init_ms - p.import_ms for p in probes])
+            print(f"  {module}: import {wall:.0f} ms + first-invocation wiring {wiring:.0f} ms = init {init:.0f} ms")
     return results
+
+
+def instructions(module: str) -> tuple[int, int]:
+    """Instructions (callgrind) of the handler's import and of its first invocation's wiring, in the Lambda env:
+    the same probe three ways (bare interpreter, import only, import + wiring), each difference the figure."""
+
+    def collected(code: str) -> int:
+        done = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", PYTHON, "-c", code],
+            env=lambda_env(module),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        match = re.search(r"Collected : (\d+)", done.stderr)
+        if done.returncode != 0 or not match:
+            raise RuntimeError(f"callgrind of {module} failed: {done.stderr.strip().splitlines()[-1:]}")
+        return int(match[1])
+
+    bare = collected(_BARE)
+    imported = collected(f"import os\nimport {module} as handler\nos._exit(0)")
+    wired = collected(f"import os\nimport {module} as handler\n{HANDLERS[module]}\nos._exit(0)")
+    return imported - bare, wired - imported
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.coldstart", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--instructions", action="store_true", help="count instructions (callgrind), not time")
+    parser.add_argument("--runs", type=int, default=9, help="timed runs per handler (median; default 9)")
+    parser.add_argument("modules", nargs="*", default=list(HANDLERS)[:2], help="handler modules (Lambda ones)")
+    args = parser.parse_args(argv)
+    if not args.instructions:
+        run(runs=args.runs)
+        return 0
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
+        return 2
+    precompile_repo()  # as the deployed assets carry bytecode (bench/common.py)
+    for module in args.modules:
+        imported, wiring = instructions(module)
+        print(
+            f"{module}: import {imported / 1e6:,.0f} M instructions + first-invocation wiring {wiring / 1e6:,.0f} M"
+            f" = whole init {(imported + wiring) / 1e6:,.0f} M",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -72,11 +72,12 @@ def build_runtime(
     )
     if kochava is None:
         kochava = RequestsKochavaClient(settings.kochava_url, settings.kochava_identitylink_url, policy)
+    dynamodb = session.client("dynamodb", config=boto_config)  # one client (thread-safe) for both tables
     persistence = DynamoDBPersistenceLayer(
         table_name=config.idempotency_table,
         key_attr=IDEMPOTENCY_TABLE.partition_key,
         expiry_attr=IDEMPOTENCY_TABLE.ttl_attribute or "expiration",
-        boto3_client=session.client("dynamodb", config=boto_config),
+        boto3_client=dynamodb,
     )
     sender = IdempotentSender(kochava, persistence, expires_after_s=IDEMPOTENCY_TTL_S)
     # Created on first use: a batch where everything is delivered never calls SQS from here.
@@ -86,7 +87,7 @@ def build_runtime(
         from functions.adapters.breaker_dynamodb import DynamoDbBreakerStore
         from functions.deliverer.outage import KochavaBreaker
 
-        store = DynamoDbBreakerStore(session.client("dynamodb", config=boto_config), config.state_table)
+        store = DynamoDbBreakerStore(dynamodb, config.state_table)
         breaker = KochavaBreaker(store, config.breaker_policy())
     deliverer = Deliverer(
         sender,

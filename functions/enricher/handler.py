@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from functions.coldstart import collector_paused
@@ -70,39 +71,26 @@ def lambda_handler(event: Mapping[str, Any], context: LambdaContext) -> batch.Ba
 
 
 def handle(runtime: Runtime, event: Mapping[str, Any], context: LambdaContext) -> batch.BatchResponse:
-    """Enrich one batch of ingest messages; answer with the records SQS must redeliver."""
-    report = observe.Report()
+    """Enrich one batch of ingest messages; count what happened; answer with the records SQS must redeliver."""
     records = batch.PartialBatch(
         lambda record: process_record(runtime, record, context),
         back_off=runtime.back_off,
         visibility_s=handoff_retry_visibility_s,
         on_back_off=lambda backed_off: observe.log_back_off(logger, backed_off),
     )
-    try:
-        for result in records.process(batch.records_of(event)):
-            report.add(result)
-        return records.response()
-    finally:
-        report.backed_off = len(records.backed_off)
-        observe.count(metrics, report, namespace=NAMESPACE, service=SERVICE)
+    results = records.process(batch.records_of(event))  # a record that raises is reported failed, not raised
+    report = observe.Report.of(results, backed_off=len(records.backed_off))
+    observe.count(metrics, report, namespace=NAMESPACE, service=SERVICE)
+    return records.response()
 
 
 @tracer.capture_method
 def process_record(runtime: Runtime, record: batch.SqsRecord, context: LambdaContext) -> Result:
     """One ingest message; raising marks it failed (SQS redelivers it, the rest of the batch is unaffected)."""
-    info = MessageInfo.from_sqs(record)
-    logger.append_keys(request_id=info.request_id, message_id=record.get("messageId"))
 
     def remaining_s() -> float:
         return context.get_remaining_time_in_millis() / 1000.0
 
-    try:
-        result = runtime.core.process(record.get("body") or "", info, runtime.clock(), remaining_s)
-    except Exception as exc:
-        observe.log_failure(logger, exc)
-        raise
-    else:  # still with the request and message ids: every line of a message carries them
-        observe.log_outcome(logger, result)
-    finally:
-        logger.remove_keys(["request_id", "message_id"])
-    return result
+    info = MessageInfo.from_sqs(record)
+    process = partial(runtime.core.process, record.get("body") or "", info, runtime.clock(), remaining_s)
+    return observe.logged(logger, info.request_id, record.get("messageId"), process)

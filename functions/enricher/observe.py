@@ -6,6 +6,7 @@ deliverer's ``observe.py`` (``log_outcome``, ``count``).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -35,8 +36,32 @@ class Report:
         self.rejected_by_reason.update(result.rejected_by_reason)
         self.filtered_by_type.update(result.filtered_by_type)
 
+    @classmethod
+    def of(cls, results: Iterable[Result], *, backed_off: int = 0) -> Report:
+        """The report of the messages that went through and of the records backed off."""
+        report = cls(backed_off=backed_off)
+        for result in results:
+            report.add(result)
+        return report
+
 
 _ALWAYS_EMITTED = (m.EVENTS_RECEIVED, m.EVENTS_FORWARDED, m.EVENTS_REJECTED, m.EVENTS_FILTERED)
+
+
+def logged(logger: Logger, request_id: str | None, message_id: str | None, process: Callable[[], Result]) -> Result:
+    """Run one message's ``process`` with its request and message ids on every line it logs, then log its outcome
+    (:func:`log_outcome`) or, re-raising, its failure (:func:`log_failure`), still with those ids."""
+    logger.append_keys(request_id=request_id, message_id=message_id)
+    try:
+        result = process()
+    except Exception as exc:
+        log_failure(logger, exc)
+        raise
+    else:
+        log_outcome(logger, result)
+    finally:
+        logger.remove_keys(["request_id", "message_id"])
+    return result
 
 
 def log_outcome(logger: Logger, result: Result) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -39,7 +40,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import CoreSchema, core_schema
+from pydantic_core import CoreSchema, SchemaValidator, core_schema
 
 MIN_EPOCH_S = 946_684_800.0  # 2000-01-01: anything earlier is a client bug (or seconds sent as something else)
 MAX_EPOCH_S = 4_102_444_800.0  # 2100-01-01
@@ -379,15 +380,118 @@ class SegmentEvent(_Model):
 
     @model_validator(mode="after")
     def _call_rules(self) -> SegmentEvent:
-        if self.type == "track" and not self.event:
-            raise ValueError("event: is required for track calls")
-        if self.type == "identify" and not self.userId:
-            raise ValueError("userId: is required for identify calls")
         context = self.context
         device, os = context.device, context.os
-        if segment_platform(device.type if device else None, os.name if os else None) is None:
-            raise ValueError("context.device.type: must be ios or android (or context.os.name iOS or Android)")
+        segment_call_rules(self.type, self.event, self.userId, device.type if device else None, os.name if os else None)
         return self
+
+
+def segment_call_rules(
+    call_type: str, event: str | None, user_id: str | None, device_type: str | None, os_name: str | None
+) -> None:
+    """The rules of a Segment call across its fields (``SegmentEvent``'s model validator, and the plain validator's
+    after it, call this one function): raise ``ValueError`` naming the field."""
+    if call_type == "track" and not event:
+        raise ValueError("event: is required for track calls")
+    if call_type == "identify" and not user_id:
+        raise ValueError("userId: is required for identify calls")
+    if segment_platform(device_type, os_name) is None:
+        raise ValueError("context.device.type: must be ios or android (or context.os.name iOS or Android)")
+
+
+def _segment_call_rules_plain(call: dict[str, Any]) -> dict[str, Any]:
+    """:func:`segment_call_rules` on a call validated into plain data (:data:`validate_segment_call`)."""
+    context = call["context"]
+    device, os = context["device"], context["os"]
+    segment_call_rules(
+        call["type"],
+        call["event"],
+        call["userId"],
+        device["type"] if device else None,
+        os["name"] if os else None,
+    )
+    return call
+
+
+# --- The Segment call validated into plain data --------------------------------------------------------------------
+# A Segment call is read once, converted into the internal NativeEvent (functions.pipeline.events) and dropped: its
+# five Segment models (call, context, device, os, app) are built only to be read. Validating into dicts instead,
+# through the same pydantic-core schema with those five ``model`` nodes turned into ``typed-dict`` nodes (same
+# fields, inner schemas, defaults and config, so the same values, errors and locations), costs about half
+# (issue 27, measured). The schema is derived from SegmentEvent's own core schema when this module is imported,
+# so the models stay the single source of the contract; any model-level validator other than ``_call_rules`` on
+# these classes makes the derivation fail loudly here rather than be skipped
+# (tests/unit/pipeline/test_parse_fast_paths.py compares both on generated calls).
+
+PLAIN_SEGMENT_MODELS: tuple[type[BaseModel], ...] = (
+    SegmentEvent,
+    SegmentContext,
+    SegmentDevice,
+    SegmentOS,
+    SegmentApp,
+    SegmentIntegrations,
+    KochavaIntegration,
+)
+
+
+def plain_schema(node: Any, twins: dict[Any, Any], models: tuple[type[BaseModel], ...] = PLAIN_SEGMENT_MODELS) -> Any:
+    """``node`` (a core schema, or a part of one) with every ``model`` node of ``models`` as a ``typed-dict`` node.
+    A validator that runs before such a model sees the raw input either way and is kept; one that runs after it
+    (or around it) would get a dict instead of the model: it must have a plain twin in ``twins`` (an after
+    validator taking and returning the dict), else ``TypeError``."""
+    if isinstance(node, list):
+        return [plain_schema(item, twins, models) for item in node]
+    if not isinstance(node, dict):
+        return node
+    kind = node.get("type")
+    if kind == "model" and node["cls"] in models:
+        return _typed_dict_node(node, twins, models)
+    if kind in _AFTER_OR_AROUND and _model_below(node["schema"], models) is not None:
+        function = node["function"].get("function")
+        if kind != "function-after" or function not in twins:
+            model = _model_below(node["schema"], models)
+            raise TypeError(f"the validator {function!r} after {model!r} has no plain twin")
+        return core_schema.no_info_after_validator_function(
+            twins[function], plain_schema(node["schema"], twins, models)
+        )
+    return {key: plain_schema(value, twins, models) for key, value in node.items()}
+
+
+_AFTER_OR_AROUND = frozenset({"function-after", "function-wrap", "function-plain"})
+
+
+def _model_below(node: Any, models: tuple[type[BaseModel], ...]) -> str | None:
+    """The name of the model of ``models`` that ``node`` validates (through nullable / default wrappers), or None."""
+    while isinstance(node, dict) and node.get("type") in ("nullable", "default"):
+        node = node["schema"]
+    if isinstance(node, dict) and node.get("type") == "model" and node["cls"] in models:
+        return str(node["cls"].__name__)
+    return None
+
+
+def _typed_dict_node(node: dict[str, Any], twins: dict[Any, Any], models: tuple[type[BaseModel], ...]) -> CoreSchema:
+    fields_node = node["schema"]
+    unsupported = {"post_init", "custom_init", "root_model", "generic_origin"} & {k for k, v in node.items() if v}
+    if fields_node.get("type") != "model-fields" or unsupported or fields_node.get("computed_fields"):
+        raise TypeError(f"{node['cls'].__name__}: a model shape the plain Segment validator does not handle")
+    fields = {}
+    for name, field in fields_node["fields"].items():
+        inner = plain_schema(field["schema"], twins, models)
+        fields[name] = core_schema.typed_dict_field(
+            inner, required=inner.get("type") != "default", validation_alias=field.get("validation_alias")
+        )
+    config: core_schema.CoreConfig = node.get("config") or core_schema.CoreConfig()
+    return core_schema.typed_dict_schema(
+        fields, extra_behavior=config.get("extra_fields_behavior"), config=config, total=False
+    )
+
+
+validate_segment_call: Callable[[Any], dict[str, Any]] = SchemaValidator(
+    plain_schema(SegmentEvent.__pydantic_core_schema__, {SegmentEvent._call_rules: _segment_call_rules_plain})
+).validate_python
+"""``SegmentEvent.model_validate(raw)`` as plain data: the call and its context, device, os and app as dicts (every
+field present, defaults filled in, as on the models); ``integrations`` still the models. Raises the same
+``ValidationError``."""
 
 
 # --- JSON schema export (API Gateway request models) ---------------------------------------------------------------

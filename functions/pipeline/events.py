@@ -28,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 from functions.pipeline import reasons, segment
 from functions.pipeline.contract import (
     MAX_BATCH_EVENTS,
+    PLAIN_SEGMENT_MODELS,
     AdServices,
     App,
     Att,
@@ -36,9 +37,11 @@ from functions.pipeline.contract import (
     KochavaIntegration,
     NativeBatch,
     NativeEvent,
-    SegmentContext,
+    SegmentDevice,
     SegmentEvent,
+    SegmentOS,
     segment_platform,
+    validate_segment_call,
 )
 from functions.pipeline.jsontext import compact_json, escape_surrogates
 
@@ -357,7 +360,7 @@ def parse_event(raw: Any, route: Route = "native") -> Parsed:
             why = segment.filtered_because(raw)
             if why is not None:
                 return FilteredCall(_call_id(raw.get("messageId")), str(raw.get("type")), why)
-            return segment_to_event(_validate_segment(raw))
+            return plain_segment_to_event(_validate_segment(raw))
         return _validate_native(raw)
     except ValidationError as exc:
         field, message = describe_error(exc)
@@ -376,9 +379,10 @@ def parse_event(raw: Any, route: Route = "native") -> Parsed:
 
 
 # What Model.model_validate(raw) calls, without its Python wrapper: 3,600 instructions per native event in
-# callgrind (2% of its whole cost).
+# callgrind (2% of its whole cost). A Segment call is validated into plain data (contract.validate_segment_call:
+# the same schema, dicts instead of the five Segment models, about half the cost) and converted from it.
 _validate_native: Callable[[Any], NativeEvent] = NativeEvent.__pydantic_validator__.validate_python
-_validate_segment: Callable[[Any], SegmentEvent] = SegmentEvent.__pydantic_validator__.validate_python
+_validate_segment: Callable[[Any], dict[str, Any]] = validate_segment_call
 
 
 def segment_to_event(call: SegmentEvent) -> NativeEvent:
@@ -386,66 +390,91 @@ def segment_to_event(call: SegmentEvent) -> NativeEvent:
 
     Segment's ``context`` gives the device, OS, app, IP and user agent; ``integrations.Kochava`` (native field
     names, already validated with the native models) gives what Segment lacks. README "Segment calls" lists every
-    field and where it goes.
+    field and where it goes. ``parse_event`` converts the same call validated into plain data
+    (:func:`plain_segment_to_event`); this is that conversion of the models' values.
     """
-    context = call.context
-    event_type: EventType = call.type
-    name = call.event
-    properties = dict(call.properties or {})
-    if call.type == "track" and name and name.strip().lower() == _SEGMENT_INSTALL_EVENT:
+    return plain_segment_to_event(_plain_call(call))
+
+
+def _plain_call(model: BaseModel) -> dict[str, Any]:
+    """A Segment model's values as ``contract.validate_segment_call`` gives them: the Segment models as dicts."""
+    values = dict(model.__dict__)
+    for key, value in values.items():
+        if isinstance(value, PLAIN_SEGMENT_MODELS):
+            values[key] = _plain_call(value)
+    return values
+
+
+def plain_segment_to_event(call: dict[str, Any]) -> NativeEvent:
+    """:func:`segment_to_event` of a call validated into plain data (``contract.validate_segment_call``)."""
+    context = call["context"]
+    call_type: EventType = call["type"]
+    event_type = call_type
+    name = call["event"]
+    properties = call["properties"] or {}
+    if call_type == "track" and name and name.strip().lower() == _SEGMENT_INSTALL_EVENT:
         event_type = "install"
-    elif call.type == "screen":
-        name = call.name or _str_or_none(properties.get("name"))
-    elif call.type == "identify":
-        properties = {**(context.traits or {}), **(call.traits or {})}
-    kochava = call.integrations.Kochava if call.integrations is not None else None
+    elif call_type == "screen":
+        name = call["name"] or _str_or_none(properties.get("name"))
+    elif call_type == "identify":
+        properties = {**(context["traits"] or {}), **(call["traits"] or {})}
+    integrations = call["integrations"]
+    kochava = (integrations["Kochava"] if integrations is not None else None) or _NO_KOCHAVA
+    seg_app = context["app"]
     app = None
-    if context.app is not None:
-        seg_app = context.app
-        app = _trusted(App, {"bundle_id": seg_app.namespace, "version": seg_app.version, "build": seg_app.build})
-    adservices = kochava.adservices if kochava else None
+    if seg_app is not None:
+        app = _trusted(
+            App, {"bundle_id": seg_app["namespace"], "version": seg_app["version"], "build": seg_app["build"]}
+        )
+    adservices = kochava["adservices"]
     if adservices is None and event_type == "install":
         adservices = _segment_adservices(properties)
     return _trusted(
         NativeEvent,
         {
-            "uuid": call.messageId,
+            "uuid": call["messageId"],
             "type": event_type,
             "name": name,
-            "timestamp": call.timestamp,
+            "timestamp": call["timestamp"],
             "properties": properties,
-            "user_id": call.userId,
+            "user_id": call["userId"],
             "session_id": None,
             "ref": None,
             "offset": None,
             "app": app,
             "device": _segment_device(context, kochava),
             "adservices": adservices,
-            "iad_attribution_details": kochava.iad_attribution_details if kochava else None,
-            "consent": kochava.consent if kochava else None,
-            "install_referrer": kochava.install_referrer if kochava else None,
+            "iad_attribution_details": kochava["iad_attribution_details"],
+            "consent": kochava["consent"],
+            "install_referrer": kochava["install_referrer"],
         },
     )
 
 
-def _segment_device(context: SegmentContext, kochava: KochavaIntegration | None) -> Device:
+# A call without context.device / context.os / integrations.Kochava reads as one whose fields are all null.
+_NO_DEVICE: dict[str, Any] = dict.fromkeys(SegmentDevice.model_fields)
+_NO_OS: dict[str, Any] = dict.fromkeys(SegmentOS.model_fields)
+_NO_KOCHAVA: dict[str, Any] = dict.fromkeys(KochavaIntegration.model_fields)
+
+
+def _segment_device(context: dict[str, Any], kochava: dict[str, Any]) -> Device:
     """The internal device of a Segment call: ``context.device`` / ``os`` / ``ip`` / ``userAgent``, plus
     ``integrations.Kochava.kochava_device_id`` and ``att``."""
-    seg_device, seg_os = context.device, context.os
-    ad_tracking = seg_device.adTrackingEnabled if seg_device else None
+    seg_device, seg_os = context["device"] or _NO_DEVICE, context["os"] or _NO_OS
+    ad_tracking = seg_device["adTrackingEnabled"]
     return _trusted(
         Device,
         {
-            "platform": segment_platform(seg_device.type if seg_device else None, seg_os.name if seg_os else None),
-            "id": seg_device.id if seg_device else None,
-            "advertising_id": (seg_device.advertisingId or seg_device.advertising_id) if seg_device else None,
-            "kochava_device_id": kochava.kochava_device_id if kochava else None,
-            "ip": context.ip,
-            "user_agent": context.userAgent,
-            "model": seg_device.model if seg_device else None,
-            "os_version": seg_os.version if seg_os else None,
+            "platform": segment_platform(seg_device["type"], seg_os["name"]),
+            "id": seg_device["id"],
+            "advertising_id": seg_device["advertisingId"] or seg_device["advertising_id"],
+            "kochava_device_id": kochava["kochava_device_id"],
+            "ip": context["ip"],
+            "user_agent": context["userAgent"],
+            "model": seg_device["model"],
+            "os_version": seg_os["version"],
             "limit_ad_tracking": None if ad_tracking is None else not ad_tracking,
-            "att": _segment_att(seg_device.attTrackingStatus if seg_device else None, kochava.att if kochava else None),
+            "att": _segment_att(seg_device["attTrackingStatus"], kochava["att"]),
         },
     )
 

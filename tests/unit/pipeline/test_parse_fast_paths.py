@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import Field, ValidationError
 
@@ -154,3 +154,143 @@ def test_segment_events_are_what_validation_would_build() -> None:
     assert segment == NativeEvent.model_validate(segment.model_dump())
     assert set(vars(segment)) == set(NativeEvent.model_fields)
     assert set(vars(segment.device)) == set(Device.model_fields)
+
+
+# --- The Segment call validated into plain data (contract.validate_segment_call) ----------------------------------
+# Values that each field's rules accept and refuse: wrong types, bounds, blanks, case and whitespace variants.
+_texts = st.sampled_from(["", " ", "x", " iOS ", "Android", "phone", "iPhone OS", "a" * 65, "a" * 257, "\t17.1 "])
+_ids = st.sampled_from(["", "  ", "m-1", " m-2 ", 7, -3, True, 1.5, "a" * 129, None])
+_any = _texts | _ids | st.integers(-2, 5) | st.sampled_from(["page", "Track", "soon", 1e13, False, [], {}])
+_timestamps = st.sampled_from(
+    [1_700_000_000, 1_700_000_000_123, "2026-11-20T12:00:00Z", "2024-01-02 03:04:05", " 1700000000", 1.7e9]
+)
+
+
+_ABSENT = object()  # a required key left out
+
+
+def _mostly(valid: st.SearchStrategy[Any], wrong: st.SearchStrategy[Any] = _any) -> st.SearchStrategy[Any]:
+    """A valid value five times in six, a wrong one else: calls both accepted and refused."""
+    return st.tuples(st.integers(0, 5), valid, wrong).map(lambda drawn: drawn[2] if drawn[0] == 2 else drawn[1])
+
+
+def _maybe(fields: dict[str, st.SearchStrategy[Any]], **required: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """An object with the ``required`` keys (now and then one left out) and some of the others."""
+    present = st.fixed_dictionaries(
+        {key: _mostly(value, _any | st.just(_ABSENT)) for key, value in required.items()},
+        optional={key: _mostly(value) for key, value in fields.items()},
+    )
+    return present.map(lambda drawn: {key: value for key, value in drawn.items() if value is not _ABSENT})
+
+
+_valid_texts = st.sampled_from(["x", " iOS ", "Android", "iPhone OS", "\t17.1 ", "Level Up"])
+_valid_ids = st.sampled_from(["m-1", " m-2 ", 7, "6d92078a-8246", "00000000-0000"])
+_devices = _maybe(
+    {
+        "id": _ids,
+        "advertisingId": _ids,
+        "advertising_id": _ids,
+        "adTrackingEnabled": st.booleans(),
+        "model": _texts,
+        "manufacturer": _texts,
+        "attTrackingStatus": st.integers(-1, 4),
+    },
+    type=st.sampled_from(["ios", "Android", " IOS ", "phone"]),
+)
+_contexts = _maybe(
+    {
+        "os": _maybe({"name": _texts, "version": _texts}),
+        "app": _maybe({"name": _texts, "version": _texts, "build": _ids, "namespace": _texts}),
+        "ip": _texts,
+        "userAgent": _texts,
+        "locale": _texts,
+        "traits": st.dictionaries(st.sampled_from(["a", "b"]), _any, max_size=2),
+    },
+    device=_devices,
+)
+_kochava = _maybe(
+    {
+        "att": _maybe({"status": st.sampled_from(["authorized", "denied", "nope"]), "time": _timestamps}),
+        "consent": _maybe({"gdpr_applies": st.booleans(), "tc_string": _texts}),
+        "kochava_device_id": _ids,
+    }
+)
+segment_calls = _maybe(
+    {
+        "name": _texts,
+        "properties": st.dictionaries(st.sampled_from(["name", "ad_services_token", "n"]), _any, max_size=2),
+        "traits": st.dictionaries(st.sampled_from(["a", "c"]), _any, max_size=2),
+        "userId": _valid_ids,
+        "anonymousId": _ids,
+        "integrations": st.fixed_dictionaries({"Kochava": _kochava | st.booleans() | st.none()}),
+    },
+    type=st.sampled_from(["track", "screen", "identify"]),
+    messageId=_valid_ids,
+    event=_valid_texts | st.just("Application Installed"),
+    timestamp=_timestamps,
+    context=_contexts,
+)
+
+
+def _through_the_models(raw: dict[str, Any]) -> Any:
+    """What parse_event gave when it validated a Segment call with SegmentEvent: the event, or (field, message)."""
+    try:
+        call = SegmentEvent.model_validate(raw)
+    except ValidationError as exc:
+        field, message = events.describe_error(exc)
+        if field == "type":
+            message = "type: must be track, screen, identify, page, group or alias"
+        return field, message
+    return segment_to_event(call)
+
+
+@settings(max_examples=400)
+@given(segment_calls)
+def test_the_plain_segment_validator_is_the_models(raw: dict[str, Any]) -> None:
+    """Given any Segment call, valid for the models or not,
+    when parse_event validates it into plain data (not the Segment models) and converts it,
+    then it accepts exactly what the models accept, with the same internal event, and refuses exactly what they
+    refuse, naming the same field with the same message."""
+    if filtered_because(raw) is not None:
+        return
+    parsed = parse_event(raw, "segment")
+    expected = _through_the_models(raw)
+    if isinstance(parsed, Rejection):
+        assert (parsed.field, parsed.message) == expected
+    else:
+        assert isinstance(expected, NativeEvent), expected
+        assert parsed == expected
+        assert parsed.model_fields_set == expected.model_fields_set
+        assert parsed.device.model_fields_set == expected.device.model_fields_set
+
+
+def test_generated_segment_calls_are_both_valid_and_invalid() -> None:
+    """The strategy above reaches both sides (else the property would prove little)."""
+    outcomes = set()
+
+    @settings(max_examples=300)
+    @given(segment_calls)
+    def sample(raw: dict[str, Any]) -> None:
+        if filtered_because(raw) is None:
+            outcomes.add(isinstance(parse_event(raw, "segment"), NativeEvent))
+
+    sample()
+    assert outcomes == {True, False}
+
+
+def test_a_model_validator_without_a_plain_twin_is_refused() -> None:
+    """A model-level rule added to a Segment model must not be skipped silently by the plain validator."""
+    from pydantic import model_validator
+
+    from functions.pipeline import contract
+
+    class Stricter(contract.SegmentOS):
+        @model_validator(mode="after")
+        def _rule(self) -> Stricter:
+            return self
+
+    class Holder(contract.BaseModel):
+        os: Stricter
+
+    with pytest.raises(TypeError, match="no plain twin"):
+        contract.plain_schema(Holder.__pydantic_core_schema__, {}, (*contract.PLAIN_SEGMENT_MODELS, Stricter))
