@@ -18,7 +18,8 @@ fake                         mirrors
 :class:`FakeKochava`         ``adapters.kochava_http``: scripted :class:`~functions.ports.KochavaResult` per event
                              uuid (the last one repeats), delivered by default
 :class:`FakeOnceSender`      ``deliverer.idempotency.IdempotentSender``: a key (uuid + kind) delivered once is a
-                             ``duplicate`` after; a failure is never remembered; a key in flight elsewhere is
+                             ``duplicate`` after (``conflict`` when its content differs: a reused uuid); a failure
+                             is never remembered; a key in flight elsewhere is
                              ``in_progress``; the store can be down (raises)
 :class:`FakeDeliveryQueue`   ``adapters.sqs.SqsDeliveryQueue``: dead letters kept, or :class:`SendError`; back-offs
                              kept, or refused (False)
@@ -26,6 +27,8 @@ fake                         mirrors
                              version read (else False); attempts counted per message id; reads and writes can
                              raise (the table down)
 :class:`FakeLog`             the slice of Powertools' ``Logger`` the enricher uses
+:class:`MemoryPersistence`   Powertools' ``DynamoDBPersistenceLayer`` (under ``deliverer.idempotency``): records
+                             by hashed key, written only when absent, expired or in progress past its expiry
 ===========================  ==================================================================================
 
 The deliverer calls its ports from a thread pool: the deliverer-side fakes lock their state.
@@ -41,15 +44,24 @@ Example:
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
+
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyItemAlreadyExistsError,
+    IdempotencyItemNotFoundError,
+)
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
 from functions.adapters.breaker_dynamodb import ITEM_TTL_S
 from functions.adapters.profiles_dynamodb import ProfileStoreError
 from functions.messages import DeliveryRecord, OutgoingMessage, Refused, SendError
 from functions.names import SQS_MAX_MESSAGE_BYTES
 from functions.pipeline.breaker import CLOSED, BreakerState
+from functions.pipeline.delivery_key import delivery_key
 from functions.pipeline.envelope import Envelope, Kind
 from functions.pipeline.profiles import Profile
 from functions.ports import AdServicesResult, KochavaResult, SendAnswer
@@ -261,6 +273,7 @@ class FakeOnceSender:
     def __init__(self, kochava: FakeKochava | None = None) -> None:
         self.kochava = kochava or FakeKochava()
         self.delivered: set[tuple[str, str]] = set()
+        self.contents: dict[tuple[str, str], Any] = {}  # the content delivered under each key (delivery_key)
         self.in_flight: set[tuple[str, str]] = set()  # an invocation elsewhere is sending these
         self.error: Exception | None = None  # raised by send_once: the idempotency store is down
         self._lock = threading.Lock()
@@ -269,11 +282,13 @@ class FakeOnceSender:
         self, env: Envelope, payload: Mapping[str, Any], *, deadline: float, retry: bool = True
     ) -> SendAnswer:
         key = (env.uuid, env.kind)
+        content = delivery_key(env)["content"]
         with self._lock:
             if self.error is not None:
                 raise self.error
             if key in self.delivered:
-                return SendAnswer("duplicate")
+                # Powertools' payload validation: the same key with another content is a reused uuid.
+                return SendAnswer("duplicate" if self.contents.get(key, content) == content else "conflict")
             if key in self.in_flight:
                 return SendAnswer("in_progress")
             self.in_flight.add(key)
@@ -286,6 +301,7 @@ class FakeOnceSender:
             return SendAnswer("failed", result)  # nothing remembered: a retry sends again
         with self._lock:
             self.delivered.add(key)
+            self.contents[key] = content
         return SendAnswer("delivered", result)
 
 
@@ -418,3 +434,41 @@ def _next(script: list[T] | None, default: T) -> T:
     if not script:
         return default
     return script.pop(0) if len(script) > 1 else script[0]
+
+
+# --- Powertools idempotency ------------------------------------------------------------------------------------
+
+
+class MemoryPersistence(BasePersistenceLayer):
+    """Powertools' idempotency persistence in a dict (``records`` by hashed key), with the conditions of its
+    DynamoDB layer: a record is written only when absent, expired, or in progress past its in-progress expiry;
+    otherwise Powertools reads it back (and validates the payload hash against it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: dict[str, DataRecord] = {}
+
+    def _get_record(self, idempotency_key: str) -> DataRecord:
+        try:
+            return self.records[idempotency_key]
+        except KeyError:
+            raise IdempotencyItemNotFoundError from None
+
+    def _put_record(self, data_record: DataRecord) -> None:
+        old = self.records.get(data_record.idempotency_key)
+        now_ms = int(time.time() * 1000)
+        in_progress_over = (
+            old is not None
+            and old.status == "INPROGRESS"
+            and old.in_progress_expiry_timestamp is not None
+            and old.in_progress_expiry_timestamp < now_ms
+        )
+        if old is not None and not old.is_expired and not in_progress_over:
+            raise IdempotencyItemAlreadyExistsError
+        self.records[data_record.idempotency_key] = data_record
+
+    def _update_record(self, data_record: DataRecord) -> None:
+        self.records[data_record.idempotency_key] = data_record
+
+    def _delete_record(self, data_record: DataRecord) -> None:
+        self.records.pop(data_record.idempotency_key, None)
