@@ -1,0 +1,137 @@
+"""What on-call sees of a deliverer batch (``functions/deliverer/handler.py`` ``handle`` and ``observe.py``): one JSON
+log line per record with its verdict and facts, the metrics per invocation, and the partial batch response. On the
+in-memory ports and Powertools idempotency on an in-memory layer; the Lambda itself runs on moto in
+``tests/integration/deliverer``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from functions.deliverer import handler, observe
+from functions.deliverer import metrics as m
+from functions.deliverer.core import Deliverer
+from functions.deliverer.idempotency import IdempotentSender
+from functions.deliverer.runtime import Runtime
+from tests.fakes import DELIVERED, REJECTED, TRANSIENT, FakeDeliveryQueue, FakeKochava, MemoryPersistence
+from tests.lambda_fakes import FakeContext
+from tests.samples.deliverer import NOW, event_body
+
+ERROR_503 = "HTTP 503 after 4 attempt(s)"
+
+
+@pytest.fixture
+def logs() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    capture = logging.StreamHandler(stream)
+    capture.setFormatter(handler.logger.registered_handler.formatter)
+    handler.logger.addHandler(capture)
+    yield stream
+    handler.logger.removeHandler(capture)
+
+
+@pytest.fixture
+def runtime() -> Iterator[Runtime]:
+    kochava = FakeKochava()
+    sender = IdempotentSender(kochava, MemoryPersistence(), expires_after_s=3600)
+    core = Deliverer(sender, FakeDeliveryQueue(), max_workers=1, max_attempts=3, clock=lambda: NOW)
+    built = Runtime(core=core, sender=sender, kochava=kochava)
+    yield built
+    built.close()
+    handler.metrics.clear_metrics()
+
+
+def sqs(uuid: str, body: str, receive_count: int = 1) -> dict[str, Any]:
+    return {
+        "messageId": f"msg-{uuid}",
+        "receiptHandle": f"rh-{uuid}",
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": str(receive_count)},
+    }
+
+
+def lines(logs: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in logs.getvalue().splitlines() if line.strip()]
+
+
+def test_each_record_is_logged_with_its_verdict_and_the_batch_is_counted(runtime: Runtime, logs: io.StringIO) -> None:
+    kochava = runtime.kochava
+    assert isinstance(kochava, FakeKochava)
+    kochava.script(None, TRANSIENT, REJECTED, TRANSIENT, DELIVERED)  # the port carries no uuid: in POST order
+    batch = {
+        "Records": [
+            sqs("u-retry", event_body("u-retry"), receive_count=1),
+            sqs("u-bad", event_body("u-bad", event_name="Rejected")),
+            sqs("u-last", event_body("u-last"), receive_count=3),
+            sqs("u-ok", event_body("u-ok")),
+            sqs("u-junk", "not an envelope"),
+        ]
+    }
+    response = handler.handle(runtime, batch, FakeContext())  # type: ignore[arg-type]
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "msg-u-retry"}]}
+    per_record = {line["message_id"]: line for line in lines(logs) if "verdict" in line}
+    retry, bad, last, ok, junk = (per_record[f"msg-{u}"] for u in ("u-retry", "u-bad", "u-last", "u-ok", "u-junk"))
+    assert (ok["message"], ok["verdict"], ok["correlation_id"], ok["kind"], ok["event_name"]) == (
+        "delivered to Kochava",
+        "delivered",
+        "u-ok",
+        "event",
+        "Purchase",
+    )
+    assert (ok["http_status"], ok["attempts"], ok["receive_count"], ok["level"]) == (200, 1, 1, "INFO")
+    assert (retry["message"], retry["level"], retry["verdict"]) == (
+        "transient failure: SQS will retry",
+        "WARNING",
+        "retry",
+    )
+    assert (retry["error"], retry["visibility_timeout_s"], retry["back_off_applied"]) == (ERROR_503, 30, True)
+    assert (bad["message"], bad["level"], bad["reason"], bad["dead_letter_sent"]) == (
+        "dead-lettered",
+        "ERROR",
+        "kochava_rejected",
+        True,
+    )
+    assert bad["response_body"] == '{"success":"0","error":"bad app id"}'
+    assert (last["reason"], last["error"]) == ("retries_exhausted", f"attempt 3 of 3: {ERROR_503}")
+    assert junk["reason"] == "invalid_body" and not {"correlation_id", "kind", "http_status"} & set(junk)
+    [done] = [line for line in lines(logs) if line["message"] == "batch done"]
+    assert (done["records"], done["reported_failed"]) == (5, 1)
+    assert done["verdicts"] == {"retry": 1, "dead_letter": 3, "delivered": 1}
+
+
+def test_the_metrics_count_each_verdict_and_the_dead_letters_per_reason(runtime: Runtime) -> None:
+    kochava = runtime.kochava
+    assert isinstance(kochava, FakeKochava)
+    kochava.script(None, TRANSIENT, REJECTED, DELIVERED)
+    batch = {
+        "Records": [
+            sqs("u-retry", event_body("u-retry")),
+            sqs("u-bad", event_body("u-bad")),
+            sqs("u-ok", event_body("u-ok")),
+            sqs("u-junk", "{}"),
+        ]
+    }
+    report = runtime.core.process_batch([handler.DeliveryRecord.from_sqs(r) for r in batch["Records"]], deadline=1e12)
+    handler.metrics.clear_metrics()
+    observe.count(handler.metrics, report, namespace="ns", service="deliverer")
+    counted = {name: sum(v["Value"]) for name, v in handler.metrics.metric_set.items()}
+    assert counted == {
+        m.DELIVERED: 1,
+        m.DUPLICATES_SKIPPED: 0,
+        m.TRANSIENT_FAILURES: 1,
+        m.DELIVERY_ERRORS: 0,
+        m.TOKEN_STRIPPED_AT_SEND: 0,
+        m.KOCHAVA_HTTP_RETRIES: 3,  # the 503's four HTTP attempts; the 400 and the delivery took one each
+        m.DELIVERIES_HELD: 0,
+        m.BREAKER_OPEN: 0,
+        m.KOCHAVA_PROBES: 0,
+        m.BREAKER_OPENED: 0,
+        m.BREAKER_CLOSED: 0,
+    }
