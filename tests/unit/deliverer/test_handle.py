@@ -40,6 +40,7 @@ def logs() -> Iterator[io.StringIO]:
 def runtime() -> Iterator[Runtime]:
     kochava = FakeKochava()
     sender = IdempotentSender(kochava, MemoryPersistence(), expires_after_s=3600)
+    sender.register_lambda_context(FakeContext())  # type: ignore[arg-type]
     core = Deliverer(sender, FakeDeliveryQueue(), max_workers=1, max_attempts=3, clock=lambda: NOW)
     built = Runtime(core=core, sender=sender, kochava=kochava)
     yield built
