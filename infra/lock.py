@@ -42,6 +42,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_SOURCE, RUNTIME_LOCK = "requirements.in", "requirements.txt"
 DEV_SOURCE, DEV_LOCK = "requirements-dev.in", "requirements-dev.txt"
+# uv alone, as the dev lock pins and hashes it: ``make install`` installs it with pip, then the dev lock with uv.
+BOOTSTRAP_LOCK, BOOTSTRAP_PACKAGE = "requirements-uv.txt", "uv"
 # The Lambda architecture (arm64, infra/constructs/functions.py) as uv names a platform: the newest manylinux tag
 # the bundler installs (infra/bundling.py ARM64_PLATFORMS); the Lambda Python runtimes run glibc 2.34.
 LAMBDA_UV_PLATFORM = "aarch64-manylinux_2_28"
@@ -120,6 +122,23 @@ def parse_source(path: Path) -> dict[str, str]:
     return pins
 
 
+def bootstrap_lock(dev_text: str) -> str:
+    """The bootstrap lock: the dev lock's own entry for uv (same version, same hashes), so the two cannot drift.
+
+    >>> bootstrap_lock("a==1\\n    --hash=sha256:00\\nuv==0.1\\n    --hash=sha256:11\\n").splitlines()[2:]
+    ['uv==0.1', '    --hash=sha256:11']
+    """
+    for block in _blocks(dev_text):
+        match = _REQUIREMENT.match(block[0])
+        if match and normalized(match.group(1)) == BOOTSTRAP_PACKAGE:
+            header = [
+                f"# The dev lock's entry for uv (make lock writes it from {DEV_LOCK}): make install installs uv with",
+                f"# pip from here, then {DEV_LOCK} with uv. Both with --require-hashes.",
+            ]
+            return "\n".join([*header, *block]) + "\n"
+    raise LockError(f"{DEV_LOCK}: no {BOOTSTRAP_PACKAGE} entry to bootstrap the install with")
+
+
 def lambda_target() -> tuple[str, str]:
     """(Python version, uv platform) the runtime lock is resolved for: the stack's Lambda runtime on arm64."""
     from infra.constructs.functions import LAMBDA_RUNTIME, runtime_python_version  # here: it starts jsii
@@ -193,6 +212,9 @@ def check_locks(repo: Path = REPO_ROOT, target: tuple[str, str] | None = None) -
             f"{RUNTIME_LOCK}: not compiled for CPython {python_version} on {platform} (the Lambda runtime): "
             "run 'make lock'"
         )
+    bootstrap = repo / BOOTSTRAP_LOCK
+    if not bootstrap.exists() or bootstrap.read_text(encoding="utf-8") != bootstrap_lock(dev_text):
+        problems.append(f"{BOOTSTRAP_LOCK}: not the entry of {DEV_LOCK} for {BOOTSTRAP_PACKAGE}: run 'make lock'")
     runtime = parse_lock(runtime_text)
     problems += [
         f"{RUNTIME_LOCK}: {e.name} has the marker {e.marker!r}: the Lambda lock must be marker-free"
@@ -220,7 +242,8 @@ def _uv(arguments: Sequence[str], repo: Path) -> None:
 
 
 def compile_locks(upgrade: Sequence[str] = (), repo: Path = REPO_ROOT) -> None:
-    """Recompile both locks from their sources, keeping every pin not named in ``upgrade``."""
+    """Recompile both locks from their sources, keeping every pin not named in ``upgrade``, and the bootstrap lock
+    from the dev lock."""
     python_version, platform = lambda_target()
     upgrades = [arg for name in upgrade for arg in ("--upgrade-package", name)]
     _uv(
@@ -238,6 +261,8 @@ def compile_locks(upgrade: Sequence[str] = (), repo: Path = REPO_ROOT) -> None:
         ],
         repo,
     )  # fmt: skip
+    dev_text = (repo / DEV_LOCK).read_text(encoding="utf-8")
+    (repo / BOOTSTRAP_LOCK).write_text(bootstrap_lock(dev_text), encoding="utf-8")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,19 +13,24 @@ pytest-xdist (``make test`` runs ``-n auto --dist loadfile``): each test file go
 module-scoped fixture (a local stack, the fault run, the outage run) starts once. The packages whose fixtures are
 shared by several files go whole to one worker too (:class:`SharedFixtureScheduling`), so they also start once:
 ``tests/e2e`` (one local stack for the package, ``tests/e2e/conftest.py``) and ``tests/infra`` (the synthesized
-stacks, session-scoped, ``tests/infra/conftest.py``). Every stack, server and sink listens on an ephemeral port and
-writes under pytest's temp directories (one base per worker), so workers never share a port or a file.
+stacks, session-scoped, ``tests/infra/conftest.py``), except their files that use none of those fixtures
+(:data:`STANDALONE_FILES`), which are units of their own. The longest units are handed out first
+(:data:`LONGEST_FIRST`), so the workers finish together instead of one starting the fault run last. Every stack,
+server and sink listens on an ephemeral port and writes under pytest's temp directories (one base per worker), so
+workers never share a port or a file.
 """
 
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 from xdist.remote import Producer
 from xdist.scheduler import LoadFileScheduling
+from xdist.workermanage import WorkerController
 
 _NODE_BIN = Path(__file__).resolve().parents[1] / "node_modules" / ".bin"
 if (_NODE_BIN / "node").exists() and not os.environ.get("PATH", "").startswith(str(_NODE_BIN)):
@@ -40,24 +45,78 @@ settings.load_profile("ci" if os.environ.get("CI") == "true" else "default")
 
 # Packages whose fixtures are shared by more than one file: each goes whole to one xdist worker.
 SHARED_FIXTURE_PACKAGES = ("tests/e2e/", "tests/infra/")
+# Files of those packages that use none of the shared fixtures (tests/unit/test_scheduling.py checks it): each is a
+# unit of its own, free to run on another worker (the CDK CLI's two synths, ~1 min, next to the synthesized stacks).
+STANDALONE_FILES = frozenset(
+    {
+        "tests/e2e/test_segment_http_api.py",
+        "tests/infra/test_bundling_bytecode.py",
+        "tests/infra/test_cdk_cli.py",
+        "tests/infra/test_config.py",
+        "tests/infra/test_locks.py",
+        "tests/infra/test_openapi.py",
+    }
+)
+# The units that take longest (``--durations`` of a full run), longest first: handed out before all others, so no
+# worker is left alone with a long unit at the end. The rest follow in xdist's order (most tests first).
+LONGEST_FIRST = (
+    "tests/e2e/",
+    "tests/reliability/test_fault_injection.py",
+    "tests/infra/",
+    "tests/bench/test_make_bench.py",
+    "tests/infra/test_cdk_cli.py",
+    "tests/integration/dlq/test_tool.py",
+    "tests/outage/test_poison_and_flapping.py",
+    "tests/outage/test_kochava_outage.py",
+    "tests/integration/oncall/test_tools_never_crash.py",
+)
+
+
+def unit_of(nodeid: str) -> str:
+    """The unit of work a test belongs to: its file, or its package if that shares fixtures across files.
+
+    >>> unit_of("tests/e2e/test_trace.py::test_x"), unit_of("tests/unit/test_a.py::test_b[1]")
+    ('tests/e2e/', 'tests/unit/test_a.py')
+    >>> unit_of("tests/infra/test_cdk_cli.py::test_y")
+    'tests/infra/test_cdk_cli.py'
+    """
+    path = nodeid.split("::", 1)[0]
+    if path in STANDALONE_FILES:
+        return path
+    for package in SHARED_FIXTURE_PACKAGES:
+        if nodeid.startswith(package):
+            return package
+    return path
 
 
 class SharedFixtureScheduling(LoadFileScheduling):
-    """``--dist loadfile``, except that each of :data:`SHARED_FIXTURE_PACKAGES` is one unit of work.
+    """``--dist loadfile`` with the units of :func:`unit_of`, the units of :data:`LONGEST_FIRST` handed out first.
 
     (``--dist loadgroup`` with ``xdist_group`` marks would say the same, but pytest-xdist 3.8.0 writes the group
     into ``Item._nodeid``, which pytest 9 no longer reads: the marks are silently ignored.)
 
-    >>> split = SharedFixtureScheduling._split_scope
-    >>> split(None, "tests/e2e/test_trace.py::test_x"), split(None, "tests/unit/test_a.py::test_b[1]")
-    ('tests/e2e/', 'tests/unit/test_a.py')
+    >>> sorted(["tests/unit/a.py", "tests/infra/", "tests/e2e/"], key=SharedFixtureScheduling.rank)
+    ['tests/e2e/', 'tests/infra/', 'tests/unit/a.py']
     """
 
+    _ordered = False
+
     def _split_scope(self, nodeid: str) -> str:
-        for package in SHARED_FIXTURE_PACKAGES:
-            if nodeid.startswith(package):
-                return package
-        return nodeid.split("::", 1)[0]
+        return unit_of(nodeid)
+
+    @staticmethod
+    def rank(scope: str) -> int:
+        """Where a unit goes in the queue: its place in :data:`LONGEST_FIRST`, else after all of them."""
+        return LONGEST_FIRST.index(scope) if scope in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    def _assign_work_unit(self, node: WorkerController) -> None:
+        # xdist fills the queue (most tests first) just before the first assignment: put the longest units first
+        # (a stable sort, so the others keep xdist's order).
+        if not self._ordered:
+            ordered = sorted(self.workqueue.items(), key=lambda unit: self.rank(unit[0]))
+            self.workqueue = OrderedDict(ordered)
+            self._ordered = True
+        super()._assign_work_unit(node)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -45,6 +45,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+from functions.adapters.breaker_dynamodb import ITEM_TTL_S
 from functions.adapters.profiles_dynamodb import ProfileStoreError
 from functions.messages import DeliveryRecord, OutgoingMessage, Refused, SendError
 from functions.names import SQS_MAX_MESSAGE_BYTES
@@ -329,7 +330,10 @@ class FakeBreakerStore:
     """A :class:`~functions.ports.BreakerStore` in memory: the breaker record and the attempts per message.
 
     ``writes`` keeps every state written (in order); ``lose_next_writes`` makes the next writes lose the race as if
-    another invocation had written first (the stored version moves on, the state is unchanged).
+    another invocation had written first (the stored version moves on, the state is unchanged). ``stale``, when set,
+    is what an eventually consistent read answers (a replica behind); a consistent read always sees ``state``. Each
+    item expires ``ITEM_TTL_S`` after the ``now`` of its last write, as the adapter's TTL attribute says
+    (``expires_at``; the breaker record under ``""``).
     """
 
     state: BreakerState = CLOSED
@@ -337,6 +341,8 @@ class FakeBreakerStore:
     writes: list[BreakerState] = field(default_factory=list)
     error: Exception | None = None  # raised by every call: DynamoDB is down
     lose_next_writes: int = 0
+    stale: BreakerState | None = None
+    expires_at: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -344,11 +350,12 @@ class FakeBreakerStore:
     def read(self, *, consistent: bool = False) -> BreakerState:
         with self._lock:
             self._fail()
-            return self.state
+            return self.state if consistent or self.stale is None else self.stale
 
     def write(self, state: BreakerState, *, expected_version: int, now: float) -> bool:
         with self._lock:
             self._fail()
+            expires_at = int(now) + ITEM_TTL_S
             if self.lose_next_writes:
                 self.lose_next_writes -= 1
                 self.state = replace(self.state, version=self.state.version + 1)
@@ -357,12 +364,14 @@ class FakeBreakerStore:
                 return False
             self.state = replace(state, version=expected_version + 1)
             self.writes.append(self.state)
+            self.expires_at[""] = expires_at
             return True
 
     def count_attempt(self, message_id: str, *, now: float) -> int:
         with self._lock:
             self._fail()
             self.attempts[message_id] = self.attempts.get(message_id, 0) + 1
+            self.expires_at[message_id] = int(now) + ITEM_TTL_S
             return self.attempts[message_id]
 
     def _fail(self) -> None:

@@ -68,7 +68,10 @@ def read(mutants: Path) -> dict[str, dict[str, int | None]]:
 
 
 def main(argv: list[str]) -> int:
-    rows = [row for row in scores(read(Path(argv[0] if argv else "mutants"))) if row.caught + row.survived]
+    # A module every mutant of which reaches no fast test is 0 %, not left out; one with nothing run is left out.
+    rows = [
+        row for row in scores(read(Path(argv[0] if argv else "mutants"))) if row.caught + row.survived + row.no_tests
+    ]
     print(f"{'module':45} {'caught':>7} {'survived':>9} {'no tests':>9} {'not run':>8} {'score':>7}")
     for row in rows:
         print(f"{row.module:45} {row.caught:7} {row.survived:9} {row.no_tests:9} {row.not_run:8} {row.percent:6.1f}%")

@@ -12,14 +12,23 @@ from pathlib import Path
 import pytest
 
 from infra.bundling import PROVIDED_BY_RUNTIME, runtime_requirements
-from infra.lock import DEV_LOCK, DEV_SOURCE, RUNTIME_LOCK, RUNTIME_SOURCE, check_locks, lambda_target, parse_lock
+from infra.lock import (
+    BOOTSTRAP_LOCK,
+    DEV_LOCK,
+    DEV_SOURCE,
+    RUNTIME_LOCK,
+    RUNTIME_SOURCE,
+    check_locks,
+    lambda_target,
+    parse_lock,
+)
 from tests.infra.support import REPO_ROOT
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """A copy of the two sources and the two locks."""
-    for name in (RUNTIME_SOURCE, RUNTIME_LOCK, DEV_SOURCE, DEV_LOCK):
+    """A copy of the two sources, the two locks and the bootstrap lock."""
+    for name in (RUNTIME_SOURCE, RUNTIME_LOCK, DEV_SOURCE, DEV_LOCK, BOOTSTRAP_LOCK):
         shutil.copy(REPO_ROOT / name, tmp_path / name)
     return tmp_path
 
@@ -71,6 +80,17 @@ def test_a_lambda_runtime_the_lock_was_not_compiled_for_fails(repo: Path) -> Non
     assert problems == [
         f"{RUNTIME_LOCK}: not compiled for CPython 3.15 on {platform} (the Lambda runtime): run 'make lock'"
     ]
+
+
+def test_the_bootstrap_lock_is_the_dev_locks_uv_entry(repo: Path) -> None:
+    """make install installs uv from requirements-uv.txt, then the dev lock with that uv: a uv pinned or hashed
+    differently there than in the dev lock fails."""
+    (entry,) = parse_lock((repo / BOOTSTRAP_LOCK).read_text())
+    assert entry in parse_lock((repo / DEV_LOCK).read_text()) and entry.name == "uv" and len(entry.hashes) > 1
+    _edit(repo / BOOTSTRAP_LOCK, entry.hashes[0], "sha256:" + "0" * 64)
+    assert check_locks(repo) == [f"{BOOTSTRAP_LOCK}: not the entry of {DEV_LOCK} for uv: run 'make lock'"]
+    (repo / BOOTSTRAP_LOCK).unlink()
+    assert check_locks(repo) == [f"{BOOTSTRAP_LOCK}: not the entry of {DEV_LOCK} for uv: run 'make lock'"]
 
 
 def test_the_lambda_lock_has_no_marker_and_the_dev_lock_ships_its_versions() -> None:

@@ -1,4 +1,4 @@
-"""The fault-injection run: 2,000 events through the local stack against a misbehaving Kochava, then a replay.
+"""The fault-injection run: 1,000 events through the local stack against a misbehaving Kochava, then a replay.
 
 :func:`run_faults` posts the traffic of ``traffic.py`` over real HTTP, lets the pipeline drain against the faulty
 sink, records what happened, heals the sink, replays the DLQs with ``python -m tools.dlq`` as on-call would, drains

@@ -1,6 +1,6 @@
 """Fault injection with nothing lost, and log hygiene, on one run of the local stack (see ``conftest.fault_run``).
 
-2,000 events (10 % invalid, 5 % sent twice) against a Kochava that fails 20 % of requests with 500, 5 % with 429,
+1,000 events (10 % invalid, 5 % sent twice) against a Kochava that fails 20 % of requests with 500, 5 % with 429,
 2 % by not answering and 3 % with 400. Then Kochava heals, on-call replays the DLQs with ``python -m tools.dlq``,
 and the pipeline drains again.
 """
@@ -97,7 +97,7 @@ def test_invalid_events_are_dead_lettered_with_the_field_that_is_wrong(fault_run
 
 
 def test_no_payload_reached_kochava_successfully_twice(fault_run: FaultRun) -> None:
-    """Given 100 events sent twice, Kochava timing out after receiving some payloads, and a replay of everything
+    """Given 50 events sent twice, Kochava timing out after receiving some payloads, and a replay of everything
     When both drains are over
     Then Kochava answered success at most once per (kind, event), every payload it got belongs to an event we
     sent (so the count above covers everything), and duplicates did reach the deliverer, which skipped them."""

@@ -1,6 +1,6 @@
 """The traffic and the faults of the fault-injection run, built deterministically from the ``events/`` samples.
 
-2,000 distinct events (native and Segment), each a sample with fresh identity: its own uuid / messageId, device ids,
+1,000 distinct events (native and Segment), each a sample with fresh identity: its own uuid / messageId, device ids,
 IP, AdServices token, a distinct timestamp and (identify) user id. 10 % are invalid: half fail the API's JSON schema
 (sent alone, answered 400, never accepted; on the Segment route only the envelope can fail it), half pass it and
 fail the model (accepted, then dead-lettered by the enricher with a reason; two of them carry a ~1 MiB property
@@ -32,20 +32,20 @@ from tools.local.stub_http import RecordedRequest, Reply
 from tools.samples import SAMPLES_DIR
 
 SEED = 20261123
-TOTAL_EVENTS = 2000
-SCHEMA_INVALID = 100  # 5 %: answered 400 by the API
-MODEL_INVALID = 100  # 5 %: accepted, dead-lettered by the enricher
+TOTAL_EVENTS = 1000
+SCHEMA_INVALID = 50  # 5 %: answered 400 by the API
+MODEL_INVALID = 50  # 5 %: accepted, dead-lettered by the enricher
 OVERSIZED = 2  # of those, events with a ~1 MiB property: accepted, but their Kochava payload cannot fit in SQS
 # Bytes left under 1 MiB for the message attributes the API adds: their names and types as API_MESSAGE_ATTRIBUTES
 # lists them, each value at most 40 bytes (a request id is 36, epoch ms 13, the route and the key id fewer).
 OVERSIZED_ROOM = sqs_message_bytes(0, [(name, data_type, "v" * 40) for name, data_type in API_MESSAGE_ATTRIBUTES])
-DUPLICATED = 100  # 5 %: sent a second time
+DUPLICATED = 50  # 5 %: sent a second time
 SINGLE_SHARE = 0.10  # share of the accepted-able sends posted alone rather than in a batch
 MAX_BATCH = 100
 
 # Kochava's misbehaviour, per request in arrival order (a seeded script on the local sink).
 FAULT_SHARES = {500: 0.20, 429: 0.05, "timeout": 0.02, 400: 0.03}
-SCRIPT_LENGTH = 12_000  # longer than the requests of the faulty phase (about 3,000): faults never run out
+SCRIPT_LENGTH = 12_000  # longer than the requests of the faulty phase (about 1,200): faults never run out
 HANG_S = 2.0  # a "timeout" answer: the sink says nothing for this long (the deliverer gives up after 1 s)
 # Kochava's 400 answer echoes the device, as real error bodies do: the deliverer must mask it before logging.
 ECHOED_IDFA = "6D92078A-8246-4BA4-AE5B-76104861E7DC"

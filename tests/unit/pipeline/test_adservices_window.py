@@ -101,3 +101,24 @@ def test_window_reapplied_at_send_strips_a_stale_token_but_keeps_attribution() -
 def test_window_at_send_ignores_payloads_without_a_token() -> None:
     payload = {"action": "event", "data": {"event_name": "x"}}
     assert adservices.apply_window_at_send(payload, None, now=GENERATED) == (payload, False)
+
+
+def test_a_real_attribution_of_any_spelling_is_forwarded_whole() -> None:
+    """Apple's fields are numbers, but a client may send them as text, leave one out, or send nulls: none of that
+    makes the record a developer-mode one (nor an error)."""
+    for attribution in (
+        REAL,
+        {**REAL, "orgId": "40669820", "campaignId": " 542370539 "},
+        {"attribution": True, "campaignId": 1234567890},  # no orgId
+        {**DEV_MODE, "orgId": None},
+        {**DEV_MODE, "orgId": "n/a"},
+        {**DEV_MODE, "orgId": 1234567890.0},
+        {**DEV_MODE, "orgId": True},
+    ):
+        assert adservices.usable_attribution(attribution) == attribution
+    assert adservices.usable_attribution({**DEV_MODE, "orgId": " 1234567890 "}) is None
+
+
+def test_an_attribution_that_is_not_a_record_is_not_forwarded() -> None:
+    for attribution in (None, {}, "true", ["orgId"], 1):
+        assert adservices.usable_attribution(attribution) is None
