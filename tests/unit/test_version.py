@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import runpy
 import subprocess
 import sys
 import tomllib
@@ -47,9 +48,21 @@ def test_every_version_says_how_to_upgrade_a_deployed_stack() -> None:
 
 
 @pytest.mark.parametrize("tool", TOOLS)
-def test_each_tool_prints_the_version(tool: str) -> None:
+def test_each_tool_prints_the_version(
+    tool: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``python -m TOOL --version``, run as ``-m`` runs it (runpy, as ``__main__``) in this process: a new
+    interpreter per tool cost a few seconds each; the test below starts one, as a user does."""
+    monkeypatch.setattr(sys, "argv", [tool, "--version"])
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_module(tool, run_name="__main__", alter_sys=True)
+    assert exited.value.code in (0, None)
+    assert capsys.readouterr().out.strip() == f"python -m {tool} {__version__} (kochava-pipeline)"
+
+
+def test_a_tool_started_as_a_process_prints_the_version() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", tool, "--version"], cwd=REPO_ROOT, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "tools.trace", "--version"], cwd=REPO_ROOT, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip() == f"python -m {tool} {__version__} (kochava-pipeline)"
+    assert result.stdout.strip() == f"python -m tools.trace {__version__} (kochava-pipeline)"
