@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,12 +17,13 @@ import pytest
 
 from functions.deliverer import handler, observe
 from functions.deliverer import metrics as m
-from functions.deliverer.core import Deliverer
+from functions.deliverer.core import BatchReport, Deliverer
 from functions.deliverer.idempotency import IdempotentSender
+from functions.deliverer.outage import Observation
 from functions.deliverer.runtime import Runtime
 from tests.fakes import DELIVERED, REJECTED, TRANSIENT, FakeDeliveryQueue, FakeKochava, MemoryPersistence
 from tests.lambda_fakes import FakeContext
-from tests.samples.deliverer import NOW, event_body
+from tests.samples.deliverer import NOW, event_body, install_body
 
 ERROR_503 = "HTTP 503 after 4 attempt(s)"
 
@@ -136,3 +138,49 @@ def test_the_metrics_count_each_verdict_and_the_dead_letters_per_reason(runtime:
         m.BREAKER_OPENED: 0,
         m.BREAKER_CLOSED: 0,
     }
+
+
+def test_the_deadline_leaves_the_finish_reserve_of_the_lambda_s_time(runtime: Runtime) -> None:
+    before = time.monotonic()
+    handler.handle(runtime, {"Records": [sqs("u-1", event_body("u-1"))]}, FakeContext(remaining_ms=30_000))  # type: ignore[arg-type]
+    after = time.monotonic()
+    assert isinstance(runtime.kochava, FakeKochava)
+    [post] = runtime.kochava.posts
+    assert before + 30 - handler.FINISH_RESERVE_S <= post.deadline <= after + 30 - handler.FINISH_RESERVE_S
+
+
+def test_a_duplicate_and_a_stripped_token_are_logged_as_such(runtime: Runtime, logs: io.StringIO) -> None:
+    stale = install_body("i-1", generated_at=NOW - 2 * 24 * 3600)
+    handler.handle(runtime, {"Records": [sqs("i-1", stale)]}, FakeContext())  # type: ignore[arg-type]
+    handler.handle(runtime, {"Records": [sqs("i-1", stale)]}, FakeContext())  # type: ignore[arg-type]
+    first, again = (line for line in lines(logs) if "verdict" in line)
+    assert (first["verdict"], first["adservices_token_stripped"]) == ("delivered", True)
+    assert (again["message"], again["verdict"]) == ("already delivered: duplicate skipped", "duplicate")
+
+
+def test_each_breaker_transition_gets_its_line(logs: io.StringIO) -> None:
+    seen = Observation(opened=True, closed=True, error="closing the breaker: RuntimeError: from 203.0.113.7")
+    observe.log_breaker(handler.logger, BatchReport([], breaker_mode="probe", probes=2, breaker=seen))
+    opened, closed, failed = lines(logs)
+    assert (opened["message"], opened["level"], opened["breaker_mode"]) == (
+        "Kochava breaker opened: deliveries held, probing",
+        "WARNING",
+        "probe",
+    )
+    assert (closed["message"], closed["level"], closed["probes"]) == (
+        "Kochava breaker closed: a probe got an answer, the backlog drains",
+        "INFO",
+        2,
+    )
+    assert (failed["message"], failed["error"]) == (
+        "Kochava breaker store failed; batch handled regardless",
+        "closing the breaker: RuntimeError: from <ip>",
+    )
+
+
+def test_the_container_keeps_the_runtime_it_was_given(runtime: Runtime) -> None:
+    handler.set_runtime(runtime)
+    try:
+        assert handler.get_runtime() is runtime
+    finally:
+        handler.set_runtime(None)
