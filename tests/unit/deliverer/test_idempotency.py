@@ -23,7 +23,7 @@ from functions.ports import KochavaResult, SendAnswer
 from tests.fakes import DELIVERED, TRANSIENT, FakeKochava, MemoryPersistence
 from tests.samples.deliverer import IOS_APP, event_body
 
-TTL_S = 3600
+TTL_S = 7 * 24 * 3600  # not Powertools' default (1 hour)
 
 
 class Context:
