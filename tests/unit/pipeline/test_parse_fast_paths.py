@@ -12,7 +12,7 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from functions.pipeline import events, reasons
 from functions.pipeline.contract import MAX_BATCH_EVENTS, Device, NativeBatch, NativeEvent, SegmentEvent
@@ -280,7 +280,6 @@ def test_generated_segment_calls_are_both_valid_and_invalid() -> None:
 
 def test_a_model_validator_without_a_plain_twin_is_refused() -> None:
     """A model-level rule added to a Segment model must not be skipped silently by the plain validator."""
-    from pydantic import model_validator
 
     from functions.pipeline import contract
 
@@ -289,7 +288,7 @@ def test_a_model_validator_without_a_plain_twin_is_refused() -> None:
         def _rule(self) -> Stricter:
             return self
 
-    class Holder(contract.BaseModel):
+    class Holder(BaseModel):
         os: Stricter
 
     with pytest.raises(TypeError, match="no plain twin"):
