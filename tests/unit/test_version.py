@@ -4,6 +4,7 @@ every changelog version says how to upgrade a deployed stack, and every tool pri
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
 import runpy
 import subprocess
@@ -54,6 +55,9 @@ def test_each_tool_prints_the_version(
     """``python -m TOOL --version``, run as ``-m`` runs it (runpy, as ``__main__``) in this process: a new
     interpreter per tool cost a few seconds each; the test below starts one, as a user does."""
     monkeypatch.setattr(sys, "argv", [tool, "--version"])
+    # What runs as __main__ must not be imported already (runpy warns): the tool module, or a package's __main__.
+    is_package = importlib.util.find_spec(tool).submodule_search_locations is not None  # type: ignore[union-attr]
+    monkeypatch.delitem(sys.modules, f"{tool}.__main__" if is_package else tool, raising=False)
     with pytest.raises(SystemExit) as exited:
         runpy.run_module(tool, run_name="__main__", alter_sys=True)
     assert exited.value.code in (0, None)
