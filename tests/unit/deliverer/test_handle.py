@@ -184,3 +184,18 @@ def test_the_container_keeps_the_runtime_it_was_given(runtime: Runtime) -> None:
         assert handler.get_runtime() is runtime
     finally:
         handler.set_runtime(None)
+
+
+def test_a_dlq_that_cannot_be_written_is_logged_and_its_records_left_for_sqs(logs: io.StringIO) -> None:
+    kochava, queue = FakeKochava(default=REJECTED), FakeDeliveryQueue()
+    queue.fail_dead_letters()
+    sender = IdempotentSender(kochava, MemoryPersistence(), expires_after_s=3600)
+    runtime = Runtime(Deliverer(sender, queue, max_workers=1, clock=lambda: NOW), sender, kochava)
+    try:
+        response = handler.handle(runtime, {"Records": [sqs("u-1", event_body("u-1"))]}, FakeContext())  # type: ignore[arg-type]
+    finally:
+        runtime.close()
+        handler.metrics.clear_metrics()
+    assert response == {"batchItemFailures": [{"itemIdentifier": "msg-u-1"}]}
+    [failed] = [line for line in lines(logs) if line["message"] == "delivery DLQ send failed; records left for SQS"]
+    assert failed["level"] == "ERROR" and failed["error"].startswith("SendError")
