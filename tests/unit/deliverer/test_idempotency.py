@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 
-from functions.deliverer.idempotency import KEY_PREFIX, IdempotentSender
+from functions.deliverer.idempotency import KEY_PREFIX, IdempotentSender, delivery_record
 from functions.pipeline import envelope
 from functions.pipeline.envelope import Envelope, Kind
 from functions.ports import KochavaResult, SendAnswer
@@ -127,7 +127,9 @@ def test_the_record_keeps_the_facts_of_the_post_under_the_key_trace_looks_up(sto
     result = KochavaResult("delivered", 200, response_body='{"success":"1"}', attempts=2)
     kochava = FakeKochava(default=result)
     env = env_of("u-1")
+    before_ms = int(time.time() * 1000)
     send(sender(store, kochava), env)
+    after_ms = int(time.time() * 1000)
     trace = MemoryPersistence()  # configured as tools.trace configures its view of the table
     trace.configure(IdempotencyConfig(), key_prefix=KEY_PREFIX)
     trace.records = store.records
@@ -141,5 +143,11 @@ def test_the_record_keeps_the_facts_of_the_post_under_the_key_trace_looks_up(sto
         "kind": "event",
         "app": IOS_APP,
     }
-    assert isinstance(data["delivered_at_ms"], int) and data["delivered_at_ms"] > 1_700_000_000_000
+    assert before_ms <= data["delivered_at_ms"] <= after_ms  # when it was delivered, in ms (tools.trace shows it)
     assert found.expiry_timestamp is not None and abs(found.expiry_timestamp - (time.time() + TTL_S)) < 60
+
+
+def test_an_app_id_that_is_not_text_is_recorded_as_none() -> None:
+    env = env_of("u-1")
+    result = KochavaResult("delivered", 200)
+    assert delivery_record(env, {"kochava_app_id": 42}, result, delivered_at_ms=1)["app"] is None
