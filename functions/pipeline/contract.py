@@ -415,9 +415,10 @@ def _segment_call_rules_plain(call: dict[str, Any]) -> dict[str, Any]:
 
 # --- The Segment call validated into plain data --------------------------------------------------------------------
 # A Segment call is read once, converted into the internal NativeEvent (functions.pipeline.events) and dropped: its
-# five Segment models (call, context, device, os, app) are built only to be read. Validating into dicts instead,
-# through the same pydantic-core schema with those five ``model`` nodes turned into ``typed-dict`` nodes (same
-# fields, inner schemas, defaults and config, so the same values, errors and locations), costs about half
+# Segment models (call, context, device, os, app, integrations, integrations.Kochava: PLAIN_SEGMENT_MODELS) are
+# built only to be read. Validating into dicts instead, through the same pydantic-core schema with those ``model``
+# nodes turned into ``typed-dict`` nodes (same fields, inner schemas, defaults and config, so the same values,
+# errors and locations), costs about half
 # (issue 27, measured). The schema is derived from SegmentEvent's own core schema when this module is imported,
 # so the models stay the single source of the contract; any model-level validator other than ``_call_rules`` on
 # these classes makes the derivation fail loudly here rather than be skipped
@@ -490,8 +491,8 @@ validate_segment_call: Callable[[Any], dict[str, Any]] = SchemaValidator(
     plain_schema(SegmentEvent.__pydantic_core_schema__, {SegmentEvent._call_rules: _segment_call_rules_plain})
 ).validate_python
 """``SegmentEvent.model_validate(raw)`` as plain data: the call and its context, device, os and app as dicts (every
-field present, defaults filled in, as on the models); ``integrations`` still the models. Raises the same
-``ValidationError``."""
+field present, defaults filled in, as on the models), ``integrations`` and ``integrations.Kochava`` too. Raises the
+same ``ValidationError``."""
 
 
 # --- JSON schema export (API Gateway request models) ---------------------------------------------------------------

@@ -380,7 +380,7 @@ def parse_event(raw: Any, route: Route = "native") -> Parsed:
 
 # What Model.model_validate(raw) calls, without its Python wrapper: 3,600 instructions per native event in
 # callgrind (2% of its whole cost). A Segment call is validated into plain data (contract.validate_segment_call:
-# the same schema, dicts instead of the five Segment models, about half the cost) and converted from it.
+# the same schema, dicts instead of the Segment models, about half the cost) and converted from it.
 _validate_native: Callable[[Any], NativeEvent] = NativeEvent.__pydantic_validator__.validate_python
 _validate_segment: Callable[[Any], dict[str, Any]] = validate_segment_call
 
