@@ -28,6 +28,7 @@ from typing import Any, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+from aws_lambda_powertools import Metrics
 
 from functions import names as r
 from functions.deliverer.core import RETRY_VISIBILITY_BASE_S
@@ -258,7 +259,7 @@ class LocalStack:
             function, dotted = functions[spec.key]
             # The per-function part of the environment is read at import (cold start), like Powertools does.
             self._set_env(r.ENV_POWERTOOLS_SERVICE_NAME, function)
-            handler = load_handler(dotted)
+            handler = metrics_discarded(load_handler(dotted))
             self._loaded.append(dotted)
             urls = self.resources.queues[spec.key]
             self.pollers[spec.key] = QueuePoller(
@@ -596,6 +597,24 @@ class RecordingSink(KochavaSink):
         with self._record_lock, self.record_path.open("a", encoding="utf-8") as out:
             out.write(json.dumps(line, ensure_ascii=False) + "\n")
         return reply
+
+
+def metrics_discarded(handler: Handler) -> Handler:
+    """``handler``, dropping the metrics it added once it returns.
+
+    The stack sets ``POWERTOOLS_METRICS_DISABLED`` (no EMF blobs on stdout locally), and Powertools then skips each
+    flush *without clearing* what was added: its process-wide metric set would grow with every invocation of a
+    serving stack, and the first flush after the stack stops (another test's handler, in a test run) would print
+    every count of the local run as its own.
+    """
+
+    def invoke(event: dict[str, Any], context: Any) -> Any:
+        try:
+            return handler(event, context)
+        finally:
+            Metrics().clear_metrics()
+
+    return invoke
 
 
 def load_handler(dotted: str) -> Handler:
