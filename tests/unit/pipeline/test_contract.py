@@ -11,7 +11,14 @@ import pytest
 
 from functions.names import BODY_MODELS
 from functions.pipeline import reasons
-from functions.pipeline.contract import SCHEMA_FILES, body_schema, envelope_schema, parse_timestamp, schema_for
+from functions.pipeline.contract import (
+    SCHEMA_FILES,
+    body_schema,
+    envelope_schema,
+    parse_timestamp,
+    schema_for,
+    write_schemas,
+)
 from functions.pipeline.events import Rejection, parse_body, parse_event
 
 SCHEMA_DIR = Path(__file__).resolve().parents[3] / "infra" / "schemas"
@@ -191,3 +198,13 @@ def test_schema_accepts_what_the_model_accepts_and_refuses_garbage() -> None:
     assert not validator.is_valid({**BASE, "device": {"platform": "windows"}})
     assert not validator.is_valid({"batch": []})
     assert not validator.is_valid({**BASE, "uuid": None})
+
+
+def test_make_schemas_rewrites_the_committed_files_byte_for_byte(tmp_path: Path) -> None:
+    """Given the committed request models, when `make schemas` runs (into a new directory), then it writes one file
+    per model, each identical to the committed one: regenerating leaves `git diff` empty."""
+    written = write_schemas(tmp_path / "schemas")
+    assert sorted(path.name for path in written) == sorted(SCHEMA_FILES.values())
+    for path in written:
+        assert path.parent == tmp_path / "schemas"
+        assert path.read_bytes() == (SCHEMA_DIR / path.name).read_bytes(), path.name

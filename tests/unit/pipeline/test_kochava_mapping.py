@@ -85,6 +85,12 @@ def test_kochava_device_id_prefers_the_explicit_one_then_device_id() -> None:
     assert fallback.payload is not None and fallback.payload["kochava_device_id"] == "idfv-1"
 
 
+def test_an_all_zero_kochava_device_id_is_replaced_with_a_warning_naming_the_field() -> None:
+    out = mapped(device={"kochava_device_id": ZERO})
+    assert out.payload is not None and out.payload["kochava_device_id"] == "idfv-1"
+    assert "device.kochava_device_id is all zeros: the next usable id is sent instead" in out.warnings
+
+
 # --- settings ---------------------------------------------------------------------------------------------------
 
 
@@ -228,6 +234,15 @@ def test_purchase_with_a_non_numeric_amount_keeps_the_event_and_warns() -> None:
     assert any("not a number" in w for w in out.warnings)
 
 
+def test_a_non_numeric_sum_is_dropped_with_a_warning_quoting_at_most_40_characters_of_it() -> None:
+    # Given an event whose own sum is text that is not a number, longer than a warning should quote
+    given = "about twelve euros, give or take, " + "x" * 30
+    out = mapped(event="tip", properties={"sum": given})
+    # Then the event is sent without a sum, and the warning quotes the value's first 40 characters only
+    assert "sum" not in data_of(out)["event_data"]
+    assert f"properties.sum {given[:40]!r} is not a number: not sent as sum" in out.warnings
+
+
 def test_screen_becomes_screen_view_with_screen_name() -> None:
     data = data_of(mapped(type="screen", event="Shop"))
     assert (data["event_name"], data["event_data"]["screen_name"]) == ("Screen View", "Shop")
@@ -250,6 +265,16 @@ def test_identify_becomes_an_identity_link_with_flat_string_traits() -> None:
         "device_id": {"idfv": "IDFV-1"},
         "data": {"user_id": "u-9", "plan": "pro", "level": "3", "vip": "true", "a_b": "1"},
     }
+
+
+def test_identity_link_traits_that_are_false_lists_or_empty_objects_arrive_as_their_json_text() -> None:
+    # Given an identify whose traits hold a false flag, a list, an empty object and a number
+    out = mapped(
+        type="identify", user_id="u-9", properties={"beta": False, "tags": ["a", 1], "prefs": {}, "score": 2.5}
+    )
+    # Then IdentityLink gets each as the text JSON would write it (Kochava takes text traits only)
+    assert out.payload is not None
+    assert out.payload["data"] == {"user_id": "u-9", "beta": "false", "tags": '["a",1]', "prefs": "{}", "score": "2.5"}
 
 
 def test_a_user_id_among_the_traits_never_replaces_the_identified_user() -> None:
