@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import jsonschema
 import pytest
+from pydantic import BaseModel, Field
 
 from functions.names import BODY_MODELS
-from functions.pipeline import reasons
+from functions.pipeline import contract, reasons
 from functions.pipeline.contract import (
     SCHEMA_FILES,
     body_schema,
@@ -208,3 +209,57 @@ def test_make_schemas_rewrites_the_committed_files_byte_for_byte(tmp_path: Path)
     for path in written:
         assert path.parent == tmp_path / "schemas"
         assert path.read_bytes() == (SCHEMA_DIR / path.name).read_bytes(), path.name
+
+
+class _Kind(BaseModel):
+    kind: Literal["a"]
+
+
+class _OtherKind(BaseModel):
+    kind: Literal["b"]
+
+
+# Constraints today's event model does not use yet, each written by pydantic in JSON Schema 2020-12.
+class _FutureEvent(BaseModel):
+    one: Literal["x"]
+    n: int = Field(gt=0, lt=10, examples=[5])
+    pair: tuple[int, str] | None = None
+    opt: int | None = None
+    pet: Annotated[_Kind | _OtherKind, Field(discriminator="kind")] | None = None
+    named: str = "t"
+
+
+def test_constraints_a_model_may_add_reach_api_gateway_in_draft_4(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given an event model with a constant, exclusive bounds, examples, a tuple, nullable fields and a
+    discriminated union (what a later field may bring), when its request model is exported, then API Gateway gets
+    each constraint in draft 4 (its dialect): ``enum`` for ``const``, boolean exclusive bounds, nullable types,
+    and none of the 2020-12 keywords it does not know."""
+    monkeypatch.setattr(contract, "NativeEvent", _FutureEvent)
+
+    schema = body_schema("native")
+
+    ref = {"$ref": "#/definitions/_FutureEvent"}
+    assert schema["oneOf"][0] == ref
+    assert schema["definitions"]["_FutureEvent"] == {
+        "properties": {
+            "n": {"exclusiveMaximum": True, "exclusiveMinimum": True, "maximum": 10, "minimum": 0, "type": "integer"},
+            "named": {"default": "t", "type": "string"},
+            "one": {"enum": ["x"], "type": "string"},
+            "opt": {"type": ["integer", "null"]},
+            "pair": {"maxItems": 2, "minItems": 2, "type": ["array", "null"]},
+            "pet": {
+                "anyOf": [
+                    {"oneOf": [{"$ref": "#/definitions/_Kind"}, {"$ref": "#/definitions/_OtherKind"}]},
+                    {"type": "null"},
+                ]
+            },
+        },
+        "required": ["one", "n"],
+        "title": "_FutureEvent",
+        "type": "object",
+    }
+    assert schema["definitions"]["_Kind"]["properties"] == {"kind": {"enum": ["a"], "type": "string"}}
+    validator = jsonschema.Draft4Validator(schema)
+    assert validator.is_valid({"one": "x", "n": 5, "opt": None, "pair": [1, "a"], "pet": {"kind": "b"}})
+    for wrong in ({"one": "y", "n": 5}, {"one": "x", "n": 0}, {"one": "x", "n": 10}, {"one": "x", "n": 5, "opt": "1"}):
+        assert not validator.is_valid(wrong), wrong
