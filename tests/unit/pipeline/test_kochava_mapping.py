@@ -176,6 +176,22 @@ def test_properties_after_a_nested_object_are_kept_at_every_level() -> None:
     assert flatten({"o": {"a": {}, "b": 1}}) == {"o_a": "{}", "o_b": 1}
 
 
+def test_unusable_values_deep_in_objects_are_left_out_with_a_warning_naming_their_path() -> None:
+    # Given properties whose objects hold a null and an infinite number, each followed by a usable value
+    props = {"cart": {"coupon": None, "items": 2, "meta": {"ratio": float("inf"), "src": "ad"}}, "after": 1}
+    out = mapped(properties=props)
+    # Then both are left out, every other value is sent, and each warning names the value's own path and kind
+    event_data = data_of(out)["event_data"]
+    assert {k: event_data[k] for k in ("cart_items", "cart_meta_src", "after")} == {
+        "cart_items": 2,
+        "cart_meta_src": "ad",
+        "after": 1,
+    }
+    assert "cart_coupon" not in event_data and "cart_meta_ratio" not in event_data
+    assert "properties.cart.coupon: null: not sent (Kochava cannot use it)" in out.warnings
+    assert "properties.cart.meta.ratio: inf, not a finite number: not sent (Kochava cannot use it)" in out.warnings
+
+
 def test_nested_lists_inside_objects_are_json_encoded_under_the_joined_key() -> None:
     assert flatten({"cart": {"items": [[1, 2], [3]]}}) == {"cart_items": "[[1,2],[3]]"}
 
