@@ -263,3 +263,32 @@ def test_constraints_a_model_may_add_reach_api_gateway_in_draft_4(monkeypatch: p
     assert validator.is_valid({"one": "x", "n": 5, "opt": None, "pair": [1, "a"], "pet": {"kind": "b"}})
     for wrong in ({"one": "y", "n": 5}, {"one": "x", "n": 0}, {"one": "x", "n": 10}, {"one": "x", "n": 5, "opt": "1"}):
         assert not validator.is_valid(wrong), wrong
+
+
+@pytest.mark.parametrize(("sent", "kept"), [(" u-7 ", "u-7"), (42, "42"), ("x" * 128, "x" * 128)])
+def test_an_id_is_text_stripped_and_a_number_becomes_its_decimal_text(sent: object, kept: str) -> None:
+    """Given an event whose uuid is padded text, an integer, or exactly as long as allowed, when it is parsed,
+    then it is accepted with the id as Kochava will get it."""
+    item = parse_event({**BASE, "uuid": sent})
+    assert not isinstance(item, Rejection), item
+    assert item.uuid == kept
+
+
+@pytest.mark.parametrize(
+    ("sent", "message"),
+    [
+        (True, "uuid: must be a string"),
+        (1.5, "uuid: must be a string"),
+        ("", "uuid: must not be empty"),
+        ("   ", "uuid: must not be empty"),
+        ("x" * 129, "uuid: is too long (at most 128)"),
+    ],
+)
+def test_an_id_that_is_a_flag_a_fraction_empty_or_too_long_is_refused_naming_the_field(
+    sent: object, message: str
+) -> None:
+    """A boolean or a fraction is not an id (no "True" or "1.5" reaches Kochava); blank or over-long ids neither."""
+    item = rejection({**BASE, "uuid": sent})
+    assert (item.reason, item.field, item.message) == (reasons.INVALID_EVENT, "uuid", message)
+    device = rejection({**BASE, "device": {"platform": "ios", "id": False}})
+    assert (device.field, device.message) == ("device.id", "device.id: must be a string")
