@@ -23,10 +23,15 @@ botocore: every test process shares one cache of botocore's data files (:func:`s
 ``boto3.session.Session()`` has its own loader, which parses the service models, ``endpoints.json`` and the
 partitions again (about 0.3 s of JSON per session); the integration tests and the local stack build a fresh runtime,
 so a fresh session, per test. The files are the same for the whole run, so the parsed data is too.
+
+Bytecode: the run starts by compiling the repo's packages (:func:`pytest_configure`, once, in the xdist controller),
+so that no worker and no child process (the tools' CLIs, the cold-start probes, the benchmarks) compiles them from
+source again when the shell sets ``PYTHONDONTWRITEBYTECODE`` (as this machine's does, and CI images often do).
 """
 
 from __future__ import annotations
 
+import compileall
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -73,6 +78,18 @@ def share_botocore_data() -> None:
 
 
 share_botocore_data()
+
+# The repo's packages whose bytecode the run writes first (git-ignored ``__pycache__``, as any Python run does when
+# it may): the workers import them all, and each child process again.
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("functions", "infra", "tools", "bench", "tests")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the xdist controller, or a run without xdist: before any import
+        for package in PACKAGES:
+            compileall.compile_dir(REPO / package, quiet=1)
+
 
 # Packages whose fixtures are shared by more than one file: each goes whole to one xdist worker.
 SHARED_FIXTURE_PACKAGES = ("tests/e2e/", "tests/infra/")
