@@ -203,12 +203,14 @@ def test_schema_accepts_what_the_model_accepts_and_refuses_garbage() -> None:
 
 def test_make_schemas_rewrites_the_committed_files_byte_for_byte(tmp_path: Path) -> None:
     """Given the committed request models, when `make schemas` runs (into a new directory), then it writes one file
-    per model, each identical to the committed one: regenerating leaves `git diff` empty."""
-    written = write_schemas(tmp_path / "schemas")
-    assert sorted(path.name for path in written) == sorted(SCHEMA_FILES.values())
-    for path in written:
-        assert path.parent == tmp_path / "schemas"
-        assert path.read_bytes() == (SCHEMA_DIR / path.name).read_bytes(), path.name
+        per model, each identical to the committed one: regenerating leaves `git diff` empty. The directory may be new
+    (its parents too) or already there (`infra/schemas`, the default)."""
+    for directory in (tmp_path / "new" / "schemas", tmp_path / "new" / "schemas", tmp_path):  # new, again, existing
+        written = write_schemas(directory)
+        assert sorted(path.name for path in written) == sorted(SCHEMA_FILES.values())
+        for path in written:
+            assert path.parent == directory
+            assert path.read_bytes() == (SCHEMA_DIR / path.name).read_bytes(), path.name
 
 
 class _Kind(BaseModel):
@@ -227,6 +229,7 @@ class _FutureEvent(BaseModel):
     opt: int | None = None
     pet: Annotated[_Kind | _OtherKind, Field(discriminator="kind")] | None = None
     named: str = "t"
+    home: _Kind = Field(default_factory=lambda: _Kind(kind="a"), title="Home")
 
 
 def test_constraints_a_model_may_add_reach_api_gateway_in_draft_4(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -244,6 +247,7 @@ def test_constraints_a_model_may_add_reach_api_gateway_in_draft_4(monkeypatch: p
         "properties": {
             "n": {"exclusiveMaximum": True, "exclusiveMinimum": True, "maximum": 10, "minimum": 0, "type": "integer"},
             "named": {"default": "t", "type": "string"},
+            "home": {"$ref": "#/definitions/_Kind", "title": "Home"},  # a title given on purpose is kept
             "one": {"enum": ["x"], "type": "string"},
             "opt": {"type": ["integer", "null"]},
             "pair": {"maxItems": 2, "minItems": 2, "type": ["array", "null"]},
