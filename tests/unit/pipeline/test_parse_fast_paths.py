@@ -6,15 +6,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from functions.pipeline import events, reasons
+from functions.pipeline import contract, events, reasons
 from functions.pipeline.contract import MAX_BATCH_EVENTS, Device, NativeBatch, NativeEvent, SegmentEvent
 from functions.pipeline.events import FilteredCall, Rejection, parse_body, parse_event, plain_batch, segment_to_event
 from functions.pipeline.segment import filtered_because
@@ -293,3 +293,40 @@ def test_a_model_validator_without_a_plain_twin_is_refused() -> None:
 
     with pytest.raises(TypeError, match="no plain twin"):
         contract.plain_schema(Holder.__pydantic_core_schema__, {}, (*contract.PLAIN_SEGMENT_MODELS, Stricter))
+
+
+# --- App builds read in pydantic-core (contract.BuildText) ---------------------------------------------------------
+
+
+class _BuildBefore(BaseModel):
+    """The rule BuildText replaces: a BeforeValidator turning an integer into its string, then a stripped str of at
+    most 64 characters (the models' config)."""
+
+    model_config = ConfigDict(str_strip_whitespace=True)
+    build: Annotated[str, Field(max_length=64), BeforeValidator(contract._id_to_str)] | None = None
+
+
+class _BuildCore(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True)
+    build: contract.BuildText | None = None
+
+
+def _validated(model: type[BaseModel], raw: Any) -> Any:
+    try:
+        return model.model_validate({"build": raw}).model_dump()
+    except ValidationError as exc:
+        return [(e["type"], e["loc"], e["msg"], e.get("ctx")) for e in exc.errors(include_url=False)]
+
+
+@given(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats()
+    | st.text(max_size=70)
+    | st.sampled_from(["412", " 412 ", "  ", "a" * 64, " " + "a" * 64 + " ", "a" * 65, [], {}, 10**64, 10**65])
+)
+def test_a_build_is_read_as_the_before_validator_read_it(raw: Any) -> None:
+    """Given any JSON value as ``app.build``, the core rule (no Python call) gives the value or the error (type,
+    location, message, context) the BeforeValidator gave."""
+    assert _validated(_BuildCore, raw) == _validated(_BuildBefore, raw)
