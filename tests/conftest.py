@@ -18,10 +18,20 @@ stacks, session-scoped, ``tests/infra/conftest.py``), except their files that us
 (:data:`LONGEST_FIRST`), so the workers finish together instead of one starting the fault run last. Every stack,
 server and sink listens on an ephemeral port and writes under pytest's temp directories (one base per worker), so
 workers never share a port or a file.
+
+botocore: every test process shares one cache of botocore's data files (:func:`share_botocore_data`). Each
+``boto3.session.Session()`` has its own loader, which parses the service models, ``endpoints.json`` and the
+partitions again (about 0.3 s of JSON per session); the integration tests and the local stack build a fresh runtime,
+so a fresh session, per test. The files are the same for the whole run, so the parsed data is too.
+
+Bytecode: the run starts by compiling the repo's packages (:func:`pytest_configure`, once, in the xdist controller),
+so that no worker and no child process (the tools' CLIs, the cold-start probes, the benchmarks) compiles them from
+source again when the shell sets ``PYTHONDONTWRITEBYTECODE`` (as this machine's does, and CI images often do).
 """
 
 from __future__ import annotations
 
+import compileall
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -42,6 +52,44 @@ _LOAD_BLIND = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]
 settings.register_profile("default", **_LOAD_BLIND)
 settings.register_profile("ci", derandomize=True, print_blob=True, **_LOAD_BLIND)
 settings.load_profile("ci" if os.environ.get("CI") == "true" else "default")
+
+
+def share_botocore_data() -> None:
+    """Let every botocore loader with the same search paths share one cache of parsed data files.
+
+    ``botocore.loaders.Loader`` caches what it loads per instance (``instance_cache`` over ``self._cache``), and
+    every session builds its own loader. Giving the loaders of one search path the same ``_cache`` dict is what one
+    long-lived session does already: same files, same parsed models, each parsed once per process.
+    """
+    from botocore import loaders
+
+    if getattr(loaders.Loader, "_kochava_shared_cache", False):
+        return
+    caches: dict[tuple[tuple[str, ...], tuple[str, ...]], dict[object, object]] = {}
+    original_init = loaders.Loader.__init__
+
+    def init(self: loaders.Loader, *args: object, **kwargs: object) -> None:
+        original_init(self, *args, **kwargs)  # type: ignore[arg-type]
+        key = (tuple(self.search_paths), tuple(self.extras_types))
+        self._cache = caches.setdefault(key, self._cache)  # type: ignore[attr-defined]
+
+    loaders.Loader.__init__ = init  # type: ignore[method-assign]
+    loaders.Loader._kochava_shared_cache = True  # type: ignore[attr-defined]
+
+
+share_botocore_data()
+
+# The repo's packages whose bytecode the run writes first (git-ignored ``__pycache__``, as any Python run does when
+# it may): the workers import them all, and each child process again.
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("functions", "infra", "tools", "bench", "tests")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the xdist controller, or a run without xdist: before any import
+        for package in PACKAGES:
+            compileall.compile_dir(REPO / package, quiet=1)
+
 
 # Packages whose fixtures are shared by more than one file: each goes whole to one xdist worker.
 SHARED_FIXTURE_PACKAGES = ("tests/e2e/", "tests/infra/")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import importlib
 import subprocess
@@ -94,10 +95,12 @@ print(*traced)
 """
 
 
+@functools.cache
 def _cold_start(handler: str) -> tuple[set[str], set[str], list[str]]:
     """A fresh interpreter in the Lambda's environment (Tracer on, the stack's variables, as bench/coldstart.py
     measures it) imports the handler and wires it as its first invocation does: what the import imported, what
-    the whole init imported, and whether X-Ray wraps botocore's and requests' calls."""
+    the whole init imported, and whether X-Ray wraps botocore's and requests' calls. Once per handler and test
+    process: the two tests below read the same cold start."""
     from bench.coldstart import lambda_env
 
     done = subprocess.run(
