@@ -26,6 +26,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -386,6 +387,9 @@ class SegmentIntegrations(_Model):
 _IOS_OS_NAMES = frozenset({"ios", "iphone os", "ipados"})
 
 
+# Cached: called twice per Segment call (the call rule, then the conversion into the internal event) with values that
+# repeat ("ios", "iOS"...), each validated to at most 64 characters there; at most 1,024 pairs are kept (issue 27).
+@lru_cache(maxsize=1024)
 def segment_platform(device_type: str | None, os_name: str | None) -> Literal["ios", "android"] | None:
     """The platform of a Segment call: ``context.device.type`` when it is ios / android (any case), else
     ``context.os.name`` (``iOS``, ``iPhone OS``, ``iPadOS``, ``Android``), else None.
