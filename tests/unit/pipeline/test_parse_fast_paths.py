@@ -295,43 +295,6 @@ def test_a_model_validator_without_a_plain_twin_is_refused() -> None:
         contract.plain_schema(Holder.__pydantic_core_schema__, {}, (*contract.PLAIN_SEGMENT_MODELS, Stricter))
 
 
-# --- App builds read in pydantic-core (contract.BuildText) ---------------------------------------------------------
-
-
-class _BuildBefore(BaseModel):
-    """The rule BuildText replaces: a BeforeValidator turning an integer into its string, then a stripped str of at
-    most 64 characters (the models' config)."""
-
-    model_config = ConfigDict(str_strip_whitespace=True)
-    build: Annotated[str, Field(max_length=64), BeforeValidator(contract._id_to_str)] | None = None
-
-
-class _BuildCore(BaseModel):
-    model_config = ConfigDict(str_strip_whitespace=True)
-    build: contract.BuildText | None = None
-
-
-def _validated(model: type[BaseModel], raw: Any) -> Any:
-    try:
-        return model.model_validate({"build": raw}).model_dump()
-    except ValidationError as exc:
-        return [(e["type"], e["loc"], e["msg"], e.get("ctx")) for e in exc.errors(include_url=False)]
-
-
-@given(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**70), 2**70)
-    | st.floats()
-    | st.text(max_size=70)
-    | st.sampled_from(["412", " 412 ", "  ", "a" * 64, " " + "a" * 64 + " ", "a" * 65, [], {}, 10**64, 10**65])
-)
-def test_a_build_is_read_as_the_before_validator_read_it(raw: Any) -> None:
-    """Given any JSON value as ``app.build``, the core rule (no Python call) gives the value or the error (type,
-    location, message, context) the BeforeValidator gave."""
-    assert _validated(_BuildCore, raw) == _validated(_BuildBefore, raw)
-
-
 # --- The platform and ``properties: null`` read in pydantic-core (contract._PlatformText, contract._NullIsEmpty) -----
 
 
