@@ -55,20 +55,28 @@ def markdown(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+FULL_SIZES = {"events": 200_000, "repeat": 5, "runs": 9, "e2e_events": 2_000}
+QUICK_SIZES = {"events": 20_000, "repeat": 1, "runs": 3, "e2e_events": 300}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("only", nargs="*", choices=[*BENCHMARKS, []], metavar="NAME", help=", ".join(BENCHMARKS))
-    parser.add_argument("--events", type=int, default=200_000, help="transform: events in the mix (200,000)")
-    parser.add_argument("--repeat", type=int, default=5, help="transform: repetitions (median; default 5)")
-    parser.add_argument("--runs", type=int, default=9, help="coldstart: runs per handler (median; default 9)")
-    parser.add_argument("--e2e-events", type=int, default=2_000, help="e2e: events posted (default 2,000)")
-    parser.add_argument("--quick", action="store_true", help="small inputs and few repetitions (a smoke run)")
+    parser.add_argument("--events", type=int, help="transform: events in the mix (200,000; --quick 20,000)")
+    parser.add_argument("--repeat", type=int, help="transform: repetitions (median; default 5, --quick 1)")
+    parser.add_argument("--runs", type=int, help="coldstart: runs per handler (median; default 9, --quick 3)")
+    parser.add_argument("--e2e-events", type=int, help="e2e: events posted (default 2,000, --quick 300)")
+    parser.add_argument(
+        "--quick", action="store_true", help="small inputs and few repetitions (a smoke run); explicit sizes win"
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin child processes to one core")
     parser.add_argument("--markdown", action="store_true", help="also print a Markdown table of the results")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.events, args.repeat, args.runs, args.e2e_events = 20_000, 1, 3, 300
+    sizes = QUICK_SIZES if args.quick else FULL_SIZES
+    for name, value in sizes.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     selected = [name for name in BENCHMARKS if not args.only or name in args.only]
     cpu = None if args.no_pin else bench_cpu()
     run_conditions = conditions()

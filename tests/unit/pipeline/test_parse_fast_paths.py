@@ -265,10 +265,11 @@ def test_the_plain_segment_validator_is_the_models(raw: dict[str, Any]) -> None:
 
 
 def test_generated_segment_calls_are_both_valid_and_invalid() -> None:
-    """The strategy above reaches both sides (else the property would prove little)."""
+    """The strategy above reaches both sides (else the property would prove little). 100 examples: a call is
+    valid about half the time, so both sides show up within the first few (300 cost 3 s of the unit tier)."""
     outcomes = set()
 
-    @settings(max_examples=300)
+    @settings(max_examples=100)
     @given(segment_calls)
     def sample(raw: dict[str, Any]) -> None:
         if filtered_because(raw) is None:

@@ -438,3 +438,17 @@ def test_a_dead_lettered_whole_body_does_not_keep_the_write_key() -> None:
     assert isinstance(rejection, Rejection) and rejection.reason == reasons.INVALID_BODY
     assert "secret-write-key" not in json.dumps(rejection.raw)
     assert rejection.raw["sentAt"] == "2026-11-30T00:00:00Z"
+
+
+@pytest.mark.parametrize("keys", [("writeKey",), ("write_key",), ("writeKey", "write_key")])
+def test_no_spelling_of_the_write_key_is_kept_in_a_dead_lettered_body(keys: tuple[str, ...]) -> None:
+    """Given a failing batch body that repeats the write key under one spelling, or both
+    When it is parsed
+    Then the body the ingest DLQ keeps has none of them, and the rest of the body is kept."""
+    body: dict[str, Any] = {"batch": [], "sentAt": "2026-11-30T00:00:00Z"}
+    body.update({key: f"secret-{key}" for key in keys})
+
+    [rejection] = parse_body(json.dumps(body).encode(), route="segment")
+
+    assert isinstance(rejection, Rejection) and rejection.reason == reasons.INVALID_BODY
+    assert rejection.raw == {"batch": [], "sentAt": "2026-11-30T00:00:00Z"}
