@@ -27,7 +27,8 @@ to it, so moving work from the import into the first invocation cannot make a co
 
 On a loaded machine wall clock says little; ``python -m bench.coldstart --instructions`` counts the instructions
 of the import and of the wiring instead (callgrind, the same probe; valgrind must be installed), which do not
-depend on the load.
+depend on the load; ``--pieces`` splits the import into its big pieces (:data:`PIECES`), each counted on top of the
+ones before it.
 """
 
 from __future__ import annotations
@@ -59,6 +60,35 @@ HANDLERS = {
     "functions.deliverer.handler": "handler.get_runtime()",
     # The ingest API's key authorizer (standard library only; API Gateway caches its answers per key).
     "functions.authorizer.handler": "handler.lambda_handler({'resource': '/v1/batch', 'headers': {}}, None)",
+}
+# The big pieces of each handler's import, in the order the handler imports them (``--pieces``, docs/benchmarks.md):
+# Powertools first, then what its Tracer and the X-Ray patches import, then the repo's own modules. Each must be a
+# module the handler's import loads (tests/unit/test_coldstart.py).
+PIECES = {
+    "functions.deliverer.handler": (
+        "aws_lambda_powertools",
+        "importlib.metadata",  # urllib3's HTTP/2 probe module imports it
+        "urllib3",
+        "requests",
+        "aws_xray_sdk.core",
+        "botocore.utils",
+        "botocore.docs",
+        "botocore.client",  # X-Ray's botocore patch imports it
+        "aws_xray_sdk.ext.botocore.patch",
+        "aws_xray_sdk.ext.requests.patch",
+    ),
+    "functions.enricher.handler": (
+        "aws_lambda_powertools",
+        "pydantic",
+        "pydantic._internal._model_construction",  # and importlib.metadata, which pydantic's plugin loader imports
+        "urllib3",
+        "aws_xray_sdk.core",
+        "botocore.client",
+        "aws_xray_sdk.ext.botocore.patch",
+        "functions.pipeline.contract",
+        "functions.pipeline.events",
+        "functions.enricher.core",
+    ),
 }
 _QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/kochava-bench-"
 # What the stack passes to each function besides FUNCTION_STATIC_ENV, for the wiring step (no call is made).
@@ -241,36 +271,53 @@ def run(runs: int = 9, cpu: int | None = None, echo: bool = True) -> list[Result
     return results
 
 
+def _collected(module: str, code: str) -> int:
+    """Instructions callgrind counts for ``python -c code`` in ``module``'s Lambda environment."""
+    done = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", PYTHON, "-c", code],
+        env=lambda_env(module),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    match = re.search(r"Collected : (\d+)", done.stderr)
+    if done.returncode != 0 or not match:
+        raise RuntimeError(f"callgrind of {module} failed: {done.stderr.strip().splitlines()[-1:]}")
+    return int(match[1])
+
+
 def instructions(module: str) -> tuple[int, int]:
     """Instructions (callgrind) of the handler's import and of its first invocation's wiring, in the Lambda env:
     the same probe three ways (bare interpreter, import only, import + wiring), each difference the figure."""
-
-    def collected(code: str) -> int:
-        done = subprocess.run(
-            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", PYTHON, "-c", code],
-            env=lambda_env(module),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        match = re.search(r"Collected : (\d+)", done.stderr)
-        if done.returncode != 0 or not match:
-            raise RuntimeError(f"callgrind of {module} failed: {done.stderr.strip().splitlines()[-1:]}")
-        return int(match[1])
-
-    bare = collected(_BARE)
-    imported = collected(f"import os\nimport {module} as handler\nos._exit(0)")
-    wired = collected(f"import os\nimport {module} as handler\n{HANDLERS[module]}\nos._exit(0)")
+    bare = _collected(module, _BARE)
+    imported = _collected(module, f"import os\nimport {module} as handler\nos._exit(0)")
+    wired = _collected(module, f"import os\nimport {module} as handler\n{HANDLERS[module]}\nos._exit(0)")
     return imported - bare, wired - imported
+
+
+def pieces(module: str) -> list[tuple[str, int]]:
+    """Where the handler's import goes (``--pieces``): each of :data:`PIECES` imported after the ones before it, then
+    the handler, each counted on top of the ones before (the standard library a piece imports first counts with it;
+    the sum runs a few percent above :func:`instructions`' import, each piece being its own statement)."""
+    names = [*PIECES.get(module, ()), module]
+    counts = [_collected(module, _BARE)]
+    for done in range(1, len(names) + 1):
+        counts.append(
+            _collected(module, "import os\n" + "".join(f"import {n}\n" for n in names[:done]) + "os._exit(0)")
+        )
+    return [(name, counts[i + 1] - counts[i]) for i, name in enumerate(names)]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.coldstart", description=__doc__.split("\n\n")[0])
     parser.add_argument("--instructions", action="store_true", help="count instructions (callgrind), not time")
+    parser.add_argument(
+        "--pieces", action="store_true", help="count the import piece by piece (PIECES; callgrind), not in total"
+    )
     parser.add_argument("--runs", type=int, default=9, help="timed runs per handler (median; default 9)")
     parser.add_argument("modules", nargs="*", default=list(HANDLERS)[:2], help="handler modules (Lambda ones)")
     args = parser.parse_args(argv)
-    if not args.instructions:
+    if not (args.instructions or args.pieces):
         run(runs=args.runs)
         return 0
     if shutil.which("valgrind") is None:
@@ -278,6 +325,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     precompile_repo()  # as the deployed assets carry bytecode (bench/common.py)
     for module in args.modules:
+        if args.pieces:
+            for name, count in pieces(module):
+                print(f"{module}: + {name} {count / 1e6:,.1f} M instructions", flush=True)
+            continue
         imported, wiring = instructions(module)
         print(
             f"{module}: import {imported / 1e6:,.0f} M instructions + first-invocation wiring {wiring / 1e6:,.0f} M"

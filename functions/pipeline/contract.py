@@ -26,6 +26,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -37,7 +38,6 @@ from pydantic import (
     Field,
     GetCoreSchemaHandler,
     WithJsonSchema,
-    field_validator,
     model_validator,
 )
 from pydantic_core import CoreSchema, SchemaValidator, core_schema
@@ -132,8 +132,53 @@ _PLATFORM_SCHEMA = {
     "pattern": "^\\s*([iI][oO][sS]|[aA][nN][dD][rR][oO][iI][dD])\\s*$",
     "description": "ios or android (any case)",
 }
-Platform = Annotated[Literal["ios", "android"], BeforeValidator(_lower_stripped), WithJsonSchema(_PLATFORM_SCHEMA)]
+
+
+@dataclass(frozen=True)
+class _PlatformText:
+    """The platform rule: ``_lower_stripped`` before ``Literal["ios", "android"]``, with a string that is ``ios`` or
+    ``android`` once stripped and lower-cased (nearly all of them) read in pydantic-core, no Python call (one per
+    native event, issue 27). Anything else falls back to the Python rule itself, so a value the core's stripping
+    reads otherwise (Python's ``strip`` also removes U+001C..U+001F) is decided as before; when both refuse, the one
+    ``literal_error`` the Literal gave (tests/unit/pipeline/test_parse_fast_paths.py compares both rules)."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        literal = core_schema.literal_schema(["ios", "android"])
+        lowered = core_schema.str_schema(strict=True, strip_whitespace=True, to_lower=True)
+        return core_schema.union_schema(
+            [
+                core_schema.chain_schema([lowered, literal]),
+                core_schema.no_info_before_validator_function(_lower_stripped, literal),
+            ],
+            mode="left_to_right",
+            custom_error_type="literal_error",
+            custom_error_context={"expected": "'ios' or 'android'"},
+        )
+
+
+Platform = Annotated[Literal["ios", "android"], _PlatformText(), WithJsonSchema(_PLATFORM_SCHEMA)]
 Text = Annotated[str, Field(max_length=MAX_TEXT_LENGTH)]
+
+
+def _empty_object(_: None) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class _NullIsEmpty:
+    """``null`` read as ``{}`` in front of an object (``"properties": null`` is what some SDKs send): an object
+    is validated by pydantic-core with no Python call (a ``mode="before"`` field validator called Python for every
+    native event, issue 27); only a ``null`` calls :func:`_empty_object`. Anything else gets the one ``dict_type``
+    error the object gave (tests/unit/pipeline/test_parse_fast_paths.py compares it with the field validator)."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        null = core_schema.chain_schema(
+            [core_schema.none_schema(), core_schema.no_info_plain_validator_function(_empty_object)]
+        )
+        return core_schema.union_schema([handler(source), null], mode="left_to_right", custom_error_type="dict_type")
+
+
+Properties = Annotated[dict[str, Any], _NullIsEmpty(), WithJsonSchema({"type": "object", "additionalProperties": True})]
 _ID_SCHEMA = {"type": ["string", "integer"], "minLength": 1, "maxLength": MAX_ID_LENGTH}
 
 
@@ -244,7 +289,7 @@ class NativeEvent(_Model):
         default=None, validation_alias=AliasChoices("event", "action", "name")
     )
     timestamp: Timestamp
-    properties: dict[str, Any] = Field(
+    properties: Properties = Field(
         default_factory=dict, validation_alias=AliasChoices("properties", "action_properties")
     )
     user_id: OptionalId = None
@@ -257,11 +302,6 @@ class NativeEvent(_Model):
     iad_attribution_details: dict[str, Any] | None = None
     consent: Consent | None = None
     install_referrer: InstallReferrer | None = None
-
-    @field_validator("properties", mode="before")
-    @classmethod
-    def _null_properties_are_empty(cls, value: Any) -> Any:
-        return {} if value is None else value
 
     @model_validator(mode="after")
     def _name_required_for_track(self) -> NativeEvent:
@@ -346,6 +386,9 @@ class SegmentIntegrations(_Model):
 _IOS_OS_NAMES = frozenset({"ios", "iphone os", "ipados"})
 
 
+# Cached: called twice per Segment call (the call rule, then the conversion into the internal event) with values that
+# repeat ("ios", "iOS"...), each validated to at most 64 characters there; at most 1,024 pairs are kept (issue 27).
+@lru_cache(maxsize=1024)
 def segment_platform(device_type: str | None, os_name: str | None) -> Literal["ios", "android"] | None:
     """The platform of a Segment call: ``context.device.type`` when it is ios / android (any case), else
     ``context.os.name`` (``iOS``, ``iPhone OS``, ``iPadOS``, ``Android``), else None.

@@ -37,20 +37,23 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import re
 import traceback
 from typing import Final, overload
 
-_UUID: Final = re.compile(r"\b[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\b")
-_HEX_ID: Final = re.compile(r"\b[0-9A-Fa-f]{16,}\b")  # android_id (16 hex), other hex device ids
-_IPV4: Final = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
-_IPV6_CANDIDATE: Final = re.compile(r"(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f.]{0,15}){2,8}(?![\w:])")
-_TOKEN: Final = re.compile(r"[A-Za-z0-9+/_=-]{40,}")  # AdServices tokens are long base64 strings
+# The patterns below are compiled on first use (:func:`_re`), not at import: compiling the ten costs ~8.5 M
+# instructions (~1 %) of each Lambda's cold start (docs/benchmarks.md), and only an error or a dead letter needs them.
+_UUID: Final = r"\b[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\b"
+_HEX_ID: Final = r"\b[0-9A-Fa-f]{16,}\b"  # android_id (16 hex), other hex device ids
+_IPV4: Final = r"\b(?:\d{1,3}\.){3}\d{1,3}\b"
+_IPV6_CANDIDATE: Final = r"(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f.]{0,15}){2,8}(?![\w:])"
+_OPAQUE_RUN: Final = r"[A-Za-z0-9+/_=-]{40,}"  # AdServices tokens are long base64 strings
 # The lookbehind starts a match only where a run of local-part characters starts: linear on a long run without
 # an "@" (without it, 250 KB of letters took minutes: every position was tried and backtracked).
-_EMAIL: Final = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+_EMAIL: Final = r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
 # User agents: product/version tokens (the slash may be percent-encoded), each with its parenthesised comments
 # (model, OS), one after the other: "Mozilla/5.0 (iPhone; ...) AppleWebKit/605.1.15 (KHTML, like Gecko)",
 # "MyApp/3.2 (iPhone; iOS 17.1)", "okhttp/4.12.0". The version starts with a digit (paths like /v1/events do not);
@@ -58,16 +61,16 @@ _EMAIL: Final = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]
 _UA_PRODUCT: Final = (
     r"(?!HTTPS?(?:/|%2[Ff]))[A-Za-z][A-Za-z0-9._+-]*(?:/|%2[Ff])[0-9][A-Za-z0-9._+-]*(?:(?:\s|%20)*\([^)]*\))*"
 )
-_USER_AGENT: Final = re.compile(rf"\b{_UA_PRODUCT}(?:(?:\s|%20)+{_UA_PRODUCT})*")
+_USER_AGENT: Final = rf"\b{_UA_PRODUCT}(?:(?:\s|%20)+{_UA_PRODUCT})*"
 # A keyed value: a quoted key (JSON, Python repr) or a bare one (key=value, key: "value" text), then its value: a
 # quoted string (escapes kept in it), a number, or (after "=" or a quoted key) a bare token.
-_KEYED: Final = re.compile(
+_KEYED: Final = (
     r"""(?P<kq>["']?)(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)(?P=kq)(?P<sep>\s*[:=]\s*)"""
     r"""(?:"(?P<dq>(?:[^"\\]|\\.)*)"|'(?P<sq>(?:[^'\\]|\\.)*)'|(?P<num>-?\d+(?:\.\d+)?)\b|(?P<bare>[^\s,;&)}\]"']+))"""
 )
 _NOT_VALUES: Final = frozenset({"null", "none", "true", "false"})
 # A device object (JSON or Python repr, no nested object inside): its "id" is a device id.
-_DEVICE_OBJECT: Final = re.compile(r"""(?P<head>["']?device["']?\s*[:=]\s*)(?P<body>\{[^{}]*\})""")
+_DEVICE_OBJECT: Final = r"""(?P<head>["']?device["']?\s*[:=]\s*)(?P<body>\{[^{}]*\})"""
 
 # Keys whose values are personal, compared after lower-casing and dropping everything but letters and digits.
 PERSONAL_KEYS: Final = frozenset(
@@ -100,6 +103,12 @@ PERSONAL_KEYS: Final = frozenset(
 _PERSONAL_ID_PARENTS: Final = frozenset({"device"})
 
 
+@functools.cache
+def _re(pattern: str) -> re.Pattern[str]:
+    """``pattern`` compiled once per process."""
+    return re.compile(pattern)
+
+
 def _norm_key(key: str) -> str:
     return "".join(c for c in key.lower() if c.isalnum())
 
@@ -116,7 +125,7 @@ def looks_like_email(value: str) -> bool:
     >>> looks_like_email("Jo.Doe+x@mail.example.co.uk"), looks_like_email("order@3")
     (True, False)
     """
-    return _EMAIL.search(value) is not None
+    return _re(_EMAIL).search(value) is not None
 
 
 @overload
@@ -138,7 +147,7 @@ def _mask_ipv6(match: re.Match[str]) -> str:
     return "<ip>"
 
 
-_PLACEHOLDER: Final = re.compile(r"<[a-z-]+(?::sha256:[0-9a-f]{12})?>")
+_PLACEHOLDER: Final = r"<[a-z-]+(?::sha256:[0-9a-f]{12})?>"
 
 
 def _mask_keyed(match: re.Match[str], parent: str | None = None) -> str:
@@ -149,7 +158,7 @@ def _mask_keyed(match: re.Match[str], parent: str | None = None) -> str:
     dq, sq, num, bare = match.group("dq", "sq", "num", "bare")
     value = next((v for v in (dq, sq, num, bare) if v is not None), "")
     *path, name = key.split(".")
-    if not value or _PLACEHOLDER.fullmatch(value) or not is_personal_key(name, path[-1] if path else parent):
+    if not value or _re(_PLACEHOLDER).fullmatch(value) or not is_personal_key(name, path[-1] if path else parent):
         return match.group()
     if bare is not None and (value.lower() in _NOT_VALUES or (not quote and "=" not in sep)):
         return match.group()  # a literal, or prose after "key:" (an error message), not a value
@@ -164,17 +173,17 @@ def _mask_keyed(match: re.Match[str], parent: str | None = None) -> str:
 def redact(text: str, limit: int = 512) -> str:
     """``text`` with personal values, identifiers, IPs, tokens, e-mail addresses and user agents masked, cut to
     ``limit`` characters."""
-    text = _EMAIL.sub("<email>", text)
-    text = _USER_AGENT.sub("<user-agent>", text)
-    text = _TOKEN.sub(lambda m: f"<token:{fingerprint(m.group())}>", text)
-    text = _UUID.sub(lambda m: f"<id:{fingerprint(m.group().upper())}>", text)
-    text = _HEX_ID.sub(lambda m: f"<id:{fingerprint(m.group().lower())}>", text)
-    text = _IPV6_CANDIDATE.sub(_mask_ipv6, text)
-    text = _IPV4.sub("<ip>", text)
-    text = _DEVICE_OBJECT.sub(
-        lambda m: m.group("head") + _KEYED.sub(lambda k: _mask_keyed(k, "device"), m.group("body")), text
+    text = _re(_EMAIL).sub("<email>", text)
+    text = _re(_USER_AGENT).sub("<user-agent>", text)
+    text = _re(_OPAQUE_RUN).sub(lambda m: f"<token:{fingerprint(m.group())}>", text)
+    text = _re(_UUID).sub(lambda m: f"<id:{fingerprint(m.group().upper())}>", text)
+    text = _re(_HEX_ID).sub(lambda m: f"<id:{fingerprint(m.group().lower())}>", text)
+    text = _re(_IPV6_CANDIDATE).sub(_mask_ipv6, text)
+    text = _re(_IPV4).sub("<ip>", text)
+    text = _re(_DEVICE_OBJECT).sub(
+        lambda m: m.group("head") + _re(_KEYED).sub(lambda k: _mask_keyed(k, "device"), m.group("body")), text
     )
-    text = _KEYED.sub(_mask_keyed, text)
+    text = _re(_KEYED).sub(_mask_keyed, text)
     return text if len(text) <= limit else text[:limit] + "..."
 
 

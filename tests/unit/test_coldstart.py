@@ -134,3 +134,13 @@ def test_once_wired_xray_traces_the_aws_calls_and_the_deliverers_http(handler: s
     at import costs ~280 M instructions of the enricher's import; deferring it to the wiring was tried and
     dropped: docs/benchmarks.md, cold start.)"""
     assert _cold_start(handler)[2] == traced
+
+
+@pytest.mark.parametrize("handler", sorted(_NOT_IMPORTED_BY))
+def test_the_pieces_the_bench_splits_an_import_into_are_what_the_import_loads(handler: str) -> None:
+    """``python -m bench.coldstart --pieces`` (the profile in docs/benchmarks.md) counts these modules one after the
+    other: each must be one the handler's import really loads, or the profile would count what no cold start pays."""
+    from bench.coldstart import PIECES
+
+    imported, _, _ = _cold_start(handler)
+    assert set(PIECES[handler]) <= imported

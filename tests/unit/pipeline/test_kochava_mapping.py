@@ -85,6 +85,12 @@ def test_kochava_device_id_prefers_the_explicit_one_then_device_id() -> None:
     assert fallback.payload is not None and fallback.payload["kochava_device_id"] == "idfv-1"
 
 
+def test_an_all_zero_kochava_device_id_is_replaced_with_a_warning_naming_the_field() -> None:
+    out = mapped(device={"kochava_device_id": ZERO})
+    assert out.payload is not None and out.payload["kochava_device_id"] == "idfv-1"
+    assert "device.kochava_device_id is all zeros: the next usable id is sent instead" in out.warnings
+
+
 # --- settings ---------------------------------------------------------------------------------------------------
 
 
@@ -170,6 +176,22 @@ def test_properties_after_a_nested_object_are_kept_at_every_level() -> None:
     assert flatten({"o": {"a": {}, "b": 1}}) == {"o_a": "{}", "o_b": 1}
 
 
+def test_unusable_values_deep_in_objects_are_left_out_with_a_warning_naming_their_path() -> None:
+    # Given properties whose objects hold a null and an infinite number, each followed by a usable value
+    props = {"cart": {"coupon": None, "items": 2, "meta": {"ratio": float("inf"), "src": "ad"}}, "after": 1}
+    out = mapped(properties=props)
+    # Then both are left out, every other value is sent, and each warning names the value's own path and kind
+    event_data = data_of(out)["event_data"]
+    assert {k: event_data[k] for k in ("cart_items", "cart_meta_src", "after")} == {
+        "cart_items": 2,
+        "cart_meta_src": "ad",
+        "after": 1,
+    }
+    assert "cart_coupon" not in event_data and "cart_meta_ratio" not in event_data
+    assert "properties.cart.coupon: null: not sent (Kochava cannot use it)" in out.warnings
+    assert "properties.cart.meta.ratio: inf, not a finite number: not sent (Kochava cannot use it)" in out.warnings
+
+
 def test_nested_lists_inside_objects_are_json_encoded_under_the_joined_key() -> None:
     assert flatten({"cart": {"items": [[1, 2], [3]]}}) == {"cart_items": "[[1,2],[3]]"}
 
@@ -228,6 +250,15 @@ def test_purchase_with_a_non_numeric_amount_keeps_the_event_and_warns() -> None:
     assert any("not a number" in w for w in out.warnings)
 
 
+def test_a_non_numeric_sum_is_dropped_with_a_warning_quoting_at_most_40_characters_of_it() -> None:
+    # Given an event whose own sum is text that is not a number, longer than a warning should quote
+    given = "about twelve euros, give or take, " + "x" * 30
+    out = mapped(event="tip", properties={"sum": given})
+    # Then the event is sent without a sum, and the warning quotes the value's first 40 characters only
+    assert "sum" not in data_of(out)["event_data"]
+    assert f"properties.sum {given[:40]!r} is not a number: not sent as sum" in out.warnings
+
+
 def test_screen_becomes_screen_view_with_screen_name() -> None:
     data = data_of(mapped(type="screen", event="Shop"))
     assert (data["event_name"], data["event_data"]["screen_name"]) == ("Screen View", "Shop")
@@ -250,6 +281,16 @@ def test_identify_becomes_an_identity_link_with_flat_string_traits() -> None:
         "device_id": {"idfv": "IDFV-1"},
         "data": {"user_id": "u-9", "plan": "pro", "level": "3", "vip": "true", "a_b": "1"},
     }
+
+
+def test_identity_link_traits_that_are_false_lists_or_empty_objects_arrive_as_their_json_text() -> None:
+    # Given an identify whose traits hold a false flag, a list, an empty object and a number
+    out = mapped(
+        type="identify", user_id="u-9", properties={"beta": False, "tags": ["a", 1], "prefs": {}, "score": 2.5}
+    )
+    # Then IdentityLink gets each as the text JSON would write it (Kochava takes text traits only)
+    assert out.payload is not None
+    assert out.payload["data"] == {"user_id": "u-9", "beta": "false", "tags": '["a",1]', "prefs": "{}", "score": "2.5"}
 
 
 def test_a_user_id_among_the_traits_never_replaces_the_identified_user() -> None:

@@ -6,15 +6,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from functions.pipeline import events, reasons
+from functions.pipeline import contract, events, reasons
 from functions.pipeline.contract import MAX_BATCH_EVENTS, Device, NativeBatch, NativeEvent, SegmentEvent
 from functions.pipeline.events import FilteredCall, Rejection, parse_body, parse_event, plain_batch, segment_to_event
 from functions.pipeline.segment import filtered_because
@@ -294,3 +294,54 @@ def test_a_model_validator_without_a_plain_twin_is_refused() -> None:
 
     with pytest.raises(TypeError, match="no plain twin"):
         contract.plain_schema(Holder.__pydantic_core_schema__, {}, (*contract.PLAIN_SEGMENT_MODELS, Stricter))
+
+
+# --- The platform and ``properties: null`` read in pydantic-core (contract._PlatformText, contract._NullIsEmpty) -----
+
+
+class _RulesBefore(BaseModel):
+    """The Python rules they replace: a BeforeValidator lower-casing and stripping the platform before the Literal,
+    and a ``mode="before"`` field validator reading ``properties: null`` as ``{}``."""
+
+    model_config = ConfigDict(str_strip_whitespace=True)
+    platform: Annotated[Literal["ios", "android"], BeforeValidator(contract._lower_stripped)] = "ios"
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("properties", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+
+class _RulesCore(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True)
+    platform: contract.Platform = "ios"
+    properties: contract.Properties = Field(default_factory=dict)
+
+
+_spaces = st.sampled_from(["", " ", "\t", "\n", "\x1c", "\x1f", "\x85", "\xa0", "\u2028", "\u3000", "\u200b"])
+_platforms = st.builds(
+    lambda left, word, right: left + word + right,
+    _spaces,
+    st.sampled_from(["ios", "iOS", "IOS", "Android", "ANDROID", "android", "phone", "", "İOS", "i\u0307os"]),
+    _spaces,
+)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["platform", "properties"]),
+        _platforms | json_values | st.sampled_from([None, {}, {"a": 1}, [], 1, True]),
+    )
+)
+def test_the_platform_and_null_properties_are_read_as_the_python_rules_read_them(raw: dict[str, Any]) -> None:
+    """Given any platform and properties, the core rules give the values or the errors (type, location, message,
+    context) the Python validators gave."""
+
+    def validated(model: type[BaseModel]) -> Any:
+        try:
+            return model.model_validate(raw).model_dump()
+        except ValidationError as exc:
+            return [(e["type"], e["loc"], e["msg"], e.get("ctx")) for e in exc.errors(include_url=False)]
+
+    assert validated(_RulesCore) == validated(_RulesBefore)

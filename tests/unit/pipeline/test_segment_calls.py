@@ -96,23 +96,26 @@ def test_a_batch_with_every_call_type_gives_one_item_per_call_in_order() -> None
 
 
 @pytest.mark.parametrize(
-    ("integrations", "sent"),
+    ("integrations", "why"),
     [
-        ({"Kochava": False}, False),
-        ({"All": False}, False),
-        ({"All": False, "Kochava": True}, True),
-        ({"All": False, "Kochava": {"kochava_device_id": "kd-1"}}, True),
-        ({"All": True, "Mixpanel": False}, True),
-        ({"Kochava": True}, True),
+        ({"Kochava": False}, "integrations.Kochava is false: the call is not for Kochava"),
+        (
+            {"All": False},
+            "integrations.All is false and integrations.Kochava is not set: the call is not for Kochava",
+        ),
+        ({"All": False, "Kochava": True}, None),
+        ({"All": False, "Kochava": {"kochava_device_id": "kd-1"}}, None),
+        ({"All": True, "Mixpanel": False}, None),
+        ({"Kochava": True}, None),
     ],
 )
-def test_segment_destination_switches_are_honoured(integrations: dict[str, Any], sent: bool) -> None:
+def test_segment_destination_switches_are_honoured(integrations: dict[str, Any], why: str | None) -> None:
     item = parse_event(call(integrations=integrations), "segment")
-    if sent:
+    if why is None:
         assert isinstance(item, Event)
     else:
         assert isinstance(item, FilteredCall) and item.call_type == "track"
-        assert "not for Kochava" in item.message
+        assert item.message == why  # the "detail" python -m tools.transform shows for it
 
 
 def test_an_unknown_call_type_is_an_invalid_event_naming_the_type() -> None:
@@ -438,3 +441,17 @@ def test_a_dead_lettered_whole_body_does_not_keep_the_write_key() -> None:
     assert isinstance(rejection, Rejection) and rejection.reason == reasons.INVALID_BODY
     assert "secret-write-key" not in json.dumps(rejection.raw)
     assert rejection.raw["sentAt"] == "2026-11-30T00:00:00Z"
+
+
+@pytest.mark.parametrize("keys", [("writeKey",), ("write_key",), ("writeKey", "write_key")])
+def test_no_spelling_of_the_write_key_is_kept_in_a_dead_lettered_body(keys: tuple[str, ...]) -> None:
+    """Given a failing batch body that repeats the write key under one spelling, or both
+    When it is parsed
+    Then the body the ingest DLQ keeps has none of them, and the rest of the body is kept."""
+    body: dict[str, Any] = {"batch": [], "sentAt": "2026-11-30T00:00:00Z"}
+    body.update({key: f"secret-{key}" for key in keys})
+
+    [rejection] = parse_body(json.dumps(body).encode(), route="segment")
+
+    assert isinstance(rejection, Rejection) and rejection.reason == reasons.INVALID_BODY
+    assert rejection.raw == {"batch": [], "sentAt": "2026-11-30T00:00:00Z"}
