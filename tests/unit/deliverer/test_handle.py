@@ -199,3 +199,39 @@ def test_a_dlq_that_cannot_be_written_is_logged_and_its_records_left_for_sqs(log
     assert response == {"batchItemFailures": [{"itemIdentifier": "msg-u-1"}]}
     [failed] = [line for line in lines(logs) if line["message"] == "delivery DLQ send failed; records left for SQS"]
     assert failed["level"] == "ERROR" and failed["error"].startswith("SendError")
+
+
+class _StoreDown(MemoryPersistence):
+    """The idempotency table unreachable (every write fails, as DynamoDB down after boto3's retries)."""
+
+    def _put_record(self, data_record: Any) -> None:
+        raise RuntimeError("DynamoDB unreachable from 203.0.113.7")
+
+
+def test_an_unexpected_error_is_logged_as_such_and_the_record_left_for_sqs(logs: io.StringIO) -> None:
+    # Given an idempotency store that cannot be written
+    kochava = FakeKochava()
+    sender = IdempotentSender(kochava, _StoreDown(), expires_after_s=3600)
+    runtime = Runtime(Deliverer(sender, FakeDeliveryQueue(), max_workers=1, clock=lambda: NOW), sender, kochava)
+    # When a record is handled
+    try:
+        response = handler.handle(runtime, {"Records": [sqs("u-1", event_body("u-1"))]}, FakeContext())  # type: ignore[arg-type]
+    finally:
+        runtime.close()
+        handler.metrics.clear_metrics()
+    # Then nothing is posted, SQS keeps the record, and its line says so with the event's facts, the IP masked
+    assert kochava.posts == []
+    assert response == {"batchItemFailures": [{"itemIdentifier": "msg-u-1"}]}
+    [line] = [line for line in lines(logs) if "verdict" in line]
+    assert (line["message"], line["level"], line["verdict"]) == (
+        "unexpected error: SQS will redeliver",
+        "ERROR",
+        "failed",
+    )
+    assert (line["correlation_id"], line["kind"], line["event_name"], line["receive_count"]) == (
+        "u-1",
+        "event",
+        "Purchase",
+        1,
+    )
+    assert "DynamoDB unreachable from <ip>" in line["error"]
