@@ -138,6 +138,8 @@ def test_the_metrics_count_each_verdict_and_the_dead_letters_per_reason(runtime:
         m.BREAKER_OPENED: 0,
         m.BREAKER_CLOSED: 0,
     }
+    # Each is a count in CloudWatch (a metric without its unit cannot be graphed with the others)
+    assert {name: v["Unit"] for name, v in handler.metrics.metric_set.items()} == dict.fromkeys(counted, "Count")
 
 
 def test_the_deadline_leaves_the_finish_reserve_of_the_lambda_s_time(runtime: Runtime) -> None:
