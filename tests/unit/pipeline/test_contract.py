@@ -296,3 +296,13 @@ def test_an_id_that_is_a_flag_a_fraction_empty_or_too_long_is_refused_naming_the
     assert (item.reason, item.field, item.message) == (reasons.INVALID_EVENT, "uuid", message)
     device = rejection({**BASE, "device": {"platform": "ios", "id": False}})
     assert (device.field, device.message) == ("device.id", "device.id: must be a string")
+
+
+def test_the_first_and_last_moments_of_the_accepted_range_are_accepted() -> None:
+    """2000-01-01T00:00:00Z and 2100-01-01T00:00:00Z themselves are in range; a millisecond outside is not."""
+    assert parse_timestamp(946_684_800) == 946_684_800.0
+    assert parse_timestamp("2000-01-01T00:00:00Z") == 946_684_800.0
+    assert parse_timestamp("2100-01-01T00:00:00Z") == 4_102_444_800.0
+    for outside in (946_684_799.999, "1999-12-31T23:59:59.999Z", "2100-01-01T00:00:00.001Z"):
+        with pytest.raises(ValueError, match="out of range"):
+            parse_timestamp(outside)

@@ -259,6 +259,12 @@ def test_a_non_numeric_sum_is_dropped_with_a_warning_quoting_at_most_40_characte
     assert f"properties.sum {given[:40]!r} is not a number: not sent as sum" in out.warnings
 
 
+def test_a_purchase_whose_price_is_not_a_number_takes_its_sum_from_the_products_and_says_so() -> None:
+    out = mapped(event="purchase", properties={"price": "free", "products": [{"price": 2, "quantity": 3}]})
+    assert data_of(out)["event_data"]["sum"] == 6
+    assert "properties.price 'free' is not a number: sum taken from properties.products" in out.warnings
+
+
 def test_screen_becomes_screen_view_with_screen_name() -> None:
     data = data_of(mapped(type="screen", event="Shop"))
     assert (data["event_name"], data["event_data"]["screen_name"]) == ("Screen View", "Shop")

@@ -455,3 +455,10 @@ def test_no_spelling_of_the_write_key_is_kept_in_a_dead_lettered_body(keys: tupl
 
     assert isinstance(rejection, Rejection) and rejection.reason == reasons.INVALID_BODY
     assert rejection.raw == {"batch": [], "sentAt": "2026-11-30T00:00:00Z"}
+
+
+def test_a_segment_screen_call_without_a_name_takes_it_from_its_properties() -> None:
+    """Given a screen call whose name is only in properties (as some libraries send it), then the screen is named."""
+    item = parse_event(call("screen", properties={"name": "Bag"}), "segment")
+    assert isinstance(item, Event)
+    assert item.name == "Bag"
