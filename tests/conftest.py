@@ -89,6 +89,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):  # the xdist controller, or a run without xdist: before any import
         for package in PACKAGES:
             compileall.compile_dir(REPO / package, quiet=1)
+    # moto's SQS receive made O(n) (tools.local.aws): the local stacks apply it when they start; the in-process
+    # moto tests (tests/integration) get it too, where it was ~15 % of an enricher test file's CPU.
+    from tools.local.aws import speed_up_moto_sqs
+
+    speed_up_moto_sqs()
 
 
 # Packages whose fixtures are shared by more than one file: each goes whole to one xdist worker.
