@@ -218,10 +218,13 @@ def test_an_unexpected_error_is_logged_as_such_and_the_record_left_for_sqs(logs:
     # When a record is handled
     try:
         response = handler.handle(runtime, {"Records": [sqs("u-1", event_body("u-1"))]}, FakeContext())  # type: ignore[arg-type]
+        errors = sum(handler.metrics.metric_set[m.DELIVERY_ERRORS]["Value"])
     finally:
         runtime.close()
         handler.metrics.clear_metrics()
-    # Then nothing is posted, SQS keeps the record, and its line says so with the event's facts, the IP masked
+    # Then it is counted as a delivery error
+    assert errors == 1
+    # and nothing is posted, SQS keeps the record, and its line says so with the event's facts, the IP masked
     assert kochava.posts == []
     assert response == {"batchItemFailures": [{"itemIdentifier": "msg-u-1"}]}
     [line] = [line for line in lines(logs) if "verdict" in line]
@@ -237,3 +240,22 @@ def test_an_unexpected_error_is_logged_as_such_and_the_record_left_for_sqs(logs:
         1,
     )
     assert "DynamoDB unreachable from <ip>" in line["error"]
+
+
+def test_the_container_builds_its_runtime_from_its_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a container whose environment names Kochava's URL (and the required DLQ and table)
+    monkeypatch.setenv("DELIVERY_DLQ_URL", "https://sqs.eu-west-1.amazonaws.com/123456789012/dlq")
+    monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", "idempotency")
+    monkeypatch.setenv("KOCHAVA_URL", "https://kochava.test/track/json")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    handler.set_runtime(None)
+    try:
+        # When the first invocation asks for the runtime, and the next one
+        first = handler.get_runtime()
+        again = handler.get_runtime()
+        # Then it was built once, from that environment
+        assert again is first
+        assert first.kochava.url_for("event") == "https://kochava.test/track/json"  # type: ignore[attr-defined]
+    finally:
+        handler.get_runtime().close()
+        handler.set_runtime(None)
