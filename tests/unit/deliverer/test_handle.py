@@ -142,6 +142,26 @@ def test_the_metrics_count_each_verdict_and_the_dead_letters_per_reason(runtime:
     assert {name: v["Unit"] for name, v in handler.metrics.metric_set.items()} == dict.fromkeys(counted, "Count")
 
 
+def test_dead_letters_are_counted_per_reason_in_their_own_metric(
+    runtime: Runtime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a batch with two records Kochava rejects, one retried, one malformed and one delivered
+    kochava = runtime.kochava
+    assert isinstance(kochava, FakeKochava)
+    kochava.script(None, REJECTED, TRANSIENT, REJECTED, DELIVERED)
+    batch = [sqs(u, event_body(u)) for u in ("u-1", "u-2", "u-3", "u-4")] + [sqs("u-junk", "{}")]
+    report = runtime.core.process_batch([handler.DeliveryRecord.from_sqs(r) for r in batch], deadline=1e12)
+    capsys.readouterr()
+    # When the invocation's metrics are written
+    observe.count(handler.metrics, report, namespace="ns", service="deliverer")
+    handler.metrics.clear_metrics()
+    # Then one DeadLettered count per reason is printed (EMF), with its reason and service dimensions
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if m.DEAD_LETTERED in line]
+    counts = {(e["reason"], e["service"]): e[m.DEAD_LETTERED] for e in emitted}
+    assert counts == {("invalid_body", "deliverer"): [1.0], ("kochava_rejected", "deliverer"): [2.0]}
+    assert all(e["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "ns" for e in emitted)
+
+
 def test_the_deadline_leaves_the_finish_reserve_of_the_lambda_s_time(runtime: Runtime) -> None:
     before = time.monotonic()
     handler.handle(runtime, {"Records": [sqs("u-1", event_body("u-1"))]}, FakeContext(remaining_ms=30_000))  # type: ignore[arg-type]

@@ -313,6 +313,8 @@ def test_the_first_and_last_moments_of_the_accepted_range_are_accepted() -> None
     [
         ([1_795_175_910], "timestamp: must be a timestamp string or number"),
         ({"s": 1}, "timestamp: must be a timestamp string or number"),
+        (float("nan"), "timestamp: must be a finite number"),
+        ("NaN", "timestamp: must be a finite number"),
         (True, "timestamp: must be a timestamp (ISO-8601, 'YYYY-MM-DD HH:MM:SS', epoch seconds or ms), got a boolean"),
     ],
 )
