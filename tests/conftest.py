@@ -89,6 +89,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):  # the xdist controller, or a run without xdist: before any import
         for package in PACKAGES:
             compileall.compile_dir(REPO / package, quiet=1)
+    # moto's SQS receive made O(n) (tools.local.aws): the local stacks apply it when they start; the in-process
+    # moto tests (tests/integration) get it too, where it was ~15 % of an enricher test file's CPU.
+    from tools.local.aws import speed_up_moto_sqs
+
+    speed_up_moto_sqs()
 
 
 # Packages whose fixtures are shared by more than one file: each goes whole to one xdist worker.
@@ -109,14 +114,16 @@ STANDALONE_FILES = frozenset(
 # worker is left alone with a long unit at the end. The rest follow in xdist's order (most tests first).
 LONGEST_FIRST = (
     "tests/e2e/",
+    "tests/infra/test_cdk_cli.py",
+    "tests/outage/test_poison_and_flapping.py",
     "tests/reliability/test_fault_injection.py",
     "tests/infra/",
-    "tests/bench/test_make_bench.py",
-    "tests/infra/test_cdk_cli.py",
-    "tests/integration/dlq/test_tool.py",
-    "tests/outage/test_poison_and_flapping.py",
     "tests/outage/test_kochava_outage.py",
-    "tests/integration/oncall/test_tools_never_crash.py",
+    "tests/bench/test_make_bench.py",
+    "tests/unit/pipeline/test_properties.py",
+    "tests/unit/pipeline/test_parse_fast_paths.py",
+    "tests/reliability/test_bad_input.py",
+    "tests/integration/dlq/test_tool.py",
 )
 
 
@@ -165,6 +172,21 @@ class SharedFixtureScheduling(LoadFileScheduling):
             self.workqueue = OrderedDict(ordered)
             self._ordered = True
         super()._assign_work_unit(node)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto`` with ``--dist loadfile`` (make test): one worker more than there are cores.
+
+    A good part of a worker's time there is waiting, not computing: a local stack draining (SQS visibility and
+    batching windows), the scaled Kochava outage lasting its 15 real seconds, the poison and flapping streams'
+    gaps. A third worker on two cores fills those waits with another unit's work. Without ``loadfile`` (the unit
+    tier, CPU-bound) and with ``PYTEST_XDIST_AUTO_NUM_WORKERS`` set, xdist's own count stands.
+    """
+    if config.getvalue("dist") != "loadfile" or os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return cores + 1
 
 
 @pytest.hookimpl(tryfirst=True)

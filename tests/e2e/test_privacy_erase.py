@@ -88,16 +88,18 @@ def test_erase_is_final_and_reaches_both_dlqs(run: Run) -> None:
     stack = run.stack
     run.sink.add_rule(lambda r: isinstance(r.json, dict) and r.json["data"].get("usertime") == BASE_TS + 2, [400])
     # Given a full install, a purchase enriched from its profile, a purchase Kochava rejects (delivery DLQ), an
-    # invalid event (ingest DLQ), and another device's invalid event
+    # invalid event (ingest DLQ), and another device's invalid event (the install drained first: the purchases are
+    # enriched from the profile it writes; the other four in any order)
+    assert stack.post("native", _install()).status_code == 202
+    assert stack.wait_drained(timeout_s=40), stack.queue_depths()
     for body in (
-        _install(),
         _bare_purchase("e2e-privacy-before", BASE_TS + 1),
         _bare_purchase("e2e-privacy-rejected", BASE_TS + 2),
         _invalid("e2e-privacy-invalid", IDFV.lower()),
         _invalid("e2e-privacy-other", OTHER_IDFV),
     ):
         assert stack.post("native", body).status_code == 202
-        assert stack.wait_drained(timeout_s=40), stack.queue_depths()
+    assert stack.wait_drained(timeout_s=40), stack.queue_depths()
     before = _payload(run, BASE_TS + 1)
     assert before["data"]["device_ids"]["idfa"] == IDFA and before["data"]["origination_ip"] == IP  # enriched
     dlqs = _dlq_uuids(run)

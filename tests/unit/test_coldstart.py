@@ -8,11 +8,15 @@ import importlib
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from functions.coldstart import collector_paused
-from tests.infra.support import REPO_ROOT
+
+# Not from tests.infra.support: that module imports the CDK app (aws_cdk starts jsii's Node.js), ~3 s of every
+# xdist worker's collection.
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import time
 from collections.abc import Iterator
@@ -231,8 +232,11 @@ def test_concurrent_sends_share_a_pool_sized_to_the_workers(sink: KochavaSink) -
     from concurrent.futures import ThreadPoolExecutor
 
     sink.latency_s = 0.1
+    # A read timeout far above the sink's latency: with POLICY's 0.4 s, a loaded machine (load 11 in a full run)
+    # timed sends out, and a retry opens a new connection; what is tested here is the pool, not the timeout.
+    policy = dataclasses.replace(POLICY, read_timeout_s=5.0)
     with (
-        RequestsKochavaClient(sink.track_url, sink.identitylink_url, POLICY) as client,
+        RequestsKochavaClient(sink.track_url, sink.identitylink_url, policy) as client,
         ThreadPoolExecutor(POLICY.pool_size) as pool,
     ):
         for _ in range(3):

@@ -203,12 +203,14 @@ def test_schema_accepts_what_the_model_accepts_and_refuses_garbage() -> None:
 
 def test_make_schemas_rewrites_the_committed_files_byte_for_byte(tmp_path: Path) -> None:
     """Given the committed request models, when `make schemas` runs (into a new directory), then it writes one file
-    per model, each identical to the committed one: regenerating leaves `git diff` empty."""
-    written = write_schemas(tmp_path / "schemas")
-    assert sorted(path.name for path in written) == sorted(SCHEMA_FILES.values())
-    for path in written:
-        assert path.parent == tmp_path / "schemas"
-        assert path.read_bytes() == (SCHEMA_DIR / path.name).read_bytes(), path.name
+        per model, each identical to the committed one: regenerating leaves `git diff` empty. The directory may be new
+    (its parents too) or already there (`infra/schemas`, the default)."""
+    for directory in (tmp_path / "new" / "schemas", tmp_path / "new" / "schemas", tmp_path):  # new, again, existing
+        written = write_schemas(directory)
+        assert sorted(path.name for path in written) == sorted(SCHEMA_FILES.values())
+        for path in written:
+            assert path.parent == directory
+            assert path.read_bytes() == (SCHEMA_DIR / path.name).read_bytes(), path.name
 
 
 class _Kind(BaseModel):
@@ -227,6 +229,7 @@ class _FutureEvent(BaseModel):
     opt: int | None = None
     pet: Annotated[_Kind | _OtherKind, Field(discriminator="kind")] | None = None
     named: str = "t"
+    home: _Kind = Field(default_factory=lambda: _Kind(kind="a"), title="Home")
 
 
 def test_constraints_a_model_may_add_reach_api_gateway_in_draft_4(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -244,6 +247,7 @@ def test_constraints_a_model_may_add_reach_api_gateway_in_draft_4(monkeypatch: p
         "properties": {
             "n": {"exclusiveMaximum": True, "exclusiveMinimum": True, "maximum": 10, "minimum": 0, "type": "integer"},
             "named": {"default": "t", "type": "string"},
+            "home": {"$ref": "#/definitions/_Kind", "title": "Home"},  # a title given on purpose is kept
             "one": {"enum": ["x"], "type": "string"},
             "opt": {"type": ["integer", "null"]},
             "pair": {"maxItems": 2, "minItems": 2, "type": ["array", "null"]},
@@ -292,3 +296,28 @@ def test_an_id_that_is_a_flag_a_fraction_empty_or_too_long_is_refused_naming_the
     assert (item.reason, item.field, item.message) == (reasons.INVALID_EVENT, "uuid", message)
     device = rejection({**BASE, "device": {"platform": "ios", "id": False}})
     assert (device.field, device.message) == ("device.id", "device.id: must be a string")
+
+
+def test_the_first_and_last_moments_of_the_accepted_range_are_accepted() -> None:
+    """2000-01-01T00:00:00Z and 2100-01-01T00:00:00Z themselves are in range; a millisecond outside is not."""
+    assert parse_timestamp(946_684_800) == 946_684_800.0
+    assert parse_timestamp("2000-01-01T00:00:00Z") == 946_684_800.0
+    assert parse_timestamp("2100-01-01T00:00:00Z") == 4_102_444_800.0
+    for outside in (946_684_799.999, "1999-12-31T23:59:59.999Z", "2100-01-01T00:00:00.001Z"):
+        with pytest.raises(ValueError, match="out of range"):
+            parse_timestamp(outside)
+
+
+@pytest.mark.parametrize(
+    ("sent", "message"),
+    [
+        ([1_795_175_910], "timestamp: must be a timestamp string or number"),
+        ({"s": 1}, "timestamp: must be a timestamp string or number"),
+        (float("nan"), "timestamp: must be a finite number"),
+        ("NaN", "timestamp: must be a finite number"),
+        (True, "timestamp: must be a timestamp (ISO-8601, 'YYYY-MM-DD HH:MM:SS', epoch seconds or ms), got a boolean"),
+    ],
+)
+def test_a_timestamp_of_the_wrong_type_is_refused_saying_what_it_must_be(sent: object, message: str) -> None:
+    item = rejection({**BASE, "timestamp": sent})
+    assert (item.reason, item.field, item.message) == (reasons.INVALID_EVENT, "timestamp", message)

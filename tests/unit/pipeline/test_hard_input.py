@@ -151,8 +151,10 @@ GOOD = {"uuid": "good", "type": "track", "event": "x", "timestamp": NOW - 60, "d
         b'"device":{"platform":"ios","id":"V"}}',
         b'{"uuid":"bad","type":"track","event":"x","timestamp":1795175000,"properties":{"k":"v\\ud800"},'
         b'"device":{"platform":"ios","id":"V"}}',
+        b'{"uuid":"bad","type":"track","event":"x","timestamp":1795175000,"properties":{"tags":["ok","v\\ud800"]},'
+        b'"device":{"platform":"ios","id":"V"}}',
     ],
-    ids=["property-key", "event-key", "property-value"],
+    ids=["property-key", "event-key", "property-value", "list-item"],
 )
 def test_a_lone_surrogate_rejects_only_its_event_with_text_that_can_be_written(bad: bytes) -> None:
     body = b'{"batch":[' + orjson.dumps(GOOD) + b"," + bad + b"]}"
@@ -164,7 +166,7 @@ def test_a_lone_surrogate_rejects_only_its_event_with_text_that_can_be_written(b
     for text in (rejection.field, rejection.message, compact_json(rejection.raw)):
         assert text is not None
         text.encode()
-    assert rejection.field in ("properties.k\\ud800", "\\udc00", "properties.k")
+    assert rejection.field in ("properties.k\\ud800", "\\udc00", "properties.k", "properties.tags.1")
 
 
 def test_raw_events_of_a_body_with_a_lone_surrogate_can_be_written_as_sent() -> None:
@@ -276,3 +278,27 @@ def _map(item: Any) -> Any:
     from tests.unit.pipeline.test_kochava_mapping import SETTINGS
 
     return to_kochava(item, SETTINGS, NOW)
+
+
+@pytest.mark.parametrize("body", [b"1", b"[1]", b'"an event"', b"null"])
+def test_a_body_that_is_no_object_is_one_invalid_event_saying_so(body: bytes) -> None:
+    """Given a body that is JSON but not an object (nor a batch), on either route, then it is one invalid event
+    whose message says what an event must be, kept as it came."""
+    for route in ("native", "segment"):
+        [item] = parse_body(body, route)  # type: ignore[arg-type]
+        assert isinstance(item, Rejection)
+        assert (item.reason, item.message, item.raw) == (
+            reasons.INVALID_EVENT,
+            "event: must be a JSON object",
+            orjson.loads(body),
+        )
+
+
+def test_an_empty_batch_is_refused_saying_how_many_events_it_needs() -> None:
+    [item] = parse_body(b'{"batch": []}')
+    assert isinstance(item, Rejection)
+    assert (item.reason, item.field, item.message) == (
+        reasons.INVALID_BODY,
+        "batch",
+        "batch: must have at least 1 item(s)",
+    )

@@ -65,6 +65,12 @@ def test_zero_idfa_is_dropped_and_means_limited_ad_tracking() -> None:
     assert any("all zeros" in warning for warning in out.warnings)
 
 
+def test_an_all_zero_device_id_is_not_sent_and_the_warning_says_so() -> None:
+    out = mapped(device={"id": ZERO, "advertising_id": IDFA})
+    assert data_of(out)["device_ids"] == {"idfa": IDFA.upper()}
+    assert "device.id is all zeros: not sent" in out.warnings
+
+
 def test_zero_idfa_as_the_only_identifier_is_rejected() -> None:
     out = mapped(device={"id": None, "advertising_id": ZERO})
     assert (out.status, out.reason, out.field) == ("rejected", reasons.NO_DEVICE_IDENTIFIER, "device.id")
@@ -257,6 +263,12 @@ def test_a_non_numeric_sum_is_dropped_with_a_warning_quoting_at_most_40_characte
     # Then the event is sent without a sum, and the warning quotes the value's first 40 characters only
     assert "sum" not in data_of(out)["event_data"]
     assert f"properties.sum {given[:40]!r} is not a number: not sent as sum" in out.warnings
+
+
+def test_a_purchase_whose_price_is_not_a_number_takes_its_sum_from_the_products_and_says_so() -> None:
+    out = mapped(event="purchase", properties={"price": "free", "products": [{"price": 2, "quantity": 3}]})
+    assert data_of(out)["event_data"]["sum"] == 6
+    assert "properties.price 'free' is not a number: sum taken from properties.products" in out.warnings
 
 
 def test_screen_becomes_screen_view_with_screen_name() -> None:

@@ -96,23 +96,26 @@ def test_a_batch_with_every_call_type_gives_one_item_per_call_in_order() -> None
 
 
 @pytest.mark.parametrize(
-    ("integrations", "sent"),
+    ("integrations", "why"),
     [
-        ({"Kochava": False}, False),
-        ({"All": False}, False),
-        ({"All": False, "Kochava": True}, True),
-        ({"All": False, "Kochava": {"kochava_device_id": "kd-1"}}, True),
-        ({"All": True, "Mixpanel": False}, True),
-        ({"Kochava": True}, True),
+        ({"Kochava": False}, "integrations.Kochava is false: the call is not for Kochava"),
+        (
+            {"All": False},
+            "integrations.All is false and integrations.Kochava is not set: the call is not for Kochava",
+        ),
+        ({"All": False, "Kochava": True}, None),
+        ({"All": False, "Kochava": {"kochava_device_id": "kd-1"}}, None),
+        ({"All": True, "Mixpanel": False}, None),
+        ({"Kochava": True}, None),
     ],
 )
-def test_segment_destination_switches_are_honoured(integrations: dict[str, Any], sent: bool) -> None:
+def test_segment_destination_switches_are_honoured(integrations: dict[str, Any], why: str | None) -> None:
     item = parse_event(call(integrations=integrations), "segment")
-    if sent:
+    if why is None:
         assert isinstance(item, Event)
     else:
         assert isinstance(item, FilteredCall) and item.call_type == "track"
-        assert "not for Kochava" in item.message
+        assert item.message == why  # the "detail" python -m tools.transform shows for it
 
 
 def test_an_unknown_call_type_is_an_invalid_event_naming_the_type() -> None:
@@ -452,3 +455,10 @@ def test_no_spelling_of_the_write_key_is_kept_in_a_dead_lettered_body(keys: tupl
 
     assert isinstance(rejection, Rejection) and rejection.reason == reasons.INVALID_BODY
     assert rejection.raw == {"batch": [], "sentAt": "2026-11-30T00:00:00Z"}
+
+
+def test_a_segment_screen_call_without_a_name_takes_it_from_its_properties() -> None:
+    """Given a screen call whose name is only in properties (as some libraries send it), then the screen is named."""
+    item = parse_event(call("screen", properties={"name": "Bag"}), "segment")
+    assert isinstance(item, Event)
+    assert item.name == "Bag"

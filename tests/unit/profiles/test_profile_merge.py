@@ -4,7 +4,14 @@ an install or an opted-out profile fills."""
 
 from __future__ import annotations
 
-from functions.pipeline.profiles import LAST_EVENT_AT, UPDATED_AT, device_key_id, fill_from_profile, updated_profile
+from functions.pipeline.profiles import (
+    LAST_EVENT_AT,
+    UPDATED_AT,
+    device_key_id,
+    fill_from_profile,
+    merge_context,
+    updated_profile,
+)
 from tests.unit.profiles.test_profiles import FULL_PROFILE, NOW, event
 
 ATT = {"status": "authorized", "time": 1_699_000_000, "duration": 7}
@@ -91,3 +98,12 @@ def test_the_event_s_own_consent_decides_over_a_legacy_profile_s() -> None:
     filled_event, filled = fill_from_profile(event(consent={"gdpr_applies": True}), legacy)
     assert filled_event.device.ip is None and filled_event.user_id is None
     assert not {"advertising_id", "ip", "user_agent", "user_id", "kochava_device_id"} & set(filled)
+
+
+def test_only_the_advertising_id_is_forgotten_when_it_is_all_zeros() -> None:
+    # Given an event whose user id is "0" and whose Kochava device id is all zeros, with an all-zero IDFA
+    ctx = {"user_id": "0", "kochava_device_id": "0000", "advertising_id": "00000000-0000-0000-0000-000000000000"}
+    # When it is merged into a new profile
+    profile, changed = merge_context(ctx, None)
+    # Then the ids are remembered as sent; only the all-zero advertising id (limit ad tracking) is not kept
+    assert (profile, changed) == ({"user_id": "0", "kochava_device_id": "0000"}, True)
