@@ -142,6 +142,26 @@ def test_the_metrics_count_each_verdict_and_the_dead_letters_per_reason(runtime:
     assert {name: v["Unit"] for name, v in handler.metrics.metric_set.items()} == dict.fromkeys(counted, "Count")
 
 
+def test_dead_letters_are_counted_per_reason_in_their_own_metric(
+    runtime: Runtime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a batch with two records Kochava rejects, one retried, one malformed and one delivered
+    kochava = runtime.kochava
+    assert isinstance(kochava, FakeKochava)
+    kochava.script(None, REJECTED, TRANSIENT, REJECTED, DELIVERED)
+    batch = [sqs(u, event_body(u)) for u in ("u-1", "u-2", "u-3", "u-4")] + [sqs("u-junk", "{}")]
+    report = runtime.core.process_batch([handler.DeliveryRecord.from_sqs(r) for r in batch], deadline=1e12)
+    capsys.readouterr()
+    # When the invocation's metrics are written
+    observe.count(handler.metrics, report, namespace="ns", service="deliverer")
+    handler.metrics.clear_metrics()
+    # Then one DeadLettered count per reason is printed (EMF), with its reason and service dimensions
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if m.DEAD_LETTERED in line]
+    counts = {(e["reason"], e["service"]): e[m.DEAD_LETTERED] for e in emitted}
+    assert counts == {("invalid_body", "deliverer"): [1.0], ("kochava_rejected", "deliverer"): [2.0]}
+    assert all(e["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "ns" for e in emitted)
+
+
 def test_the_deadline_leaves_the_finish_reserve_of_the_lambda_s_time(runtime: Runtime) -> None:
     before = time.monotonic()
     handler.handle(runtime, {"Records": [sqs("u-1", event_body("u-1"))]}, FakeContext(remaining_ms=30_000))  # type: ignore[arg-type]
@@ -218,10 +238,13 @@ def test_an_unexpected_error_is_logged_as_such_and_the_record_left_for_sqs(logs:
     # When a record is handled
     try:
         response = handler.handle(runtime, {"Records": [sqs("u-1", event_body("u-1"))]}, FakeContext())  # type: ignore[arg-type]
+        errors = sum(handler.metrics.metric_set[m.DELIVERY_ERRORS]["Value"])
     finally:
         runtime.close()
         handler.metrics.clear_metrics()
-    # Then nothing is posted, SQS keeps the record, and its line says so with the event's facts, the IP masked
+    # Then it is counted as a delivery error
+    assert errors == 1
+    # and nothing is posted, SQS keeps the record, and its line says so with the event's facts, the IP masked
     assert kochava.posts == []
     assert response == {"batchItemFailures": [{"itemIdentifier": "msg-u-1"}]}
     [line] = [line for line in lines(logs) if "verdict" in line]
@@ -237,3 +260,22 @@ def test_an_unexpected_error_is_logged_as_such_and_the_record_left_for_sqs(logs:
         1,
     )
     assert "DynamoDB unreachable from <ip>" in line["error"]
+
+
+def test_the_container_builds_its_runtime_from_its_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a container whose environment names Kochava's URL (and the required DLQ and table)
+    monkeypatch.setenv("DELIVERY_DLQ_URL", "https://sqs.eu-west-1.amazonaws.com/123456789012/dlq")
+    monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", "idempotency")
+    monkeypatch.setenv("KOCHAVA_URL", "https://kochava.test/track/json")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    handler.set_runtime(None)
+    try:
+        # When the first invocation asks for the runtime, and the next one
+        first = handler.get_runtime()
+        again = handler.get_runtime()
+        # Then it was built once, from that environment
+        assert again is first
+        assert first.kochava.url_for("event") == "https://kochava.test/track/json"  # type: ignore[attr-defined]
+    finally:
+        handler.get_runtime().close()
+        handler.set_runtime(None)

@@ -306,3 +306,18 @@ def test_the_first_and_last_moments_of_the_accepted_range_are_accepted() -> None
     for outside in (946_684_799.999, "1999-12-31T23:59:59.999Z", "2100-01-01T00:00:00.001Z"):
         with pytest.raises(ValueError, match="out of range"):
             parse_timestamp(outside)
+
+
+@pytest.mark.parametrize(
+    ("sent", "message"),
+    [
+        ([1_795_175_910], "timestamp: must be a timestamp string or number"),
+        ({"s": 1}, "timestamp: must be a timestamp string or number"),
+        (float("nan"), "timestamp: must be a finite number"),
+        ("NaN", "timestamp: must be a finite number"),
+        (True, "timestamp: must be a timestamp (ISO-8601, 'YYYY-MM-DD HH:MM:SS', epoch seconds or ms), got a boolean"),
+    ],
+)
+def test_a_timestamp_of_the_wrong_type_is_refused_saying_what_it_must_be(sent: object, message: str) -> None:
+    item = rejection({**BASE, "timestamp": sent})
+    assert (item.reason, item.field, item.message) == (reasons.INVALID_EVENT, "timestamp", message)

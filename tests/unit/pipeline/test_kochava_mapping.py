@@ -65,6 +65,12 @@ def test_zero_idfa_is_dropped_and_means_limited_ad_tracking() -> None:
     assert any("all zeros" in warning for warning in out.warnings)
 
 
+def test_an_all_zero_device_id_is_not_sent_and_the_warning_says_so() -> None:
+    out = mapped(device={"id": ZERO, "advertising_id": IDFA})
+    assert data_of(out)["device_ids"] == {"idfa": IDFA.upper()}
+    assert "device.id is all zeros: not sent" in out.warnings
+
+
 def test_zero_idfa_as_the_only_identifier_is_rejected() -> None:
     out = mapped(device={"id": None, "advertising_id": ZERO})
     assert (out.status, out.reason, out.field) == ("rejected", reasons.NO_DEVICE_IDENTIFIER, "device.id")
