@@ -177,12 +177,23 @@ def main(argv: list[str] | None = None) -> int:
         help="build --events bodies, run one path once on them and exit (build-*: only build them); for callgrind, "
         "the difference to build-* is the path's cost",
     )
+    parser.add_argument(
+        "--isolate",
+        action="store_true",
+        help="with --once: warm up on 200 bodies, then run inside sys.call_tracing, so that callgrind's "
+        "--toggle-collect=sys_call_tracing counts the path alone (no start, imports or body building to subtract)",
+    )
     args = parser.parse_args(argv)
     if args.once:
         route = args.once.removeprefix("floor-").removeprefix("build-")
         bodies = segment_bodies(args.events) if route == "segment" else native_bodies(args.events)
         if not args.once.startswith("build-"):
-            (floor if args.once.startswith("floor-") else make_path(route))(bodies)
+            once = floor if args.once.startswith("floor-") else make_path(route)
+            if args.isolate:
+                once(bodies[:200])
+                sys.call_tracing(once, (bodies,))
+            else:
+                once(bodies)
         return 0
     if args.profile:
         profile(args.profile, args.events, args.top)

@@ -490,7 +490,7 @@ def plain_schema(node: Any, twins: dict[Any, Any], models: tuple[type[BaseModel]
     kind = node.get("type")
     if kind == "model" and node["cls"] in models:
         return _typed_dict_node(node, twins, models)
-    if kind in _AFTER_OR_AROUND and _model_below(node["schema"], models) is not None:
+    if kind in _AFTER_OR_AROUND and _model_below(node.get("schema"), models) is not None:  # plain: no schema
         function = node["function"].get("function")
         if kind != "function-after" or function not in twins:
             model = _model_below(node["schema"], models)

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import SchemaValidator
 
 from functions.pipeline import contract, events, reasons
 from functions.pipeline.contract import MAX_BATCH_EVENTS, Device, NativeBatch, NativeEvent, SegmentEvent
@@ -345,3 +346,16 @@ def test_the_platform_and_null_properties_are_read_as_the_python_rules_read_them
             return [(e["type"], e["loc"], e["msg"], e.get("ctx")) for e in exc.errors(include_url=False)]
 
     assert validated(_RulesCore) == validated(_RulesBefore)
+
+
+def test_the_plain_derivation_keeps_a_plain_function_validator() -> None:
+    """A field read by a plain function (no inner schema: ``properties: null`` read as ``{}``) is neither a model
+    nor a validator after one: the derivation keeps it (it failed on the missing inner schema)."""
+
+    class Holder(BaseModel):
+        properties: contract.Properties = Field(default_factory=dict)
+
+    plain = contract.plain_schema(Holder.__pydantic_core_schema__, {}, (Holder,))
+    validate = SchemaValidator(plain).validate_python
+    assert validate({"properties": None}) == {"properties": {}}
+    assert validate({"properties": {"a": 1}}) == {"properties": {"a": 1}}
