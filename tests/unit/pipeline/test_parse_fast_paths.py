@@ -12,7 +12,16 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import SchemaValidator
 
 from functions.pipeline import contract, events, reasons
@@ -295,6 +304,13 @@ def test_a_model_validator_without_a_plain_twin_is_refused() -> None:
 
     with pytest.raises(TypeError, match="no plain twin"):
         contract.plain_schema(Holder.__pydantic_core_schema__, {}, (*contract.PLAIN_SEGMENT_MODELS, Stricter))
+
+    # Nor a field rule after an optional model with a default (the validator then wraps nullable and default nodes)
+    class OptionalHolder(BaseModel):
+        os: Annotated[contract.SegmentOS | None, AfterValidator(lambda value: value)] = None
+
+    with pytest.raises(TypeError, match="no plain twin"):
+        contract.plain_schema(OptionalHolder.__pydantic_core_schema__, {})
 
 
 # --- The platform and ``properties: null`` read in pydantic-core (contract._PlatformText, contract._NullIsEmpty) -----
