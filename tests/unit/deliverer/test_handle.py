@@ -279,3 +279,16 @@ def test_the_container_builds_its_runtime_from_its_environment(monkeypatch: pyte
     finally:
         handler.get_runtime().close()
         handler.set_runtime(None)
+
+
+def test_the_breaker_s_transitions_and_probes_are_counted() -> None:
+    # Given an invocation that probed twice while the breaker was open, and saw it open and close
+    report = BatchReport([], breaker_mode="probe", probes=2, breaker=Observation(opened=True, closed=True))
+    # When its metrics are written
+    handler.metrics.clear_metrics()
+    observe.count(handler.metrics, report, namespace="ns", service="deliverer")
+    counted = {name: sum(v["Value"]) for name, v in handler.metrics.metric_set.items()}
+    handler.metrics.clear_metrics()
+    # Then the alarms on the breaker see each transition, the open mode and the probes
+    assert (counted[m.BREAKER_OPENED], counted[m.BREAKER_CLOSED]) == (1, 1)
+    assert (counted[m.BREAKER_OPEN], counted[m.KOCHAVA_PROBES]) == (1, 2)

@@ -302,3 +302,21 @@ def test_an_empty_batch_is_refused_saying_how_many_events_it_needs() -> None:
         "batch",
         "batch: must have at least 1 item(s)",
     )
+
+
+def test_a_body_that_is_not_json_is_kept_as_its_text() -> None:
+    """The ingest DLQ keeps such a body as the text that came (not the repr of its bytes)."""
+    [item] = parse_body(b"not json {")
+    assert isinstance(item, Rejection)
+    assert (item.reason, item.raw) == (reasons.INVALID_JSON, "not json {")
+
+
+def test_a_rejected_event_keeps_its_event_name_for_the_dead_letter() -> None:
+    item = parse_event({**GOOD, "event": "Level Up", "timestamp": "yesterday"})
+    assert isinstance(item, Rejection)
+    assert (item.field, item.event_name) == ("timestamp", "Level Up")
+
+
+def test_control_characters_removed_from_an_event_name_are_warned_about() -> None:
+    out = mapped(event="level\x07up")
+    assert "event: control characters removed from the event name" in out.warnings
