@@ -114,7 +114,12 @@ Timestamp = Annotated[
 ]
 
 
-def _lower_stripped(value: Any) -> Any:
+def lower_stripped(value: Any) -> Any:
+    """The platform's Python rule (what :class:`_PlatformText` falls back to): a string stripped and lower-cased.
+
+    >>> lower_stripped(" iOS "), lower_stripped(3)
+    ('ios', 3)
+    """
     return value.strip().lower() if isinstance(value, str) else value
 
 
@@ -136,7 +141,7 @@ _PLATFORM_SCHEMA = {
 
 @dataclass(frozen=True)
 class _PlatformText:
-    """The platform rule: ``_lower_stripped`` before ``Literal["ios", "android"]``, with a string that is ``ios`` or
+    """The platform rule: ``lower_stripped`` before ``Literal["ios", "android"]``, with a string that is ``ios`` or
     ``android`` once stripped and lower-cased (nearly all of them) read in pydantic-core, no Python call (one per
     native event, issue 27). Anything else falls back to the Python rule itself, so a value the core's stripping
     reads otherwise (Python's ``strip`` also removes U+001C..U+001F) is decided as before; when both refuse, the one
@@ -148,7 +153,7 @@ class _PlatformText:
         return core_schema.union_schema(
             [
                 core_schema.chain_schema([lowered, literal]),
-                core_schema.no_info_before_validator_function(_lower_stripped, literal),
+                core_schema.no_info_before_validator_function(lower_stripped, literal),
             ],
             mode="left_to_right",
             custom_error_type="literal_error",

@@ -59,7 +59,9 @@ def test_without_freeze_nothing_is_frozen() -> None:
     before = gc.get_freeze_count()
     with collector_paused():
         [[n] for n in range(1000)]
-    assert gc.get_freeze_count() == before
+    # Not "==": a frozen object freed meanwhile (another test's thread winding down on the same xdist worker) makes
+    # the count drop, as seen in a unit-tier run; a freeze would raise it by every object the collector tracks.
+    assert gc.get_freeze_count() <= before
 
 
 @pytest.mark.parametrize("handler", ["functions.enricher.handler", "functions.deliverer.handler"])

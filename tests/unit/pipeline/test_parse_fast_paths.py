@@ -321,7 +321,7 @@ class _RulesBefore(BaseModel):
     and a ``mode="before"`` field validator reading ``properties: null`` as ``{}``."""
 
     model_config = ConfigDict(str_strip_whitespace=True)
-    platform: Annotated[Literal["ios", "android"], BeforeValidator(contract._lower_stripped)] = "ios"
+    platform: Annotated[Literal["ios", "android"], BeforeValidator(contract.lower_stripped)] = "ios"
     properties: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("properties", mode="before")
