@@ -13,8 +13,8 @@ How each case behaves:
 * first send: Powertools writes an ``INPROGRESS`` record, we POST; on delivery it becomes ``COMPLETED``.
 * any failure (transient, 4xx, bad 200) raises inside the idempotent function, so Powertools **deletes** the
   record: nothing remembers a failure, and a later retry or replay sends again.
-* the same key and content again after a delivery: Powertools returns the stored answer without calling us;
-  the response hook marks it ``duplicate`` (counted, acknowledged, no POST).
+* the same key and content again after a delivery: Powertools returns the stored answer without calling us, so
+  nothing was posted: answered ``duplicate`` (counted, acknowledged, no POST).
 * the same key with a different content (a reused uuid): Powertools' payload validation refuses it, answered
   ``conflict`` (dead-lettered ``uuid_conflict`` by the deliverer, never posted, never dropped).
 * a crash mid-send (timeout, OOM) leaves ``INPROGRESS``; the Lambda context is registered, so the record carries
@@ -40,11 +40,9 @@ from functions.ports import KochavaClient, KochavaResult, SendAnswer
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
-    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 KEY_PREFIX: Final = "kochava-delivery"
-_DUPLICATE_MARK: Final = "duplicate"
 
 
 class DeliveryFailedError(Exception):
@@ -53,12 +51,6 @@ class DeliveryFailedError(Exception):
     def __init__(self, result: KochavaResult) -> None:
         super().__init__(result.error or result.outcome)
         self.result = result
-
-
-def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
-    """Powertools calls this only when it answers from the store, i.e. for an already delivered event."""
-    stored = response if isinstance(response, dict) else {}
-    return {**stored, _DUPLICATE_MARK: True}
 
 
 class IdempotentSender:
@@ -71,7 +63,6 @@ class IdempotentSender:
             payload_validation_jmespath=CONTENT_JMESPATH,
             expires_after_seconds=expires_after_s,
             raise_on_no_idempotency_key=True,
-            response_hook=_mark_duplicate,
         )
         self._post_once = idempotent_function(
             self._post,
@@ -91,7 +82,7 @@ class IdempotentSender:
         """POST unless this ``uuid`` + ``kind`` + app was delivered already; never records a failure."""
         sent: list[KochavaResult] = []  # filled by _post when it runs (the stored answer is plain JSON)
         try:
-            stored = self._post_once(
+            self._post_once(
                 delivery_key=delivery_key(env),
                 env=env,
                 payload=payload,
@@ -105,7 +96,7 @@ class IdempotentSender:
             return SendAnswer("in_progress")
         except IdempotencyValidationError:  # same key, other content: a reused uuid
             return SendAnswer("conflict")
-        if not sent or (isinstance(stored, dict) and stored.get(_DUPLICATE_MARK)):
+        if not sent:  # Powertools answered from the store: delivered before
             return SendAnswer("duplicate")
         return SendAnswer("delivered", sent[-1])
 
