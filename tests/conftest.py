@@ -175,21 +175,6 @@ class SharedFixtureScheduling(LoadFileScheduling):
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
-    """``-n auto`` with ``--dist loadfile`` (make test): one worker more than there are cores.
-
-    A good part of a worker's time there is waiting, not computing: a local stack draining (SQS visibility and
-    batching windows), the scaled Kochava outage lasting its 15 real seconds, the poison and flapping streams'
-    gaps. A third worker on two cores fills those waits with another unit's work. Without ``loadfile`` (the unit
-    tier, CPU-bound) and with ``PYTEST_XDIST_AUTO_NUM_WORKERS`` set, xdist's own count stands.
-    """
-    if config.getvalue("dist") != "loadfile" or os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
-        return None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return cores + 1
-
-
-@pytest.hookimpl(tryfirst=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> LoadFileScheduling | None:
     if config.getvalue("dist") != "loadfile":
         return None

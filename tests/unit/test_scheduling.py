@@ -5,7 +5,6 @@ named there exists (else a rename would silently drop it from the longest-first 
 from __future__ import annotations
 
 import ast
-import os
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ from tests.conftest import (
     LONGEST_FIRST,
     SHARED_FIXTURE_PACKAGES,
     STANDALONE_FILES,
-    pytest_xdist_auto_num_workers,
     unit_of,
 )
 
@@ -71,23 +69,3 @@ def test_standalone_files_are_their_own_units_and_the_rest_of_the_package_one() 
         assert unit_of(f"{path}::test_x") == path
     assert unit_of("tests/infra/test_iam.py::test_x") == "tests/infra/"
     assert unit_of("tests/e2e/test_trace.py::test_x[a]") == "tests/e2e/"
-
-
-class _Config:
-    def __init__(self, dist: str) -> None:
-        self.dist = dist
-
-    def getvalue(self, name: str) -> str:
-        assert name == "dist"
-        return self.dist
-
-
-def test_make_test_runs_one_worker_more_than_cores_and_the_unit_tier_one_per_core(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv("PYTEST_XDIST_AUTO_NUM_WORKERS", raising=False)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    assert pytest_xdist_auto_num_workers(_Config("loadfile")) == cores + 1  # type: ignore[arg-type]
-    assert pytest_xdist_auto_num_workers(_Config("load")) is None  # type: ignore[arg-type]  # xdist's own count
-    monkeypatch.setenv("PYTEST_XDIST_AUTO_NUM_WORKERS", "2")
-    assert pytest_xdist_auto_num_workers(_Config("loadfile")) is None  # type: ignore[arg-type]
