@@ -9,12 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
-    LONGEST_FIRST,
-    SHARED_FIXTURE_PACKAGES,
-    STANDALONE_FILES,
-    unit_of,
-)
+from tests.conftest import LONGEST_FIRST, SHARED_FIXTURE_PACKAGES, STANDALONE_FILES, unit_of
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
