@@ -234,24 +234,39 @@ class Post:
     payload: Mapping[str, Any]
     deadline: float
     retry: bool = True  # False: a breaker probe, one HTTP attempt
+    answer: KochavaResult = DELIVERED  # what the fake answered
 
 
 class FakeKochava:
     """A :class:`~functions.ports.KochavaClient` answering scripted results per event uuid (delivered by default).
 
     Kochava's payload does not carry the event's uuid: :meth:`send` (the port) answers from the script of ``None``;
-    :class:`FakeOnceSender` calls :meth:`answer` with the envelope's uuid.
+    :class:`FakeOnceSender` calls :meth:`answer` with the envelope's uuid. A :meth:`rule` answers the payloads it
+    matches (as the local sink's ``add_rule``), before any script; ``latency_s`` is how long each answer takes.
     """
 
     def __init__(self, default: KochavaResult = DELIVERED) -> None:
         self.default = default
         self.posts: list[Post] = []
+        self.latency_s = 0.0
         self._scripts: dict[str | None, list[KochavaResult]] = {}
+        self._rules: list[tuple[Callable[[Kind, Mapping[str, Any]], bool], list[KochavaResult]]] = []
         self._lock = threading.Lock()
 
     def script(self, uuid: str | None, *results: KochavaResult) -> None:
         """``uuid``'s answers in order, the last one repeating (``None``: payloads sent through :meth:`send`)."""
         self._scripts[uuid] = list(results)
+
+    def rule(self, when: Callable[[Kind, Mapping[str, Any]], bool], *results: KochavaResult) -> None:
+        """Answer every payload ``when(kind, payload)`` holds for with ``results`` in order, the last repeating (the
+        first matching rule answers)."""
+        self._rules.append((when, list(results)))
+
+    def clear_rules(self) -> None:
+        """Kochava is back: no rule, no script; every payload gets ``default``."""
+        with self._lock:
+            self._rules.clear()
+            self._scripts.clear()
 
     def send(self, kind: Kind, payload: Mapping[str, Any], *, deadline: float, retry: bool = True) -> KochavaResult:
         return self.answer(None, kind, payload, deadline=deadline, retry=retry)
@@ -260,11 +275,20 @@ class FakeKochava:
         self, uuid: str | None, kind: Kind, payload: Mapping[str, Any], *, deadline: float, retry: bool = True
     ) -> KochavaResult:
         with self._lock:
-            self.posts.append(Post(uuid, kind, payload, deadline, retry))
-            return _next(self._scripts.get(uuid), self.default)
+            matching = next((results for when, results in self._rules if when(kind, payload)), None)
+            result = _next(matching, self.default) if matching else _next(self._scripts.get(uuid), self.default)
+            self.posts.append(Post(uuid, kind, payload, deadline, retry, result))
+        if self.latency_s:
+            time.sleep(self.latency_s)  # outside the lock: concurrent posts overlap, as over HTTP
+        return result
 
     def posted(self, uuid: str) -> list[Post]:
         return [p for p in self.posts if p.uuid == uuid]
+
+    @property
+    def delivered(self) -> list[Post]:
+        """The posts answered with a delivery."""
+        return [p for p in self.posts if p.answer.delivered]
 
 
 class FakeOnceSender:
@@ -444,9 +468,11 @@ class MemoryPersistence(BasePersistenceLayer):
     DynamoDB layer: a record is written only when absent, expired, or in progress past its in-progress expiry;
     otherwise Powertools reads it back (and validates the payload hash against it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         super().__init__()
         self.records: dict[str, DataRecord] = {}
+        self.clock = clock  # the conditional write's "now" (a test moves it past an in-progress expiry)
+        self._lock = threading.Lock()  # DynamoDB applies a conditional write atomically
 
     def _get_record(self, idempotency_key: str) -> DataRecord:
         try:
@@ -455,17 +481,20 @@ class MemoryPersistence(BasePersistenceLayer):
             raise IdempotencyItemNotFoundError from None
 
     def _put_record(self, data_record: DataRecord) -> None:
-        old = self.records.get(data_record.idempotency_key)
-        now_ms = int(time.time() * 1000)
-        in_progress_over = (
-            old is not None
-            and old.status == "INPROGRESS"
-            and old.in_progress_expiry_timestamp is not None
-            and old.in_progress_expiry_timestamp < now_ms
-        )
-        if old is not None and not old.is_expired and not in_progress_over:
-            raise IdempotencyItemAlreadyExistsError
-        self.records[data_record.idempotency_key] = data_record
+        with self._lock:
+            old = self.records.get(data_record.idempotency_key)
+            now_ms = int(self.clock() * 1000)
+            in_progress_over = (
+                old is not None
+                and old.status == "INPROGRESS"
+                and old.in_progress_expiry_timestamp is not None
+                and old.in_progress_expiry_timestamp < now_ms
+            )
+            expires = old.expiry_timestamp if old is not None else None
+            expired = expires is not None and 0 < expires < now_ms // 1000
+            if old is not None and not expired and not in_progress_over:
+                raise IdempotencyItemAlreadyExistsError
+            self.records[data_record.idempotency_key] = data_record
 
     def _update_record(self, data_record: DataRecord) -> None:
         self.records[data_record.idempotency_key] = data_record
