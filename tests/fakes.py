@@ -57,6 +57,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePer
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
 from functions.adapters.breaker_dynamodb import ITEM_TTL_S
+from functions.adapters.kochava_http import classify_answer
 from functions.adapters.profiles_dynamodb import ProfileStoreError
 from functions.messages import DeliveryRecord, OutgoingMessage, Refused, SendError
 from functions.names import SQS_MAX_MESSAGE_BYTES
@@ -218,6 +219,13 @@ APPLE_UNAVAILABLE = AdServicesResult("unavailable", 503, error="Apple: HTTP 503"
 
 
 # --- Kochava ---------------------------------------------------------------------------------------------------
+
+
+def kochava_answer(status: int, body: str | bytes = b'{"success":"1"}', *, attempts: int = 1) -> KochavaResult:
+    """What the HTTP adapter makes of Kochava's (last) answer: its own ``classify_answer``, so the fake's answers
+    cannot drift from the real client's (outcome, error text, the body kept)."""
+    return classify_answer(status, body.encode() if isinstance(body, str) else body, attempts=attempts)
+
 
 DELIVERED = KochavaResult("delivered", 200, response_body='{"success":"1"}')
 TRANSIENT = KochavaResult("transient", 503, response_body="busy", error="HTTP 503 after 4 attempt(s)", attempts=4)
