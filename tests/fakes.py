@@ -43,6 +43,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -56,6 +57,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
+from functions.adapters.apple import classify_apple_answer
 from functions.adapters.breaker_dynamodb import ITEM_TTL_S
 from functions.adapters.kochava_http import classify_answer
 from functions.adapters.profiles_dynamodb import ProfileStoreError
@@ -78,8 +80,10 @@ class FakeSender:
 
     sent: dict[str, list[OutgoingMessage]] = field(default_factory=dict)
     retried_entries: int = 0
+    calls: list[str] = field(default_factory=list)  # the queue URL of each send
     _refusals: list[tuple[Callable[[str, OutgoingMessage], bool], str, str]] = field(default_factory=list)
     _transient: dict[str | None, int] = field(default_factory=dict)  # queue URL (None: any) -> calls left to fail
+    _failing: list[Callable[[str, OutgoingMessage], bool]] = field(default_factory=list)
     _retries_next: int = 0
 
     def refuse(
@@ -92,11 +96,17 @@ class FakeSender:
         """The next ``times`` sends to ``queue_url`` (None: to any queue) still fail after the retries."""
         self._transient[queue_url] = self._transient.get(queue_url, 0) + times
 
+    def fail_messages(self, when: Callable[[str, OutgoingMessage], bool]) -> None:
+        """Every message ``when(queue_url, message)`` holds for still fails after the retries (not a sender fault):
+        the others of the call are sent, then :class:`SendError` names the failed ones, as the real sender does."""
+        self._failing.append(when)
+
     def retry_next(self, entries: int) -> None:
         """The next send needs another call for ``entries`` of its entries, then succeeds (the metric)."""
         self._retries_next += entries
 
     def send(self, queue_url: str, messages: Sequence[OutgoingMessage]) -> list[Refused]:
+        self.calls.append(queue_url)
         for key in (queue_url, None):
             if self._transient.get(key, 0) > 0:
                 self._transient[key] -= 1
@@ -104,15 +114,20 @@ class FakeSender:
                     queue_url, [{"Id": f"m{i}", "Code": "ServiceUnavailable"} for i in range(len(messages))]
                 )
         refused: list[Refused] = []
+        failed: list[dict[str, str]] = []
         accepted = self.sent.setdefault(queue_url, [])
         for index, message in enumerate(messages):
             refusal = self._refusal(queue_url, index, message)
-            if refusal is None:
-                accepted.append(message)
-            else:
+            if refusal is not None:
                 refused.append(refusal)
+            elif any(when(queue_url, message) for when in self._failing):
+                failed.append({"Id": f"m{index}", "Code": "InternalError"})
+            else:
+                accepted.append(message)
         self.retried_entries += self._retries_next
         self._retries_next = 0
+        if failed:
+            raise SendError(queue_url, failed)
         return refused
 
     def _refusal(self, queue_url: str, index: int, message: OutgoingMessage) -> Refused | None:
@@ -194,6 +209,7 @@ class FakeAdServices:
         self.default = default or AdServicesResult("not_ready", 404, error="Apple: attribution not ready yet")
         self.calls: list[str] = []
         self.error: Exception | None = None  # raised by resolve (a client bug; the real one never raises)
+        self.on_call: Callable[[str], None] | None = None  # run on each call, outside the lock (a wait, a barrier)
         self._scripts: dict[str, list[AdServicesResult]] = {}
         self._lock = threading.Lock()
 
@@ -205,7 +221,21 @@ class FakeAdServices:
             self.calls.append(token)
             if self.error is not None:
                 raise self.error
-            return _next(self._scripts.get(token), self.default)
+            answer = _next(self._scripts.get(token), self.default)
+        if self.on_call is not None:
+            self.on_call(token)
+        return answer
+
+    def calls_for(self, token: str) -> int:
+        return self.calls.count(token)
+
+
+def apple_answer(reply: int | Mapping[str, Any]) -> AdServicesResult:
+    """What the Apple adapter makes of Apple's answer, given as the local stub takes it (a status with an empty body,
+    or a 200 with this JSON): its own ``classify_apple_answer``, so the fake cannot drift from the real client."""
+    if isinstance(reply, int):
+        return classify_apple_answer(reply, b"")
+    return classify_apple_answer(200, json.dumps(reply).encode())
 
 
 def apple_resolved(attribution: Mapping[str, Any]) -> AdServicesResult:
