@@ -1,0 +1,70 @@
+"""The warnings the mapping gives (``functions/pipeline/kochava.py``), word for word: the enricher logs them with the
+event's uuid and ``tools.transform`` prints them, so they are what on-call reads to learn why a field was not sent.
+Each test here failed on a mutant that the rest of the fast tests let live (issue 26, "tests that catch mutants";
+docs/reliability.md lists which): the other tests match a word of a warning, or none.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from functions.pipeline.events import Rejection, parse_event
+from functions.pipeline.kochava import Outcome, to_kochava
+from functions.pipeline.settings import Settings
+
+GENERATED = 1_795_000_000.0
+DAY = 24 * 3600
+SETTINGS = Settings(kochava_app_id_ios="ko-ios")
+IDFA = "6D92078A-8246-4BA4-AE5B-76104861E7DC"
+# Apple's documented developer-mode answer (the test payload it returns outside production)
+DEV_MODE = {"attribution": True, "orgId": 1234567890, "campaignId": 1234567890, "adGroupId": 1234567890}
+
+AUTHORIZED = {"status": "authorized", "time": GENERATED - 60}
+
+DEVELOPER_MODE_SENT = "adservices.attribution is Apple's developer-mode test payload: not forwarded"
+DEVELOPER_MODE_RESOLVED = "Apple answered with the developer-mode test payload: not forwarded"
+NO_GENERATED_AT = "adservices.generated_at missing: token age taken from the event timestamp"
+TOKEN_TOO_OLD = "adservices.token is older than 24 h: not sent (Kochava could not use it)"
+
+
+def install(now: float, resolved: dict[str, Any] | None = None, **adservices_fields: Any) -> Outcome:
+    raw = {
+        "uuid": "i-1",
+        "type": "install",
+        "timestamp": GENERATED + 30,
+        # a device with nothing else to warn about: its OS version, model and ATT answer known
+        "device": {
+            "platform": "ios",
+            "id": "v",
+            "advertising_id": IDFA,
+            "os_version": "17.1",
+            "model": "iPhone15,2",
+            "att": AUTHORIZED,
+        },
+        "adservices": {"token": "tok-123", "generated_at": GENERATED} | adservices_fields,
+    }
+    event = parse_event(raw)
+    assert not isinstance(event, Rejection)
+    return to_kochava(event, SETTINGS, now, attribution=resolved)
+
+
+def test_a_token_too_old_to_send_says_so() -> None:
+    # Given an install whose AdServices token was made two days before it is mapped
+    outcome = install(now=GENERATED + 2 * DAY)
+    # Then the token is not sent, and the one warning says why
+    assert outcome.payload is not None and "ad_services_token" not in outcome.payload["data"]
+    assert outcome.warnings == [TOKEN_TOO_OLD]
+
+
+def test_a_token_without_its_time_says_the_event_s_time_was_used() -> None:
+    outcome = install(now=GENERATED + 60, generated_at=None)
+    assert outcome.warnings == [NO_GENERATED_AT]
+
+
+def test_apple_s_developer_mode_payload_is_named_as_such_from_the_client_and_from_apple() -> None:
+    # Given the developer-mode payload sent by the app itself, and once as what Apple answered the enricher
+    from_client = install(now=GENERATED + 60, attribution=DEV_MODE)
+    from_apple = install(now=GENERATED + 60, resolved=DEV_MODE)
+    # Then each warning says where the test payload came from
+    assert from_client.warnings == [DEVELOPER_MODE_SENT]
+    assert from_apple.warnings == [DEVELOPER_MODE_RESOLVED]
