@@ -24,8 +24,17 @@ from functions.deliverer.idempotency import IdempotentSender
 from functions.deliverer.outage import KochavaBreaker
 from functions.deliverer.runtime import Runtime
 from functions.messages import DeliveryRecord
+from functions.pipeline import reasons
 from functions.pipeline.breaker import BreakerPolicy, BreakerState
-from tests.fakes import DELIVERED, REJECTED, FakeBreakerStore, FakeDeliveryQueue, FakeKochava, MemoryPersistence
+from tests.fakes import (
+    DELIVERED,
+    REJECTED,
+    TRANSIENT,
+    FakeBreakerStore,
+    FakeDeliveryQueue,
+    FakeKochava,
+    MemoryPersistence,
+)
 from tests.lambda_fakes import FakeContext
 from tests.samples.deliverer import NOW, event_body
 
@@ -51,9 +60,11 @@ def runtime(kochava: FakeKochava, queue: FakeDeliveryQueue, store: FakeBreakerSt
     return Runtime(core=core, sender=sender, kochava=kochava)
 
 
-def handle(built: Runtime, *uuids: str) -> dict[str, Any]:
+def handle(built: Runtime, *uuids: str, sent_at: float | None = None) -> dict[str, Any]:
+    attributes = {} if sent_at is None else {"SentTimestamp": str(int(sent_at * 1000))}
     records = [
-        {"messageId": f"msg-{u}", "receiptHandle": f"rh-{u}", "body": event_body(u), "attributes": {}} for u in uuids
+        {"messageId": f"msg-{u}", "receiptHandle": f"rh-{u}", "body": event_body(u), "attributes": attributes}
+        for u in uuids
     ]
     try:
         return dict(handler.handle(built, {"Records": records}, FakeContext()))  # type: ignore[arg-type]
@@ -160,3 +171,38 @@ def test_tokens_stripped_at_send_are_counted_for_what_was_sent_or_dead_lettered_
     handler.metrics.clear_metrics()
     # Then two tokens were stripped at send, and one duplicate skipped
     assert (seen[m.TOKEN_STRIPPED_AT_SEND], seen[m.DUPLICATES_SKIPPED], seen[m.DELIVERED]) == (2, 1, 2)
+
+
+# Sent so long ago that one more back-off could outlive the delivery queue's retention (the breaker's give-up rule)
+LONG_AGO = NOW - BreakerPolicy().give_up_age_s - 60
+
+
+def test_a_record_given_up_before_it_expires_is_logged_and_counted_as_retries_exhausted(
+    logs: io.StringIO, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the breaker in use and a record sent long ago, whose POST now fails transiently
+    queue = FakeDeliveryQueue()
+    capsys.readouterr()
+    handle(runtime(FakeKochava(default=TRANSIENT), queue, FakeBreakerStore()), "u-old", sent_at=LONG_AGO)
+    # Then it is dead-lettered, and its line and the per-reason metric both say retries_exhausted (the alarm and
+    # the runbook go by the reason: a dead letter without one is counted under "None")
+    [line] = [line for line in lines(logs) if "verdict" in line]
+    assert (line["verdict"], line["reason"], line["dead_letter_sent"]) == (
+        "dead_letter",
+        reasons.RETRIES_EXHAUSTED,
+        True,
+    )
+    assert line["error"].startswith("waited ")
+    [emitted] = [json.loads(out) for out in capsys.readouterr().out.splitlines() if m.DEAD_LETTERED in out]
+    assert emitted["reason"] == reasons.RETRIES_EXHAUSTED
+
+
+def test_an_old_record_kochava_accepts_is_delivered_not_given_up(logs: io.StringIO) -> None:
+    # Given the breaker in use and a record sent long ago (after a long outage), which Kochava now accepts
+    queue = FakeDeliveryQueue()
+    response = handle(runtime(FakeKochava(), queue, FakeBreakerStore()), "u-late", sent_at=LONG_AGO)
+    # Then it is delivered, and not also dead-lettered as if it had been given up
+    [line] = [line for line in lines(logs) if "verdict" in line]
+    assert line["verdict"] == "delivered"
+    assert queue.dead_letters == []
+    assert response == {"batchItemFailures": []}
