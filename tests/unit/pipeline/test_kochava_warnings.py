@@ -21,6 +21,16 @@ DEV_MODE = {"attribution": True, "orgId": 1234567890, "campaignId": 1234567890, 
 
 AUTHORIZED = {"status": "authorized", "time": GENERATED - 60}
 
+# a device with nothing else to warn about: its OS version, model and ATT answer known
+DEVICE = {
+    "platform": "ios",
+    "id": "v",
+    "advertising_id": IDFA,
+    "os_version": "17.1",
+    "model": "iPhone15,2",
+    "att": AUTHORIZED,
+}
+
 DEVELOPER_MODE_SENT = "adservices.attribution is Apple's developer-mode test payload: not forwarded"
 DEVELOPER_MODE_RESOLVED = "Apple answered with the developer-mode test payload: not forwarded"
 NO_GENERATED_AT = "adservices.generated_at missing: token age taken from the event timestamp"
@@ -32,15 +42,7 @@ def install(now: float, resolved: dict[str, Any] | None = None, **adservices_fie
         "uuid": "i-1",
         "type": "install",
         "timestamp": GENERATED + 30,
-        # a device with nothing else to warn about: its OS version, model and ATT answer known
-        "device": {
-            "platform": "ios",
-            "id": "v",
-            "advertising_id": IDFA,
-            "os_version": "17.1",
-            "model": "iPhone15,2",
-            "att": AUTHORIZED,
-        },
+        "device": DEVICE,
         "adservices": {"token": "tok-123", "generated_at": GENERATED} | adservices_fields,
     }
     event = parse_event(raw)
@@ -68,3 +70,21 @@ def test_apple_s_developer_mode_payload_is_named_as_such_from_the_client_and_fro
     # Then each warning says where the test payload came from
     assert from_client.warnings == [DEVELOPER_MODE_SENT]
     assert from_apple.warnings == [DEVELOPER_MODE_RESOLVED]
+
+
+def test_an_app_s_own_user_agent_keeps_the_device_s_model_in_device_ver() -> None:
+    # Given an event whose user agent is the app's own (it names no OS version) and whose device names its model
+    raw = {
+        "uuid": "u-1",
+        "type": "track",
+        "event": "level_up",
+        "timestamp": GENERATED,
+        "device": {**DEVICE, "user_agent": "MyGame/2.3 CFNetwork/1410.0.3 Darwin/22.6.0"},
+    }
+    event = parse_event(raw)
+    assert not isinstance(event, Rejection)
+    outcome = to_kochava(event, SETTINGS, GENERATED + 60)
+    # Then Kochava reads the OS from device_ver built with that model (not the generic one), with no warning
+    assert outcome.payload is not None
+    assert outcome.payload["data"]["device_ver"] == "iPhone15,2-iOS-17.1"
+    assert outcome.warnings == []
