@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -36,7 +37,7 @@ from tests.fakes import (
     MemoryPersistence,
 )
 from tests.lambda_fakes import FakeContext
-from tests.samples.deliverer import NOW, event_body
+from tests.samples.deliverer import NOW, device_event_body, event_body
 
 # Kochava down for a while: the shared breaker open, its next probe an hour away (no record of this batch probes).
 OPEN = BreakerState(is_open=True, opened_at=NOW - 60, probe_after=NOW + 3600, openings=1, version=1)
@@ -143,7 +144,7 @@ def test_the_dead_letters_per_reason_are_counts(capsys: pytest.CaptureFixture[st
     handle(runtime(FakeKochava(default=REJECTED), queue), "u-bad")
     # Then the DeadLettered metric is emitted with the unit Count (the alarm sums counts)
     [emitted] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if m.DEAD_LETTERED in line]
-    assert emitted["reason"] == "kochava_rejected"
+    assert (emitted["reason"], emitted["service"]) == ("kochava_rejected", handler.SERVICE)
     assert emitted["_aws"]["CloudWatchMetrics"][0]["Metrics"] == [{"Name": m.DEAD_LETTERED, "Unit": "Count"}]
 
 
@@ -206,3 +207,50 @@ def test_an_old_record_kochava_accepts_is_delivered_not_given_up(logs: io.String
     assert line["verdict"] == "delivered"
     assert queue.dead_letters == []
     assert response == {"batchItemFailures": []}
+
+
+def test_the_breaker_opening_in_a_batch_gets_its_warning_line(logs: io.StringIO) -> None:
+    # Given Kochava failing for every record of a batch from six devices, the breaker closed
+    store = FakeBreakerStore()
+    built = runtime(FakeKochava(default=TRANSIENT), FakeDeliveryQueue(), store)
+    records = [
+        {"messageId": f"msg-{i}", "receiptHandle": f"rh-{i}", "body": device_event_body(f"u-{i}", f"dev-{i}")}
+        for i in range(6)
+    ]
+    # When the batch is handled
+    try:
+        handler.handle(built, {"Records": records}, FakeContext())  # type: ignore[arg-type]
+    finally:
+        built.close()
+    # Then the breaker opened, and on-call reads it in the log
+    assert store.state.is_open
+    [opened] = [line for line in lines(logs) if line["message"].startswith("Kochava breaker opened")]
+    assert (opened["level"], opened["breaker_mode"]) == ("WARNING", "send")
+
+
+class _Snapshotting(FakeKochava):
+    """Kochava answering, and keeping what the idempotency store held while the POST was in flight."""
+
+    store: MemoryPersistence
+    seen: list[Any]
+
+    def send(self, kind: Any, payload: Any, *, deadline: float, retry: bool = True) -> Any:
+        self.seen = list(self.store.records.values())
+        return super().send(kind, payload, deadline=deadline, retry=retry)
+
+
+def test_a_delivery_in_flight_expires_when_the_invocation_would_time_out() -> None:
+    # Given an invocation with 30 s left
+    kochava, store = _Snapshotting(), MemoryPersistence()
+    kochava.store = store
+    sender = IdempotentSender(kochava, store, expires_after_s=3600)
+    built = Runtime(Deliverer(sender, FakeDeliveryQueue(), max_workers=1, clock=lambda: NOW), sender, kochava)
+    before_ms = time.time() * 1000
+    # When it sends a record
+    handle(built, "u-1")
+    # Then while the POST was in flight its idempotency record was marked to expire with the invocation (so that
+    # a copy of the event is not kept waiting for the record's whole TTL if this Lambda dies mid-POST)
+    [in_flight] = kochava.seen
+    assert in_flight.status == "INPROGRESS"
+    assert in_flight.in_progress_expiry_timestamp is not None
+    assert before_ms + 25_000 <= in_flight.in_progress_expiry_timestamp <= time.time() * 1000 + 30_000
