@@ -70,3 +70,25 @@ def test_a_timestamp_out_of_range_says_which_range_naming_the_field() -> None:
     item = parse_event({**NATIVE, "timestamp": 5})
     assert isinstance(item, Rejection)
     assert item.message == "timestamp: is out of range (must be between 2000-01-01 and 2100-01-01)"
+
+
+@pytest.mark.parametrize(
+    ("call", "field", "message"),
+    [
+        ({"type": "track"}, "event", "event: is required for track calls"),
+        ({"type": "identify"}, "userId", "userId: is required for identify calls"),
+        (
+            {"type": "track", "event": "x", "context": {"device": {"type": "windows"}}},
+            "context.device.type",
+            "context.device.type: must be ios or android (or context.os.name iOS or Android)",
+        ),
+    ],
+)
+def test_a_segment_call_missing_what_its_type_needs_is_refused_naming_the_field(
+    call: dict[str, Any], field: str, message: str
+) -> None:
+    # Given a Segment track call without its event, an identify call without its user, a device of no platform
+    item = parse_event({key: value for key, value in SEGMENT.items() if key != "event"} | call, "segment")
+    # Then it is refused (not mapped with an empty name or user), the message naming the Segment field
+    assert isinstance(item, Rejection)
+    assert (item.reason, item.field, item.message, item.uuid) == (reasons.INVALID_EVENT, field, message, "m-1")
