@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from functions.pipeline.events import Rejection, parse_event
-from functions.pipeline.kochava import Outcome, to_kochava
+from functions.pipeline.kochava import Outcome, encode_user_agent, to_kochava
 from functions.pipeline.settings import Settings
 
 GENERATED = 1_795_000_000.0
@@ -88,3 +88,25 @@ def test_an_app_s_own_user_agent_keeps_the_device_s_model_in_device_ver() -> Non
     assert outcome.payload is not None
     assert outcome.payload["data"]["device_ver"] == "iPhone15,2-iOS-17.1"
     assert outcome.warnings == []
+
+
+def screen(properties: dict[str, Any]) -> dict[str, Any]:
+    raw = {"uuid": "s-1", "type": "screen", "timestamp": GENERATED, "device": DEVICE, "properties": properties}
+    event = parse_event(raw)
+    assert not isinstance(event, Rejection)
+    outcome = to_kochava(event, SETTINGS, GENERATED + 60)
+    assert outcome.payload is not None and outcome.warnings == []
+    data: dict[str, Any] = outcome.payload["data"]["event_data"]
+    return data
+
+
+def test_a_screen_named_only_in_its_properties_keeps_that_name_and_one_without_any_sends_it_empty() -> None:
+    # A screen call whose name is only in properties.screen_name (Segment's mobile libraries put it there)
+    assert screen({"screen_name": "Settings"}) == {"screen_name": "Settings"}
+    # One without any name anywhere: Kochava gets an empty screen name, not a made-up one
+    assert screen({}) == {"screen_name": ""}
+
+
+def test_a_raw_user_agent_with_a_percent_sign_is_encoded_once() -> None:
+    # An agent with spaces is raw, whatever percent signs it holds: "%AB" is text here, not an escape
+    assert encode_user_agent("Game 100%AB off") == "Game%20100%25AB%20off"
