@@ -43,7 +43,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy functions tools infra
+	$(VENV)/bin/mypy functions tools infra bench
 
 # One worker per core (pytest-xdist). --dist loadfile sends each file, and tests/e2e and tests/infra whole (their
 # fixtures are shared by several files), to one worker, so each stack starts once (tests/conftest.py).

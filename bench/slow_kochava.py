@@ -49,8 +49,8 @@ class _Context:
 def envelopes(count: int) -> list[str]:
     """``count`` delivery-queue bodies with distinct uuids: the sample mix through the real mapping."""
     from functions.pipeline import envelope
-    from functions.pipeline.contract import parse_timestamp
-    from functions.pipeline.events import Rejection, parse_body
+    from functions.pipeline.contract import NativeEvent, parse_timestamp
+    from functions.pipeline.events import parse_body
     from functions.pipeline.kochava import to_kochava
     from functions.pipeline.settings import Settings
     from tools.samples import DEMO_ENV, GOLDEN_NOW
@@ -61,8 +61,8 @@ def envelopes(count: int) -> list[str]:
     mix = build_mix(count * 2)
     for line in mix.native.splitlines():
         for item in parse_body(line):
-            if isinstance(item, Rejection):
-                continue
+            if not isinstance(item, NativeEvent):
+                continue  # a rejection or a filtered Segment call: nothing to deliver
             outcome = to_kochava(item, settings, now)
             if outcome.status == "ok":
                 bodies.append(envelope.build(outcome))

@@ -43,6 +43,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -56,7 +57,9 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
+from functions.adapters.apple import classify_apple_answer
 from functions.adapters.breaker_dynamodb import ITEM_TTL_S
+from functions.adapters.kochava_http import classify_answer
 from functions.adapters.profiles_dynamodb import ProfileStoreError
 from functions.messages import DeliveryRecord, OutgoingMessage, Refused, SendError
 from functions.names import SQS_MAX_MESSAGE_BYTES
@@ -77,8 +80,10 @@ class FakeSender:
 
     sent: dict[str, list[OutgoingMessage]] = field(default_factory=dict)
     retried_entries: int = 0
+    calls: list[str] = field(default_factory=list)  # the queue URL of each send
     _refusals: list[tuple[Callable[[str, OutgoingMessage], bool], str, str]] = field(default_factory=list)
     _transient: dict[str | None, int] = field(default_factory=dict)  # queue URL (None: any) -> calls left to fail
+    _failing: list[Callable[[str, OutgoingMessage], bool]] = field(default_factory=list)
     _retries_next: int = 0
 
     def refuse(
@@ -91,11 +96,17 @@ class FakeSender:
         """The next ``times`` sends to ``queue_url`` (None: to any queue) still fail after the retries."""
         self._transient[queue_url] = self._transient.get(queue_url, 0) + times
 
+    def fail_messages(self, when: Callable[[str, OutgoingMessage], bool]) -> None:
+        """Every message ``when(queue_url, message)`` holds for still fails after the retries (not a sender fault):
+        the others of the call are sent, then :class:`SendError` names the failed ones, as the real sender does."""
+        self._failing.append(when)
+
     def retry_next(self, entries: int) -> None:
         """The next send needs another call for ``entries`` of its entries, then succeeds (the metric)."""
         self._retries_next += entries
 
     def send(self, queue_url: str, messages: Sequence[OutgoingMessage]) -> list[Refused]:
+        self.calls.append(queue_url)
         for key in (queue_url, None):
             if self._transient.get(key, 0) > 0:
                 self._transient[key] -= 1
@@ -103,15 +114,20 @@ class FakeSender:
                     queue_url, [{"Id": f"m{i}", "Code": "ServiceUnavailable"} for i in range(len(messages))]
                 )
         refused: list[Refused] = []
+        failed: list[dict[str, str]] = []
         accepted = self.sent.setdefault(queue_url, [])
         for index, message in enumerate(messages):
             refusal = self._refusal(queue_url, index, message)
-            if refusal is None:
-                accepted.append(message)
-            else:
+            if refusal is not None:
                 refused.append(refusal)
+            elif any(when(queue_url, message) for when in self._failing):
+                failed.append({"Id": f"m{index}", "Code": "InternalError"})
+            else:
+                accepted.append(message)
         self.retried_entries += self._retries_next
         self._retries_next = 0
+        if failed:
+            raise SendError(queue_url, failed)
         return refused
 
     def _refusal(self, queue_url: str, index: int, message: OutgoingMessage) -> Refused | None:
@@ -193,6 +209,7 @@ class FakeAdServices:
         self.default = default or AdServicesResult("not_ready", 404, error="Apple: attribution not ready yet")
         self.calls: list[str] = []
         self.error: Exception | None = None  # raised by resolve (a client bug; the real one never raises)
+        self.on_call: Callable[[str], None] | None = None  # run on each call, outside the lock (a wait, a barrier)
         self._scripts: dict[str, list[AdServicesResult]] = {}
         self._lock = threading.Lock()
 
@@ -204,7 +221,21 @@ class FakeAdServices:
             self.calls.append(token)
             if self.error is not None:
                 raise self.error
-            return _next(self._scripts.get(token), self.default)
+            answer = _next(self._scripts.get(token), self.default)
+        if self.on_call is not None:
+            self.on_call(token)
+        return answer
+
+    def calls_for(self, token: str) -> int:
+        return self.calls.count(token)
+
+
+def apple_answer(reply: int | Mapping[str, Any]) -> AdServicesResult:
+    """What the Apple adapter makes of Apple's answer, given as the local stub takes it (a status with an empty body,
+    or a 200 with this JSON): its own ``classify_apple_answer``, so the fake cannot drift from the real client."""
+    if isinstance(reply, int):
+        return classify_apple_answer(reply, b"")
+    return classify_apple_answer(200, json.dumps(reply).encode())
 
 
 def apple_resolved(attribution: Mapping[str, Any]) -> AdServicesResult:
@@ -218,6 +249,13 @@ APPLE_UNAVAILABLE = AdServicesResult("unavailable", 503, error="Apple: HTTP 503"
 
 
 # --- Kochava ---------------------------------------------------------------------------------------------------
+
+
+def kochava_answer(status: int, body: str | bytes = b'{"success":"1"}', *, attempts: int = 1) -> KochavaResult:
+    """What the HTTP adapter makes of Kochava's (last) answer: its own ``classify_answer``, so the fake's answers
+    cannot drift from the real client's (outcome, error text, the body kept)."""
+    return classify_answer(status, body.encode() if isinstance(body, str) else body, attempts=attempts)
+
 
 DELIVERED = KochavaResult("delivered", 200, response_body='{"success":"1"}')
 TRANSIENT = KochavaResult("transient", 503, response_body="busy", error="HTTP 503 after 4 attempt(s)", attempts=4)
@@ -234,24 +272,39 @@ class Post:
     payload: Mapping[str, Any]
     deadline: float
     retry: bool = True  # False: a breaker probe, one HTTP attempt
+    answer: KochavaResult = DELIVERED  # what the fake answered
 
 
 class FakeKochava:
     """A :class:`~functions.ports.KochavaClient` answering scripted results per event uuid (delivered by default).
 
     Kochava's payload does not carry the event's uuid: :meth:`send` (the port) answers from the script of ``None``;
-    :class:`FakeOnceSender` calls :meth:`answer` with the envelope's uuid.
+    :class:`FakeOnceSender` calls :meth:`answer` with the envelope's uuid. A :meth:`rule` answers the payloads it
+    matches (as the local sink's ``add_rule``), before any script; ``latency_s`` is how long each answer takes.
     """
 
     def __init__(self, default: KochavaResult = DELIVERED) -> None:
         self.default = default
         self.posts: list[Post] = []
+        self.latency_s = 0.0
         self._scripts: dict[str | None, list[KochavaResult]] = {}
+        self._rules: list[tuple[Callable[[Kind, Mapping[str, Any]], bool], list[KochavaResult]]] = []
         self._lock = threading.Lock()
 
     def script(self, uuid: str | None, *results: KochavaResult) -> None:
         """``uuid``'s answers in order, the last one repeating (``None``: payloads sent through :meth:`send`)."""
         self._scripts[uuid] = list(results)
+
+    def rule(self, when: Callable[[Kind, Mapping[str, Any]], bool], *results: KochavaResult) -> None:
+        """Answer every payload ``when(kind, payload)`` holds for with ``results`` in order, the last repeating (the
+        first matching rule answers)."""
+        self._rules.append((when, list(results)))
+
+    def clear_rules(self) -> None:
+        """Kochava is back: no rule, no script; every payload gets ``default``."""
+        with self._lock:
+            self._rules.clear()
+            self._scripts.clear()
 
     def send(self, kind: Kind, payload: Mapping[str, Any], *, deadline: float, retry: bool = True) -> KochavaResult:
         return self.answer(None, kind, payload, deadline=deadline, retry=retry)
@@ -260,11 +313,20 @@ class FakeKochava:
         self, uuid: str | None, kind: Kind, payload: Mapping[str, Any], *, deadline: float, retry: bool = True
     ) -> KochavaResult:
         with self._lock:
-            self.posts.append(Post(uuid, kind, payload, deadline, retry))
-            return _next(self._scripts.get(uuid), self.default)
+            matching = next((results for when, results in self._rules if when(kind, payload)), None)
+            result = _next(matching, self.default) if matching else _next(self._scripts.get(uuid), self.default)
+            self.posts.append(Post(uuid, kind, payload, deadline, retry, result))
+        if self.latency_s:
+            time.sleep(self.latency_s)  # outside the lock: concurrent posts overlap, as over HTTP
+        return result
 
     def posted(self, uuid: str) -> list[Post]:
         return [p for p in self.posts if p.uuid == uuid]
+
+    @property
+    def delivered(self) -> list[Post]:
+        """The posts answered with a delivery."""
+        return [p for p in self.posts if p.answer.delivered]
 
 
 class FakeOnceSender:
@@ -444,9 +506,11 @@ class MemoryPersistence(BasePersistenceLayer):
     DynamoDB layer: a record is written only when absent, expired, or in progress past its in-progress expiry;
     otherwise Powertools reads it back (and validates the payload hash against it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         super().__init__()
         self.records: dict[str, DataRecord] = {}
+        self.clock = clock  # the conditional write's "now" (a test moves it past an in-progress expiry)
+        self._lock = threading.Lock()  # DynamoDB applies a conditional write atomically
 
     def _get_record(self, idempotency_key: str) -> DataRecord:
         try:
@@ -455,17 +519,20 @@ class MemoryPersistence(BasePersistenceLayer):
             raise IdempotencyItemNotFoundError from None
 
     def _put_record(self, data_record: DataRecord) -> None:
-        old = self.records.get(data_record.idempotency_key)
-        now_ms = int(time.time() * 1000)
-        in_progress_over = (
-            old is not None
-            and old.status == "INPROGRESS"
-            and old.in_progress_expiry_timestamp is not None
-            and old.in_progress_expiry_timestamp < now_ms
-        )
-        if old is not None and not old.is_expired and not in_progress_over:
-            raise IdempotencyItemAlreadyExistsError
-        self.records[data_record.idempotency_key] = data_record
+        with self._lock:
+            old = self.records.get(data_record.idempotency_key)
+            now_ms = int(self.clock() * 1000)
+            in_progress_over = (
+                old is not None
+                and old.status == "INPROGRESS"
+                and old.in_progress_expiry_timestamp is not None
+                and old.in_progress_expiry_timestamp < now_ms
+            )
+            expires = old.expiry_timestamp if old is not None else None
+            expired = expires is not None and 0 < expires < now_ms // 1000
+            if old is not None and not expired and not in_progress_over:
+                raise IdempotencyItemAlreadyExistsError
+            self.records[data_record.idempotency_key] = data_record
 
     def _update_record(self, data_record: DataRecord) -> None:
         self.records[data_record.idempotency_key] = data_record

@@ -110,9 +110,9 @@ def _baseline(items: Sequence[pytest.Item]) -> set[str]:
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_runtestloop(session: pytest.Session) -> bool:
+def pytest_runtestloop(session: pytest.Session) -> bool | None:
     if "M_NAMES" not in os.environ:
-        return False  # not asked: an ordinary test run
+        return None  # not asked: pytest's own loop runs the tests (a False here would stop it: a firstresult hook)
     stats = json.loads(Path("mutmut-stats.json").read_text())
     tests_by_function: dict[str, list[str]] = stats["tests_by_mangled_function_name"]
     duration: dict[str, float] = stats["duration_by_test"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,10 +158,6 @@ class Stack:
     def log_lines(self) -> list[dict[str, Any]]:
         """The JSON lines the Powertools logger wrote so far."""
         return [json.loads(line) for line in self.logs.getvalue().splitlines() if line.strip()]
-
-    def wait_in_progress_expiry(self, context: FakeContext) -> None:
-        """Sleep past an in-progress record's expiry (the crashed invocation's remaining time)."""
-        time.sleep(context.remaining_ms / 1000 + 0.05)
 
 
 IDEMPOTENCY_KEY_ATTRIBUTE = IDEMPOTENCY_TABLE.partition_key

@@ -1,7 +1,8 @@
 """The deliverer Lambda end to end: SQS (moto) -> handler -> real HTTP to the local Kochava sink -> DLQ / backoff.
 
 What the core decides for a record (partial batch answer, retries_exhausted, invalid_body, the DLQ attributes) is
-tested on in-memory ports in ``tests/unit/deliverer``; how Kochava's answers are classified in
+tested on in-memory ports in ``tests/unit/deliverer`` (through the entry point: ``test_lambda_*.py``, among them
+the EMF metrics and the back-off base from the environment, moved from here); how Kochava's answers are classified in
 ``tests/unit/adapters/test_kochava_http.py``. These tests are the wiring: real SQS receives, real HTTP, the real
 DLQ and visibility changes, the environment read by the runtime."""
 
@@ -9,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-
-import orjson
 
 from functions.names import (
     ATTR_ERROR,
@@ -22,7 +21,6 @@ from functions.names import (
     ATTR_STAGE,
     ATTR_STATUS,
     ATTR_UUID,
-    ENV_DELIVERER_RETRY_BASE_S,
 )
 from functions.pipeline import reasons
 from tests.integration.deliverer.support import FAST_POLICY, FakeContext, Stack
@@ -131,19 +129,6 @@ def test_read_timeout_is_transient_and_backs_off_with_the_receive_count(stack: S
     assert retry_lines[-1]["visibility_timeout_s"] == 60
 
 
-def test_retry_backoff_base_comes_from_the_environment(stack: Stack) -> None:
-    # DELIVERER_RETRY_BASE_S replaces the base (tools/local scales it down); doubling, cap and Retry-After stay.
-    stack.env[ENV_DELIVERER_RETRY_BASE_S] = "2"
-    stack.use_runtime()
-    stack.sink.add_rule(lambda r: True, [503])
-    stack.send(event_body("u-base"))
-    event = stack.receive()
-    stack.invoke(event)
-    stack.make_visible(event)
-    stack.invoke(stack.receive())
-    assert [line["visibility_timeout_s"] for line in stack.log_lines() if line.get("verdict") == "retry"] == [2, 4]
-
-
 def test_400_goes_to_the_dlq_at_once_with_reason_status_and_body(stack: Stack) -> None:
     stack.sink.script([Reply.json(400, {"success": "0", "error": "invalid kochava_app_id"})])
     body = event_body("u-6", event_name="Signup")
@@ -190,20 +175,3 @@ def test_records_are_sent_concurrently_over_kept_alive_connections(stack: Stack)
     assert stack.run_once() == {"batchItemFailures": []}
     assert stack.sink.connections_opened == first_connections  # the second batch reused the pool
     assert len(stack.sink.delivered) == 20
-
-
-def test_emf_metrics_are_emitted(stack: Stack, capsys: object) -> None:
-    import pytest
-
-    assert isinstance(capsys, pytest.CaptureFixture)
-    stack.sink.add_rule(lambda r: r.json["data"]["event_name"] == "Rejected", [400])
-    stack.send(event_body("m-1"), event_body("m-2", event_name="Rejected"))
-    stack.run_once()
-    documents = [orjson.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
-    values: dict[str, object] = {}
-    for document in documents:
-        for directive in document["_aws"]["CloudWatchMetrics"]:
-            for metric in directive["Metrics"]:
-                values[f"{metric['Name']}|{document.get('reason', '')}"] = document[metric["Name"]]
-    assert values["Delivered|"] == [1.0] or values["Delivered|"] == 1.0
-    assert values[f"DeadLettered|{reasons.KOCHAVA_REJECTED}"] in (1.0, [1.0])

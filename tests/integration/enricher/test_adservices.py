@@ -1,5 +1,10 @@
-"""AdServices tokens in the enricher (issue 5): a real local HTTP server stands in for Apple
+"""AdServices tokens in the enricher (issue 5), end to end: a real local HTTP server stands in for Apple
 (tools/local/apple_stub.py), moto for SQS / DynamoDB, and the handler's clock is controlled by the test.
+
+One path stays here: the Apple client over real HTTP, and the delayed re-queue on SQS. What the enricher decides
+for a token (the 24-hour window, Apple's answers, back-off, developer mode, the Lambda's time left, the logs and
+metrics) runs through the same entry point on the in-memory ports: ``tests/unit/enricher/test_lambda_adservices.py``
+(moved from here); the Apple client alone is ``tests/unit/adapters/test_apple.py``.
 
 A re-queued install is fed back to the handler from what the enricher really sent to the ingest queue
 (recorded on the way to moto), so the 5 s ``DelaySeconds`` does not make the tests wait."""
@@ -7,7 +12,6 @@ A re-queued install is fed back to the handler from what the enricher really sen
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,11 +26,10 @@ from functions.names import (
     ENV_ADSERVICES_RESOLVE,
     ENV_ADSERVICES_URL,
 )
-from functions.pipeline.adservices import ATTRIBUTION_KEY, TOKEN_KEY, TOKEN_VALIDITY_S
+from functions.pipeline.adservices import ATTRIBUTION_KEY, TOKEN_KEY
 from tests.integration.enricher.support import Stack
-from tests.samples.enricher import NOW, TOKEN, native_event
-from tools.local.apple_stub import DEVELOPER_MODE_PAYLOAD, AppleStub, attribution_payload
-from tools.local.stub_http import Reply
+from tests.samples.enricher import TOKEN, native_event
+from tools.local.apple_stub import AppleStub, attribution_payload
 
 
 class RecordingSqs:
@@ -83,32 +86,6 @@ def _data(delivery: dict[str, Any]) -> dict[str, Any]:
     return dict(delivery["payload"]["data"])
 
 
-def _metrics(out: str) -> dict[str, float]:
-    totals: dict[str, float] = {}
-    for line in out.splitlines():
-        if '"_aws"' not in line or '"reason"' in line:
-            continue
-        doc = json.loads(line)
-        for name in (m["Name"] for d in doc["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]):
-            value = doc[name]
-            totals[name] = totals.get(name, 0) + (sum(value) if isinstance(value, list) else value)
-    return totals
-
-
-def test_fresh_token_resolved_attaches_the_details(ads: AdStack, capsys: pytest.CaptureFixture[str]) -> None:
-    ads.apple.script(TOKEN, [attribution_payload(campaign_id=42)])
-    install = ads.install()
-    ads.stack.invoke(ads.stack.record(install))
-    [delivery] = ads.stack.deliveries()
-    data = _data(delivery)
-    assert data[TOKEN_KEY] == TOKEN
-    assert data[ATTRIBUTION_KEY]["campaignId"] == 42
-    assert delivery["adservices_generated_at"] == pytest.approx(NOW - 60)
-    [request] = ads.apple.requests
-    assert request.text == TOKEN and request.headers["content-type"].startswith("text/plain")
-    assert _metrics(capsys.readouterr().out)["AdServicesResolved"] == 1
-
-
 def test_404_404_200_attached_after_requeues_and_the_rest_of_the_batch_is_not_delayed(ads: AdStack) -> None:
     ads.apple.script(TOKEN, [404, 404, attribution_payload(campaign_id=7)])
     install = ads.install()
@@ -134,191 +111,9 @@ def test_404_404_200_attached_after_requeues_and_the_rest_of_the_batch_is_not_de
     assert _data(delivery)[TOKEN_KEY] == TOKEN
     assert ads.requeued() == []
     assert ads.apple.calls_for(TOKEN) == 3
+    first = ads.apple.requests[0]  # the raw token, as text
+    assert first.text == TOKEN and first.headers["content-type"].startswith("text/plain")
     # The delayed message really is on the ingest queue too (moto keeps it invisible for its delay).
     assert ads.stack.sqs.get_queue_attributes(
         QueueUrl=ads.stack.urls["ingest"], AttributeNames=["ApproximateNumberOfMessagesDelayed"]
     )["Attributes"]["ApproximateNumberOfMessagesDelayed"] in ("1", "2")
-
-
-def test_404_three_times_forwards_the_token_alone_and_counts_it(
-    ads: AdStack, capsys: pytest.CaptureFixture[str]
-) -> None:
-    ads.apple.script(TOKEN, [404])
-    ads.stack.invoke(ads.stack.record(ads.install()))
-    for _ in range(2):
-        [entry] = ads.requeued()
-        ads.stack.clock.now += 5
-        ads.stack.invoke(ads.as_record(entry))
-    assert ads.requeued() == []
-    [delivery] = ads.stack.deliveries()
-    assert _data(delivery)[TOKEN_KEY] == TOKEN
-    assert ATTRIBUTION_KEY not in _data(delivery)
-    assert ads.apple.calls_for(TOKEN) == 3
-    metrics = _metrics(capsys.readouterr().out)
-    assert metrics["AdServicesNotReady"] == 1
-    assert metrics["AdServicesRequeued"] == 2
-    assert metrics["EventsReceived"] == 1  # the re-queued install is not counted twice
-
-
-def test_400_delivers_the_event_without_the_token(ads: AdStack, capsys: pytest.CaptureFixture[str]) -> None:
-    ads.apple.script(TOKEN, [400])
-    install = ads.install()
-    ads.stack.invoke(ads.stack.record(install))
-    [delivery] = ads.stack.deliveries()
-    assert delivery["uuid"] == install["uuid"]
-    assert TOKEN_KEY not in _data(delivery)
-    assert ATTRIBUTION_KEY not in _data(delivery)
-    assert delivery["adservices_generated_at"] is None
-    assert ads.requeued() == []
-    assert _metrics(capsys.readouterr().out)["AdServicesTokenInvalid"] == 1
-
-
-def test_500_then_200_requeues_then_attaches(ads: AdStack) -> None:
-    ads.apple.script(TOKEN, [500, attribution_payload(campaign_id=9)])
-    ads.stack.invoke(ads.stack.record(ads.install()))
-    assert ads.stack.deliveries() == []
-    [entry] = ads.requeued()
-    assert entry["DelaySeconds"] == 5
-    ads.stack.clock.now += 5
-    ads.stack.invoke(ads.as_record(entry))
-    [delivery] = ads.stack.deliveries()
-    assert _data(delivery)[ATTRIBUTION_KEY]["campaignId"] == 9
-
-
-def test_repeated_5xx_backs_off_and_stops_when_the_window_would_close(
-    ads: AdStack, capsys: pytest.CaptureFixture[str]
-) -> None:
-    ads.apple.script(TOKEN, [503])
-    ads.stack.invoke(ads.stack.record(ads.install(age_s=TOKEN_VALIDITY_S - 300)))
-    delays = []
-    for wait in (5, 10, 200):
-        [entry] = ads.requeued()
-        delays.append(entry["DelaySeconds"])
-        ads.stack.clock.now += wait
-        ads.stack.invoke(ads.as_record(entry))
-    assert delays == [5, 10, 20]
-    # Fourth call at age 24 h - 85 s: the next delay (40 s) plus the 60 s margin would pass the end of the window.
-    assert ads.requeued() == []
-    [delivery] = ads.stack.deliveries()
-    assert _data(delivery)[TOKEN_KEY] == TOKEN
-    assert ads.apple.calls_for(TOKEN) == 4
-    assert _metrics(capsys.readouterr().out)["AdServicesUnavailable"] == 1
-
-
-def test_404_when_the_window_is_about_to_close_forwards_the_token_at_once(ads: AdStack) -> None:
-    ads.apple.script(TOKEN, [404])
-    ads.stack.invoke(ads.stack.record(ads.install(age_s=TOKEN_VALIDITY_S - 30)))
-    assert ads.requeued() == []
-    [delivery] = ads.stack.deliveries()
-    assert _data(delivery)[TOKEN_KEY] == TOKEN
-
-
-def test_age_23h59m59s_token_sent(ads: AdStack) -> None:
-    ads.apple.script(TOKEN, [attribution_payload()])
-    ads.stack.invoke(ads.stack.record(ads.install(age_s=TOKEN_VALIDITY_S - 1)))
-    [delivery] = ads.stack.deliveries()
-    assert _data(delivery)[TOKEN_KEY] == TOKEN
-    assert ATTRIBUTION_KEY in _data(delivery)
-
-
-def test_age_exactly_24h_token_not_sent_and_apple_not_asked(ads: AdStack, capsys: pytest.CaptureFixture[str]) -> None:
-    ads.apple.script(TOKEN, [attribution_payload()])
-    ads.stack.invoke(ads.stack.record(ads.install(age_s=TOKEN_VALIDITY_S)))
-    [delivery] = ads.stack.deliveries()
-    assert TOKEN_KEY not in _data(delivery)
-    assert ATTRIBUTION_KEY not in _data(delivery)
-    assert ads.apple.calls_for(TOKEN) == 0
-    assert _metrics(capsys.readouterr().out)["AdServicesTokenExpired"] == 1
-
-
-def test_generated_at_missing_the_event_timestamp_sets_the_age(ads: AdStack) -> None:
-    install = native_event("install", timestamp=NOW - TOKEN_VALIDITY_S - 5, adservices={"token": TOKEN})
-    ads.stack.invoke(ads.stack.record(install))
-    [delivery] = ads.stack.deliveries()
-    assert TOKEN_KEY not in _data(delivery)
-
-
-def test_expired_token_with_client_attribution_sends_the_attribution(ads: AdStack) -> None:
-    client = attribution_payload(campaign_id=1234)
-    ads.stack.invoke(ads.stack.record(ads.install(age_s=TOKEN_VALIDITY_S + 3600, attribution=client)))
-    [delivery] = ads.stack.deliveries()
-    assert TOKEN_KEY not in _data(delivery)
-    assert _data(delivery)[ATTRIBUTION_KEY] == client
-    assert ads.apple.calls_for(TOKEN) == 0
-
-
-def test_fresh_token_with_client_attribution_is_not_resolved_again(ads: AdStack) -> None:
-    client = attribution_payload(campaign_id=55)
-    ads.stack.invoke(ads.stack.record(ads.install(attribution=client)))
-    [delivery] = ads.stack.deliveries()
-    assert _data(delivery)[TOKEN_KEY] == TOKEN
-    assert _data(delivery)[ATTRIBUTION_KEY] == client
-    assert ads.apple.calls_for(TOKEN) == 0
-
-
-def test_developer_mode_payload_from_apple_is_not_forwarded(ads: AdStack, capsys: pytest.CaptureFixture[str]) -> None:
-    ads.apple.script(TOKEN, [DEVELOPER_MODE_PAYLOAD])
-    ads.stack.invoke(ads.stack.record(ads.install()))
-    [delivery] = ads.stack.deliveries()
-    assert ATTRIBUTION_KEY not in _data(delivery)
-    assert _data(delivery)[TOKEN_KEY] == TOKEN
-    assert _metrics(capsys.readouterr().out)["AdServicesDeveloperMode"] == 1
-
-
-def test_developer_mode_payload_from_the_client_is_not_forwarded(ads: AdStack) -> None:
-    ads.stack.invoke(
-        ads.stack.record(ads.install(age_s=TOKEN_VALIDITY_S + 1, attribution=dict(DEVELOPER_MODE_PAYLOAD)))
-    )
-    [delivery] = ads.stack.deliveries()
-    assert ATTRIBUTION_KEY not in _data(delivery)
-
-
-def test_installs_of_a_batch_are_resolved_concurrently(ads: AdStack) -> None:
-    tokens = [f"{TOKEN[:40]}-{i}" for i in range(6)]
-    for i, token in enumerate(tokens):
-        slow = Reply(status=200, body=json.dumps(attribution_payload(campaign_id=i)).encode(), delay_s=0.5)
-        ads.apple.script(token, [slow])
-    installs = [ads.install(token) for token in tokens]
-    started = time.monotonic()
-    ads.stack.invoke(ads.stack.record({"batch": installs}))
-    elapsed = time.monotonic() - started
-    by_uuid = {d["uuid"]: d for d in ads.stack.deliveries()}
-    for i, install in enumerate(installs):
-        assert _data(by_uuid[install["uuid"]])[ATTRIBUTION_KEY]["campaignId"] == i
-    assert elapsed < 6 * 0.5  # sequential calls would take at least 3 s
-
-
-def test_little_lambda_time_left_defers_without_asking_apple(ads: AdStack, capsys: pytest.CaptureFixture[str]) -> None:
-    ads.apple.script(TOKEN, [attribution_payload()])
-    ads.stack.invoke(ads.stack.record(ads.install()), remaining_ms=3_000)
-    assert ads.apple.calls_for(TOKEN) == 0
-    [entry] = ads.requeued()
-    assert entry["DelaySeconds"] == 5
-    assert entry["MessageAttributes"][ATTR_ADSERVICES_ATTEMPT]["StringValue"] == "0"
-    assert ads.stack.deliveries() == []
-    ads.stack.invoke(ads.as_record(entry))
-    [delivery] = ads.stack.deliveries()
-    assert ATTRIBUTION_KEY in _data(delivery)
-    metrics = _metrics(capsys.readouterr().out)
-    assert metrics["EventsReceived"] == 1
-    assert metrics["AdServicesDeferred"] == 1
-
-
-def test_resolution_switched_off_sends_the_token_alone(make_stack: Callable[..., Stack], apple: AppleStub) -> None:
-    stack = make_stack(**{ENV_ADSERVICES_RESOLVE: "false", ENV_ADSERVICES_URL: apple.api_url})
-    stack.invoke(stack.record(native_event("install", adservices={"token": TOKEN, "generated_at": NOW - 60})))
-    [delivery] = stack.deliveries()
-    assert _data(delivery)[TOKEN_KEY] == TOKEN
-    assert apple.requests == []
-
-
-def test_logs_never_carry_the_token(ads: AdStack, capsys: pytest.CaptureFixture[str]) -> None:
-    ads.apple.script(TOKEN, [404, 400])
-    ads.stack.invoke(ads.stack.record(ads.install()))
-    [entry] = ads.requeued()
-    ads.stack.invoke(ads.as_record(entry))
-    logged = ads.stack.logs.getvalue() + capsys.readouterr().out
-    assert TOKEN[:20] not in logged
-    decisions = [line for line in ads.stack.log_lines() if line.get("message") == "adservices"]
-    assert [d["apple"] for d in decisions] == ["not_ready", "invalid"]
-    assert all(d["token"].startswith("sha256:") for d in decisions)

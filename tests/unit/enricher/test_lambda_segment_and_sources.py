@@ -1,4 +1,5 @@
-"""The enricher on moto with Segment batches as the libraries send them, and with sources bound to apps.
+"""The enricher with Segment batches as the libraries send them, and with sources bound to apps, through its entry
+point on the in-memory ports (moved from the moto tier, ``tests/integration/enricher/test_segment_and_sources.py``).
 
 Given a Segment batch mixing mapped calls with ``page``, ``group`` and ``alias`` calls, the mapped ones are
 delivered and the others filtered and counted by type (nothing in a DLQ). Given ``SOURCE_APPS`` and the
@@ -29,8 +30,8 @@ from functions.names import (
     SQS_MAX_MESSAGE_ATTRIBUTES,
 )
 from functions.pipeline import reasons
-from tests.integration.enricher.support import Stack
 from tests.samples.enricher import IDFA, IDFV, IP, NOW, UA, native_event
+from tests.unit.enricher.stack import FakeStack
 from tools.dlq.core import DlqMessage, replay_attributes
 
 GAME = "com.example.game"
@@ -65,7 +66,7 @@ def segment_call(kind: str, message_id: str, bundle: str = GAME, **fields: Any) 
     return call
 
 
-def with_key(stack: Stack, body: Any, key_id: str | None, route: str = "native") -> dict[str, Any]:
+def with_key(stack: FakeStack, body: Any, key_id: str | None, route: str = "native") -> dict[str, Any]:
     """An ingest record as the gateway writes it, with the API key id attribute (a String)."""
     record = stack.record(body, route=route)
     if key_id is not None:
@@ -79,13 +80,13 @@ def emf_docs(out: str) -> list[dict[str, Any]]:
     return [{k: sum(v) if isinstance(v, list) else v for k, v in doc.items()} for doc in docs]
 
 
-def profile_count(stack: Stack) -> int:
-    return int(stack.dynamodb.scan(TableName=stack.table, Select="COUNT")["Count"])
+def profile_count(stack: FakeStack) -> int:
+    return len(stack.profiles.profiles)
 
 
 @pytest.fixture
-def bound(make_stack: Any) -> Stack:
-    stack: Stack = make_stack(
+def bound(make_stack: Any) -> FakeStack:
+    stack: FakeStack = make_stack(
         **{
             ENV_SOURCE_APPS: json.dumps(BINDINGS),
             ENV_KOCHAVA_APP_IDS_BY_BUNDLE: json.dumps({GAME: GAME_APP, TOOLS: TOOLS_APP}),
@@ -95,7 +96,7 @@ def bound(make_stack: Any) -> Stack:
 
 
 def test_page_group_and_alias_are_filtered_and_counted_by_type(
-    stack: Stack, capsys: pytest.CaptureFixture[str]
+    stack: FakeStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     body = {
         "batch": [
@@ -123,7 +124,7 @@ def test_page_group_and_alias_are_filtered_and_counted_by_type(
 
 
 def test_a_call_switched_off_for_kochava_is_filtered_as_its_type(
-    stack: Stack, capsys: pytest.CaptureFixture[str]
+    stack: FakeStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     off = segment_call("track", "m-off", event="Level Up", integrations={"Kochava": False})
     stack.invoke(stack.record({"batch": [off]}, route="segment"))
@@ -133,7 +134,7 @@ def test_a_call_switched_off_for_kochava_is_filtered_as_its_type(
 
 
 def test_a_dead_lettered_call_of_a_batch_carries_the_batch_context_and_replays_alone(make_stack: Any) -> None:
-    stack: Stack = make_stack()
+    stack: FakeStack = make_stack()
     call = segment_call("track", "m-zero", event="Level Up")
     call["context"] = {"device": {"advertisingId": "00000000-0000-0000-0000-000000000000"}}  # no usable id
     body = {"batch": [call], "context": {"device": {"type": "ios"}, "ip": IP}}
@@ -146,7 +147,7 @@ def test_a_dead_lettered_call_of_a_batch_carries_the_batch_context_and_replays_a
     }
 
 
-def test_segment_call_with_integrations_kochava_delivers_the_native_payload(stack: Stack) -> None:
+def test_segment_call_with_integrations_kochava_delivers_the_native_payload(stack: FakeStack) -> None:
     kochava = {
         "att": {"status": "authorized", "time": NOW - 600, "duration": 3},
         "consent": {"gdpr_applies": True, "tc_string": "CPXx", "ad_user_data": True, "ad_personalization": False},
@@ -182,7 +183,7 @@ def test_segment_call_with_integrations_kochava_delivers_the_native_payload(stac
 
 
 def test_an_event_for_another_app_is_dead_lettered_app_not_allowed_and_touches_nothing(
-    bound: Stack, capsys: pytest.CaptureFixture[str]
+    bound: FakeStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     stack = bound
     mine = native_event(app={"bundle_id": GAME})
@@ -206,7 +207,7 @@ def test_an_event_for_another_app_is_dead_lettered_app_not_allowed_and_touches_n
 
 
 def test_keys_not_bound_send_nothing_once_a_key_is_bound_and_messages_without_a_key_send_anywhere(
-    bound: Stack,
+    bound: FakeStack,
 ) -> None:
     """requireBoundKeys, on by default: an unbound key (e.g. the stack's default key) is refused once any key is
     bound; a message without a key id (IAM auth, or written before keys existed) is not judged."""
@@ -237,7 +238,7 @@ def test_keys_not_bound_send_to_any_app_when_bound_keys_are_not_required(make_st
     assert stack.drain("ingest_dlq") == []
 
 
-def test_segment_call_for_another_app_names_the_segment_field(bound: Stack) -> None:
+def test_segment_call_for_another_app_names_the_segment_field(bound: FakeStack) -> None:
     stack = bound
     body = {"batch": [segment_call("track", "m-1", bundle=GAME, event="x"), segment_call("page", "m-2", bundle=TOOLS)]}
     body["batch"].append(segment_call("track", "m-3", bundle=TOOLS, event="x"))
@@ -248,7 +249,7 @@ def test_segment_call_for_another_app_names_the_segment_field(bound: Stack) -> N
     assert dead["attributes"][ATTR_ROUTE] == "segment"
 
 
-def test_a_replay_is_checked_against_the_binding_again(make_stack: Any, bound: Stack) -> None:
+def test_a_replay_is_checked_against_the_binding_again(make_stack: Any, bound: FakeStack) -> None:
     stack = bound
     other = native_event(app={"bundle_id": TOOLS})
     stack.invoke(with_key(stack, other, "key-game"))
@@ -288,7 +289,7 @@ def test_a_replay_is_checked_against_the_binding_again(make_stack: Any, bound: S
     assert stack.drain("ingest_dlq") == []
 
 
-def test_received_at_ms_is_kept_when_there_is_room(bound: Stack) -> None:
+def test_received_at_ms_is_kept_when_there_is_room(bound: FakeStack) -> None:
     stack = bound
     unparseable = with_key(stack, "{not json", "key-game")
     stack.invoke(unparseable)
