@@ -34,7 +34,7 @@ import orjson
 from bench.common import Result, median
 from bench.workload import build_mix
 from functions.pipeline.contract import parse_timestamp
-from functions.pipeline.events import FilteredCall, Rejection, parse_body
+from functions.pipeline.events import FilteredCall, Rejection, parse_body_values
 from functions.pipeline.kochava import to_kochava
 from functions.pipeline.segment import Received, merge_shared
 from functions.pipeline.settings import Settings
@@ -84,7 +84,7 @@ def make_path(route: str) -> Callable[[list[bytes]], int]:
     def path(bodies: list[bytes]) -> int:
         size = 0
         for body in bodies:
-            for item in parse_body(body, route, received):  # type: ignore[arg-type]
+            for item in parse_body_values(body, route, received):  # type: ignore[arg-type]
                 if isinstance(item, Rejection | FilteredCall):
                     size += len(dumps(item.reason))
                     continue
