@@ -14,6 +14,7 @@ target is missed.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -36,10 +37,39 @@ def _format_value(result: Result) -> str:
     return f"{result.value:.1f} {result.unit}".strip()
 
 
+_BOUND = re.compile(r"^\s*(<=|>=|<|>)\s*\$?([0-9][0-9,]*(?:\.[0-9]+)?)")
+
+
+def distance(result: Result) -> str:
+    """How far a figure is from its target (a bound such as ``<= 2.6x``, ``>= 40,000``, ``<= $1.50``): the share
+    to spare when met, else the figure as a multiple of the target and the change it still needs; ``-`` when the
+    target is not a number.
+
+    >>> [distance(Result("b", "f", v, "<= 2.6x", v <= 2.6, "x")) for v in (4.7, 2.0)]
+    ['1.81x the target: needs -45%', 'met, 23% to spare']
+    >>> distance(Result("b", "f", 30_000, ">= 40,000", False)), distance(Result("b", "f", 1, "0", True))
+    ('0.75x the target: needs +33%', '-')
+    """
+    match = _BOUND.match(result.target or "")
+    value = result.value
+    if match is None or value != value:
+        return "-"
+    limit = float(match.group(2).replace(",", ""))
+    if limit <= 0 or value <= 0:
+        return "-"
+    if match.group(1).startswith("<"):
+        if value <= limit:
+            return f"met, {1 - value / limit:.0%} to spare"
+        return f"{value / limit:.2f}x the target: needs -{1 - limit / value:.0%}"
+    if value >= limit:
+        return f"met, {value / limit - 1:.0%} to spare"
+    return f"{value / limit:.2f}x the target: needs +{limit / value - 1:.0%}"
+
+
 def table(results: list[Result]) -> str:
-    rows = [("benchmark", "figure", "value", "target", "verdict")]
-    rows += [(r.bench, r.what, _format_value(r), r.target or "-", r.verdict) for r in results]
-    widths = [min(max(len(row[i]) for row in rows), 70) for i in range(5)]
+    rows = [("benchmark", "figure", "value", "target", "verdict", "distance")]
+    rows += [(r.bench, r.what, _format_value(r), r.target or "-", r.verdict, distance(r)) for r in results]
+    widths = [min(max(len(row[i]) for row in rows), 70) for i in range(6)]
     lines = []
     for index, row in enumerate(rows):
         lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())

@@ -1,8 +1,9 @@
 """Benchmark 1b: the mapping's hot path in one process, bytes in -> Kochava payload bytes out, against orjson.
 
 Issue 27's method. Each event is a JSON body as the enricher receives it; the timed path is what the enricher
-does per event without its I/O: ``parse_body`` (orjson + the pydantic models, Segment calls completed and
-converted), ``to_kochava``, and ``orjson.dumps`` of the payload. The floor is ``orjson.loads`` of the same body +
+does per event without its I/O: ``parse_body_values`` (orjson, then validation by pydantic-core straight into plain
+data, Segment calls completed and converted; no model instance per event), ``to_kochava``, and ``orjson.dumps`` of
+the payload. The floor is ``orjson.loads`` of the same body +
 ``orjson.dumps`` of the parsed object, timed in the same rounds, alternating with the path, on the process's
 own CPU time (``time.process_time``: other sessions' work barely moves it). The ratio path / floor per round,
 median over the rounds, is the figure: the floor moves with the machine, the ratio does not.
@@ -34,7 +35,7 @@ import orjson
 from bench.common import Result, median
 from bench.workload import build_mix
 from functions.pipeline.contract import parse_timestamp
-from functions.pipeline.events import FilteredCall, Rejection, parse_body
+from functions.pipeline.events import FilteredCall, Rejection, parse_body_values
 from functions.pipeline.kochava import to_kochava
 from functions.pipeline.segment import Received, merge_shared
 from functions.pipeline.settings import Settings
@@ -84,7 +85,7 @@ def make_path(route: str) -> Callable[[list[bytes]], int]:
     def path(bodies: list[bytes]) -> int:
         size = 0
         for body in bodies:
-            for item in parse_body(body, route, received):  # type: ignore[arg-type]
+            for item in parse_body_values(body, route, received):  # type: ignore[arg-type]
                 if isinstance(item, Rejection | FilteredCall):
                     size += len(dumps(item.reason))
                     continue

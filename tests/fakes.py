@@ -206,7 +206,7 @@ class FakeAdServices:
     """
 
     def __init__(self, default: AdServicesResult | None = None) -> None:
-        self.default = default or AdServicesResult("not_ready", 404, error="Apple: attribution not ready yet")
+        self.default = default or classify_apple_answer(404, b"")
         self.calls: list[str] = []
         self.error: Exception | None = None  # raised by resolve (a client bug; the real one never raises)
         self.on_call: Callable[[str], None] | None = None  # run on each call, outside the lock (a wait, a barrier)
@@ -243,9 +243,10 @@ def apple_resolved(attribution: Mapping[str, Any]) -> AdServicesResult:
     return AdServicesResult("resolved", 200, attribution=dict(attribution))
 
 
-APPLE_NOT_READY = AdServicesResult("not_ready", 404, error="Apple: attribution not ready yet")
-APPLE_INVALID = AdServicesResult("invalid", 400, error="Apple: invalid token")
-APPLE_UNAVAILABLE = AdServicesResult("unavailable", 503, error="Apple: HTTP 503")
+# Apple's answers as the adapter classifies them (its own classifier: the fake's answers cannot drift from it).
+APPLE_NOT_READY = classify_apple_answer(404, b"")
+APPLE_INVALID = classify_apple_answer(400, b"")
+APPLE_UNAVAILABLE = classify_apple_answer(503, b"")
 
 
 # --- Kochava ---------------------------------------------------------------------------------------------------
@@ -257,10 +258,11 @@ def kochava_answer(status: int, body: str | bytes = b'{"success":"1"}', *, attem
     return classify_answer(status, body.encode() if isinstance(body, str) else body, attempts=attempts)
 
 
-DELIVERED = KochavaResult("delivered", 200, response_body='{"success":"1"}')
-TRANSIENT = KochavaResult("transient", 503, response_body="busy", error="HTTP 503 after 4 attempt(s)", attempts=4)
-REJECTED = KochavaResult("permanent", 400, response_body='{"success":"0","error":"bad app id"}', error="HTTP 400")
-BAD_RESPONSE = KochavaResult("bad_response", 200, response_body="<html>", error="HTTP 200 without the success answer")
+# Kochava's answers as the HTTP adapter classifies them (a 503 after its in-process retries).
+DELIVERED = kochava_answer(200)
+TRANSIENT = kochava_answer(503, "busy", attempts=4)
+REJECTED = kochava_answer(400, '{"success":"0","error":"bad app id"}')
+BAD_RESPONSE = kochava_answer(200, "<html>")
 
 
 @dataclass(frozen=True)

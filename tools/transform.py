@@ -35,10 +35,11 @@ from functions.pipeline.contract import parse_timestamp
 from functions.pipeline.events import (
     FilteredCall,
     Parsed,
+    ParsedValues,
     Rejection,
     Route,
-    parse_body,
-    parse_event,
+    parse_body_values,
+    parse_event_values,
     parse_warnings,
 )
 from functions.pipeline.kochava import to_kochava
@@ -79,8 +80,9 @@ def filtered_line(call: FilteredCall) -> dict[str, Any]:
     }
 
 
-def read_events(data: bytes, route: Route, received: Received | None = None) -> Iterator[Parsed]:
-    """Every accepted stdin form -> parsed events in order (a bad line is a rejection, not a crash).
+def read_events(data: bytes, route: Route, received: Received | None = None) -> Iterator[ParsedValues]:
+    """Every accepted stdin form -> parsed events in order (a bad line is a rejection, not a crash), each event as
+    plain data (``events.EventValues``: the enricher's hot path).
 
     ``received``: what a Segment call without ``timestamp`` is timed against, as the enricher does with the API's
     received time (a JSON array of calls is parsed call by call, without it)."""
@@ -92,20 +94,20 @@ def read_events(data: bytes, route: Route, received: Received | None = None) -> 
     except orjson.JSONDecodeError:
         document = None
         if b"\n" not in stripped:  # one malformed document: report it as such
-            yield from parse_body(stripped, route, received)
+            yield from parse_body_values(stripped, route, received)
             return
     if document is not None:
         if isinstance(document, list):
-            yield from (parse_event(raw, route) for raw in document)
+            yield from (parse_event_values(raw, route) for raw in document)
         else:
-            yield from parse_body(stripped, route, received)
+            yield from parse_body_values(stripped, route, received)
         return
     for line in stripped.splitlines():  # JSON lines
         if line.strip():
-            yield from parse_body(line, route, received)
+            yield from parse_body_values(line, route, received)
 
 
-def read_stream(stdin: BinaryIO, route: Route, received: Received | None = None) -> Iterator[Parsed]:
+def read_stream(stdin: BinaryIO, route: Route, received: Received | None = None) -> Iterator[ParsedValues]:
     """Exactly ``read_events(stdin.read(), route, received)``, but JSON lines are parsed as they are read.
 
     Holding a large input whole (plus its stripped copy and a list of every line) cost more in page faults than
@@ -134,10 +136,10 @@ def read_stream(stdin: BinaryIO, route: Route, received: Received | None = None)
         if pending is None:  # the input's first line: read_events strips the input's leading whitespace
             pending = line.lstrip()
             continue
-        yield from parse_body(pending, route, received)
+        yield from parse_body_values(pending, route, received)
         pending = line
     if pending is not None:
-        yield from parse_body(pending.rstrip(), route, received)
+        yield from parse_body_values(pending.rstrip(), route, received)
 
 
 def _next_nonblank(stdin: BinaryIO, seen: list[bytes]) -> bytes | None:
@@ -167,10 +169,14 @@ def _split_lines(head: list[bytes], rest: BinaryIO) -> Iterator[bytes]:
 
 
 def transform(
-    items: Iterable[Parsed], settings: Settings, now: float, api_key_id: str | None = None, route: Route = "native"
+    items: Iterable[ParsedValues | Parsed],
+    settings: Settings,
+    now: float,
+    api_key_id: str | None = None,
+    route: Route = "native",
 ) -> Iterator[dict[str, Any]]:
-    """Parsed events -> output lines; ``api_key_id``: apply that key's app binding (``SOURCE_APPS``) as the
-    enricher does."""
+    """Parsed events (plain data, or the models) -> output lines; ``api_key_id``: apply that key's app binding
+    (``SOURCE_APPS``) as the enricher does."""
     for item in items:
         if isinstance(item, Rejection):
             yield rejection_line(item)
@@ -183,7 +189,8 @@ def transform(
                 outcome.warnings[:0] = parse_warnings(item)  # a Segment call's derived timestamp, as the enricher
                 yield outcome.to_line()
             else:
-                yield rejection_line(Rejection(denied.reason, denied.message, denied.field, None, uuid=item.uuid))
+                uuid = item["uuid"] if isinstance(item, dict) else item.uuid
+                yield rejection_line(Rejection(denied.reason, denied.message, denied.field, None, uuid=uuid))
 
 
 def run(

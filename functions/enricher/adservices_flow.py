@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from functions.enricher import metrics as m
 from functions.pipeline import adservices
-from functions.pipeline.events import Event
+from functions.pipeline.events import EventValues
 from functions.pipeline.kochava import Outcome, to_kochava
 from functions.pipeline.masking import fingerprint
 from functions.pipeline.settings import Settings
@@ -49,7 +49,7 @@ MAX_WORKERS: Final = 8  # concurrent Apple calls per container
 @dataclass(frozen=True)
 class Candidate:
     key: int  # the event's position in its message
-    event: Event  # after profile fill
+    event: EventValues  # after profile fill (plain data)
     outcome: Outcome  # the mapping without attribution (token only)
 
 
@@ -67,18 +67,18 @@ class Decision:
     counts: Counter[str] = field(default_factory=Counter)
 
 
-def wants_resolution(settings: Settings, event: Event, outcome: Outcome) -> bool:
+def wants_resolution(settings: Settings, event: EventValues, outcome: Outcome) -> bool:
     """Ask Apple when switched on, for an install forwarded with a fresh token and no usable client attribution
     (an app that already fetched the attribution itself sends it as ``adservices.attribution``)."""
-    ads = event.adservices
+    ads = event["adservices"]
     return (
         settings.adservices_resolve
         and outcome.status == "ok"
         and outcome.kind == "install"
         and ads is not None
-        and bool(ads.token)
+        and bool(ads["token"])
         and outcome.adservices_generated_at is not None
-        and adservices.usable_attribution(ads.attribution) is None
+        and adservices.usable_attribution(ads["attribution"]) is None
     )
 
 
@@ -118,7 +118,7 @@ class AdServicesFlow:
         """One decision per candidate, in order; Apple is called concurrently."""
         if remaining_s is not None and remaining_s() < self.call_budget_s:
             return [self._deferred(c, attempts_so_far) for c in candidates]
-        tokens = [c.event.adservices.token if c.event.adservices else None for c in candidates]
+        tokens = [_token(c.event) for c in candidates]
         if len(candidates) == 1:
             answers = [self._ask(tokens[0])]
         else:
@@ -149,10 +149,10 @@ class AdServicesFlow:
         return decision
 
     def _base(self, c: Candidate, apple: str) -> Decision:
-        token = c.event.adservices.token if c.event.adservices else None
+        token = _token(c.event)
         return Decision(
             key=c.key,
-            uuid=c.event.uuid,
+            uuid=c.event["uuid"],
             action="deliver",
             apple=apple,
             token_fingerprint=fingerprint(token),
@@ -192,7 +192,12 @@ class AdServicesFlow:
         return decision
 
 
-def _without_token(event: Event) -> Event:
-    if event.adservices is None:
+def _token(event: EventValues) -> str | None:
+    ads = event["adservices"]
+    return ads["token"] if ads else None
+
+
+def _without_token(event: EventValues) -> EventValues:
+    if event["adservices"] is None:
         return event
-    return event.model_copy(update={"adservices": event.adservices.model_copy(update={"token": None})})
+    return {**event, "adservices": {**event["adservices"], "token": None}}

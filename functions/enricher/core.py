@@ -60,11 +60,10 @@ from functions.names import (
 )
 from functions.pipeline import envelope, profiles, reasons, sources
 from functions.pipeline.events import (
-    Event,
-    Parsed,
+    ParsedValues,
     Route,
     load_document,
-    parse_body,
+    parse_body_values,
     raw_events,
 )
 from functions.pipeline.jsontext import compact_json
@@ -166,7 +165,7 @@ class Message:
 
     info: MessageInfo
     now: float
-    items: list[Parsed]
+    items: list[ParsedValues]  # each event as plain data (events.EventValues)
     raws: RawEvents
     result: Result = field(default_factory=Result)
 
@@ -196,7 +195,7 @@ class Profiles:
 
 def parse(body: str, info: MessageInfo, now: float) -> Message:
     """Step 1: the body as one item per event, counted as received (a re-queued install was counted already)."""
-    items = parse_body(body, route=info.route, received=info.received)
+    items = parse_body_values(body, route=info.route, received=info.received)
     raws = RawEvents(body, len(items), info.route, info.received)
     message = Message(info=info, now=now, items=items, raws=raws)
     if not info.requeued:
@@ -208,7 +207,7 @@ def delivery_message(forward: Forward, info: MessageInfo) -> OutgoingMessage:
     """The delivery-queue message of an event on its way: the envelope and its attributes."""
     outcome = forward.outcome
     attributes: dict[str, str | int | float] = {
-        ATTR_UUID: forward.original.uuid,
+        ATTR_UUID: forward.original["uuid"],
         ATTR_KIND: outcome.kind or "",
         ATTR_EVENT_NAME: outcome.event_name or "",
         ATTR_REQUEST_ID: info.request_id or "",
@@ -251,7 +250,7 @@ def refused_letter(message: Message, forward: Forward, refusal: Refused) -> Dead
         reason, field_name = reasons.INVALID_EVENT, None
         error = f"SQS refused the delivery message: {refusal.error}"
     original = forward.original
-    return DeadLetter(raw_body, reason, field_name, error, original.uuid, original.name or original.type)
+    return DeadLetter(raw_body, reason, field_name, error, original["uuid"], original["name"] or original["type"])
 
 
 def count(result: Result, decided: Decided) -> None:
@@ -317,7 +316,7 @@ class Enricher:
         if not sources.applies(self.settings.source_apps, key_id, require_bound=self.settings.require_bound_keys):
             return allowed  # no binding applies to this key: any app, as before bindings existed
         for index, item in enumerate(message.items):
-            if isinstance(item, Event):
+            if isinstance(item, dict):
                 allowed[index] = check_event(self.settings, key_id, item, route)
         return allowed
 
@@ -329,14 +328,15 @@ class Enricher:
             return Profiles(keys)
         legacy: dict[str, str] = {}  # key -> the key of the same device before ids were normalised (issue 22)
         for index, item in enumerate(message.items):
-            if not isinstance(item, Event) or not_allowed[index] is not None:
+            if not isinstance(item, dict) or not_allowed[index] is not None:
                 continue
             device_id = profiles.device_key_id(item)
-            app_id = self.settings.app_id_for(item.device.platform, item.app.bundle_id if item.app else None)
+            platform, app = item["device"]["platform"], item["app"]
+            app_id = self.settings.app_id_for(platform, app["bundle_id"] if app else None)
             if device_id and app_id:
-                key = profiles.profile_key(app_id, item.device.platform, device_id)
+                key = profiles.profile_key(app_id, platform, device_id)
                 keys[index] = key
-                old = profiles.legacy_profile_key(app_id, item.device.platform, device_id)
+                old = profiles.legacy_profile_key(app_id, platform, device_id)
                 if old != key:
                     legacy[key] = old
         wanted = {key for key in keys if key}
@@ -440,7 +440,7 @@ class Enricher:
         refused_at = {refusal.index for refusal in refused}
         for index, forward in enumerate(forwards):
             if index not in refused_at:
-                message.result.forwarded.setdefault(forward.outcome.kind or "?", []).append(forward.original.uuid)
+                message.result.forwarded.setdefault(forward.outcome.kind or "?", []).append(forward.original["uuid"])
         if dead:
             self._send_for_good(self.queues.ingest_dlq, [self.dead_letter(message, d) for d in dead])
         requeues = [d.message for d in decisions if isinstance(d, Requeue)]

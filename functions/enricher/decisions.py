@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING
 
 from functions.messages import OutgoingMessage
 from functions.pipeline import profiles
-from functions.pipeline.events import Event, FilteredCall, Parsed, Rejection, parse_warnings
+from functions.pipeline.contract import values_of
+from functions.pipeline.events import EventValues, FilteredCall, Parsed, ParsedValues, Rejection, parse_warnings
 from functions.pipeline.jsontext import compact_json
 from functions.pipeline.kochava import Outcome, to_kochava
 
@@ -51,8 +52,8 @@ class Forward:
     """On its way to the delivery queue."""
 
     index: int  # its position in the message
-    event: Event  # after profile fill
-    original: Event  # as received (what a re-queue or a DLQ message carries)
+    event: EventValues  # after profile fill (the internal event as plain data)
+    original: EventValues  # as received (what a re-queue or a DLQ message carries)
     outcome: Outcome  # status "ok": the Kochava payload
 
 
@@ -99,7 +100,7 @@ class Decided:
 
 def decide(
     index: int,
-    item: Parsed,
+    item: ParsedValues | Parsed,
     *,
     not_allowed: NotAllowed | None,
     key: str | None,
@@ -111,27 +112,29 @@ def decide(
     """The decision for the ``index``-th item of a message. ``not_allowed``: why its API key may not send it (None:
     it may); ``key`` / ``profile``: its device-profile key (None: no profile for it) and that profile as the
     message has it so far; ``body_of``: the raw JSON of an event of the message, by position (a dead letter
-    carries the event as it was received)."""
+    carries the event as it was received). The event is plain data (``events.parse_body_values``); a model
+    (``parse_body``) is read through its values."""
     if isinstance(item, Rejection):
         return Decided(rejection_letter(item))
     if isinstance(item, FilteredCall):  # Segment page / group / alias: counted by type, never sent
         return Decided(Filter(item.call_type, item.call_type, item.uuid or None))
-    name = item.name or item.type
+    original = item if isinstance(item, dict) else values_of(item)
+    uuid, name = original["uuid"], original["name"] or original["type"]
     if not_allowed is not None:  # its API key may not send to its app: nothing else is done with it
-        letter = DeadLetter(body_of(index), not_allowed.reason, not_allowed.field, not_allowed.message, item.uuid, name)
+        letter = DeadLetter(body_of(index), not_allowed.reason, not_allowed.field, not_allowed.message, uuid, name)
         return Decided(letter)
-    event, filled = profiles.fill_from_profile(item, profile)
+    event, filled = profiles.fill_from_profile(original, profile)
     outcome = to_kochava(event, settings, now=now)
-    outcome.warnings[:0] = parse_warnings(item)  # a Segment call's derived messageId / timestamp, say so
+    outcome.warnings[:0] = parse_warnings(original)  # a Segment call's derived messageId / timestamp, say so
     if outcome.status == "rejected":
         reason = outcome.reason or "rejected"
-        letter = DeadLetter(body_of(index), reason, outcome.field, outcome.message, item.uuid, name)
+        letter = DeadLetter(body_of(index), reason, outcome.field, outcome.message, uuid, name)
         return Decided(letter, bool(filled))
     # Accepted (ok or filtered): its own fields feed the profile, in message order.
-    updated = profiles.updated_profile(item, profile, now) if key else None
+    updated = profiles.updated_profile(original, profile, now) if key else None
     if outcome.status == "filtered":
-        return Decided(Filter(item.type, name, item.uuid), bool(filled), updated)
-    return Decided(Forward(index, event, item, outcome), bool(filled), updated)
+        return Decided(Filter(original["type"], name, uuid), bool(filled), updated)
+    return Decided(Forward(index, event, original, outcome), bool(filled), updated)
 
 
 def rejection_letter(item: Rejection) -> DeadLetter:

@@ -1,7 +1,9 @@
 """The ingest contract as pydantic v2 models: the native event and the Segment-spec event (spec section 2).
 
 ``NativeEvent`` is both the wire model of ``POST /v1/events`` and the pipeline's internal event: its validators
-normalise every accepted form (aliases, timestamp formats, platform case) so the mapping sees one shape.
+normalise every accepted form (aliases, timestamp formats, platform case) so the mapping sees one shape. The hot
+path carries that event as plain data, its values (:func:`values_of`), validated by :data:`validate_native_values`,
+a validator derived from the models' own core schemas (issue 27).
 ``SegmentEvent`` is the wire model of one mapped Segment call (track / screen / identify, with
 ``integrations.Kochava`` validated by the native models); ``functions.pipeline.events`` converts it into a
 ``NativeEvent``. Segment ``page`` / ``group`` / ``alias`` calls never reach it (``functions.pipeline.segment``).
@@ -310,11 +312,23 @@ class NativeEvent(_Model):
 
     @model_validator(mode="after")
     def _name_required_for_track(self) -> NativeEvent:
-        if self.type == "track" and not self.name:
-            raise ValueError("event: is required for track events (alias: action)")
-        if self.type == "identify" and not self.user_id:
-            raise ValueError("user_id: is required for identify events")
+        native_event_rules(self.type, self.name, self.user_id)
         return self
+
+
+def native_event_rules(event_type: str, name: str | None, user_id: str | None) -> None:
+    """The rules of a native event across its fields (``NativeEvent``'s model validator, and the plain validator's
+    after it, call this one function): raise ``ValueError`` naming the field."""
+    if event_type == "track" and not name:
+        raise ValueError("event: is required for track events (alias: action)")
+    if event_type == "identify" and not user_id:
+        raise ValueError("user_id: is required for identify events")
+
+
+def _native_event_rules_plain(event: dict[str, Any]) -> dict[str, Any]:
+    """:func:`native_event_rules` on an event validated into plain data (:data:`validate_native_values`)."""
+    native_event_rules(event["type"], event["name"], event["user_id"])
+    return event
 
 
 class NativeBatch(_Model):
@@ -472,6 +486,10 @@ def _segment_call_rules_plain(call: dict[str, Any]) -> dict[str, Any]:
 # these classes makes the derivation fail loudly here rather than be skipped
 # (tests/unit/pipeline/test_parse_fast_paths.py compares both on generated calls).
 
+# The models of the internal event below NativeEvent: plain data too once validated (``integrations.Kochava`` of a
+# Segment call holds four of them), so the hot path never builds a model instance per event (issue 27).
+NATIVE_PART_MODELS: tuple[type[BaseModel], ...] = (Device, Att, App, AdServices, Consent, InstallReferrer)
+NATIVE_MODELS: tuple[type[BaseModel], ...] = (NativeEvent, *NATIVE_PART_MODELS)
 PLAIN_SEGMENT_MODELS: tuple[type[BaseModel], ...] = (
     SegmentEvent,
     SegmentContext,
@@ -480,6 +498,7 @@ PLAIN_SEGMENT_MODELS: tuple[type[BaseModel], ...] = (
     SegmentApp,
     SegmentIntegrations,
     KochavaIntegration,
+    *NATIVE_PART_MODELS,
 )
 
 
@@ -539,8 +558,35 @@ validate_segment_call: Callable[[Any], dict[str, Any]] = SchemaValidator(
     plain_schema(SegmentEvent.__pydantic_core_schema__, {SegmentEvent._call_rules: _segment_call_rules_plain})
 ).validate_python
 """``SegmentEvent.model_validate(raw)`` as plain data: the call and its context, device, os and app as dicts (every
-field present, defaults filled in, as on the models), ``integrations`` and ``integrations.Kochava`` too. Raises the
-same ``ValidationError``."""
+field present, defaults filled in, as on the models), ``integrations`` and ``integrations.Kochava`` too, and the
+native models in it (att, adservices, consent, install_referrer). Raises the same ``ValidationError``."""
+
+validate_native_values: Callable[[Any], dict[str, Any]] = SchemaValidator(
+    plain_schema(
+        NativeEvent.__pydantic_core_schema__,
+        {NativeEvent._name_required_for_track: _native_event_rules_plain},
+        NATIVE_MODELS,
+    )
+).validate_python
+"""``NativeEvent.model_validate(raw)`` as plain data (the internal event's values, :func:`values_of`): the event and
+its device, ATT answer, app, AdServices, consent and install referrer as dicts, every field present. The same
+pydantic-core schema with the models' nodes as typed-dict nodes, derived from the models when this module is
+imported; raises the same ``ValidationError`` (tests/unit/pipeline/test_parse_fast_paths.py compares both)."""
+
+
+def values_of(model: BaseModel) -> dict[str, Any]:
+    """A validated model's values as plain data: its ``__dict__``, every model in it as its values too (what
+    :data:`validate_native_values` gives for the same input). The way in to the plain hot path for a model built by
+    hand (tests, tools).
+
+    >>> values_of(Device(platform="ios", id="V"))["platform"], values_of(Att())
+    ('ios', {'status': None, 'time': None, 'duration': None})
+    """
+    values = dict(model.__dict__)
+    for key, value in values.items():
+        if isinstance(value, BaseModel):
+            values[key] = values_of(value)
+    return values
 
 
 # --- JSON schema export (API Gateway request models) ---------------------------------------------------------------

@@ -12,6 +12,17 @@ Example:
     ['NativeEvent', 'Rejection']
     >>> items[1].field, items[1].message
     ('type', 'type: is required')
+
+The hot path (the enricher, ``tools.transform``) parses with :func:`parse_body_values` instead: the same items, but
+each event as plain data (:data:`EventValues`: the values of the ``NativeEvent`` it stands for, its parts as dicts),
+validated by pydantic-core straight into dicts with no model instance built per event (issue 27). The models stay
+the one source: the plain validators are derived from their core schemas (``contract.validate_native_values``,
+``contract.validate_segment_call``), and :func:`event_model` / ``contract.values_of`` go from one form to the other.
+
+    >>> body = b'{"uuid": "a", "type": "track", "event": "x", "timestamp": 1700000000, "device": {"platform": "ios"}}'
+    >>> [event] = parse_body_values(body)
+    >>> event["name"], event["device"]["platform"], event_model(NativeEvent, event) == parse_body(body)[0]
+    ('x', 'ios', True)
 """
 
 from __future__ import annotations
@@ -20,7 +31,8 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from functools import partial
+from typing import Any, Literal, TypeVar, get_args
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -29,10 +41,7 @@ from functions.pipeline import reasons, segment
 from functions.pipeline.contract import (
     MAX_BATCH_EVENTS,
     PLAIN_SEGMENT_MODELS,
-    AdServices,
-    App,
-    Att,
-    Device,
+    Device,  # noqa: F401 (the internal event's device: a test widens it here to prove event_model follows the models)
     EventType,
     KochavaIntegration,
     NativeBatch,
@@ -41,12 +50,17 @@ from functions.pipeline.contract import (
     SegmentEvent,
     SegmentOS,
     segment_platform,
+    validate_native_values,
     validate_segment_call,
 )
 from functions.pipeline.jsontext import compact_json, escape_surrogates
 
 Event = NativeEvent
 """The internal event: a validated, normalised native event (Segment calls are converted into it)."""
+EventValues = dict[str, Any]
+"""The internal event as plain data, what the hot path carries: the values of the :data:`Event` it stands for (every
+field, by name), its device, ATT answer, app, AdServices, consent and install referrer as dicts of theirs; a Segment
+call's parse warnings under ``notes`` when it has any (see :class:`NotedEvent`)."""
 
 Route = Literal["native", "segment"]
 AttStatusName = Literal["authorized", "denied", "restricted", "not_determined"]
@@ -84,6 +98,8 @@ class FilteredCall:
 
 
 Parsed = NativeEvent | Rejection | FilteredCall
+ParsedValues = EventValues | Rejection | FilteredCall
+"""What :func:`parse_body_values` gives per event: its events as :data:`EventValues`."""
 
 
 class NotedEvent(NativeEvent):
@@ -93,8 +109,10 @@ class NotedEvent(NativeEvent):
     notes: tuple[str, ...] = ()
 
 
-def parse_warnings(item: Parsed) -> list[str]:
+def parse_warnings(item: Parsed | ParsedValues) -> list[str]:
     """The warnings parsing left on an item (which rule gave a Segment call its ``timestamp``...), else ``[]``."""
+    if type(item) is dict:
+        return list(item.get("notes", ()))
     return list(item.notes) if isinstance(item, NotedEvent) else []
 
 
@@ -103,7 +121,22 @@ def parse_body(body: bytes | str, route: Route = "native", received: segment.Rec
 
     ``received``: the request the body came in (Segment route: what derives a missing ``messageId`` / ``timestamp``,
     see ``segment.complete_call``)."""
-    parse: Callable[[Any, Route], Parsed] = parse_event
+    return _parse_body(body, route, received, parse_event)
+
+
+def parse_body_values(
+    body: bytes | str, route: Route = "native", received: segment.Received | None = None
+) -> list[ParsedValues]:
+    """:func:`parse_body` with each event as plain data (:data:`EventValues`): the hot path's parser."""
+    return _parse_body(body, route, received, parse_event_values)
+
+
+_Item = TypeVar("_Item", Parsed, ParsedValues)
+
+
+def _parse_body(
+    body: bytes | str, route: Route, received: segment.Received | None, parse: Callable[[Any, Route], _Item]
+) -> list[_Item]:
     lenient = False
     try:
         document = orjson.loads(body)
@@ -114,7 +147,7 @@ def parse_body(body: bytes | str, route: Route = "native", received: segment.Rec
         if document is _NOT_JSON:
             raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
             return [Rejection(reasons.INVALID_JSON, f"body: not valid JSON ({exc})", None, raw)]
-        parse = _parse_event_with_surrogates
+        parse = partial(_parse_event_with_surrogates, parse=parse)
         lenient = True
     if isinstance(document, dict) and "batch" in document:
         batch = document["batch"]
@@ -145,10 +178,10 @@ _UNKNOWN = segment.Received()
 
 
 def _parse_calls(
-    calls: list[Any], parse: Callable[[Any, Route], Parsed], received: segment.Received, sent_at: Any
-) -> list[Parsed]:
+    calls: list[Any], parse: Callable[[Any, Route], _Item], received: segment.Received, sent_at: Any
+) -> list[_Item]:
     """Segment calls, each completed (``messageId``, ``timestamp``) then parsed; warnings kept on the event."""
-    items: list[Parsed] = []
+    items: list[_Item] = []
     for position, call in enumerate(calls):
         if type(call) is not dict:
             items.append(parse(call, "segment"))
@@ -161,10 +194,19 @@ def _parse_calls(
             continue
         call, notes = completed
         item = parse(call, "segment")
-        if notes and isinstance(item, NativeEvent):
-            item = _trusted(NotedEvent, {**item.__dict__, "notes": tuple(notes)})
+        if notes:
+            item = _noted(item, tuple(notes))
         items.append(item)
     return items
+
+
+def _noted(item: _Item, notes: tuple[str, ...]) -> _Item:
+    """``item`` carrying ``notes`` (an event as values, or a :class:`NotedEvent`); a rejection as it is."""
+    if type(item) is dict:
+        return {**item, "notes": notes}
+    if isinstance(item, NativeEvent):
+        return _trusted(NotedEvent, {**item.__dict__, "notes": notes})  # type: ignore[return-value]
+    return item
 
 
 DUPLICATE_BATCH_MESSAGE = (
@@ -335,10 +377,10 @@ def _scrub_surrogates(value: Any) -> Any:
     return value
 
 
-def _parse_event_with_surrogates(raw: Any, route: Route) -> Parsed:
+def _parse_event_with_surrogates(raw: Any, route: Route, parse: Callable[[Any, Route], _Item]) -> _Item | Rejection:
     where = _surrogate_path(raw)
     if where is None:
-        return parse_event(raw, route)
+        return parse(raw, route)
     where = escape_surrogates(where)  # the field name is a DLQ attribute: valid UTF-8, showing the escape received
     scrubbed = _scrub_surrogates(raw)
     uuid = scrubbed.get("messageId" if route == "segment" else "uuid") if isinstance(scrubbed, dict) else None
@@ -353,6 +395,22 @@ def _parse_event_with_surrogates(raw: Any, route: Route) -> Parsed:
 
 def parse_event(raw: Any, route: Route = "native") -> Parsed:
     """Validate and normalise one event of either shape; never raises."""
+    if route == "segment":
+        return _parse_one(raw, route, _segment_event_model)
+    return _parse_one(raw, route, _validate_native)
+
+
+def parse_event_values(raw: Any, route: Route = "native") -> ParsedValues:
+    """:func:`parse_event` with the event as plain data (:data:`EventValues`); never raises."""
+    if route == "segment":
+        return _parse_one(raw, route, _segment_event_values)
+    return _parse_one(raw, route, _validate_native_values)
+
+
+_Out = TypeVar("_Out")
+
+
+def _parse_one(raw: Any, route: Route, validate: Callable[[Any], _Out]) -> _Out | Rejection | FilteredCall:
     if not isinstance(raw, dict):
         return Rejection(reasons.INVALID_EVENT, "event: must be a JSON object", None, raw)
     try:
@@ -360,8 +418,7 @@ def parse_event(raw: Any, route: Route = "native") -> Parsed:
             why = segment.filtered_because(raw)
             if why is not None:
                 return FilteredCall(_call_id(raw.get("messageId")), str(raw.get("type")), why)
-            return plain_segment_to_event(_validate_segment(raw))
-        return _validate_native(raw)
+        return validate(raw)
     except ValidationError as exc:
         field, message = describe_error(exc)
         if route == "segment" and field == "type":  # page / group / alias are accepted too (and filtered)
@@ -382,7 +439,16 @@ def parse_event(raw: Any, route: Route = "native") -> Parsed:
 # callgrind (2% of its whole cost). A Segment call is validated into plain data (contract.validate_segment_call:
 # the same schema, dicts instead of the Segment models, about half the cost) and converted from it.
 _validate_native: Callable[[Any], NativeEvent] = NativeEvent.__pydantic_validator__.validate_python
+_validate_native_values: Callable[[Any], EventValues] = validate_native_values
 _validate_segment: Callable[[Any], dict[str, Any]] = validate_segment_call
+
+
+def _segment_event_values(raw: Any) -> EventValues:
+    return plain_segment_to_event(_validate_segment(raw))
+
+
+def _segment_event_model(raw: Any) -> NativeEvent:
+    return event_model(NativeEvent, plain_segment_to_event(_validate_segment(raw)))
 
 
 def segment_to_event(call: SegmentEvent) -> NativeEvent:
@@ -393,7 +459,7 @@ def segment_to_event(call: SegmentEvent) -> NativeEvent:
     field and where it goes. ``parse_event`` converts the same call validated into plain data
     (:func:`plain_segment_to_event`); this is that conversion of the models' values.
     """
-    return plain_segment_to_event(_plain_call(call))
+    return event_model(NativeEvent, plain_segment_to_event(_plain_call(call)))
 
 
 def _plain_call(model: BaseModel) -> dict[str, Any]:
@@ -405,8 +471,9 @@ def _plain_call(model: BaseModel) -> dict[str, Any]:
     return values
 
 
-def plain_segment_to_event(call: dict[str, Any]) -> NativeEvent:
-    """:func:`segment_to_event` of a call validated into plain data (``contract.validate_segment_call``)."""
+def plain_segment_to_event(call: dict[str, Any]) -> EventValues:
+    """:func:`segment_to_event` of a call validated into plain data (``contract.validate_segment_call``), as plain
+    data (:data:`EventValues`)."""
     context = call["context"]
     call_type: EventType = call["type"]
     event_type = call_type
@@ -423,32 +490,27 @@ def plain_segment_to_event(call: dict[str, Any]) -> NativeEvent:
     seg_app = context["app"]
     app = None
     if seg_app is not None:
-        app = _trusted(
-            App, {"bundle_id": seg_app["namespace"], "version": seg_app["version"], "build": seg_app["build"]}
-        )
+        app = {"bundle_id": seg_app["namespace"], "version": seg_app["version"], "build": seg_app["build"]}
     adservices = kochava["adservices"]
     if adservices is None and event_type == "install":
         adservices = _segment_adservices(properties)
-    return _trusted(
-        NativeEvent,
-        {
-            "uuid": call["messageId"],
-            "type": event_type,
-            "name": name,
-            "timestamp": call["timestamp"],
-            "properties": properties,
-            "user_id": call["userId"],
-            "session_id": None,
-            "ref": None,
-            "offset": None,
-            "app": app,
-            "device": _segment_device(context, kochava),
-            "adservices": adservices,
-            "iad_attribution_details": kochava["iad_attribution_details"],
-            "consent": kochava["consent"],
-            "install_referrer": kochava["install_referrer"],
-        },
-    )
+    return {
+        "uuid": call["messageId"],
+        "type": event_type,
+        "name": name,
+        "timestamp": call["timestamp"],
+        "properties": properties,
+        "user_id": call["userId"],
+        "session_id": None,
+        "ref": None,
+        "offset": None,
+        "app": app,
+        "device": _segment_device(context, kochava),
+        "adservices": adservices,
+        "iad_attribution_details": kochava["iad_attribution_details"],
+        "consent": kochava["consent"],
+        "install_referrer": kochava["install_referrer"],
+    }
 
 
 # A call without context.device / context.os / integrations.Kochava reads as one whose fields are all null.
@@ -457,35 +519,33 @@ _NO_OS: dict[str, Any] = dict.fromkeys(SegmentOS.model_fields)
 _NO_KOCHAVA: dict[str, Any] = dict.fromkeys(KochavaIntegration.model_fields)
 
 
-def _segment_device(context: dict[str, Any], kochava: dict[str, Any]) -> Device:
-    """The internal device of a Segment call: ``context.device`` / ``os`` / ``ip`` / ``userAgent``, plus
-    ``integrations.Kochava.kochava_device_id`` and ``att``."""
+def _segment_device(context: dict[str, Any], kochava: dict[str, Any]) -> dict[str, Any]:
+    """The internal device of a Segment call (a ``Device``'s values): ``context.device`` / ``os`` / ``ip`` /
+    ``userAgent``, plus ``integrations.Kochava.kochava_device_id`` and ``att``."""
     seg_device, seg_os = context["device"] or _NO_DEVICE, context["os"] or _NO_OS
     ad_tracking = seg_device["adTrackingEnabled"]
-    return _trusted(
-        Device,
-        {
-            "platform": segment_platform(seg_device["type"], seg_os["name"]),
-            "id": seg_device["id"],
-            "advertising_id": seg_device["advertisingId"] or seg_device["advertising_id"],
-            "kochava_device_id": kochava["kochava_device_id"],
-            "ip": context["ip"],
-            "user_agent": context["userAgent"],
-            "model": seg_device["model"],
-            "os_version": seg_os["version"],
-            "limit_ad_tracking": None if ad_tracking is None else not ad_tracking,
-            "att": _segment_att(seg_device["attTrackingStatus"], kochava["att"]),
-        },
-    )
+    return {
+        "platform": segment_platform(seg_device["type"], seg_os["name"]),
+        "id": seg_device["id"],
+        "advertising_id": seg_device["advertisingId"] or seg_device["advertising_id"],
+        "kochava_device_id": kochava["kochava_device_id"],
+        "ip": context["ip"],
+        "user_agent": context["userAgent"],
+        "model": seg_device["model"],
+        "os_version": seg_os["version"],
+        "limit_ad_tracking": None if ad_tracking is None else not ad_tracking,
+        "att": _segment_att(seg_device["attTrackingStatus"], kochava["att"]),
+    }
 
 
-def _segment_att(tracking_status: int | None, att: Att | None) -> Att | None:
-    """``integrations.Kochava.att`` as sent; its status, when absent, from ``context.device.attTrackingStatus``."""
+def _segment_att(tracking_status: int | None, att: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``integrations.Kochava.att`` as sent (an ``Att``'s values); its status, when absent, from
+    ``context.device.attTrackingStatus``."""
     status = _ATT_BY_SEGMENT_STATUS[tracking_status] if tracking_status is not None else None
     if att is None:
-        return None if status is None else _trusted(Att, {"status": status, "time": None, "duration": None})
-    if att.status is None and status is not None:
-        return _trusted(Att, {"status": status, "time": att.time, "duration": att.duration})
+        return None if status is None else {"status": status, "time": None, "duration": None}
+    if att["status"] is None and status is not None:
+        return {"status": status, "time": att["time"], "duration": att["duration"]}
     return att
 
 
@@ -567,12 +627,45 @@ def _trusted(cls: type[_Model], values: dict[str, Any]) -> _Model:
     return model
 
 
-def _segment_adservices(properties: dict[str, Any]) -> AdServices | None:
-    """Segment has no AdServices field; apps that send the token put it in the install's properties."""
+def _segment_adservices(properties: dict[str, Any]) -> dict[str, Any] | None:
+    """Segment has no AdServices field; apps that send the token put it in the install's properties (an
+    ``AdServices``' values)."""
     token = properties.get("ad_services_token") or properties.get("adservices_token")
     if not isinstance(token, str) or not token:
         return None
-    return _trusted(AdServices, {"token": token, "generated_at": None, "attribution": None})
+    return {"token": token, "generated_at": None, "attribution": None}
+
+
+def event_model(cls: type[_Model], values: dict[str, Any]) -> _Model:
+    """The model ``cls`` (``NativeEvent``, or a model below it) of plain values (:data:`EventValues`), built without
+    validation (the values are valid): each field that holds a model gets its model, as ``cls.model_fields``
+    declares it. Values with ``notes`` (a Segment call's parse warnings) give a :class:`NotedEvent`. The way back
+    from the hot path's plain data to the models (``parse_body``, tests, tools)."""
+    if cls is NativeEvent and "notes" in values:
+        cls = NotedEvent  # type: ignore[assignment]
+    nested = _NESTED.get(cls)
+    if nested is None:
+        nested = _NESTED.setdefault(cls, _nested_models(cls))
+    if nested:
+        values = dict(values)
+        for name, model in nested.items():
+            value = values.get(name)
+            if type(value) is dict:
+                values[name] = event_model(model, value)
+    return _trusted(cls, values)
+
+
+_NESTED: dict[type[BaseModel], dict[str, type[BaseModel]]] = {}
+
+
+def _nested_models(cls: type[BaseModel]) -> dict[str, type[BaseModel]]:
+    """The fields of ``cls`` that hold a model (``Device``, ``App | None``...), with that model."""
+    nested = {}
+    for name, info in cls.model_fields.items():
+        for candidate in (info.annotation, *get_args(info.annotation)):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                nested[name] = candidate
+    return nested
 
 
 def _str_or_none(value: Any) -> str | None:

@@ -1,6 +1,8 @@
 """Internal event -> Kochava ``install`` / ``event`` / ``identityLink`` payload (spec section 3), as pure functions.
 
-:func:`to_kochava` is the hot path: it reads the validated event's attributes directly and builds plain dicts.
+:func:`to_kochava` is the hot path: it reads the validated event as plain data (``events.EventValues``: the values
+of a ``NativeEvent`` and its parts, what ``events.parse_body_values`` gives; a model is read through
+``contract.values_of``) and builds plain dicts.
 It never raises for a valid event: a problem becomes an :class:`Outcome` with ``status="rejected"`` and a
 machine-readable ``reason``; a deliberately dropped event (``heartbeat``) becomes ``status="filtered"``.
 
@@ -33,7 +35,7 @@ from urllib.parse import quote
 import orjson
 
 from functions.pipeline import adservices, reasons
-from functions.pipeline.contract import Consent, NativeEvent
+from functions.pipeline.contract import Consent, NativeEvent, values_of
 from functions.pipeline.envelope import Kind
 from functions.pipeline.jsontext import compact_json
 from functions.pipeline.settings import Settings
@@ -134,18 +136,21 @@ class Outcome:
 
 _KIND_BY_TYPE: Final[Mapping[str, Kind]] = {"install": "install", "identify": "identityLink"}
 Values = dict[str, Any]
-"""A validated model's values, its ``__dict__`` (every field, by name): what the hot path reads instead of the
-model's attributes (see :func:`to_kochava`)."""
+"""A validated model's values (every field, by name; its models as their values too): what the hot path reads
+(``events.EventValues``, ``contract.values_of``; see :func:`to_kochava`)."""
 
 
-def event_name_for(event: NativeEvent, settings: Settings, name_key: str | None = None, name: str | None = None) -> str:
+def event_name_for(
+    event: NativeEvent | Values, settings: Settings, name_key: str | None = None, name: str | None = None
+) -> str:
     """The Kochava event name: configured overrides, then the standard names, else the name as sent.
     ``name_key`` is ``(name or "").strip().lower()`` when the caller has it already (the filter check); ``name`` is
     the event's name with control characters removed (:func:`clean_event_name`), when the caller cleaned it."""
-    if event.type == "screen":
+    fields = event if type(event) is dict else event.__dict__
+    if fields["type"] == "screen":
         return settings.event_name_map.get("screen", SCREEN_VIEW)
     if name is None:
-        name = event.name or ""
+        name = fields["name"] or ""
     key = name.strip().lower() if name_key is None else name_key
     return settings.event_name_map.get(key) or STANDARD_EVENT_NAMES.get(key) or name
 
@@ -167,50 +172,50 @@ def clean_event_name(name: str, warnings: list[str]) -> str:
 
 
 def to_kochava(
-    event: NativeEvent, settings: Settings, now: float, attribution: dict[str, Any] | None = None
+    event: NativeEvent | Values, settings: Settings, now: float, attribution: dict[str, Any] | None = None
 ) -> Outcome:
-    """Map one validated event. ``now`` is the clock for the AdServices window; ``attribution`` is what Apple
-    answered for the event's token (resolved by the enricher), if anything."""
-    # The event's and its device's values read from their ``__dict__`` (:data:`Values`): a pydantic model's
-    # attribute read is a slow, unspecialised one (BaseModel defines __getattr__), about 5x a plain object's and
-    # 2.5x a dict item's (timeit); the mapping read ~40 per event (issue 27).
-    fields: Values = event.__dict__
+    """Map one validated event (its values, :data:`Values`, or the model). ``now`` is the clock for the AdServices
+    window; ``attribution`` is what Apple answered for the event's token (resolved by the enricher), if anything."""
+    # The event as plain data (:data:`Values`): a pydantic model's attribute read is a slow, unspecialised one
+    # (BaseModel defines __getattr__), about 5x a plain object's and 2.5x a dict item's (timeit), and building the
+    # models per event cost more than the mapping saved (issue 27). A model is read through its values.
+    fields: Values = event if isinstance(event, dict) else values_of(event)
     event_type = fields["type"]
     kind = _KIND_BY_TYPE.get(event_type, "event")
-    device: Values = fields["device"].__dict__
+    device: Values = fields["device"]
     warnings: list[str] = []
     name_key = None  # track events: the name as the filter and the standard names compare it
     name = fields["name"]
     if event_type == "track":
         name = clean_event_name(name or "", warnings)
         if not name:
-            return _reject(event, reasons.INVALID_EVENT, "event", CONTROL_ONLY_NAME_ERROR)
+            return _reject(fields, reasons.INVALID_EVENT, "event", CONTROL_ONLY_NAME_ERROR)
         name_key = name.strip().lower()
-        not_sent = _filtered(event, name, name_key, settings, warnings)
+        not_sent = _filtered(fields, name, name_key, settings, warnings)
         if not_sent is not None:
             return not_sent
     app = fields["app"]
     platform = device["platform"]
-    bundle_id = app.bundle_id if app else None
+    bundle_id = app["bundle_id"] if app else None
     app_id = settings.app_id_for(platform, bundle_id)
     if not app_id:
-        return _missing_app_id(event, platform, bundle_id)
+        return _missing_app_id(fields, platform, bundle_id)
     device_ids, zero_ad_id = _device_ids(device, warnings)
     if not device_ids:
-        return _reject(event, reasons.NO_DEVICE_IDENTIFIER, "device.id", NO_DEVICE_IDENTIFIER_ERROR)
+        return _reject(fields, reasons.NO_DEVICE_IDENTIFIER, "device.id", NO_DEVICE_IDENTIFIER_ERROR)
     if kind == "identityLink":
-        payload = _identity_link(event, app_id, device_ids, warnings)
+        payload = _identity_link(fields, app_id, device_ids, warnings)
         return Outcome(fields["uuid"], "ok", kind, payload=payload, warnings=warnings, event_name="identityLink")
 
-    data = _common_data(device_ids, device, app.version if app else None, kind, fields["timestamp"], now, warnings)
+    data = _common_data(device_ids, device, app["version"] if app else None, kind, fields["timestamp"], now, warnings)
     _consent_signals(device, fields["consent"], data, zero_ad_id, warnings)
 
     outcome = Outcome(fields["uuid"], "ok", kind, warnings=warnings)
     if kind == "install":
-        _install_fields(event, data, now, attribution, outcome)
+        _install_fields(fields, data, now, attribution, outcome)
         outcome.event_name = "install"
     else:
-        kochava_name = event_name_for(event, settings, name_key, name)
+        kochava_name = event_name_for(fields, settings, name_key, name)
         data["event_name"] = kochava_name
         data["event_data"] = _event_data(fields, kochava_name, warnings)
         outcome.event_name = kochava_name
@@ -229,13 +234,13 @@ def to_kochava(
 CONTROL_ONLY_NAME_ERROR: Final = "event: the event name is made of control characters only"
 
 
-def _filtered(event: NativeEvent, name: str, name_key: str, settings: Settings, warnings: list[str]) -> Outcome | None:
+def _filtered(event: Values, name: str, name_key: str, settings: Settings, warnings: list[str]) -> Outcome | None:
     """The outcome of a track event deliberately not sent (``FILTERED_EVENTS``, attribution echoed back), or None."""
     if name_key in settings.filtered_events:
-        return Outcome(event.uuid, "filtered", "event", reason=reasons.FILTERED_EVENT, event_name=name)
+        return Outcome(event["uuid"], "filtered", "event", reason=reasons.FILTERED_EVENT, event_name=name)
     if name_key in ATTRIBUTION_ECHO_EVENTS:
         return Outcome(
-            event.uuid,
+            event["uuid"],
             "filtered",
             "event",
             reason=reasons.FILTERED_EVENT,
@@ -247,7 +252,7 @@ def _filtered(event: NativeEvent, name: str, name_key: str, settings: Settings, 
 
 
 def _consent_signals(
-    device: Values, consent: Consent | None, data: dict[str, Any], zero_ad_id: bool, warnings: list[str]
+    device: Values, consent: Values | None, data: dict[str, Any], zero_ad_id: bool, warnings: list[str]
 ) -> None:
     """``device_limit_tracking``; then, as Kochava's install and post-install docs read today, the ATT block on
     every iOS 14+ payload (without it Kochava drops the IDFA) and the Google DMA consent object on every payload."""
@@ -306,14 +311,15 @@ NO_DEVICE_IDENTIFIER_ERROR: Final = (
 )
 
 
-def _missing_app_id(event: NativeEvent, platform: str, bundle_id: str | None) -> Outcome:
+def _missing_app_id(event: Values, platform: str, bundle_id: str | None) -> Outcome:
     where = f"bundle {bundle_id!r} / " if bundle_id else ""
     message = f"device.platform: no Kochava app GUID configured for {where}platform {platform!r}"
     return _reject(event, reasons.MISSING_APP_ID, "device.platform", message)
 
 
-def _reject(event: NativeEvent, reason: str, field_name: str, message: str) -> Outcome:
-    return Outcome(event.uuid, "rejected", reason=reason, field=field_name, message=message, event_name=event.name)
+def _reject(event: Values, reason: str, field_name: str, message: str) -> Outcome:
+    name = event["name"]
+    return Outcome(event["uuid"], "rejected", reason=reason, field=field_name, message=message, event_name=name)
 
 
 def _usable_kochava_device_id(
@@ -487,10 +493,11 @@ def _ua_os_major(user_agent: str) -> int | None:
 _ua_os_major_cached = lru_cache(maxsize=4096)(_ua_os_major)
 
 
-def consent_fields(consent: Consent | None) -> dict[str, Any] | None:
-    """``gdpr_privacy_consent``: the consent signals sent, booleans as 1/0 (Kochava's documented form); None when
-    there are none. The fields as ``model_dump(exclude_none=True)`` lists them, read without its serializer (1% of a
-    run, py-spy); tests/unit/pipeline/test_kochava_rules.py proves both agree for every model field.
+def consent_fields(consent: Consent | Values | None) -> dict[str, Any] | None:
+    """``gdpr_privacy_consent``: the consent signals sent (a ``Consent`` or its values), booleans as 1/0 (Kochava's
+    documented form); None when there are none. The fields as ``model_dump(exclude_none=True)`` lists them, read
+    without its serializer (1% of a run, py-spy); tests/unit/pipeline/test_kochava_rules.py proves both agree for
+    every model field.
 
     >>> consent_fields(Consent(gdpr_applies=True, tc_string="tc", ad_user_data=False))
     {'gdpr_applies': 1, 'tc_string': 'tc', 'ad_user_data': 0}
@@ -499,33 +506,34 @@ def consent_fields(consent: Consent | None) -> dict[str, Any] | None:
         return None
     fields = {
         key: (int(value) if isinstance(value, bool) else value)
-        for key, value in consent.__dict__.items()
+        for key, value in (consent if type(consent) is dict else consent.__dict__).items()
         if value is not None
     }
     return fields or None
 
 
 def _install_fields(
-    event: NativeEvent,
+    event: Values,
     data: dict[str, Any],
     now: float,
     attribution: dict[str, Any] | None,
     outcome: Outcome,
 ) -> None:
     """What only installs carry: iAd details, the install referrer, the AdServices fields."""
-    if event.iad_attribution_details:
-        data["iad_attribution_details"] = event.iad_attribution_details
-    if event.install_referrer is not None:
-        referrer: dict[str, Any] = {"referrer": event.install_referrer.referrer}
-        if event.install_referrer.click_time is not None:
-            referrer["referrer_click_time"] = int(event.install_referrer.click_time)
+    if event["iad_attribution_details"]:
+        data["iad_attribution_details"] = event["iad_attribution_details"]
+    install_referrer = event["install_referrer"]
+    if install_referrer is not None:
+        referrer: dict[str, Any] = {"referrer": install_referrer["referrer"]}
+        if install_referrer["click_time"] is not None:
+            referrer["referrer_click_time"] = int(install_referrer["click_time"])
         data["install_referrer"] = referrer
     _adservices_fields(event, data, now, attribution, outcome)
 
 
 def _att_block(device: Values, has_idfa: bool, warnings: list[str]) -> dict[str, Any]:
     att = device["att"]
-    status = att.status if att else None
+    status = att["status"] if att else None
     if status is None:
         if device["limit_ad_tracking"]:
             # The user's own opt-out: never authorized, whatever IDFA a backend still holds. ``denied`` is what
@@ -537,10 +545,10 @@ def _att_block(device: Values, has_idfa: bool, warnings: list[str]) -> dict[str,
             absent = "" if has_idfa else "absent "
             warnings.append(f"device.att.status missing: {status} inferred from the {absent}IDFA")
     block: dict[str, Any] = {"att": status == "authorized"}
-    if att and att.time is not None:
-        block["att_time"] = int(att.time)
-    if att and att.duration is not None:
-        block["att_duration"] = att_duration_seconds(att.duration)
+    if att and att["time"] is not None:
+        block["att_time"] = int(att["time"])
+    if att and att["duration"] is not None:
+        block["att_duration"] = att_duration_seconds(att["duration"])
     block["att_detail"] = status
     return block
 
@@ -558,24 +566,25 @@ def att_duration_seconds(duration: float) -> int:
 
 
 def _adservices_fields(
-    event: NativeEvent, data: dict[str, Any], now: float, attribution: dict[str, Any] | None, outcome: Outcome
+    event: Values, data: dict[str, Any], now: float, attribution: dict[str, Any] | None, outcome: Outcome
 ) -> None:
     """Spec section 4: the token only while ``age < 24 h``; attribution never from developer mode."""
-    ads = event.adservices
+    ads = event["adservices"]
     if ads is None:
         return
-    client_attribution = adservices.usable_attribution(ads.attribution)
+    client_attribution = adservices.usable_attribution(ads["attribution"])
     resolved = adservices.usable_attribution(attribution)
-    if ads.attribution and client_attribution is None:
+    if ads["attribution"] and client_attribution is None:
         outcome.warnings.append("adservices.attribution is Apple's developer-mode test payload: not forwarded")
     if attribution and resolved is None:
         outcome.warnings.append("Apple answered with the developer-mode test payload: not forwarded")
-    if ads.token:
-        generated_at = ads.generated_at if ads.generated_at is not None else event.timestamp
-        if ads.generated_at is None:
+    token = ads["token"]
+    if token:
+        generated_at = ads["generated_at"] if ads["generated_at"] is not None else event["timestamp"]
+        if ads["generated_at"] is None:
             outcome.warnings.append("adservices.generated_at missing: token age taken from the event timestamp")
         if adservices.is_fresh(generated_at, now):
-            data[adservices.TOKEN_KEY] = ads.token
+            data[adservices.TOKEN_KEY] = token
             outcome.adservices_generated_at = generated_at
         else:
             outcome.adservices_expired = True
@@ -585,10 +594,10 @@ def _adservices_fields(
         data[adservices.ATTRIBUTION_KEY] = chosen
 
 
-def _identity_link(event: NativeEvent, app_id: str, device_ids: dict[str, str], warnings: list[str]) -> dict[str, Any]:
+def _identity_link(event: Values, app_id: str, device_ids: dict[str, str], warnings: list[str]) -> dict[str, Any]:
     """Kochava IdentityLink S2S body: ``{"kochava_app_id", "device_id": {...}, "data": {"user_id", traits}}``."""
-    identity: dict[str, Any] = {"user_id": event.user_id}
-    for key, value in flatten(event.properties, warnings).items():
+    identity: dict[str, Any] = {"user_id": event["user_id"]}
+    for key, value in flatten(event["properties"], warnings).items():
         if key != "user_id":
             identity[key] = _as_text(value)
     return {"kochava_app_id": app_id, "device_id": device_ids, "data": identity}

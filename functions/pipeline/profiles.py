@@ -47,15 +47,19 @@ Example:
     >>> old = {"advertising_id": "A-1", "ip": "1.2.3.4", "last_event_at": 100.0, "updated_at": 100.0}
     >>> merge_context({"ip": "5.6.7.8"}, old)[0]
     {'advertising_id': 'A-1', 'ip': '5.6.7.8', 'last_event_at': 100.0, 'updated_at': 100.0}
+
+The rules read and fill the internal event as plain data (``events.EventValues``, the enricher's hot path); an
+``Event`` model is read through its values, and :func:`fill_from_profile` gives a model back for a model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
-from functions.pipeline.contract import App, Att, Consent
 from functions.pipeline.contract import NativeEvent as Event
+from functions.pipeline.contract import values_of
+from functions.pipeline.events import EventValues, event_model
 from functions.pipeline.kochava import is_zero_id
 
 ProfileValue = str | int | float | bool
@@ -123,11 +127,15 @@ def legacy_profile_key(app_id: str, platform: str, device_id: str) -> str:
     return f"{app_id}#{platform}#{device_id}"
 
 
-def device_key_id(event: Event) -> str | None:
+def _values(event: Event | EventValues) -> EventValues:
+    return event if isinstance(event, dict) else values_of(event)
+
+
+def device_key_id(event: Event | EventValues) -> str | None:
     """The id a profile is keyed by: ``device.id`` (IDFV / Android ID), else ``device.kochava_device_id``; never an
     all-zero id (every device in that state would share one profile, and be filled with each other's fields)."""
-    device = event.device
-    for candidate in (device.id, device.kochava_device_id):
+    device: dict[str, str | None] = event["device"] if isinstance(event, dict) else event.device.__dict__
+    for candidate in (device["id"], device["kochava_device_id"]):
         if candidate and (candidate[0] not in "0-" or not is_zero_id(candidate)):  # a zero id starts so
             return candidate
     return None
@@ -161,28 +169,29 @@ def refuses_personal_data(state: Mapping[str, ProfileValue]) -> bool:
     )
 
 
-def context_of(event: Event) -> Profile:
+def context_of(event: Event | EventValues) -> Profile:
     """The profile fields an event carries itself (absent / empty values left out)."""
-    device = event.device
+    fields = _values(event)
+    device, app, att, consent = fields["device"], fields["app"], fields["device"]["att"], fields["consent"]
     values: dict[str, ProfileValue | None] = {
-        "advertising_id": device.advertising_id,
-        "kochava_device_id": device.kochava_device_id,
-        "ip": device.ip,
-        "user_agent": device.user_agent,
-        "model": device.model,
-        "os_version": device.os_version,
-        "app_version": event.app.version if event.app else None,
-        "user_id": event.user_id,
-        "limit_ad_tracking": device.limit_ad_tracking,
+        "advertising_id": device["advertising_id"],
+        "kochava_device_id": device["kochava_device_id"],
+        "ip": device["ip"],
+        "user_agent": device["user_agent"],
+        "model": device["model"],
+        "os_version": device["os_version"],
+        "app_version": app["version"] if app else None,
+        "user_id": fields["user_id"],
+        "limit_ad_tracking": device["limit_ad_tracking"],
     }
-    if device.att is not None and device.att.status is not None:
-        values["att_status"] = device.att.status
-        values["att_time"] = device.att.time
-        values["att_duration"] = device.att.duration
-    if event.consent is not None:
-        values["gdpr_applies"] = event.consent.gdpr_applies
-        values["ad_user_data"] = event.consent.ad_user_data
-        values["ad_personalization"] = event.consent.ad_personalization
+    if att is not None and att["status"] is not None:
+        values["att_status"] = att["status"]
+        values["att_time"] = att["time"]
+        values["att_duration"] = att["duration"]
+    if consent is not None:
+        values["gdpr_applies"] = consent["gdpr_applies"]
+        values["ad_user_data"] = consent["ad_user_data"]
+        values["ad_personalization"] = consent["ad_personalization"]
     return {name: value for name, value in values.items() if value is not None and value != ""}
 
 
@@ -213,23 +222,32 @@ def _consent(ctx: Mapping[str, ProfileValue], profile: Mapping[str, ProfileValue
     return {name: source[name] for name in CONSENT_FIELDS if name in source}
 
 
-def fill_from_profile(event: Event, profile: Mapping[str, ProfileValue] | None) -> tuple[Event, list[str]]:
-    """``(event with the missing fields filled from the profile, names of the fields filled)``.
+_Filled = TypeVar("_Filled", Event, EventValues)
+
+
+def fill_from_profile(event: _Filled, profile: Mapping[str, ProfileValue] | None) -> tuple[_Filled, list[str]]:
+    """``(event with the missing fields filled from the profile, names of the fields filled)``: plain data for plain
+    data (``events.EventValues``), a model of the same class for a model.
 
     The event is returned unchanged (same object) when nothing is filled.
     """
     if not profile:
         return event, []
-    filled = fillable(context_of(event), profile, install=event.type == "install")
-    if event.consent is not None:  # a consent object of its own (a tc_string alone too): the event wins
+    values = _values(event)
+    filled = fillable(context_of(values), profile, install=values["type"] == "install")
+    if values["consent"] is not None:  # a consent object of its own (a tc_string alone too): the event wins
         for name in CONSENT_FIELDS:
             filled.pop(name, None)
     if not filled:
         return event, []
-    return _with_fields(event, filled), [name for name in REMEMBERED if name in filled]
+    names = [name for name in REMEMBERED if name in filled]
+    if isinstance(event, dict):
+        return _with_fields(event, filled), names
+    return event_model(type(event), _with_fields(values, filled)), names
 
 
-def _with_fields(event: Event, filled: Mapping[str, ProfileValue]) -> Event:
+def _with_fields(event: EventValues, filled: Mapping[str, ProfileValue]) -> EventValues:
+    """A copy of ``event`` (plain data) with ``filled`` in it; its parts copied where they change."""
     device_update: dict[str, object] = {
         name: filled[name]
         for name in ("advertising_id", "kochava_device_id", "ip", "user_agent", "model", "os_version")
@@ -239,24 +257,28 @@ def _with_fields(event: Event, filled: Mapping[str, ProfileValue]) -> Event:
         device_update["limit_ad_tracking"] = bool(filled["limit_ad_tracking"])
     if "att_status" in filled:
         att_time, att_duration = filled.get("att_time"), filled.get("att_duration")
-        att_values: dict[str, Any] = {
+        device_update["att"] = {  # an Att's values, in its fields' order
             "status": filled["att_status"] if filled["att_status"] in ATT_STATUSES else None,
             "time": float(att_time) if isinstance(att_time, int | float) else None,
             "duration": float(att_duration) if isinstance(att_duration, int | float) else None,
         }
-        device_update["att"] = Att.model_construct(**att_values)
-    update: dict[str, object] = {}
+    update: dict[str, Any] = {}
     if any(name in filled for name in CONSENT_FIELDS):
-        flags: dict[str, Any] = {name: _flag(filled.get(name)) for name in CONSENT_FIELDS}
-        update["consent"] = Consent.model_construct(tc_string=None, **flags)
+        flags = {name: _flag(filled.get(name)) for name in CONSENT_FIELDS}
+        update["consent"] = {  # a Consent's values, in its fields' order
+            "gdpr_applies": flags["gdpr_applies"],
+            "tc_string": None,
+            "ad_user_data": flags["ad_user_data"],
+            "ad_personalization": flags["ad_personalization"],
+        }
     if device_update:
-        update["device"] = event.device.model_copy(update=device_update)
+        update["device"] = {**event["device"], **device_update}
     if "user_id" in filled:
         update["user_id"] = str(filled["user_id"])
     if "app_version" in filled:
-        app = event.app or App.model_construct(bundle_id=None, version=None, build=None)
-        update["app"] = app.model_copy(update={"version": str(filled["app_version"])})
-    return event.model_copy(update=update)
+        app = event["app"] or {"bundle_id": None, "version": None, "build": None}
+        update["app"] = {**app, "version": str(filled["app_version"])}
+    return {**event, **update}
 
 
 def _flag(value: ProfileValue | None) -> bool | None:
@@ -307,14 +329,15 @@ def merge_context(
     return new, changed
 
 
-def updated_profile(event: Event, old: Mapping[str, ProfileValue] | None, now: float) -> Profile | None:
+def updated_profile(event: Event | EventValues, old: Mapping[str, ProfileValue] | None, now: float) -> Profile | None:
     """The profile to store after ``event`` (its *own* fields, before any fill), or None when no write is needed.
 
     A write is needed when a remembered field changed, or the stored profile was last written more than
     :data:`REFRESH_AFTER_S` ago (its expiry must move forward while the device is active).
     """
-    ctx = context_of(event)
-    event_at = min(float(event.timestamp), now)  # a device clock ahead of ours must not pin the profile
+    fields = _values(event)
+    ctx = context_of(fields)
+    event_at = min(float(fields["timestamp"]), now)  # a device clock ahead of ours must not pin the profile
     last = old.get(LAST_EVENT_AT) if old else None
     newer = not isinstance(last, int | float) or event_at >= float(last)
     new, changed = merge_context(ctx, old, newer=newer)

@@ -197,17 +197,22 @@ def check_source(
 
 
 def check_event(
-    settings: Bindings, api_key_id: str | None, event: NativeEvent, route: str = "native"
+    settings: Bindings, api_key_id: str | None, event: NativeEvent | dict[str, Any], route: str = "native"
 ) -> NotAllowed | None:
-    """:func:`check_source` for a parsed event, with the settings' bindings and app GUIDs."""
+    """:func:`check_source` for a parsed event (the model or its values, ``events.EventValues``), with the
+    settings' bindings and app GUIDs."""
     if not applies(settings.source_apps, api_key_id, require_bound=settings.require_bound_keys):
         return None
-    bundle_id = event.app.bundle_id if event.app else None
+    if isinstance(event, dict):
+        app, platform = event["app"], event["device"]["platform"]
+        bundle_id = app["bundle_id"] if app else None
+    else:
+        platform, bundle_id = event.device.platform, (event.app.bundle_id if event.app else None)
     return check_source(
         settings.source_apps,
         api_key_id,
         bundle_id=bundle_id,
-        app_id=settings.app_id_for(event.device.platform, bundle_id),
+        app_id=settings.app_id_for(platform, bundle_id),
         route=route,
         app_ids_by_bundle=settings.kochava_app_ids_by_bundle,
         require_bound=settings.require_bound_keys,

@@ -7,17 +7,24 @@ breaker on moto's DynamoDB, the Kochava sink.
 * **50 % flapping**: Kochava fails half of all requests at random. The breaker never opens, every event is
   delivered once.
 
-Both phases share one stack (time scale 1440: the SQS backoff is 1 s per retry, a hold 1 s). The outage test
-(``test_kochava_outage.py``) covers Kochava fully down then healed (the breaker opens once, the backlog drains).
+Both phases share one stack (time scale 1440: the SQS backoff is 1 s per retry, a hold 1 s). The deliverer's
+in-process retry pauses (urllib3's backoff) are divided by the same scale, like every other duration of the local
+stack: the deployed ones (about 3.5 s per attempt of a failing record) would make a poison record's five attempts
+take half a minute of real time for what is 5 s of SQS backoff here. The rules are the deployed ones (which answers
+are retried, how often). The outage test (``test_kochava_outage.py``) covers Kochava fully down then healed (the
+breaker opens once, the backlog drains).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import random
 from collections.abc import Iterator
 
 import pytest
 
+from functions.adapters.kochava_http import HttpPolicy
 from functions.names import DELIVERY_QUEUE
 from functions.pipeline import reasons
 from tools.local.outage import MixResult, run_mix
@@ -28,16 +35,36 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 TIME_SCALE = 1440
 POISON = {"poison-outage-00003", "poison-outage-00025", "poison-outage-00047"}
 BODIES, PER_BODY = 8, 10  # 80 events posted 0.5 s apart
-# Real seconds: a good event is delivered by then. A batch waits for its slowest record, and a poison record
-# takes its in-process retries (about 3.5 s of urllib3 backoff) before the batch ends; on 2 shared cores that
-# made 12 s. A breaker that opened would hold them on top (and the openings counter says so exactly).
+# Real seconds: a good event is delivered by then. A batch waits for its slowest record (a poison record's
+# in-process retries) before the next batch is read; with the deployed backoff (about 3.5 s a record) that made
+# 12 s on 2 shared cores. A breaker that opened would hold them on top (and the openings counter says so exactly).
 GOOD_LATENCY_S = 20.0
+
+
+def scaled_backoff(policy: HttpPolicy, time_scale: float) -> HttpPolicy:
+    """``policy`` with urllib3's retry pauses divided by ``time_scale`` (timeouts and retry counts unchanged)."""
+    return dataclasses.replace(
+        policy,
+        backoff_factor_s=policy.backoff_factor_s / time_scale,
+        backoff_jitter_s=policy.backoff_jitter_s / time_scale,
+        backoff_max_s=policy.backoff_max_s / time_scale,
+    )
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    with LocalStack(LocalConfig(time_scale=TIME_SCALE, concurrency={DELIVERY_QUEUE.key: 2})) as running:
-        yield running
+    from functions.deliverer import handler
+    from functions.deliverer.runtime import build_runtime
+
+    runtime = None
+    try:
+        with LocalStack(LocalConfig(time_scale=TIME_SCALE, concurrency={DELIVERY_QUEUE.key: 2})) as running:
+            runtime = build_runtime(os.environ, http_policy=scaled_backoff(HttpPolicy(), TIME_SCALE))
+            handler.set_runtime(runtime)  # the handler module the stack (re)loaded: its invocations use it
+            yield running
+    finally:
+        if runtime is not None:
+            runtime.close()
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,10 @@ from tools.local.stack import LocalConfig, LocalStack
 from tools.local.stub_http import RecordedRequest
 
 REPO = Path(__file__).resolve().parents[2]
-DRAIN_TIMEOUT_S = 100.0
+# Draining is waited for as long as the pipeline moves (a loaded machine is slow, not stuck): the run gives up on a
+# phase after STALL_S without a new Kochava request or a change in the queues, or after DRAIN_LIMIT_S in all.
+STALL_S = 30.0
+DRAIN_LIMIT_S = 200.0
 # The deliverer's HTTP timings divided like the rest of the local stack's time (tools.local.aws.TIME_SCALE): a
 # 10 s read timeout would make the 2 % of hanging Kochava requests cost minutes. The rules are the deployed ones.
 READ_TIMEOUT_S = 1.0
@@ -60,10 +63,44 @@ class Phase:
 
     @property
     def sink_successes(self) -> Counter[tuple[str, str] | None]:
-        """How many times Kochava answered success, per (kind, usertime | user id) of the payload."""
-        return Counter(
-            sink_key(request) for request in self.sink_requests if request.reply_status == 200 and request.json
-        )
+        """How many times Kochava answered success, per (kind, usertime | user id) of the payload (answers the
+        deliverer never read included)."""
+        return Counter({key: len(answers) for key, answers in self.successes_by_key.items()})
+
+    @property
+    def successes_by_key(self) -> dict[tuple[str, str] | None, list[RecordedRequest]]:
+        """Kochava's success answers per (kind, usertime | user id) of the payload, in arrival order."""
+        out: dict[tuple[str, str] | None, list[RecordedRequest]] = defaultdict(list)
+        for request in self.sink_requests:
+            if request.reply_status == 200 and request.json:
+                out[sink_key(request)].append(request)
+        return out
+
+    @property
+    def successes_after_a_read_one(self) -> dict[tuple[str, str] | None, list[str]]:
+        """The payloads Kochava answered success for again after the deliverer had read a success for them.
+
+        The delivery guarantee is exactly once "unless Kochava's answer is lost" (README): a success written after
+        the deliverer's read timeout fired (a starved machine) never reaches it, so it tries again and Kochava says
+        success twice. The sink records such answers (``RecordedRequest.answer_lost``); a success that follows a
+        success the deliverer did read is a duplicate the pipeline made. Per payload: its answers, each ``200``
+        or ``200 lost`` with the seconds between receipt and answer.
+        """
+        out: dict[tuple[str, str] | None, list[str]] = {}
+        for key, answers in self.successes_by_key.items():
+            if any(not answer.answer_lost for answer in answers[:-1]):
+                out[key] = [_answer_figure(answer) for answer in answers]
+        return out
+
+    @property
+    def lost_answers(self) -> list[RecordedRequest]:
+        """The answers (any status) the sink wrote after the deliverer had given up on the request."""
+        return [request for request in self.sink_requests if request.answer_lost]
+
+
+def _answer_figure(answer: RecordedRequest) -> str:
+    lost = " lost" if answer.answer_lost else ""
+    return f"{answer.reply_status}{lost} after {(answer.replied_at or answer.received_at) - answer.received_at:.2f} s"
 
 
 @dataclass
@@ -80,8 +117,23 @@ class FaultRun:
     sink_violations: list[tuple[str, str]]
 
 
+def _wait_drained(stack: LocalStack) -> bool:
+    """Wait for the drain while the pipeline makes progress (see :data:`STALL_S`)."""
+    assert stack.sink is not None
+    deadline = time.monotonic() + DRAIN_LIMIT_S
+    seen: tuple[int, dict[str, int]] | None = None
+    while time.monotonic() < deadline:
+        if stack.wait_drained(timeout_s=min(STALL_S, max(0.0, deadline - time.monotonic()))):
+            return True
+        now = (len(stack.sink.requests), stack.queue_depths())
+        if now == seen:
+            return False
+        seen = now
+    return False
+
+
 def _snapshot(stack: LocalStack, started: float) -> Phase:
-    drained = stack.wait_drained(timeout_s=DRAIN_TIMEOUT_S)
+    drained = _wait_drained(stack)
     seconds = time.monotonic() - started
     assert stack.sink is not None
     report = stack.report()
@@ -110,7 +162,7 @@ def _replay(stack: LocalStack) -> tuple[int, dict[str, Any], str]:
     """``python -m tools.dlq --endpoint-url ... replay`` (everything), as on-call runs it."""
     command = [sys.executable, "-m", "tools.dlq", "--endpoint-url", stack.endpoint_url, "--region", aws.REGION]
     done = subprocess.run(
-        [*command, "--json", "replay"], cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+        [*command, "--json", "replay"], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
     )
     try:
         document = json.loads(done.stdout)
@@ -183,16 +235,18 @@ def dlq_by_uuid(phase: Phase) -> dict[str, list[DlqMessage]]:
 def fates(run: FaultRun, phase: Phase) -> dict[str, str]:
     """The observed fate of every distinct accepted event: from the sink's answers and the DLQ contents.
 
-    ``delivered``: Kochava answered success for its payload exactly once; ``delivered N times`` is a duplicate;
+    ``delivered``: Kochava answered success for its payload, once, or more often where each answer but the last
+    never reached the deliverer (:attr:`Phase.successes_after_a_read_one`); ``delivered N times`` is a duplicate;
     ``<queue> DLQ: <reason>``: never delivered and dead-lettered with that reason; ``filtered``: a filtered event
     that reached neither Kochava nor a DLQ; anything else is ``lost``.
     """
     successes = phase.sink_successes
+    duplicated = phase.successes_after_a_read_one
     dead = dlq_by_uuid(phase)
     out: dict[str, str] = {}
     for event in accepted_events(run):
         times = successes[event.sink_key] if event.sink_key else 0
-        if times == 1:
+        if times >= 1 and event.sink_key not in duplicated:
             out[event.uuid] = DELIVERED
         elif times > 1:
             out[event.uuid] = f"delivered {times} times"
@@ -229,9 +283,11 @@ def summary(run: FaultRun) -> str:
         f"{len(run.traffic.duplicated)} sent twice",
     ]
     for name, phase in (("faulty Kochava", run.faulty), ("after heal + replay", run.healed)):
+        lost = phase.lost_answers
         lines.append(
             f"{name}: drained={phase.drained} in {phase.seconds:.1f} s; fates: {figures(run, phase)}; "
-            f"sink answers: {dict(sorted(sink_statuses(phase).items()))}"
+            f"sink answers: {dict(sorted(sink_statuses(phase).items()))}; "
+            f"answers lost (written after the deliverer gave up): {[_answer_figure(answer) for answer in lost]}"
         )
     lines.append(
         f"replay exit {run.replay_exit}: "

@@ -29,8 +29,9 @@ from tests.reliability.fault_run import (
 )
 from tests.reliability.traffic import API_400, DELIVER, DUPLICATED, ECHOED_IDFA, ECHOED_IP, INGEST_DLQ
 
-# 300 s: the first test also pays the module fixture's fault run (about a minute idle, far more on a loaded machine).
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+# 600 s: the first test also pays the module fixture's fault run (about a minute idle, several on a loaded machine,
+# whose drains are waited for while they progress: fault_run.STALL_S); the limit only stops a run that hangs.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 # --- The API --------------------------------------------------------------------------------------------------------
 
@@ -99,12 +100,15 @@ def test_invalid_events_are_dead_lettered_with_the_field_that_is_wrong(fault_run
 def test_no_payload_reached_kochava_successfully_twice(fault_run: FaultRun) -> None:
     """Given 50 events sent twice, Kochava timing out after receiving some payloads, and a replay of everything
     When both drains are over
-    Then Kochava answered success at most once per (kind, event), every payload it got belongs to an event we
-    sent (so the count above covers everything), and duplicates did reach the deliverer, which skipped them."""
+    Then Kochava answered success at most once per (kind, event) that the deliverer read: a second success is
+    allowed only after successes whose answer never reached the deliverer (the sink wrote it after the deliverer's
+    read timeout had fired and it had hung up, as on a starved machine; the sink sees that on the connection),
+    which the delivery guarantee allows ("exactly once unless Kochava's answer is lost", README). Every payload
+    Kochava got belongs to an event we sent (so the count above covers everything), and duplicates did reach the
+    deliverer, which skipped them."""
     known = {event.sink_key for event in fault_run.traffic.events if event.sink_key}
     for phase in (fault_run.faulty, fault_run.healed):
-        twice = {key: times for key, times in phase.sink_successes.items() if times > 1}
-        assert twice == {}
+        assert phase.successes_after_a_read_one == {}
         strangers = {sink_key for sink_key in phase.sink_successes if sink_key not in known}
         assert strangers == set()
     assert "already delivered: duplicate skipped" in fault_run.logs, "no duplicate ever reached the deliverer"

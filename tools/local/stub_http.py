@@ -5,6 +5,12 @@ keep-alive, so clients exercise their real connection pools, timeouts and retrie
 answer (:meth:`StubServer.choose_reply`); this module records every request, counts TCP connections, and plays
 a :class:`Reply` (status, body, headers, optional latency, optional hang).
 
+It also records whether each answer reached the client (:attr:`RecordedRequest.answer_lost`): a client that gave up
+on a request (its read timeout fired: urllib3 then closes the connection) never reads an answer written after that,
+however the answer was meant. TCP tells: a client that closes with the answer unread in its socket sends a reset
+(Linux), one that had closed before the answer arrived has the answer reset, and one that read it closes cleanly or
+sends its next request. So an answer the stub wrote late (a starved machine) is told from one the client acted on.
+
 Example:
     >>> class Hello(StubServer):
     ...     def choose_reply(self, request: RecordedRequest) -> Reply:
@@ -18,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -69,12 +76,40 @@ class RecordedRequest:
     json: Any = None  # the parsed body when it was JSON, else None
     reply_status: int | None = None  # what the stub answered (None: it hung)
     reply_body: bytes = b""
+    replied_at: float | None = None  # epoch seconds the answer was written (None: it hung)
+    # The client had hung up before it read the answer (it had timed out), so the answer never reached it: set when
+    # the connection shows it, i.e. at once for a client that closes on a timeout (see the module docstring).
+    answer_lost: bool = False
     violations: list[str] = field(default_factory=list)  # payload-shape problems (subclass checks)
 
     @property
     def text(self) -> str:
         """The body decoded as UTF-8 (replacement characters for invalid bytes)."""
         return self.body.decode("utf-8", errors="replace")
+
+
+# How long a connection that the client closed is watched for the reset that says our last answer arrived after
+# the close (on loopback the reset comes back with the answer's own segment: this is a margin, spent once per close).
+_RESET_WAIT_S = 0.05
+
+
+def _peer_closed(connection: socket.socket) -> bool:
+    """Has the client closed its end (an end of stream is waiting to be read)? Never blocks."""
+    try:
+        return connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:  # open, nothing to read
+        return False
+    except OSError:  # reset: gone
+        return True
+
+
+def _answer_was_reset(connection: socket.socket) -> bool:
+    """After an end of stream: was an answer we wrote refused by the client's closed socket (``EPIPE`` pending)?"""
+    time.sleep(_RESET_WAIT_S)
+    try:
+        return connection.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) != 0
+    except OSError:
+        return True
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -84,6 +119,22 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.connection_id = self.server.stub.note_connection()
+        self._answered: RecordedRequest | None = None  # the last answer written on this connection, until it is read
+
+    def handle_one_request(self) -> None:
+        """Read the connection's next request; what comes first tells whether the client read the last answer:
+        a request or a clean end (it did), a reset or an answer refused by its closed socket (it did not)."""
+        answered, self._answered = self._answered, None
+        try:
+            super().handle_one_request()
+        except ConnectionResetError:  # closed with our answer unread in its socket
+            self.close_connection = True
+            if answered is not None:
+                answered.answer_lost = True
+            return
+        ended = not getattr(self, "raw_requestline", b"")  # BaseHTTPRequestHandler sets it (untyped in typeshed)
+        if answered is not None and ended and _answer_was_reset(self.connection):
+            answered.answer_lost = True
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silence the default stderr access log."""
@@ -114,13 +165,21 @@ class _Handler(BaseHTTPRequestHandler):
             stub.wait_or_stop(reply.delay_s)
         request.reply_status = reply.status  # set before answering: a client that got the answer sees it
         request.reply_body = reply.body
-        self.send_response(reply.status)
-        self.send_header("Content-Type", reply.content_type)
-        self.send_header("Content-Length", str(len(reply.body)))
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(reply.body)
+        request.replied_at = time.time()
+        request.answer_lost = _peer_closed(self.connection)  # it gave up before we answered
+        try:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", reply.content_type)
+            self.send_header("Content-Length", str(len(reply.body)))
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(reply.body)
+        except OSError:  # reset or broken pipe: the client is gone
+            request.answer_lost = True
+            self.close_connection = True
+            return
+        self._answered = request
 
     do_POST = _handle
     do_GET = _handle

@@ -84,7 +84,7 @@ def test_both_back_offs_hide_received_records() -> None:
     sqs, url = queue("delivery")
     for i in range(12):
         sqs.send_message(QueueUrl=url, MessageBody=f"b{i}")
-    handles = []
+    handles: list[str] = []
     while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
         handles.extend(m["ReceiptHandle"] for m in got)
     holds = [(DeliveryRecord(f"m{i}", handle, "{}", 1), 600) for i, handle in enumerate(handles)]

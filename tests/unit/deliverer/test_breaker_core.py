@@ -1,5 +1,6 @@
 """The Kochava breaker's core behaviour on in-memory ports: the deliverer with a :class:`FakeBreakerStore`, a
-scripted Kochava and a controllable clock (the same rules run against moto in ``tests/integration/deliverer``).
+scripted Kochava and a controllable clock (through the Lambda's entry point: ``test_breaker_lambda.py``; the store's
+fake and DynamoDB adapter agree in ``tests/integration/contracts/test_breaker_store.py``).
 
 The breaker is for Kochava being down, not for one event being bad: it opens only when several distinct events
 from several devices failed within the window with no delivery in it; probes rotate through the held events; a

@@ -1,8 +1,8 @@
 """The deliverer's core on in-memory ports (tests/fakes.py): what a batch of delivery records becomes.
 
 :meth:`Deliverer.process_batch` with a fake once-only sender (an in-memory idempotency store in front of a
-scripted Kochava) and a fake delivery queue; the same cases run against moto and a real HTTP sink in
-``tests/integration/deliverer``.
+scripted Kochava) and a fake delivery queue; the Lambda's entry point on the fakes is ``test_lambda_*.py``, the
+end-to-end wiring on moto and a real HTTP sink ``tests/integration/deliverer``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What on-call sees of a deliverer batch (``functions/deliverer/handler.py`` ``handle`` and ``observe.py``): one JSON
 log line per record with its verdict and facts, the metrics per invocation, and the partial batch response. On the
-in-memory ports and Powertools idempotency on an in-memory layer; the Lambda itself runs on moto in
-``tests/integration/deliverer``.
+in-memory ports and Powertools idempotency on an in-memory layer; the whole entry point on the fakes is
+``test_lambda_*.py``, the Lambda wired to real boto3 on moto ``tests/integration/deliverer``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The once-only send (``functions/deliverer/idempotency.py``): Powertools idempotency itself, on an in-memory
-persistence layer with its DynamoDB layer's conditions (``tests.fakes.MemoryPersistence``); the same cases run on
-moto in ``tests/integration/deliverer/test_idempotency.py``.
+persistence layer with its DynamoDB layer's conditions (``tests.fakes.MemoryPersistence``); the Lambda's entry
+point on it is ``test_lambda_idempotency.py``; that layer and Powertools' DynamoDB layer agree in
+``tests/integration/contracts/test_idempotency_persistence.py``.
 
 At most one successful POST per uuid + kind + app; a failure is never remembered; a reused uuid is a conflict; a
 copy in flight elsewhere waits; the stored record holds the facts of the POST and nothing personal, under the key

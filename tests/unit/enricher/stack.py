@@ -144,7 +144,7 @@ class FakeStack:
 
     def invoke(self, *records: dict[str, Any], remaining_ms: int = 30_000) -> dict[str, Any]:
         ctx = FakeContext(remaining_ms=remaining_ms, function_name="kochava-test-enricher")
-        return dict(handler.lambda_handler({"Records": list(records)}, ctx))  # type: ignore[arg-type]
+        return dict(handler.lambda_handler({"Records": list(records)}, ctx))
 
     def drain(self, queue: str) -> list[dict[str, Any]]:
         """What a queue accepted since the last drain, with attributes flattened to their string values (as the moto

@@ -1,7 +1,8 @@
 """The enricher's core on in-memory ports (tests/fakes.py): what one ingest message becomes, without moto or HTTP.
 
-The same behaviours run against moto and real HTTP in ``tests/integration/enricher``; here each one is a direct
-call of :meth:`Enricher.process` (or one of its steps), so a failure points at the core.
+The Lambda's entry point on the same fakes is ``test_lambda_*.py``, its end-to-end paths on moto and real HTTP
+``tests/integration/enricher``; here each one is a direct call of :meth:`Enricher.process` (or one of its
+steps), so a failure points at the core.
 """
 
 from __future__ import annotations

@@ -274,7 +274,11 @@ def test_installs_of_a_batch_are_resolved_concurrently(ads: AdStack) -> None:
     for i, token in enumerate(tokens):
         ads.script(token, [attribution_payload(campaign_id=i)])
     all_in_flight = threading.Barrier(len(tokens), timeout=10)  # sequential calls would break it: no attribution
-    ads.apple.on_call = lambda token: all_in_flight.wait() and None
+
+    def wait_for_all(token: str) -> None:
+        all_in_flight.wait()
+
+    ads.apple.on_call = wait_for_all
     installs = [ads.install(token) for token in tokens]
     ads.stack.invoke(ads.stack.record({"batch": installs}))
     by_uuid = {d["uuid"]: d for d in ads.stack.deliveries()}

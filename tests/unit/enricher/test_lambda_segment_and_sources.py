@@ -98,6 +98,8 @@ def bound(make_stack: Any) -> FakeStack:
 def test_page_group_and_alias_are_filtered_and_counted_by_type(
     stack: FakeStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Given a Segment batch mixing track and screen calls with page, group and alias calls When it is handled
+    Then track and screen are delivered, the others filtered and counted by type, nothing dead-lettered."""
     body = {
         "batch": [
             segment_call("track", "m-track", event="Level Up"),
@@ -126,6 +128,7 @@ def test_page_group_and_alias_are_filtered_and_counted_by_type(
 def test_a_call_switched_off_for_kochava_is_filtered_as_its_type(
     stack: FakeStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Given a track call with ``integrations: {"Kochava": false}`` Then it is filtered and counted as a track."""
     off = segment_call("track", "m-off", event="Level Up", integrations={"Kochava": False})
     stack.invoke(stack.record({"batch": [off]}, route="segment"))
     assert stack.deliveries() == [] and stack.drain("ingest_dlq") == []
@@ -134,6 +137,8 @@ def test_a_call_switched_off_for_kochava_is_filtered_as_its_type(
 
 
 def test_a_dead_lettered_call_of_a_batch_carries_the_batch_context_and_replays_alone(make_stack: Any) -> None:
+    """Given a batch whose call has no usable device id When it is dead-lettered
+    Then its DLQ body is the call alone with the batch-level context merged in (replayable on its own)."""
     stack: FakeStack = make_stack()
     call = segment_call("track", "m-zero", event="Level Up")
     call["context"] = {"device": {"advertisingId": "00000000-0000-0000-0000-000000000000"}}  # no usable id
@@ -148,6 +153,8 @@ def test_a_dead_lettered_call_of_a_batch_carries_the_batch_context_and_replays_a
 
 
 def test_segment_call_with_integrations_kochava_delivers_the_native_payload(stack: FakeStack) -> None:
+    """Given a Segment call carrying integrations.Kochava and the same event sent natively
+    Then both become the same Kochava payload."""
     kochava = {
         "att": {"status": "authorized", "time": NOW - 600, "duration": 3},
         "consent": {"gdpr_applies": True, "tc_string": "CPXx", "ad_user_data": True, "ad_personalization": False},
@@ -185,6 +192,8 @@ def test_segment_call_with_integrations_kochava_delivers_the_native_payload(stac
 def test_an_event_for_another_app_is_dead_lettered_app_not_allowed_and_touches_nothing(
     bound: FakeStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Given a key bound to one app and a message with an event for it and one for another app
+    Then the other is dead-lettered app_not_allowed with the key id, never sent, its device never stored, counted."""
     stack = bound
     mine = native_event(app={"bundle_id": GAME})
     other = native_event(app={"bundle_id": TOOLS}, device={"platform": "ios", "id": "OTHER-IDFV", "ip": IP})
@@ -225,6 +234,7 @@ def test_keys_not_bound_send_nothing_once_a_key_is_bound_and_messages_without_a_
 
 
 def test_keys_not_bound_send_to_any_app_when_bound_keys_are_not_required(make_stack: Any) -> None:
+    """Given REQUIRE_BOUND_KEYS=false When an unbound key sends an event Then it is delivered."""
     stack = make_stack(
         **{
             ENV_SOURCE_APPS: json.dumps(BINDINGS),
@@ -239,6 +249,9 @@ def test_keys_not_bound_send_to_any_app_when_bound_keys_are_not_required(make_st
 
 
 def test_segment_call_for_another_app_names_the_segment_field(bound: FakeStack) -> None:
+    """Given a Segment batch under a key bound to one app with calls for another
+    Then the track call for the other app is dead-lettered naming ``context.app.namespace``; the page call is
+    filtered whatever its app."""
     stack = bound
     body = {"batch": [segment_call("track", "m-1", bundle=GAME, event="x"), segment_call("page", "m-2", bundle=TOOLS)]}
     body["batch"].append(segment_call("track", "m-3", bundle=TOOLS, event="x"))
@@ -250,6 +263,8 @@ def test_segment_call_for_another_app_names_the_segment_field(bound: FakeStack) 
 
 
 def test_a_replay_is_checked_against_the_binding_again(make_stack: Any, bound: FakeStack) -> None:
+    """Given an event dead-lettered app_not_allowed When on-call replays it unchanged, then after the binding
+    was changed to allow it Then it is dead-lettered again, then delivered."""
     stack = bound
     other = native_event(app={"bundle_id": TOOLS})
     stack.invoke(with_key(stack, other, "key-game"))
@@ -290,6 +305,7 @@ def test_a_replay_is_checked_against_the_binding_again(make_stack: Any, bound: F
 
 
 def test_received_at_ms_is_kept_when_there_is_room(bound: FakeStack) -> None:
+    """Given a body that is not JSON under a key Then its dead letter keeps both the key id and received_at_ms."""
     stack = bound
     unparseable = with_key(stack, "{not json", "key-game")
     stack.invoke(unparseable)

@@ -375,3 +375,112 @@ def test_the_plain_derivation_keeps_a_plain_function_validator() -> None:
     validate = SchemaValidator(plain).validate_python
     assert validate({"properties": None}) == {"properties": {}}
     assert validate({"properties": {"a": 1}}) == {"properties": {"a": 1}}
+
+
+# --- The internal event as plain data (contract.validate_native_values, events.parse_event_values) -----------------
+_native_devices = _maybe(
+    {
+        "id": _ids,
+        "advertising_id": _ids,
+        "kochava_device_id": _ids,
+        "ip": _texts,
+        "user_agent": _texts,
+        "model": _texts,
+        "os_version": _texts,
+        "limit_ad_tracking": st.booleans(),
+        "att": _maybe(
+            {
+                "status": st.sampled_from(["authorized", "denied", "nope"]),
+                "time": _timestamps,
+                "duration": st.sampled_from([0, 2.5, -1]),
+            }
+        ),
+    },
+    platform=st.sampled_from(["ios", " Android ", "IOS", "phone"]),
+)
+native_events = _maybe(
+    {
+        "event": _valid_texts,
+        "action": _valid_texts,
+        "properties": st.none() | st.dictionaries(st.sampled_from(["a", "b"]), _any, max_size=2),
+        "action_properties": st.dictionaries(st.sampled_from(["a", "c"]), _any, max_size=2),
+        "user_id": _valid_ids,
+        "session_id": _ids,
+        "ref": _texts,
+        "offset": st.sampled_from([1, 1.5, None]),
+        "app": _maybe({"bundle_id": _texts, "version": _texts, "build": _ids}),
+        "adservices": _maybe({"token": _texts, "generated_at": _timestamps, "attribution": st.just({"a": 1})}),
+        "iad_attribution_details": st.none() | st.just({"x": 1}),
+        "consent": _maybe({"gdpr_applies": st.booleans(), "tc_string": _texts, "ad_user_data": st.booleans()}),
+        "install_referrer": _maybe({"click_time": _timestamps}, referrer=_texts),
+    },
+    uuid=_valid_ids,
+    type=st.sampled_from(["install", "track", "screen", "identify"]),
+    timestamp=_timestamps,
+    device=_native_devices,
+)
+
+
+def _model_or_error(validate: Any, raw: dict[str, Any]) -> Any:
+    try:
+        return validate(raw)
+    except ValidationError as exc:
+        return events.describe_error(exc)
+
+
+@settings(max_examples=150)
+@given(native_events)
+def test_the_plain_native_validator_is_the_model(raw: dict[str, Any]) -> None:
+    """Given any native event, valid for the model or not,
+    when it is validated into plain data (NativeEvent's core schema with its models as typed dicts),
+    then it gives the model's values (every field, the parts as dicts), or refuses it naming the same field with the
+    same message."""
+    model = _model_or_error(NativeEvent.model_validate, raw)
+    plain = _model_or_error(contract.validate_native_values, raw)
+    if isinstance(model, NativeEvent):
+        assert plain == contract.values_of(model)
+    else:
+        assert plain == model
+
+
+@settings(max_examples=150)
+@given(st.tuples(st.just("native"), native_events) | st.tuples(st.just("segment"), segment_calls))
+def test_the_hot_paths_values_are_the_models(drawn: tuple[events.Route, dict[str, Any]]) -> None:
+    """Given any event of either route, parse_event_values (the hot path's) gives exactly the values of what
+    parse_event gives (the models), and event_model turns them back into it; a rejection or a filtered call is the
+    same item."""
+    route, raw = drawn
+    values, model = events.parse_event_values(raw, route), parse_event(raw, route)
+    if isinstance(model, NativeEvent):
+        assert isinstance(values, dict)
+        assert values == contract.values_of(model)
+        assert events.event_model(NativeEvent, values) == model
+    else:
+        assert values == model
+
+
+def test_generated_native_events_are_both_valid_and_invalid() -> None:
+    outcomes = set()
+
+    @settings(max_examples=60)
+    @given(native_events)
+    def sample(raw: dict[str, Any]) -> None:
+        outcomes.add(isinstance(parse_event(raw, "native"), NativeEvent))
+
+    sample()
+    assert outcomes == {True, False}
+
+
+def test_a_native_model_validator_without_a_plain_twin_is_refused() -> None:
+    """A model-level rule added to a part of the internal event must not be skipped by the plain validator."""
+
+    class StricterApp(contract.App):
+        @model_validator(mode="after")
+        def _rule(self) -> StricterApp:
+            return self
+
+    class Holder(BaseModel):
+        app: StricterApp | None = None
+
+    with pytest.raises(TypeError, match="no plain twin"):
+        contract.plain_schema(Holder.__pydantic_core_schema__, {}, (*contract.NATIVE_MODELS, StricterApp))
