@@ -1,8 +1,9 @@
 """Benchmark 1b: the mapping's hot path in one process, bytes in -> Kochava payload bytes out, against orjson.
 
 Issue 27's method. Each event is a JSON body as the enricher receives it; the timed path is what the enricher
-does per event without its I/O: ``parse_body`` (orjson + the pydantic models, Segment calls completed and
-converted), ``to_kochava``, and ``orjson.dumps`` of the payload. The floor is ``orjson.loads`` of the same body +
+does per event without its I/O: ``parse_body_values`` (orjson, then validation by pydantic-core straight into plain
+data, Segment calls completed and converted; no model instance per event), ``to_kochava``, and ``orjson.dumps`` of
+the payload. The floor is ``orjson.loads`` of the same body +
 ``orjson.dumps`` of the parsed object, timed in the same rounds, alternating with the path, on the process's
 own CPU time (``time.process_time``: other sessions' work barely moves it). The ratio path / floor per round,
 median over the rounds, is the figure: the floor moves with the machine, the ratio does not.

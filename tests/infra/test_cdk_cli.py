@@ -26,8 +26,12 @@ PINNED_CLI = REPO_ROOT / "node_modules" / ".bin" / "cdk"
 PINNED_NODE = REPO_ROOT / "node_modules" / ".bin" / "node"
 NODE_MAJOR = int((REPO_ROOT / ".nvmrc").read_text().strip())
 
+# A run's limit, and the tests' (the first waits for its run, which shares the cores with the other run): limits for
+# a run that hangs, far above the ~25 s of an idle machine (a synth took 254 s on the shared VM at load 20-30).
+CLI_TIMEOUT_S = 480
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.timeout(CLI_TIMEOUT_S + 60),
     pytest.mark.skipif(not PINNED_CLI.exists(), reason="pinned CDK CLI not installed (make install)"),
 ]
 
@@ -38,7 +42,7 @@ def _cdk(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=CLI_TIMEOUT_S,
         check=False,
         env={**os.environ, **(env or {})},
     )
