@@ -1,5 +1,6 @@
 """The warnings the mapping gives (``functions/pipeline/kochava.py``), word for word: the enricher logs them with the
-event's uuid and ``tools.transform`` prints them, so they are what on-call reads to learn why a field was not sent.
+event's uuid and ``tools.transform`` prints them, so they are what on-call reads to learn why a field was not sent;
+and edges of the mapping the other tests left open (device_ver, screen names, purchases, the user id).
 Each test here failed on a mutant that the rest of the fast tests let live (issue 26, "tests that catch mutants";
 docs/reliability.md lists which): the other tests match a word of a warning, or none.
 """
@@ -110,3 +111,61 @@ def test_a_screen_named_only_in_its_properties_keeps_that_name_and_one_without_a
 def test_a_raw_user_agent_with_a_percent_sign_is_encoded_once() -> None:
     # An agent with spaces is raw, whatever percent signs it holds: "%AB" is text here, not an escape
     assert encode_user_agent("Game 100%AB off") == "Game%20100%25AB%20off"
+
+
+def mapped(raw: dict[str, Any], settings: Settings = SETTINGS) -> Outcome:
+    event = parse_event({"uuid": "u-1", "type": "track", "timestamp": GENERATED, "device": DEVICE} | raw)
+    assert not isinstance(event, Rejection)
+    return to_kochava(event, settings, GENERATED + 60)
+
+
+def event_data(raw: dict[str, Any]) -> dict[str, Any]:
+    outcome = mapped(raw)
+    assert outcome.payload is not None, outcome
+    data: dict[str, Any] = outcome.payload["data"]["event_data"]
+    return data
+
+
+def test_a_screen_named_by_a_number_sends_its_text() -> None:
+    assert screen({"name": 7}) == {"name": 7, "screen_name": "7"}
+
+
+def test_the_caller_s_own_user_id_property_is_kept_over_the_event_s_user() -> None:
+    data = event_data({"event": "level_up", "user_id": "u-event", "properties": {"user_id": "u-prop"}})
+    assert data["user_id"] == "u-prop"
+
+
+def test_a_purchase_keeps_its_own_name_and_totals_its_products_rounded_to_6_places() -> None:
+    # The caller's own name wins over the product's; the products' total is rounded as money-like text would be
+    named = event_data({"event": "Purchase", "properties": {"name": "Gold pack", "product_name": "gold", "sum": 1}})
+    assert (named["name"], named["sum"]) == ("Gold pack", 1)
+    products = [{"price": 0.1}, {"price": 0.2}, {"price": 0.0000004}]
+    assert event_data({"event": "Purchase", "properties": {"products": products}})["sum"] == 0.3
+    # No products and no price field: no sum is made up
+    assert "sum" not in event_data({"event": "Purchase", "properties": {"products": []}})
+
+
+def test_an_event_for_a_platform_without_a_guid_is_refused_naming_the_bundle_and_keeping_its_name() -> None:
+    android = {**DEVICE, "platform": "android", "os_version": "14", "model": "Pixel 8"}
+    plain = mapped({"event": "level_up", "device": android})
+    bundled = mapped({"event": "level_up", "device": android, "app": {"bundle_id": "com.example.game"}})
+    assert (plain.status, plain.event_name) == ("rejected", "level_up")
+    assert plain.message == "device.platform: no Kochava app GUID configured for platform 'android'"
+    assert bundled.message == (
+        "device.platform: no Kochava app GUID configured for bundle 'com.example.game' / platform 'android'"
+    )
+
+
+def test_an_install_without_an_os_version_or_agent_says_kochava_cannot_read_the_os() -> None:
+    device = {key: value for key, value in DEVICE.items() if key != "os_version"}
+    event = parse_event({"uuid": "i-1", "type": "install", "timestamp": GENERATED, "device": device})
+    assert not isinstance(event, Rejection)
+    outcome = to_kochava(event, SETTINGS, GENERATED + 60)
+    assert outcome.warnings == ["Kochava cannot read the OS version: no device.user_agent and no device.os_version"]
+
+
+def test_an_os_version_that_is_not_a_number_maps_with_the_att_block() -> None:
+    # An OS version the mapping cannot read (a beta's name) is an unknown OS: it may be 14+, so the ATT block goes
+    outcome = mapped({"event": "level_up", "device": {**DEVICE, "os_version": "beta"}})
+    assert outcome.payload is not None
+    assert outcome.payload["data"]["app_tracking_transparency"]["att_detail"] == "authorized"
