@@ -8,9 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, computed_field
+from pydantic_core import SchemaValidator
 
 from functions.pipeline import reasons
-from functions.pipeline.contract import parse_timestamp
+from functions.pipeline.contract import PLAIN_SEGMENT_MODELS, SegmentOS, parse_timestamp, plain_schema
 from functions.pipeline.events import Rejection, parse_event
 
 NATIVE: dict[str, Any] = {
@@ -92,3 +94,41 @@ def test_a_segment_call_missing_what_its_type_needs_is_refused_naming_the_field(
     # Then it is refused (not mapped with an empty name or user), the message naming the Segment field
     assert isinstance(item, Rejection)
     assert (item.reason, item.field, item.message, item.uuid) == (reasons.INVALID_EVENT, field, message, "m-1")
+
+
+# --- The plain Segment validator's derivation (contract.plain_schema) on model shapes today's models do not use ----
+
+
+def plain_validator(model: type[BaseModel]) -> SchemaValidator:
+    """The plain validator derived for a holder of ``model`` (treated as one of the Segment models)."""
+
+    class Holder(BaseModel):
+        inner: model  # type: ignore[valid-type]
+
+    schema = plain_schema(Holder.__pydantic_core_schema__, {}, (*PLAIN_SEGMENT_MODELS, model))
+    return SchemaValidator(schema)
+
+
+class _WithComputed(SegmentOS):
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def major(self) -> str:
+        return (self.version or "").split(".")[0]
+
+
+class _WithPostInit(SegmentOS):
+    def model_post_init(self, context: Any) -> None:
+        pass
+
+
+class _WithInit(SegmentOS):
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**data)
+
+
+@pytest.mark.parametrize("model", [_WithComputed, _WithPostInit, _WithInit])
+def test_a_segment_model_shape_the_plain_validator_cannot_copy_fails_loudly_naming_it(model: type[BaseModel]) -> None:
+    # A computed field, a post-init hook or a custom __init__ would be skipped by a dict: the import must fail
+    with pytest.raises(TypeError) as refused:
+        plain_validator(model)
+    assert str(refused.value) == f"{model.__name__}: a model shape the plain Segment validator does not handle"
