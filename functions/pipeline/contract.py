@@ -1,7 +1,9 @@
 """The ingest contract as pydantic v2 models: the native event and the Segment-spec event (spec section 2).
 
 ``NativeEvent`` is both the wire model of ``POST /v1/events`` and the pipeline's internal event: its validators
-normalise every accepted form (aliases, timestamp formats, platform case) so the mapping sees one shape.
+normalise every accepted form (aliases, timestamp formats, platform case) so the mapping sees one shape. The hot
+path carries that event as plain data, its values (:func:`values_of`), validated by :data:`validate_native_values`,
+a validator derived from the models' own core schemas (issue 27).
 ``SegmentEvent`` is the wire model of one mapped Segment call (track / screen / identify, with
 ``integrations.Kochava`` validated by the native models); ``functions.pipeline.events`` converts it into a
 ``NativeEvent``. Segment ``page`` / ``group`` / ``alias`` calls never reach it (``functions.pipeline.segment``).

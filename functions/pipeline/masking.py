@@ -42,6 +42,7 @@ import hashlib
 import ipaddress
 import re
 import traceback
+from collections.abc import Callable
 from typing import Final, overload
 
 # The patterns below are compiled on first use (:func:`_re`), not at import: compiling the ten costs ~8.5 M
@@ -139,12 +140,22 @@ def fingerprint(value: str | None) -> str | None:
     return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:12]
 
 
-def _mask_ipv6(match: re.Match[str]) -> str:
-    try:
-        ipaddress.IPv6Address(match.group())
-    except ValueError:
-        return match.group()
-    return "<ip>"
+def mask_ipv6(text: str, mask: Callable[[str], str] = lambda _: "<ip>") -> str:
+    """``text`` with every IPv6 address, compressed forms included, replaced by ``mask(address)``: the one IPv6
+    rule of the Lambdas' logs and the on-call tools' output.
+
+    >>> mask_ipv6("from 2001:db8::1f00:7 at 10:30:00, fe80::1%eth0")
+    'from <ip> at 10:30:00, <ip>%eth0'
+    """
+
+    def one(match: re.Match[str]) -> str:
+        try:
+            ipaddress.IPv6Address(match.group())
+        except ValueError:
+            return match.group()
+        return mask(match.group())
+
+    return _re(_IPV6_CANDIDATE).sub(one, text)
 
 
 _PLACEHOLDER: Final = r"<[a-z-]+(?::sha256:[0-9a-f]{12})?>"
@@ -178,7 +189,7 @@ def redact(text: str, limit: int = 512) -> str:
     text = _re(_OPAQUE_RUN).sub(lambda m: f"<token:{fingerprint(m.group())}>", text)
     text = _re(_UUID).sub(lambda m: f"<id:{fingerprint(m.group().upper())}>", text)
     text = _re(_HEX_ID).sub(lambda m: f"<id:{fingerprint(m.group().lower())}>", text)
-    text = _re(_IPV6_CANDIDATE).sub(_mask_ipv6, text)
+    text = mask_ipv6(text)
     text = _re(_IPV4).sub("<ip>", text)
     text = _re(_DEVICE_OBJECT).sub(
         lambda m: m.group("head") + _re(_KEYED).sub(lambda k: _mask_keyed(k, "device"), m.group("body")), text

@@ -31,7 +31,7 @@ from functions.names import (
 )
 from functions.pipeline import reasons
 from functions.pipeline.jsontext import escape_surrogates
-from functions.pipeline.masking import is_personal_key, looks_like_email
+from functions.pipeline.masking import is_personal_key, looks_like_email, mask_ipv6
 from tools import robust
 
 # Message attributes only a DLQ message carries: written by the stage that dead-lettered it, meaningless (and
@@ -363,12 +363,27 @@ def mask_value(value: str) -> str:
     return f"{keep}…({len(value)})"
 
 
+# Keys whose values are the pipeline's own identifiers (an event's ``uuid``, a Segment ``messageId``, a request
+# id): shown as they are, so on-call can trace them. Any other string is masked where it holds something shaped like
+# a device id, an IP or an e-mail address (:func:`mask_text`), whatever its key: a body can carry a device id under
+# any name (``{"a": "<IDFV>"}``), and private by default means the key is no excuse.
+TRACE_KEYS: Final = frozenset({"uuid", "messageid", "requestid", "eventid"})
+
+
+def _is_trace_key(key: str) -> bool:
+    return "".join(c for c in key.lower() if c.isalnum()) in TRACE_KEYS
+
+
 def mask_json(value: Any, parent: str | None = None) -> Any:
-    """A copy of a parsed JSON value with every sensitive key's scalar value masked, and every string that holds
-    an e-mail address wherever it is (objects and lists are walked).
+    """A copy of a parsed JSON value with every sensitive key's scalar value masked, every string that holds an
+    e-mail address masked whole, and device-id, IP and UUID shapes masked in every other string but the event ids of
+    :data:`TRACE_KEYS` (objects and lists are walked).
 
     >>> mask_json({"device": {"id": "IDFV-0000-1111"}, "user_id": "u-1", "properties": {"note": "me@example.com"}})
     {'device': {'id': 'IDFV…(14)'}, 'user_id': '…(3)', 'properties': {'note': '…(14)'}}
+    >>> idfv = "A1B2C3D4-1111-2222-3333-444455556666"
+    >>> mask_json({"uuid": idfv, "a": [idfv, "from 203.0.113.7"], "n": 7})
+    {'uuid': 'A1B2C3D4-1111-2222-3333-444455556666', 'a': ['A1B2…(36)', 'from …(11)'], 'n': 7}
     """
     if isinstance(value, dict):
         out: dict[str, Any] = {}
@@ -377,13 +392,15 @@ def mask_json(value: Any, parent: str | None = None) -> Any:
                 out[key] = mask_json(item, parent=key)
             elif is_sensitive_key(key, parent) and item is not None and item != "":
                 out[key] = f"…({len(str(item))})" if looks_like_email(str(item)) else mask_value(str(item))
+            elif isinstance(item, str) and _is_trace_key(key) and not looks_like_email(item):
+                out[key] = item
             else:
                 out[key] = mask_json(item, parent=parent)
         return out
     if isinstance(value, list):
         return [mask_json(item, parent=parent) for item in value]
-    if isinstance(value, str) and looks_like_email(value):
-        return f"…({len(value)})"  # not even the first characters of an address
+    if isinstance(value, str):
+        return f"…({len(value)})" if looks_like_email(value) else mask_text(value)  # not even an address's start
     return value
 
 
@@ -391,7 +408,6 @@ _KEYED_VALUE = re.compile(r'("(?P<key>[A-Za-z_\-]+)"\s*:\s*")(?P<value>[^"]*)(")
 _EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _UUID = re.compile(r"\b[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\b")
 _IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
-_IPV6 = re.compile(r"\b(?:[0-9A-Fa-f]{1,4}:){3,7}[0-9A-Fa-f]{1,4}\b")
 
 
 def mask_text(text: str) -> str:
@@ -409,9 +425,9 @@ def mask_text(text: str) -> str:
 
     out = _KEYED_VALUE.sub(keyed, text)
     out = _EMAIL.sub(lambda m: f"…({len(m.group(0))})", out)
-    for pattern in (_UUID, _IPV6, _IPV4):
-        out = pattern.sub(plain, out)
-    return out
+    out = _UUID.sub(plain, out)
+    out = mask_ipv6(out, mask_value)  # compressed forms too (2001:db8::7)
+    return _IPV4.sub(plain, out)
 
 
 def render_body(body: str, *, reveal: bool) -> tuple[str, bool]:

@@ -137,6 +137,7 @@ def _fits(body: str, attributes: dict[str, str]) -> bool:
 
 @settings(max_examples=5, deadline=None, phases=FAST, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @example(body=DEEP, reason="invalid_json", failed_at="1e400", uuid="u-1", delivery=False)
+@example(body=json.dumps({"a": [DEVICE]}), reason="invalid_event", failed_at="1", uuid="u-4", delivery=False)
 @example(body='{"a":' * 10_000 + "1" + "}" * 10_000, reason="x", failed_at="NaN", uuid="u-2", delivery=True)
 @example(body='{"big":"' + "x" * 250_000 + '"}', reason="invalid_event", failed_at="-1", uuid="u-3", delivery=False)
 @given(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -24,10 +25,19 @@ from functions.deliverer.idempotency import IdempotentSender
 from functions.deliverer.outage import KochavaBreaker
 from functions.deliverer.runtime import Runtime
 from functions.messages import DeliveryRecord
+from functions.pipeline import reasons
 from functions.pipeline.breaker import BreakerPolicy, BreakerState
-from tests.fakes import DELIVERED, REJECTED, FakeBreakerStore, FakeDeliveryQueue, FakeKochava, MemoryPersistence
+from tests.fakes import (
+    DELIVERED,
+    REJECTED,
+    TRANSIENT,
+    FakeBreakerStore,
+    FakeDeliveryQueue,
+    FakeKochava,
+    MemoryPersistence,
+)
 from tests.lambda_fakes import FakeContext
-from tests.samples.deliverer import NOW, event_body
+from tests.samples.deliverer import NOW, device_event_body, event_body
 
 # Kochava down for a while: the shared breaker open, its next probe an hour away (no record of this batch probes).
 OPEN = BreakerState(is_open=True, opened_at=NOW - 60, probe_after=NOW + 3600, openings=1, version=1)
@@ -51,9 +61,11 @@ def runtime(kochava: FakeKochava, queue: FakeDeliveryQueue, store: FakeBreakerSt
     return Runtime(core=core, sender=sender, kochava=kochava)
 
 
-def handle(built: Runtime, *uuids: str) -> dict[str, Any]:
+def handle(built: Runtime, *uuids: str, sent_at: float | None = None) -> dict[str, Any]:
+    attributes = {} if sent_at is None else {"SentTimestamp": str(int(sent_at * 1000))}
     records = [
-        {"messageId": f"msg-{u}", "receiptHandle": f"rh-{u}", "body": event_body(u), "attributes": {}} for u in uuids
+        {"messageId": f"msg-{u}", "receiptHandle": f"rh-{u}", "body": event_body(u), "attributes": attributes}
+        for u in uuids
     ]
     try:
         return dict(handler.handle(built, {"Records": records}, FakeContext()))  # type: ignore[arg-type]
@@ -132,7 +144,7 @@ def test_the_dead_letters_per_reason_are_counts(capsys: pytest.CaptureFixture[st
     handle(runtime(FakeKochava(default=REJECTED), queue), "u-bad")
     # Then the DeadLettered metric is emitted with the unit Count (the alarm sums counts)
     [emitted] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if m.DEAD_LETTERED in line]
-    assert emitted["reason"] == "kochava_rejected"
+    assert (emitted["reason"], emitted["service"]) == ("kochava_rejected", handler.SERVICE)
     assert emitted["_aws"]["CloudWatchMetrics"][0]["Metrics"] == [{"Name": m.DEAD_LETTERED, "Unit": "Count"}]
 
 
@@ -160,3 +172,85 @@ def test_tokens_stripped_at_send_are_counted_for_what_was_sent_or_dead_lettered_
     handler.metrics.clear_metrics()
     # Then two tokens were stripped at send, and one duplicate skipped
     assert (seen[m.TOKEN_STRIPPED_AT_SEND], seen[m.DUPLICATES_SKIPPED], seen[m.DELIVERED]) == (2, 1, 2)
+
+
+# Sent so long ago that one more back-off could outlive the delivery queue's retention (the breaker's give-up rule)
+LONG_AGO = NOW - BreakerPolicy().give_up_age_s - 60
+
+
+def test_a_record_given_up_before_it_expires_is_logged_and_counted_as_retries_exhausted(
+    logs: io.StringIO, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the breaker in use and a record sent long ago, whose POST now fails transiently
+    queue = FakeDeliveryQueue()
+    capsys.readouterr()
+    handle(runtime(FakeKochava(default=TRANSIENT), queue, FakeBreakerStore()), "u-old", sent_at=LONG_AGO)
+    # Then it is dead-lettered, and its line and the per-reason metric both say retries_exhausted (the alarm and
+    # the runbook go by the reason: a dead letter without one is counted under "None")
+    [line] = [line for line in lines(logs) if "verdict" in line]
+    assert (line["verdict"], line["reason"], line["dead_letter_sent"]) == (
+        "dead_letter",
+        reasons.RETRIES_EXHAUSTED,
+        True,
+    )
+    assert line["error"].startswith("waited ")
+    [emitted] = [json.loads(out) for out in capsys.readouterr().out.splitlines() if m.DEAD_LETTERED in out]
+    assert emitted["reason"] == reasons.RETRIES_EXHAUSTED
+
+
+def test_an_old_record_kochava_accepts_is_delivered_not_given_up(logs: io.StringIO) -> None:
+    # Given the breaker in use and a record sent long ago (after a long outage), which Kochava now accepts
+    queue = FakeDeliveryQueue()
+    response = handle(runtime(FakeKochava(), queue, FakeBreakerStore()), "u-late", sent_at=LONG_AGO)
+    # Then it is delivered, and not also dead-lettered as if it had been given up
+    [line] = [line for line in lines(logs) if "verdict" in line]
+    assert line["verdict"] == "delivered"
+    assert queue.dead_letters == []
+    assert response == {"batchItemFailures": []}
+
+
+def test_the_breaker_opening_in_a_batch_gets_its_warning_line(logs: io.StringIO) -> None:
+    # Given Kochava failing for every record of a batch from six devices, the breaker closed
+    store = FakeBreakerStore()
+    built = runtime(FakeKochava(default=TRANSIENT), FakeDeliveryQueue(), store)
+    records = [
+        {"messageId": f"msg-{i}", "receiptHandle": f"rh-{i}", "body": device_event_body(f"u-{i}", f"dev-{i}")}
+        for i in range(6)
+    ]
+    # When the batch is handled
+    try:
+        handler.handle(built, {"Records": records}, FakeContext())  # type: ignore[arg-type]
+    finally:
+        built.close()
+    # Then the breaker opened, and on-call reads it in the log
+    assert store.state.is_open
+    [opened] = [line for line in lines(logs) if line["message"].startswith("Kochava breaker opened")]
+    assert (opened["level"], opened["breaker_mode"]) == ("WARNING", "send")
+
+
+class _Snapshotting(FakeKochava):
+    """Kochava answering, and keeping what the idempotency store held while the POST was in flight."""
+
+    store: MemoryPersistence
+    seen: list[Any]
+
+    def send(self, kind: Any, payload: Any, *, deadline: float, retry: bool = True) -> Any:
+        self.seen = list(self.store.records.values())
+        return super().send(kind, payload, deadline=deadline, retry=retry)
+
+
+def test_a_delivery_in_flight_expires_when_the_invocation_would_time_out() -> None:
+    # Given an invocation with 30 s left
+    kochava, store = _Snapshotting(), MemoryPersistence()
+    kochava.store = store
+    sender = IdempotentSender(kochava, store, expires_after_s=3600)
+    built = Runtime(Deliverer(sender, FakeDeliveryQueue(), max_workers=1, clock=lambda: NOW), sender, kochava)
+    before_ms = time.time() * 1000
+    # When it sends a record
+    handle(built, "u-1")
+    # Then while the POST was in flight its idempotency record was marked to expire with the invocation (so that
+    # a copy of the event is not kept waiting for the record's whole TTL if this Lambda dies mid-POST)
+    [in_flight] = kochava.seen
+    assert in_flight.status == "INPROGRESS"
+    assert in_flight.in_progress_expiry_timestamp is not None
+    assert before_ms + 25_000 <= in_flight.in_progress_expiry_timestamp <= time.time() * 1000 + 30_000

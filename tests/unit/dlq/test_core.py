@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from functions.pipeline import reasons
@@ -311,3 +311,31 @@ def test_size_batches_respect_count_and_total_size() -> None:
     assert size_batches([huge, *small[:2]], 10) == [[huge], small[:2]]
     dlq_only = msg("kochava_rejected", error="e" * 1000)
     assert replay_size(dlq_only) < len(dlq_only.body) + 200  # the DLQ-only attributes do not count
+
+
+_KEYS = st.text(max_size=8)
+_DEVICE_IDS = st.sampled_from([IDFV, IDFA, IDFV.lower(), IP, "2001:db8::1f00:7"])
+
+
+@st.composite
+def _bodies_holding(draw: st.DrawFn, device_id: str) -> Any:
+    """Any JSON body with ``device_id`` somewhere in a string value, under any key an event's id does not use."""
+    keys = _KEYS.filter(lambda k: "".join(c for c in k.lower() if c.isalnum()) not in {"uuid", "messageid"})
+    leaf = st.just(f"{draw(st.sampled_from(['', 'seen ']))}{device_id}")
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8))
+    tree = st.recursive(
+        leaf | scalars, lambda kids: st.lists(kids, max_size=3) | st.dictionaries(keys, kids, max_size=3), max_leaves=8
+    )
+    body = draw(st.dictionaries(keys, tree, max_size=3))
+    return {**body, draw(keys): draw(st.recursive(leaf, lambda kids: st.lists(kids, min_size=1, max_size=2)))}
+
+
+@settings(max_examples=60)
+@given(data=st.data(), device_id=_DEVICE_IDS)
+def test_a_device_id_or_ip_is_masked_under_any_key_however_deep(data: st.DataObject, device_id: str) -> None:
+    """Invariant (private by default): ``dlq show`` without ``--reveal`` never prints a device id or an IP that a
+    body holds, whatever key it sits under and however it is nested; an event's own uuid stays readable."""
+    body = data.draw(_bodies_holding(device_id))
+    shown = json.dumps(mask_json({**body, "uuid": "0E4AC1D2-5B6F-4A7B-8C9D-0123456789AB"}), ensure_ascii=False)
+    assert device_id not in shown
+    assert '"uuid": "0E4AC1D2-5B6F-4A7B-8C9D-0123456789AB"' in shown

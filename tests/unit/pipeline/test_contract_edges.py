@@ -57,3 +57,38 @@ def test_an_unreadable_timestamp_is_quoted_in_the_error_cut_to_40_characters() -
         parse_timestamp(sent)
     # Then the error quotes its first 40 characters only (the rest of a pasted payload stays out of the DLQ text)
     assert str(refused.value).endswith(f"got {sent[:40]!r}")
+
+
+def test_a_number_of_exactly_1e12_is_seconds_and_so_out_of_range_one_more_is_milliseconds() -> None:
+    # The contract (spec section 2): numbers *above* 1e12 are milliseconds
+    with pytest.raises(ValueError, match="out of range"):
+        parse_timestamp(1e12)
+    assert parse_timestamp(1e12 + 1) == pytest.approx(1e9 + 0.001)
+
+
+def test_a_timestamp_out_of_range_says_which_range_naming_the_field() -> None:
+    item = parse_event({**NATIVE, "timestamp": 5})
+    assert isinstance(item, Rejection)
+    assert item.message == "timestamp: is out of range (must be between 2000-01-01 and 2100-01-01)"
+
+
+@pytest.mark.parametrize(
+    ("call", "field", "message"),
+    [
+        ({"type": "track"}, "event", "event: is required for track calls"),
+        ({"type": "identify"}, "userId", "userId: is required for identify calls"),
+        (
+            {"type": "track", "event": "x", "context": {"device": {"type": "windows"}}},
+            "context.device.type",
+            "context.device.type: must be ios or android (or context.os.name iOS or Android)",
+        ),
+    ],
+)
+def test_a_segment_call_missing_what_its_type_needs_is_refused_naming_the_field(
+    call: dict[str, Any], field: str, message: str
+) -> None:
+    # Given a Segment track call without its event, an identify call without its user, a device of no platform
+    item = parse_event({key: value for key, value in SEGMENT.items() if key != "event"} | call, "segment")
+    # Then it is refused (not mapped with an empty name or user), the message naming the Segment field
+    assert isinstance(item, Rejection)
+    assert (item.reason, item.field, item.message, item.uuid) == (reasons.INVALID_EVENT, field, message, "m-1")
