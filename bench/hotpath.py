@@ -34,10 +34,10 @@ import orjson
 
 from bench.common import Result, median
 from bench.workload import build_mix
-from functions.pipeline.contract import parse_timestamp
-from functions.pipeline.events import FilteredCall, Rejection, parse_body_values
+from functions.pipeline.contract import parse_timestamp, validate_native_values, validate_segment_call
+from functions.pipeline.events import FilteredCall, Rejection, parse_body_values, plain_segment_to_event
 from functions.pipeline.kochava import to_kochava
-from functions.pipeline.segment import Received, merge_shared
+from functions.pipeline.segment import Received, complete_call, filtered_because, merge_shared
 from functions.pipeline.settings import Settings
 from tools.samples import DEMO_ENV, GOLDEN_NOW, SAMPLES_DIR
 
@@ -94,6 +94,43 @@ def make_path(route: str) -> Callable[[list[bytes]], int]:
         return size
 
     return path
+
+
+STAGES = ("loads", "validate", "convert", "map", "dumps")
+
+
+def stages(route: str, bodies: list[bytes]) -> dict[str, Callable[[], object]]:
+    """The path's stages, each a loop over every body's input to that stage (built here, beforehand), so that each
+    can be counted alone (``--once ROUTE --isolate --stages``): ``orjson.loads``; validation (Segment:
+    ``complete_call``, ``filtered_because`` and the plain validator); the Segment conversion into the internal
+    event (native: none); ``to_kochava``; ``orjson.dumps`` of the payload. The whole path less their sum is the
+    body/call plumbing."""
+    settings = Settings.from_env(dict(DEMO_ENV))
+    now = parse_timestamp(GOLDEN_NOW)
+    received = Received("bench-request", int(now * 1000))
+    documents = [orjson.loads(body) for body in bodies]
+    calls = [complete_call(doc, 0, received)[0] for doc in documents] if route == "segment" else []  # type: ignore[index]
+    validated = [validate_segment_call(call) for call in calls]
+    events = [plain_segment_to_event(v) for v in validated] if calls else [validate_native_values(d) for d in documents]
+    payloads = [to_kochava(event, settings, now).payload for event in events]
+
+    def validate() -> None:
+        if route != "segment":
+            for document in documents:
+                validate_native_values(document)
+            return
+        for document in documents:
+            call = complete_call(document, 0, received)[0]  # type: ignore[index]
+            filtered_because(call)
+            validate_segment_call(call)
+
+    return {
+        "loads": lambda: [orjson.loads(body) for body in bodies],
+        "validate": validate,
+        "convert": lambda: [plain_segment_to_event(v) for v in validated],
+        "map": lambda: [to_kochava(event, settings, now) for event in events],
+        "dumps": lambda: [orjson.dumps(payload) for payload in payloads],
+    }
 
 
 def floor(bodies: list[bytes]) -> int:
@@ -179,6 +216,12 @@ def main(argv: list[str] | None = None) -> int:
         "the difference to build-* is the path's cost",
     )
     parser.add_argument(
+        "--stages",
+        action="store_true",
+        help="with --once ROUTE --isolate: count each stage of the path alone, one sys.call_tracing each, in the order "
+        f"{', '.join(STAGES)} (callgrind --dump-after=sys_call_tracing writes one profile per stage)",
+    )
+    parser.add_argument(
         "--isolate",
         action="store_true",
         help="with --once: warm up on 200 bodies, then run inside sys.call_tracing, so that callgrind's "
@@ -188,6 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.once:
         route = args.once.removeprefix("floor-").removeprefix("build-")
         bodies = segment_bodies(args.events) if route == "segment" else native_bodies(args.events)
+        if args.stages and args.once in ("segment", "native"):
+            warm = stages(route, bodies[:200])
+            steps = stages(route, bodies)
+            for name in STAGES:
+                warm[name]()
+                sys.call_tracing(steps[name], ())
+            return 0
         if not args.once.startswith("build-"):
             once = floor if args.once.startswith("floor-") else make_path(route)
             if args.isolate:

@@ -41,7 +41,6 @@ from functions.pipeline import reasons, segment
 from functions.pipeline.contract import (
     MAX_BATCH_EVENTS,
     PLAIN_SEGMENT_MODELS,
-    Device,  # noqa: F401 (the internal event's device: a test widens it here to prove event_model follows the models)
     EventType,
     KochavaIntegration,
     NativeBatch,
