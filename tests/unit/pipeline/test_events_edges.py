@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from functions.pipeline import reasons, segment
 from functions.pipeline.contract import NativeEvent
 from functions.pipeline.events import DUPLICATE_BATCH_MESSAGE, Rejection, parse_body, raw_events
@@ -95,3 +97,47 @@ def test_raw_events_are_the_calls_as_parsed_ids_and_times_derived_others_as_sent
         GOOD,
         {**unnamed, "messageId": "req-1#3"},
     ]
+
+
+_GOOD = {
+    "uuid": "u-1",
+    "type": "track",
+    "name": "level_up",
+    "timestamp": "2026-01-01T00:00:00Z",
+    "device": {"platform": "ios", "id": "3F2504E0-4F89-11D3-9A0C-0305E82C3301"},
+}
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({**_GOOD, "type": "foo"}, "type", "type: must be install, track, screen or identify"),
+        ({**_GOOD, "uuid": "a" * 300}, "uuid", "uuid: is too long (at most 128)"),
+        ({**_GOOD, "uuid": ""}, "uuid", "uuid: must not be empty"),
+        (
+            {**_GOOD, "device": {**_GOOD["device"], "att": {"status": "authorized", "duration": -5}}},
+            "device.att.duration",
+            "device.att.duration: input should be greater than or equal to 0",
+        ),
+        (
+            {key: value for key, value in _GOOD.items() if key != "name"},
+            "event",
+            "event: is required for track events (alias: action)",
+        ),
+        ({"batch": [_GOOD] * 101}, "batch", "batch: is too long (at most 100)"),
+        ({"batch": []}, "batch", "batch: must have at least 1 item(s)"),
+        ({"batch": [_GOOD, 5]}, "batch.1", "batch.1: must be an object"),
+    ],
+    ids=["literal", "text-too-long", "empty-text", "bound", "model-rule", "batch-too-long", "empty-batch", "item"],
+)
+def test_each_kind_of_invalid_input_gets_its_own_message_naming_the_field(
+    body: dict[str, Any], field: str, message: str
+) -> None:
+    """Given a body with one problem of each kind pydantic reports (a literal, a text or list too long or empty, a
+    bound, a model rule that names its field, a batch item that is no object),
+    when it is parsed,
+    then the one rejection names the field and says the problem in the contract's words (what the API's caller and
+    the DLQ tool show; issue 26, the describe_error survivors of the full run)."""
+    [rejection] = parse_body(json.dumps(body))
+    assert isinstance(rejection, Rejection)
+    assert (rejection.field, rejection.message) == (field, message)
