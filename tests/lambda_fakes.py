@@ -6,7 +6,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from typing import Any
+
+from functions.names import ATTR_RECEIVED_AT_MS, ATTR_REQUEST_ID, ATTR_ROUTE
 
 
 @dataclass
@@ -34,3 +38,28 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def ingest_record(body: Any, n: int, now: float, route: str = "native", **attributes: str) -> dict[str, Any]:
+    """The ``n``-th SQS event record as Lambda delivers it from the ingest queue, received at ``now`` (the API's
+    request id and route attributes set; ``attributes`` are extra Number attributes). Shared by the enricher's
+    handler tests on the fakes and on moto."""
+    text = body if isinstance(body, str) else json.dumps(body)
+    attrs = {
+        ATTR_REQUEST_ID: {"stringValue": "api-req-1", "dataType": "String"},
+        ATTR_RECEIVED_AT_MS: {"stringValue": str(int(now * 1000)), "dataType": "Number"},
+        ATTR_ROUTE: {"stringValue": route, "dataType": "String"},
+    }
+    for name, value in attributes.items():
+        attrs[name] = {"stringValue": value, "dataType": "Number"}
+    return {
+        "messageId": f"msg-{n}",
+        "receiptHandle": f"rh-{n}",
+        "body": text,
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": attrs,
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:kochava-test-ingest",
+        "awsRegion": "eu-west-1",
+    }

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from functions.names import ATTR_RECEIVED_AT_MS, ATTR_REQUEST_ID, ATTR_ROUTE
 from tests.lambda_fakes import Clock as _Clock
 from tests.lambda_fakes import FakeContext as _FakeContext
+from tests.lambda_fakes import ingest_record
 from tests.samples.enricher import NOW
 
 
@@ -46,26 +46,7 @@ class Stack:
 
     def record(self, body: Any, route: str = "native", **attributes: str) -> dict[str, Any]:
         """An SQS event record as Lambda delivers it from the ingest queue."""
-        text = body if isinstance(body, str) else json.dumps(body)
-        attrs = {
-            ATTR_REQUEST_ID: {"stringValue": "api-req-1", "dataType": "String"},
-            ATTR_RECEIVED_AT_MS: {"stringValue": str(int(self.clock.now * 1000)), "dataType": "Number"},
-            ATTR_ROUTE: {"stringValue": route, "dataType": "String"},
-        }
-        for name, value in attributes.items():
-            attrs[name] = {"stringValue": value, "dataType": "Number"}
-        n = next(self._message_ids)
-        return {
-            "messageId": f"msg-{n}",
-            "receiptHandle": f"rh-{n}",
-            "body": text,
-            "attributes": {"ApproximateReceiveCount": "1"},
-            "messageAttributes": attrs,
-            "md5OfBody": "",
-            "eventSource": "aws:sqs",
-            "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:kochava-test-ingest",
-            "awsRegion": "eu-west-1",
-        }
+        return ingest_record(body, next(self._message_ids), self.clock.now, route, **attributes)
 
     def invoke(self, *records: dict[str, Any], remaining_ms: int = 30_000) -> dict[str, Any]:
         return dict(self.handler.lambda_handler({"Records": list(records)}, FakeContext(remaining_ms=remaining_ms)))

@@ -36,9 +36,6 @@ from functions.enricher.core import Enricher, Queues
 from functions.enricher.runtime import Runtime
 from functions.messages import OutgoingMessage
 from functions.names import (
-    ATTR_RECEIVED_AT_MS,
-    ATTR_REQUEST_ID,
-    ATTR_ROUTE,
     ENV_DELIVERY_QUEUE_URL,
     ENV_INGEST_DLQ_URL,
     ENV_INGEST_QUEUE_URL,
@@ -46,7 +43,7 @@ from functions.names import (
 )
 from functions.pipeline.settings import Settings
 from tests.fakes import FakeAdServices, FakeProfileStore, FakeRecordBackOff, FakeSender
-from tests.lambda_fakes import Clock, FakeContext
+from tests.lambda_fakes import Clock, FakeContext, ingest_record
 from tests.samples.enricher import NOW
 
 URLS = {
@@ -111,26 +108,7 @@ class FakeStack:
 
     def record(self, body: Any, route: str = "native", **attributes: str) -> dict[str, Any]:
         """An SQS event record as Lambda delivers it from the ingest queue."""
-        text = body if isinstance(body, str) else json.dumps(body)
-        attrs = {
-            ATTR_REQUEST_ID: {"stringValue": "api-req-1", "dataType": "String"},
-            ATTR_RECEIVED_AT_MS: {"stringValue": str(int(self.clock.now * 1000)), "dataType": "Number"},
-            ATTR_ROUTE: {"stringValue": route, "dataType": "String"},
-        }
-        for name, value in attributes.items():
-            attrs[name] = {"stringValue": value, "dataType": "Number"}
-        n = next(self._message_ids)
-        return {
-            "messageId": f"msg-{n}",
-            "receiptHandle": f"rh-{n}",
-            "body": text,
-            "attributes": {"ApproximateReceiveCount": "1"},
-            "messageAttributes": attrs,
-            "md5OfBody": "",
-            "eventSource": "aws:sqs",
-            "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:kochava-test-ingest",
-            "awsRegion": "eu-west-1",
-        }
+        return ingest_record(body, next(self._message_ids), self.clock.now, route, **attributes)
 
     def as_record(self, message: Mapping[str, Any]) -> dict[str, Any]:
         """A message the enricher sent to the ingest queue (from :meth:`drain`), as Lambda delivers it later."""
